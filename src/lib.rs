@@ -1,0 +1,10 @@
+//! depot: the image service of a NAS. See DESIGN.md for the map; data flows
+//! `api → image → transfer → registry → store`.
+
+pub mod digest;
+pub mod fsutil;
+pub mod reference;
+pub mod store;
+
+#[cfg(test)]
+pub mod testutil;

@@ -1,0 +1,370 @@
+//! The content store: `blobs/sha256/<hex>` holds verified content only; `ingest/<hex>/data` holds downloads in
+//! flight. The ingest key is the expected digest, so a restarted daemon finds its partial bytes again.
+//!
+//! Commit order (what survives a crash at each step): data fsynced in `ingest/` (a restart resumes from it) →
+//! size and digest verified → renamed into `blobs/` → `blobs/sha256` fsynced (the blob is durable) → ingest dir
+//! removed (a leftover one is reclaimed by GC). A blob is never visible under `blobs/` before it is verified.
+
+use crate::digest::{Digest, DigestError, Hasher};
+use crate::fsutil;
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {digest}: {source}")]
+    Io { digest: String, source: io::Error },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("blob {expected}: size {got} does not match the expected {want}")]
+    Size { expected: Digest, got: u64, want: u64 },
+    #[error("blob digest mismatch: expected {expected}, got {got}")]
+    Mismatch { expected: Digest, got: Digest },
+    #[error("blob {0} is not in the store")]
+    NotFound(Digest),
+    #[error("blob {digest} is larger than the limit of {limit} bytes")]
+    TooLarge { digest: Digest, limit: u64 },
+}
+
+fn io_err(d: impl ToString) -> impl FnOnce(io::Error) -> BlobError {
+    move |source| BlobError::Io { digest: d.to_string(), source }
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl BlobStore {
+    /// Open (creating) the store under `root`.
+    pub fn open(root: &Path) -> io::Result<BlobStore> {
+        let blobs = root.join("blobs").join("sha256");
+        let ingest = root.join("ingest");
+        fsutil::create_dir_durable(&blobs)?;
+        fsutil::create_dir_durable(&ingest)?;
+        Ok(BlobStore { blobs, ingest })
+    }
+
+    pub fn path(&self, d: &Digest) -> Result<PathBuf, BlobError> {
+        Ok(self.blobs.join(d.sha256_hex()?))
+    }
+
+    pub fn contains(&self, d: &Digest) -> bool {
+        self.path(d).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    pub fn size(&self, d: &Digest) -> Option<u64> {
+        fs::metadata(self.path(d).ok()?).ok().map(|m| m.len())
+    }
+
+    pub fn open_blob(&self, d: &Digest) -> Result<File, BlobError> {
+        File::open(self.path(d)?).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => BlobError::NotFound(d.clone()),
+            _ => BlobError::Io { digest: d.to_string(), source: e },
+        })
+    }
+
+    /// Read a small blob (manifest, config) whole, refusing anything over `limit` bytes.
+    pub fn read(&self, d: &Digest, limit: u64) -> Result<Vec<u8>, BlobError> {
+        let f = self.open_blob(d)?;
+        let mut buf = Vec::new();
+        f.take(limit + 1).read_to_end(&mut buf).map_err(io_err(d))?;
+        if buf.len() as u64 > limit {
+            return Err(BlobError::TooLarge { digest: d.clone(), limit });
+        }
+        Ok(buf)
+    }
+
+    /// Store bytes already in memory under their digest, verifying it. An existing blob is success.
+    pub fn put(&self, expected: &Digest, bytes: &[u8]) -> Result<(), BlobError> {
+        let got = Digest::of(bytes);
+        if &got != expected {
+            return Err(BlobError::Mismatch { expected: expected.clone(), got });
+        }
+        if self.contains(expected) {
+            return Ok(());
+        }
+        let mut ing = self.ingest(expected)?;
+        ing.reset()?;
+        ing.write_all(bytes)?;
+        ing.commit(Some(bytes.len() as u64))
+    }
+
+    /// Open the ingest for `expected`, keeping any bytes a previous attempt left. `on_existing` sees those bytes
+    /// in order, so that callers can rebuild state derived from them (a decompressor, a diff_id hash).
+    pub fn ingest(&self, expected: &Digest) -> Result<Ingest, BlobError> {
+        let hex = expected.sha256_hex()?;
+        let dir = self.ingest.join(hex);
+        fs::create_dir_all(&dir).map_err(io_err(expected))?;
+        let path = dir.join("data");
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+        let file = file.map_err(io_err(expected))?;
+        Ok(Ingest { store: self.clone(), dir, file, expected: expected.clone(), hasher: Hasher::default() })
+    }
+
+    /// Delete a committed blob (the caller has established that nothing references it).
+    pub fn delete(&self, d: &Digest) -> Result<bool, BlobError> {
+        match fs::remove_file(self.path(d)?) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(BlobError::Io { digest: d.to_string(), source: e }),
+        }
+    }
+
+    /// Every committed blob.
+    pub fn list(&self) -> io::Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.blobs)? {
+            let name = e?.file_name();
+            // Anything that is not a valid sha256 hex name (a stray temp file) is not content.
+            if let Ok(d) = Digest::from_sha256_hex(&name.to_string_lossy()) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove blobs not in `keep`, and ingests not in `live` that were last written more than `stale` ago.
+    pub fn gc(&self, keep: &HashSet<Digest>, live: &HashSet<Digest>, stale: Duration) -> io::Result<GcReport> {
+        let mut report = GcReport::default();
+        for d in self.list()? {
+            if !keep.contains(&d) && !live.contains(&d) {
+                if let Ok(p) = self.path(&d) {
+                    let len = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                    if fs::remove_file(&p).is_ok() {
+                        report.blobs += 1;
+                        report.bytes += len;
+                    }
+                }
+            }
+        }
+        let now = SystemTime::now();
+        for e in fs::read_dir(&self.ingest)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let owned = Digest::from_sha256_hex(&name).map(|d| live.contains(&d)).unwrap_or(false);
+            if owned {
+                continue;
+            }
+            let data = e.path().join("data");
+            let modified = fs::metadata(&data).or_else(|_| e.metadata()).and_then(|m| m.modified());
+            let age = modified.ok().and_then(|m| now.duration_since(m).ok()).unwrap_or(Duration::MAX);
+            if age >= stale {
+                let len = fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+                if fs::remove_dir_all(e.path()).is_ok() {
+                    report.ingests += 1;
+                    report.bytes += len;
+                }
+            }
+        }
+        fsutil::fsync_dir(&self.blobs)?;
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcReport {
+    pub blobs: u64,
+    pub ingests: u64,
+    pub bytes: u64,
+}
+
+/// A download in flight. Bytes written are hashed as they go; [`Ingest::commit`] verifies and publishes them.
+pub struct Ingest {
+    store: BlobStore,
+    dir: PathBuf,
+    file: File,
+    expected: Digest,
+    hasher: Hasher,
+}
+
+impl Ingest {
+    /// Hash the bytes a previous attempt left and position at their end; returns the resume offset.
+    /// `max` bounds what is kept: a longer leftover cannot be this blob and is discarded.
+    pub fn resume(&mut self, max: u64, mut on_existing: impl FnMut(&[u8]) -> io::Result<()>) -> Result<u64, BlobError> {
+        let e = self.expected.clone();
+        self.hasher = Hasher::default();
+        let len = self.file.metadata().map_err(io_err(&e))?.len();
+        if len > max {
+            self.reset()?;
+            return Ok(0);
+        }
+        self.file.seek(SeekFrom::Start(0)).map_err(io_err(&e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let n = self.file.read(&mut buf).map_err(io_err(&e))?;
+            if n == 0 {
+                break;
+            }
+            let n = n.min(left as usize);
+            self.hasher.update(&buf[..n]);
+            on_existing(&buf[..n]).map_err(io_err(&e))?;
+            left -= n as u64;
+        }
+        Ok(self.hasher.len())
+    }
+
+    /// Drop whatever is in the ingest and start at zero.
+    pub fn reset(&mut self) -> Result<(), BlobError> {
+        let e = self.expected.clone();
+        self.file.set_len(0).map_err(io_err(&e))?;
+        self.file.seek(SeekFrom::Start(0)).map_err(io_err(&e))?;
+        self.hasher = Hasher::default();
+        Ok(())
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn expected(&self) -> &Digest {
+        &self.expected
+    }
+
+    pub fn write_all(&mut self, buf: &[u8]) -> Result<(), BlobError> {
+        self.file.write_all(buf).map_err(io_err(&self.expected))?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+
+    /// fsync what was written so far (a restart resumes from it).
+    pub fn sync(&self) -> Result<(), BlobError> {
+        self.file.sync_data().map_err(io_err(&self.expected))
+    }
+
+    /// Verify size (when known) and digest, then publish under `blobs/`. A mismatch discards the ingest, so bad
+    /// bytes are never resumed from. An already existing blob is success.
+    pub fn commit(self, size: Option<u64>) -> Result<(), BlobError> {
+        let Ingest { store, dir, file, expected, hasher } = self;
+        let e = expected.clone();
+        let (got, len) = hasher.finish();
+        let discard = |err: BlobError| {
+            let _ = fs::remove_dir_all(&dir);
+            Err(err)
+        };
+        if let Some(want) = size {
+            if len != want {
+                return discard(BlobError::Size { expected, got: len, want });
+            }
+        }
+        if got != expected {
+            return discard(BlobError::Mismatch { expected, got });
+        }
+        file.sync_all().map_err(io_err(&e))?;
+        file.set_permissions(fs::Permissions::from_mode(0o444)).map_err(io_err(&e))?;
+        drop(file);
+        let target = store.path(&expected)?;
+        if !target.exists() {
+            fs::rename(dir.join("data"), &target).map_err(io_err(&e))?;
+            fsutil::fsync_dir(&store.blobs).map_err(io_err(&e))?;
+        }
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (PathBuf, BlobStore) {
+        let d = crate::testutil::tempdir();
+        let s = BlobStore::open(&d).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn put_read_and_dedup() {
+        let (_d, s) = store();
+        let dg = Digest::of(b"hello");
+        s.put(&dg, b"hello").unwrap();
+        s.put(&dg, b"hello").unwrap();
+        assert_eq!(s.read(&dg, 100).unwrap(), b"hello");
+        assert!(matches!(s.read(&dg, 3), Err(BlobError::TooLarge { .. })));
+        let mode = fs::metadata(s.path(&dg).unwrap()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o444, "committed blobs are read-only");
+        assert_eq!(s.list().unwrap(), vec![dg]);
+    }
+
+    #[test]
+    fn wrong_content_never_reaches_blobs() {
+        let (d, s) = store();
+        let dg = Digest::of(b"good");
+        assert!(matches!(s.put(&dg, b"evil"), Err(BlobError::Mismatch { .. })));
+        let mut ing = s.ingest(&dg).unwrap();
+        ing.write_all(b"evil").unwrap();
+        assert!(matches!(ing.commit(Some(4)), Err(BlobError::Mismatch { .. })));
+        let mut ing = s.ingest(&dg).unwrap();
+        ing.write_all(b"goo").unwrap();
+        assert!(matches!(ing.commit(Some(4)), Err(BlobError::Size { .. })));
+        assert!(!s.contains(&dg));
+        assert_eq!(fs::read_dir(d.join("blobs/sha256")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(d.join("ingest")).unwrap().count(), 0, "a failed commit discards its ingest");
+    }
+
+    #[test]
+    fn ingest_resumes_from_leftover_bytes() {
+        let (_d, s) = store();
+        let data = b"0123456789abcdef".repeat(1000);
+        let dg = Digest::of(&data);
+        let mut ing = s.ingest(&dg).unwrap();
+        ing.write_all(&data[..5000]).unwrap();
+        ing.sync().unwrap();
+        drop(ing);
+        let mut ing = s.ingest(&dg).unwrap();
+        let mut seen = Vec::new();
+        let off = ing
+            .resume(data.len() as u64, |b| {
+                seen.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(off, 5000);
+        assert_eq!(seen, &data[..5000]);
+        ing.write_all(&data[5000..]).unwrap();
+        ing.commit(Some(data.len() as u64)).unwrap();
+        assert_eq!(fs::read(s.path(&dg).unwrap()).unwrap(), data);
+    }
+
+    #[test]
+    fn oversized_leftover_is_discarded() {
+        let (_d, s) = store();
+        let dg = Digest::of(b"abc");
+        let mut ing = s.ingest(&dg).unwrap();
+        ing.write_all(b"abcdef").unwrap();
+        drop(ing);
+        let mut ing = s.ingest(&dg).unwrap();
+        assert_eq!(ing.resume(3, |_| Ok(())).unwrap(), 0);
+        ing.write_all(b"abc").unwrap();
+        ing.commit(Some(3)).unwrap();
+    }
+
+    #[test]
+    fn gc_keeps_referenced_and_live() {
+        let (d, s) = store();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        s.put(&a, b"a").unwrap();
+        s.put(&b, b"b").unwrap();
+        let live = Digest::of(b"live");
+        s.ingest(&live).unwrap().write_all(b"li").unwrap();
+        let stale = Digest::of(b"stale");
+        s.ingest(&stale).unwrap().write_all(b"st").unwrap();
+        fs::create_dir_all(d.join("ingest/not-a-digest")).unwrap();
+        let keep: HashSet<_> = [a.clone()].into();
+        let r = s.gc(&keep, &[live.clone()].into(), Duration::ZERO).unwrap();
+        assert_eq!((r.blobs, r.ingests), (1, 2));
+        assert!(s.contains(&a) && !s.contains(&b));
+        assert!(d.join("ingest").join(live.hex()).join("data").exists());
+        assert!(!d.join("ingest").join(stale.hex()).exists());
+        // a young ingest nobody owns survives a GC with a long staleness bound
+        s.ingest(&stale).unwrap().write_all(b"st").unwrap();
+        let r = s.gc(&keep, &HashSet::new(), Duration::from_secs(3600)).unwrap();
+        assert_eq!(r.ingests, 0);
+    }
+}

@@ -1,0 +1,751 @@
+//! Metadata in SQLite: images, refs, blob facts and persistent download jobs.
+//!
+//! One connection behind a mutex (SQLite has one writer anyway); WAL so readers never block the writer; every
+//! multi-row change is one transaction. Schema changes are numbered migrations tracked in `PRAGMA user_version`:
+//! append to [`MIGRATIONS`], never edit a shipped one.
+
+use crate::digest::Digest;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this depot understands ({known}); refusing to touch it")]
+    TooNew { found: i64, known: i64 },
+    #[error("database holds a malformed value in {0}")]
+    Corrupt(&'static str),
+}
+
+type Result<T> = std::result::Result<T, DbError>;
+
+/// Numbered migrations: index + 1 is the `user_version` after applying it.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the image store and persistent downloads.
+    r#"
+    CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        diff_id TEXT,
+        uncompressed_size INTEGER
+    );
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        manifest_digest TEXT NOT NULL,
+        os TEXT NOT NULL,
+        architecture TEXT NOT NULL,
+        variant TEXT,
+        created INTEGER,
+        size INTEGER NOT NULL,
+        labels TEXT,
+        added_at INTEGER NOT NULL,
+        last_tag_time INTEGER
+    );
+    CREATE TABLE image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        diff_id TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        uncompressed_size INTEGER NOT NULL,
+        PRIMARY KEY (image_id, idx)
+    );
+    CREATE TABLE image_manifests (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        PRIMARY KEY (image_id, digest)
+    );
+    CREATE TABLE refs (
+        name TEXT PRIMARY KEY,
+        repo TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
+        image_id TEXT NOT NULL REFERENCES images(id),
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX refs_image ON refs(image_id);
+    CREATE TABLE downloads (
+        id INTEGER PRIMARY KEY,
+        reference TEXT NOT NULL,
+        platform TEXT,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'fetching', 'verifying', 'committed', 'failed')),
+        error TEXT,
+        resolved_digest TEXT,
+        manifest_digest TEXT,
+        image_id TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE download_blobs (
+        download_id INTEGER NOT NULL REFERENCES downloads(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        done INTEGER NOT NULL,
+        PRIMARY KEY (download_id, digest)
+    );
+    "#,
+];
+
+/// A download's lifecycle, persisted as data. Terminal states are `Committed` and `Failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadState {
+    Queued,
+    Fetching,
+    Verifying,
+    Committed,
+    Failed,
+}
+
+impl DownloadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownloadState::Queued => "queued",
+            DownloadState::Fetching => "fetching",
+            DownloadState::Verifying => "verifying",
+            DownloadState::Committed => "committed",
+            DownloadState::Failed => "failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, DownloadState::Committed | DownloadState::Failed)
+    }
+}
+
+impl FromStr for DownloadState {
+    type Err = DbError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "queued" => DownloadState::Queued,
+            "fetching" => DownloadState::Fetching,
+            "verifying" => DownloadState::Verifying,
+            "committed" => DownloadState::Committed,
+            "failed" => DownloadState::Failed,
+            _ => return Err(DbError::Corrupt("downloads.state")),
+        })
+    }
+}
+
+/// What the store knows about a committed blob beyond its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// For layers: the digest and size of the uncompressed tar.
+    pub diff_id: Option<Digest>,
+    pub uncompressed_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub uncompressed_size: u64,
+}
+
+/// An image as committed by a pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImage {
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    /// Every manifest blob this image needs: its own manifest and the index it was chosen from.
+    pub manifests: Vec<(Digest, String)>,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub created: Option<i64>,
+    pub labels: Option<String>,
+    pub layers: Vec<LayerRecord>,
+}
+
+impl NewImage {
+    /// Docker's image `Size`: the sum of uncompressed layer sizes.
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.uncompressed_size).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub created: Option<i64>,
+    pub size: u64,
+    pub labels: Option<String>,
+    /// Canonical ref names, tags then digests, each sorted.
+    pub tags: Vec<String>,
+    pub digests: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRow {
+    pub id: i64,
+    pub reference: String,
+    pub platform: Option<String>,
+    pub state: DownloadState,
+    pub error: Option<String>,
+    pub resolved_digest: Option<Digest>,
+    pub manifest_digest: Option<Digest>,
+    pub image_id: Option<Digest>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Tag,
+    Digest,
+}
+
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn digest_col(s: String, what: &'static str) -> Result<Digest> {
+    s.parse().map_err(|_| DbError::Corrupt(what))
+}
+
+fn opt_digest(s: Option<String>, what: &'static str) -> Result<Option<Digest>> {
+    s.map(|s| digest_col(s, what)).transpose()
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Db> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Db> {
+        // WAL: readers do not block the writer; synchronous=FULL: a committed transaction survives power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -512)?; // 512 KiB: the daemon's memory budget is small
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn, MIGRATIONS)?;
+        Ok(Db { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back on drop).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    pub fn put_blob_meta(&self, m: &BlobMeta) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO blobs (digest, size, media_type, diff_id, uncompressed_size) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(digest) DO UPDATE SET diff_id = coalesce(excluded.diff_id, diff_id),
+               uncompressed_size = coalesce(excluded.uncompressed_size, uncompressed_size)",
+            params![
+                m.digest.as_str(),
+                m.size as i64,
+                m.media_type,
+                m.diff_id.as_ref().map(|d| d.as_str()),
+                m.uncompressed_size.map(|s| s as i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn blob_meta(&self, d: &Digest) -> Result<Option<BlobMeta>> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT size, media_type, diff_id, uncompressed_size FROM blobs WHERE digest = ?1",
+                [d.as_str()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<i64>>(3)?)),
+            )
+            .optional()?;
+        row.map(|(size, media_type, diff, usize)| {
+            Ok(BlobMeta {
+                digest: d.clone(),
+                size: size as u64,
+                media_type,
+                diff_id: opt_digest(diff, "blobs.diff_id")?,
+                uncompressed_size: usize.map(|u| u as u64),
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether the image (config digest) is already stored.
+    pub fn has_image(&self, id: &Digest) -> Result<bool> {
+        Ok(self.conn().query_row("SELECT 1 FROM images WHERE id = ?1", [id.as_str()], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// Insert the image (if new) and point `refs` at it, in one transaction: a ref never points at an image whose
+    /// rows are not all there. Tags move; a download, if given, becomes `committed`.
+    pub fn commit_image(&self, img: &NewImage, refs: &[(String, String, RefKind)], download: Option<i64>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let t = now();
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO images (id, manifest_digest, os, architecture, variant, created, size, labels, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                img.id.as_str(),
+                img.manifest_digest.as_str(),
+                img.os,
+                img.architecture,
+                img.variant,
+                img.created,
+                img.size() as i64,
+                img.labels,
+                t
+            ],
+        )?;
+        if inserted == 1 {
+            for (i, l) in img.layers.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO image_layers (image_id, idx, digest, diff_id, media_type, size, uncompressed_size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        img.id.as_str(),
+                        i as i64,
+                        l.digest.as_str(),
+                        l.diff_id.as_str(),
+                        l.media_type,
+                        l.size as i64,
+                        l.uncompressed_size as i64
+                    ],
+                )?;
+            }
+        }
+        for (d, mt) in &img.manifests {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_manifests (image_id, digest, media_type) VALUES (?1, ?2, ?3)",
+                params![img.id.as_str(), d.as_str(), mt],
+            )?;
+        }
+        for (name, repo, kind) in refs {
+            let kind = match kind {
+                RefKind::Tag => "tag",
+                RefKind::Digest => "digest",
+            };
+            tx.execute(
+                "INSERT INTO refs (name, repo, kind, image_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at",
+                params![name, repo, kind, img.id.as_str(), t],
+            )?;
+        }
+        if let Some(id) = download {
+            set_state(&tx, id, DownloadState::Committed, None)?;
+            tx.execute("UPDATE downloads SET image_id = ?2 WHERE id = ?1", params![id, img.id.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All images with their refs, newest first.
+    pub fn list_images(&self) -> Result<Vec<ImageRow>> {
+        let conn = self.conn();
+        let mut refs = conn.prepare_cached("SELECT image_id, name, kind FROM refs ORDER BY name")?;
+        let mut by_image: std::collections::HashMap<String, (Vec<String>, Vec<String>)> = Default::default();
+        for r in refs.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+            let (id, name, kind) = r?;
+            let e = by_image.entry(id).or_default();
+            if kind == "tag" { e.0.push(name) } else { e.1.push(name) }
+        }
+        let mut st = conn.prepare_cached(
+            "SELECT id, manifest_digest, os, architecture, variant, created, size, labels FROM images
+             ORDER BY coalesce(created, 0) DESC, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, md, os, architecture, variant, created, size, labels) = r?;
+            let (tags, digests) = by_image.remove(&id).unwrap_or_default();
+            out.push(ImageRow {
+                id: digest_col(id, "images.id")?,
+                manifest_digest: digest_col(md, "images.manifest_digest")?,
+                os,
+                architecture,
+                variant,
+                created,
+                size: size as u64,
+                labels,
+                tags,
+                digests,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn image(&self, id: &Digest) -> Result<Option<ImageRow>> {
+        Ok(self.list_images()?.into_iter().find(|i| &i.id == id))
+    }
+
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT digest, diff_id, media_type, size, uncompressed_size FROM image_layers WHERE image_id = ?1 ORDER BY idx",
+        )?;
+        let rows = st.query_map([id.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (d, diff, media_type, size, us) = r?;
+            out.push(LayerRecord {
+                digest: digest_col(d, "image_layers.digest")?,
+                diff_id: digest_col(diff, "image_layers.diff_id")?,
+                media_type,
+                size: size as u64,
+                uncompressed_size: us as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The image a canonical ref name points at.
+    pub fn resolve_ref(&self, name: &str) -> Result<Option<Digest>> {
+        let id: Option<String> =
+            self.conn().query_row("SELECT image_id FROM refs WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        opt_digest(id, "refs.image_id")
+    }
+
+    /// Images whose id hex starts with `prefix` (lowercase hex).
+    pub fn images_by_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+        let ids = st.query_map(params![prefix, prefix.len() as i64], |r| r.get::<_, String>(0))?;
+        ids.map(|r| digest_col(r?, "images.id")).collect()
+    }
+
+    /// Refs of an image: (name, repo, kind).
+    pub fn refs_of(&self, id: &Digest) -> Result<Vec<(String, String, RefKind)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT name, repo, kind FROM refs WHERE image_id = ?1 ORDER BY kind DESC, name")?;
+        let rows = st.query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        rows.map(|r| {
+            let (n, repo, k) = r?;
+            Ok((n, repo, if k == "tag" { RefKind::Tag } else { RefKind::Digest }))
+        })
+        .collect()
+    }
+
+    /// Remove refs and, if `delete_image`, the image row, in one transaction.
+    pub fn remove(&self, refs: &[String], delete_image: Option<&Digest>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for r in refs {
+            tx.execute("DELETE FROM refs WHERE name = ?1", [r])?;
+        }
+        if let Some(id) = delete_image {
+            tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every blob some image needs: configs, layers, manifests.
+    pub fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM images UNION SELECT digest FROM image_layers UNION SELECT digest FROM image_manifests",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest_col(r?, "referenced blob")).collect()
+    }
+
+    // --- downloads ---
+
+    pub fn create_download(&self, reference: &str, platform: Option<&str>) -> Result<i64> {
+        let conn = self.conn();
+        let t = now();
+        conn.execute(
+            "INSERT INTO downloads (reference, platform, state, created_at, updated_at) VALUES (?1, ?2, 'queued', ?3, ?3)",
+            params![reference, platform, t],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    pub fn set_download_state(&self, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
+        set_state(&self.conn(), id, state, error)
+    }
+
+    /// Record what the reference resolved to, so a resumed download fetches exactly the same image.
+    pub fn set_download_resolved(&self, id: i64, resolved: &Digest, manifest: &Digest) -> Result<()> {
+        self.conn().execute(
+            "UPDATE downloads SET resolved_digest = ?2, manifest_digest = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, resolved.as_str(), manifest.as_str(), now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_download_blob(&self, id: i64, digest: &Digest, size: u64, done: u64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO download_blobs (download_id, digest, size, done) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(download_id, digest) DO UPDATE SET done = excluded.done",
+            params![id, digest.as_str(), size as i64, done as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn download(&self, id: i64) -> Result<Option<DownloadRow>> {
+        Ok(self.downloads_where("id = ?1", params![id])?.pop())
+    }
+
+    /// Downloads that were running when the daemon stopped.
+    pub fn unfinished_downloads(&self) -> Result<Vec<DownloadRow>> {
+        self.downloads_where("state NOT IN ('committed', 'failed')", params![])
+    }
+
+    fn downloads_where(&self, cond: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<DownloadRow>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT id, reference, platform, state, error, resolved_digest, manifest_digest, image_id FROM downloads
+             WHERE {cond} ORDER BY id"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map(p, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, reference, platform, state, error, res, man, img) = r?;
+            out.push(DownloadRow {
+                id,
+                reference,
+                platform,
+                state: state.parse()?,
+                error,
+                resolved_digest: opt_digest(res, "downloads.resolved_digest")?,
+                manifest_digest: opt_digest(man, "downloads.manifest_digest")?,
+                image_id: opt_digest(img, "downloads.image_id")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Blobs that unfinished downloads own: GC must not take them or their ingests.
+    pub fn live_download_blobs(&self) -> Result<HashSet<Digest>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT b.digest FROM download_blobs b JOIN downloads d ON d.id = b.download_id
+             WHERE d.state NOT IN ('committed', 'failed')
+             UNION SELECT resolved_digest FROM downloads WHERE state NOT IN ('committed', 'failed') AND resolved_digest IS NOT NULL
+             UNION SELECT manifest_digest FROM downloads WHERE state NOT IN ('committed', 'failed') AND manifest_digest IS NOT NULL",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest_col(r?, "download blob")).collect()
+    }
+
+    /// Bytes recorded as done per blob of a download (coarse: written at intervals, not per chunk).
+    pub fn download_progress(&self, id: i64) -> Result<Vec<(Digest, u64, u64)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT digest, size, done FROM download_blobs WHERE download_id = ?1 ORDER BY digest")?;
+        let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        rows.map(|r| {
+            let (d, s, done) = r?;
+            Ok((digest_col(d, "download_blobs.digest")?, s as u64, done as u64))
+        })
+        .collect()
+    }
+}
+
+fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
+    conn.execute(
+        "UPDATE downloads SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, state.as_str(), error, now()],
+    )?;
+    Ok(())
+}
+
+/// Apply the migrations past the database's `user_version`, each in its own transaction with the version bump,
+/// so a crash mid-migration leaves the previous version intact.
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = migrations.len() as i64;
+    if current > known {
+        return Err(DbError::TooNew { found: current, known });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
+        let tx: Transaction<'_> = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Digest {
+        Digest::of(s.as_bytes())
+    }
+
+    fn image(cfg: &str, layers: &[&str]) -> NewImage {
+        NewImage {
+            id: d(cfg),
+            manifest_digest: d(&format!("m-{cfg}")),
+            manifests: vec![(d(&format!("m-{cfg}")), "application/vnd.oci.image.manifest.v1+json".into())],
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+            created: Some(100),
+            labels: None,
+            layers: layers
+                .iter()
+                .map(|l| LayerRecord {
+                    digest: d(l),
+                    diff_id: d(&format!("diff-{l}")),
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    size: 10,
+                    uncompressed_size: 30,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn migration_1_from_empty() {
+        let db = Db::open_in_memory().unwrap();
+        assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let conn = db.conn();
+        for t in ["blobs", "images", "image_layers", "image_manifests", "refs", "downloads", "download_blobs"] {
+            let n: i64 =
+                conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1", [t], |r| r.get(0)).unwrap();
+            assert_eq!(n, 1, "table {t}");
+        }
+    }
+
+    #[test]
+    fn migrations_are_incremental_and_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, &MIGRATIONS[..1]).unwrap();
+        conn.execute("INSERT INTO downloads (reference, state, created_at, updated_at) VALUES ('x', 'queued', 1, 1)", []).unwrap();
+        // a later migration list applies only what is new and keeps the data
+        let extra = [MIGRATIONS[0], "CREATE TABLE later (x INTEGER);"];
+        migrate(&mut conn, &extra).unwrap();
+        migrate(&mut conn, &extra).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 2);
+        let n: i64 = conn.query_row("SELECT count(*) FROM downloads", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+        // a failing migration leaves the previous version and schema untouched
+        let broken = [MIGRATIONS[0], extra[1], "CREATE TABLE ok3 (x); THIS IS NOT SQL;"];
+        assert!(migrate(&mut conn, &broken).is_err());
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 2);
+        let ok3: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name='ok3'", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok3, 0);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = crate::testutil::tempdir();
+        let p = dir.join("depot.db");
+        Db::open(&p).unwrap();
+        Connection::open(&p).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(Db::open(&p), Err(DbError::TooNew { found: 99, .. })));
+    }
+
+    #[test]
+    fn commit_list_resolve_remove() {
+        let db = Db::open_in_memory().unwrap();
+        let img = image("cfg1", &["l1", "l2"]);
+        let dl = db.create_download("docker.io/library/busybox:latest", None).unwrap();
+        let refs = vec![
+            ("docker.io/library/busybox:latest".to_string(), "docker.io/library/busybox".to_string(), RefKind::Tag),
+            (format!("docker.io/library/busybox@{}", d("idx")), "docker.io/library/busybox".to_string(), RefKind::Digest),
+        ];
+        db.commit_image(&img, &refs, Some(dl)).unwrap();
+        assert_eq!(db.download(dl).unwrap().unwrap().state, DownloadState::Committed);
+        assert!(db.unfinished_downloads().unwrap().is_empty());
+        let list = db.list_images().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].size, 60);
+        assert_eq!(list[0].tags, vec!["docker.io/library/busybox:latest"]);
+        assert_eq!(list[0].digests.len(), 1);
+        assert_eq!(db.resolve_ref("docker.io/library/busybox:latest").unwrap(), Some(img.id.clone()));
+        assert_eq!(db.images_by_prefix(&img.id.hex()[..6]).unwrap(), vec![img.id.clone()]);
+        assert_eq!(db.image_layers(&img.id).unwrap().len(), 2);
+        let blobs = db.referenced_blobs().unwrap();
+        assert!(blobs.contains(&img.id) && blobs.contains(&d("l1")) && blobs.contains(&img.manifest_digest));
+        // committing again (same image) is idempotent; the tag moves to a new image
+        db.commit_image(&img, &refs[..1], None).unwrap();
+        let img2 = image("cfg2", &["l1"]);
+        db.commit_image(&img2, &refs[..1], None).unwrap();
+        assert_eq!(db.resolve_ref("docker.io/library/busybox:latest").unwrap(), Some(img2.id.clone()));
+        let names: Vec<String> = db.refs_of(&img.id).unwrap().into_iter().map(|r| r.0).collect();
+        assert_eq!(names, vec![refs[1].0.clone()]);
+        db.remove(&names, Some(&img.id)).unwrap();
+        assert_eq!(db.list_images().unwrap().len(), 1);
+        assert!(db.image_layers(&img.id).unwrap().is_empty(), "layers cascade with the image");
+    }
+
+    #[test]
+    fn downloads_lifecycle() {
+        let db = Db::open_in_memory().unwrap();
+        let a = db.create_download("r:a", Some("linux/arm64")).unwrap();
+        let b = db.create_download("r:b", None).unwrap();
+        db.set_download_state(a, DownloadState::Fetching, None).unwrap();
+        db.set_download_resolved(a, &d("idx"), &d("man")).unwrap();
+        db.set_download_blob(a, &d("l1"), 100, 10).unwrap();
+        db.set_download_blob(a, &d("l1"), 100, 60).unwrap();
+        db.set_download_state(b, DownloadState::Failed, Some("boom")).unwrap();
+        let un = db.unfinished_downloads().unwrap();
+        assert_eq!(un.len(), 1);
+        assert_eq!(un[0].platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(un[0].manifest_digest, Some(d("man")));
+        assert_eq!(db.download_progress(a).unwrap(), vec![(d("l1"), 100, 60)]);
+        let live = db.live_download_blobs().unwrap();
+        assert!(live.contains(&d("l1")) && live.contains(&d("idx")) && live.contains(&d("man")));
+        assert_eq!(db.download(b).unwrap().unwrap().error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn blob_meta_roundtrip() {
+        let db = Db::open_in_memory().unwrap();
+        let m = BlobMeta { digest: d("x"), size: 5, media_type: "t".into(), diff_id: Some(d("y")), uncompressed_size: Some(9) };
+        db.put_blob_meta(&m).unwrap();
+        db.put_blob_meta(&BlobMeta { diff_id: None, uncompressed_size: None, ..m.clone() }).unwrap();
+        assert_eq!(db.blob_meta(&d("x")).unwrap(), Some(m));
+        assert_eq!(db.blob_meta(&d("z")).unwrap(), None);
+    }
+}
