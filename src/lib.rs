@@ -8,3 +8,5 @@ pub mod store;
 
 #[cfg(test)]
 pub mod testutil;
+pub mod platform;
+pub mod registry;

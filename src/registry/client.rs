@@ -1,0 +1,548 @@
+//! The OCI distribution client: scheme discovery, auth challenges and tokens, redirects, retries, and streaming
+//! blob reads. It knows nothing about disk: blob bodies are handed to the caller as a reader.
+//!
+//! Blocking by design (ureq): it runs on the transfer threads, one per active download, so that network reads,
+//! hashing and disk writes never stall the async reactor.
+
+use super::auth::{parse_challenges, Challenge, Credentials, TokenResponse};
+use super::manifest::{parse_manifest, Manifest, ACCEPT};
+use super::RegistryError;
+use crate::digest::Digest;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use ureq::http::{Response, StatusCode};
+use ureq::Body;
+
+/// Where Docker Hub's registry actually lives.
+const DOCKER_HUB_ENDPOINT: &str = "registry-1.docker.io";
+const MAX_REDIRECTS: usize = 5;
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+const MAX_TOKEN_BODY: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Registries (`host[:port]`) that may be reached over plain HTTP after TLS fails. Loopback always may.
+    pub insecure: Vec<String>,
+    /// dockerd-style `certs.d`: `<dir>/<host[:port]>/ca.crt` (extra roots), `client.cert` + `client.key`.
+    pub certs_dir: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Longest silence tolerated while reading a response: a stalled server fails after this.
+    pub read_timeout: Duration,
+    pub max_manifest_bytes: u64,
+    /// Attempts after the first for resets, timeouts and 5xx answers.
+    pub retries: u32,
+    /// First backoff; doubles per attempt up to 8 s.
+    pub backoff: Duration,
+    pub user_agent: String,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            certs_dir: None,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            user_agent: format!("depot/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// A registry client shared by all pulls: per-host connection pools, schemes, challenges and tokens.
+pub struct Registry {
+    opts: RegistryOptions,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    system_roots: OnceLock<Vec<ureq::tls::Certificate<'static>>>,
+}
+
+struct Host {
+    /// As written in references (`docker.io`, `127.0.0.1:5000`).
+    name: String,
+    /// What we connect to (`registry-1.docker.io` for `docker.io`).
+    endpoint: String,
+    agent: ureq::Agent,
+    insecure_ok: bool,
+    base: Mutex<Option<String>>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// One repository on one registry, with the caller's credentials.
+pub struct Repo {
+    host: Arc<Host>,
+    opts: RegistryOptions,
+    path: String,
+    creds: Option<Credentials>,
+}
+
+/// A manifest as fetched: the exact bytes (the digest is over them), the media type and the parsed document.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub manifest: Manifest,
+}
+
+/// A blob body being streamed. `offset` is where the body starts in the blob (a resumed read).
+pub struct BlobStream {
+    pub reader: Box<dyn Read + Send>,
+    pub offset: u64,
+}
+
+fn is_loopback(host: &str) -> bool {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let h = match host.strip_prefix('[') {
+        Some(r) => r.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+impl Registry {
+    pub fn new(opts: RegistryOptions) -> Registry {
+        Registry { opts, hosts: Mutex::new(HashMap::new()), system_roots: OnceLock::new() }
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.opts
+    }
+
+    pub fn repo(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repo {
+        let host = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            hosts.entry(domain.to_string()).or_insert_with(|| Arc::new(self.new_host(domain))).clone()
+        };
+        Repo { host, opts: self.opts.clone(), path: path.to_string(), creds: creds.filter(|c| !c.is_empty()) }
+    }
+
+    fn new_host(&self, domain: &str) -> Host {
+        let endpoint = if domain == crate::reference::DEFAULT_DOMAIN { DOCKER_HUB_ENDPOINT } else { domain };
+        let insecure_ok = is_loopback(endpoint) || self.opts.insecure.iter().any(|i| i == domain || i == endpoint);
+        Host {
+            name: domain.to_string(),
+            endpoint: endpoint.to_string(),
+            agent: self.agent_for(domain),
+            insecure_ok,
+            base: Mutex::new(None),
+            challenge: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn agent_for(&self, domain: &str) -> ureq::Agent {
+        use ureq::tls::{Certificate, PrivateKey, RootCerts, TlsConfig};
+        let roots = self.system_roots.get_or_init(|| {
+            let res = rustls_native_certs::load_native_certs();
+            res.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect()
+        });
+        let dir = self.opts.certs_dir.as_ref().map(|d| d.join(domain));
+        let mut extra = Vec::new();
+        let mut client_cert = None;
+        if let Some(dir) = &dir {
+            if let Ok(pem) = std::fs::read(dir.join("ca.crt")) {
+                for item in ureq::tls::parse_pem(&pem).flatten() {
+                    if let ureq::tls::PemItem::Certificate(c) = item {
+                        extra.push(c);
+                    }
+                }
+            }
+            if let (Ok(cert), Ok(key)) = (std::fs::read(dir.join("client.cert")), std::fs::read(dir.join("client.key"))) {
+                let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert)
+                    .flatten()
+                    .filter_map(|i| match i {
+                        ureq::tls::PemItem::Certificate(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                match PrivateKey::from_pem(&key) {
+                    Ok(k) if !chain.is_empty() => client_cert = Some(ureq::tls::ClientCert::new_with_certs(&chain, k)),
+                    _ => log::warn!("{}: unusable client.cert/client.key, connecting without a client certificate", dir.display()),
+                }
+            }
+        }
+        let root_certs = if roots.is_empty() && extra.is_empty() {
+            RootCerts::WebPki
+        } else {
+            let mut all = roots.clone();
+            all.extend(extra);
+            RootCerts::Specific(Arc::new(all))
+        };
+        let tls = TlsConfig::builder().root_certs(root_certs).client_cert(client_cert).build();
+        let cfg = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_connect(Some(self.opts.connect_timeout))
+            .timeout_recv_response(Some(self.opts.read_timeout))
+            .timeout_per_read(Some(self.opts.read_timeout))
+            .user_agent(self.opts.user_agent.as_str())
+            .proxy(ureq::Proxy::try_from_env())
+            .max_idle_connections_per_host(8)
+            .tls_config(tls)
+            .build();
+        ureq::Agent::new_with_config(cfg)
+    }
+}
+
+fn transport(url: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Transport { url: url.to_string(), msg: e.to_string() }
+}
+
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+fn resolve_location(base_url: &str, loc: &str) -> String {
+    if loc.contains("://") {
+        return loc.to_string();
+    }
+    let scheme_end = base_url.find("://").map(|i| i + 3).unwrap_or(0);
+    let origin_end = base_url[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base_url.len());
+    if let Some(rest) = loc.strip_prefix("//") {
+        return format!("{}{}", &base_url[..scheme_end], rest);
+    }
+    if loc.starts_with('/') {
+        return format!("{}{}", &base_url[..origin_end], loc);
+    }
+    let dir_end = base_url.rfind('/').filter(|&i| i >= origin_end).unwrap_or(origin_end);
+    format!("{}/{}", &base_url[..dir_end], loc)
+}
+
+fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn read_capped(r: Response<Body>, limit: u64, url: &str) -> Result<Vec<u8>, RegistryError> {
+    let mut buf = Vec::new();
+    r.into_body().into_reader().take(limit + 1).read_to_end(&mut buf).map_err(|e| transport(url, e))?;
+    if buf.len() as u64 > limit {
+        return Err(RegistryError::TooLarge { url: url.to_string(), limit });
+    }
+    Ok(buf)
+}
+
+fn error_from(status: StatusCode, r: Response<Body>, url: &str) -> RegistryError {
+    let remaining = header(&r, "ratelimit-remaining").map(str::to_string);
+    let body = read_capped(r, MAX_ERROR_BODY, url).unwrap_or_default();
+    let errors = super::ErrorList::parse(&body);
+    let url = url.to_string();
+    match status.as_u16() {
+        429 => RegistryError::RateLimited { url, remaining, errors },
+        401 | 403 => RegistryError::Denied { url, status: status.as_u16(), errors },
+        404 => RegistryError::NotFound { url, errors },
+        s => RegistryError::Status { url, status: s, errors },
+    }
+}
+
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+impl Repo {
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn scope(&self) -> String {
+        format!("repository:{}:pull", self.path)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        (self.opts.backoff * 2u32.saturating_pow(attempt)).min(Duration::from_secs(8))
+    }
+
+    /// `https://host` or, for a registry allowed to be insecure whose TLS fails, `http://host`. Probes `/v2/`
+    /// once per host and keeps the challenge it answers with.
+    fn base(&self) -> Result<String, RegistryError> {
+        if let Some(b) = self.host.base.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(b);
+        }
+        let https = format!("https://{}", self.host.endpoint);
+        let probe = |base: &str| -> Result<Response<Body>, RegistryError> {
+            let url = format!("{base}/v2/");
+            self.host.agent.get(&url).call().map_err(|e| transport(&url, e))
+        };
+        let (base, resp) = match probe(&https) {
+            Ok(r) => (https, r),
+            Err(tls_err) if self.host.insecure_ok => {
+                let http = format!("http://{}", self.host.endpoint);
+                match probe(&http) {
+                    Ok(r) => (http, r),
+                    Err(_) => return Err(tls_err),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            if let Some(c) = header(&resp, "www-authenticate").and_then(|h| parse_challenges(h).into_iter().next()) {
+                *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+            }
+        }
+        let _ = read_capped(resp, MAX_ERROR_BODY, &base);
+        *self.host.base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base.clone());
+        Ok(base)
+    }
+
+    fn token_key(&self, scope: &str) -> String {
+        let who = self.creds.as_ref().map(|c| c.username.as_str()).unwrap_or("");
+        format!("{who}\n{scope}")
+    }
+
+    /// The `Authorization` value for our scope under the host's current challenge; fetches a token if needed.
+    fn authorization(&self, fresh: bool) -> Result<Option<String>, RegistryError> {
+        let challenge = self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic { .. }) => Ok(self.creds.as_ref().map(|c| c.basic_header())),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let scope = self.scope();
+                let key = self.token_key(&scope);
+                if !fresh {
+                    let tokens = self.host.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some((t, exp)) = tokens.get(&key) {
+                        if Instant::now() < *exp {
+                            return Ok(Some(format!("Bearer {t}")));
+                        }
+                    }
+                }
+                let (token, ttl) = self.fetch_token(&realm, service.as_deref(), &scope)?;
+                // Renew a little early so a token never expires mid-request.
+                let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(ttl / 10).max(1));
+                self.host.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (token.clone(), exp));
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// Docker token spec: `GET realm?service&scope` (Basic credentials when we have them); OAuth2 `POST` form with
+    /// `grant_type=refresh_token` for identity tokens, and `grant_type=password` when the GET form is refused.
+    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<(String, u64), RegistryError> {
+        let token_err = |msg: String| RegistryError::Token { realm: realm.to_string(), msg };
+        let mut form: Vec<(&str, &str)> = vec![("scope", scope), ("client_id", "depot")];
+        if let Some(s) = service {
+            form.push(("service", s));
+        }
+        let post = |grant: Vec<(&str, &str)>| {
+            let mut all = form.clone();
+            all.extend(grant);
+            self.host.agent.post(realm).send_form(all).map_err(|e| transport(realm, e))
+        };
+        let resp = match &self.creds {
+            Some(Credentials { identity_token: Some(t), .. }) => {
+                post(vec![("grant_type", "refresh_token"), ("refresh_token", t.as_str())])?
+            }
+            creds => {
+                let mut q: Vec<(&str, &str)> = vec![("scope", scope)];
+                if let Some(s) = service {
+                    q.push(("service", s));
+                }
+                let mut req = self.host.agent.get(realm).query_pairs(q);
+                if let Some(c) = creds {
+                    req = req.header("Authorization", c.basic_header());
+                }
+                let r = req.call().map_err(|e| transport(realm, e))?;
+                match (r.status().as_u16(), creds) {
+                    (404 | 405, Some(c)) => post(vec![
+                        ("grant_type", "password"),
+                        ("username", c.username.as_str()),
+                        ("password", c.password.as_str()),
+                    ])?,
+                    _ => r,
+                }
+            }
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_capped(resp, MAX_ERROR_BODY, realm).unwrap_or_default();
+            let detail = String::from_utf8_lossy(&body).trim().chars().take(200).collect::<String>();
+            return Err(token_err(format!("token endpoint answered {status}: {detail}")));
+        }
+        let body = read_capped(resp, MAX_TOKEN_BODY, realm)?;
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| token_err(format!("bad token response: {e}")))?;
+        t.into_token().ok_or_else(|| token_err("token response holds no token".into()))
+    }
+
+    /// GET `path` (relative to `/v2/<repo>/`) with auth, redirects and retries; returns a 2xx response.
+    fn get(&self, path: &str, accept: Option<&str>, range_from: u64) -> Result<Response<Body>, RegistryError> {
+        let base = self.base()?;
+        let start_url = format!("{base}/v2/{}/{path}", self.path);
+        let origin = authority(&start_url).to_string();
+        let mut attempt = 0u32;
+        let mut refreshed_auth = false;
+        loop {
+            let auth = self.authorization(false)?;
+            let mut url = start_url.clone();
+            let mut redirects = 0;
+            let resp = loop {
+                let mut req = self.host.agent.get(&url);
+                if let Some(a) = accept {
+                    req = req.header("Accept", a);
+                }
+                if range_from > 0 {
+                    req = req.header("Range", format!("bytes={range_from}-"));
+                }
+                // Credentials go only to the registry's own origin, never to a CDN a redirect points at.
+                if let Some(a) = auth.as_ref().filter(|_| authority(&url) == origin) {
+                    req = req.header("Authorization", a);
+                }
+                let r = match req.call() {
+                    Ok(r) => r,
+                    Err(e) => break Err(transport(&url, e)),
+                };
+                if r.status().is_redirection() {
+                    let Some(loc) = header(&r, "location").map(str::to_string) else { break Ok(r) };
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(RegistryError::Redirects { url });
+                    }
+                    url = resolve_location(&url, &loc);
+                    continue;
+                }
+                break Ok(r);
+            };
+            let retry = match resp {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
+                    // New or changed challenge, or an expired token: learn it and try once more.
+                    let challenge = header(&r, "www-authenticate").and_then(|h| parse_challenges(h).into_iter().next());
+                    let Some(c) = challenge else { return Err(error_from(r.status(), r, &url)) };
+                    if matches!(c, Challenge::Basic { .. }) && self.creds.is_none() {
+                        return Err(RegistryError::NoCredentials { url });
+                    }
+                    *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                    self.authorization(true)?;
+                    refreshed_auth = true;
+                    continue;
+                }
+                Ok(r) if retryable(r.status()) && attempt < self.opts.retries => {
+                    let _ = read_capped(r, MAX_ERROR_BODY, &url);
+                    true
+                }
+                Ok(r) => return Err(error_from(r.status(), r, &url)),
+                Err(e) if attempt < self.opts.retries => {
+                    log::debug!("retrying after: {e}");
+                    true
+                }
+                Err(e) => return Err(e),
+            };
+            if retry {
+                std::thread::sleep(self.backoff(attempt));
+                attempt += 1;
+            }
+        }
+    }
+
+    /// Fetch a manifest by tag or digest. The body is capped before parsing; a digest reference is verified.
+    pub fn manifest(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
+        let resp = self.get(&format!("manifests/{reference}"), Some(ACCEPT), 0)?;
+        let url = format!("manifests/{reference}");
+        let limit = self.opts.max_manifest_bytes;
+        if resp.body().content_length().is_some_and(|l| l > limit) {
+            return Err(RegistryError::TooLarge { url, limit });
+        }
+        let ct = header(&resp, "content-type").map(str::to_string);
+        let bytes = read_capped(resp, limit, &url)?;
+        let digest = Digest::of(&bytes);
+        if let Ok(want) = reference.parse::<Digest>() {
+            if want != digest {
+                return Err(RegistryError::DigestMismatch { expected: want, got: digest });
+            }
+        }
+        let manifest = parse_manifest(&bytes, ct.as_deref())?;
+        Ok(FetchedManifest { bytes, digest, manifest })
+    }
+
+    /// Stream a blob from `offset` on. If the registry ignores `Range` the stream starts at 0 (`offset` says so).
+    pub fn blob(&self, digest: &Digest, offset: u64) -> Result<BlobStream, RegistryError> {
+        let resp = match self.get(&format!("blobs/{digest}"), None, offset) {
+            // A range past what the server has: start over from zero.
+            Err(RegistryError::Status { status: 416, .. }) if offset > 0 => self.get(&format!("blobs/{digest}"), None, 0)?,
+            r => r?,
+        };
+        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            header(&resp, "content-range")
+                .and_then(|cr| cr.strip_prefix("bytes "))
+                .and_then(|cr| cr.split('-').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(offset)
+        } else {
+            0
+        };
+        Ok(BlobStream { reader: Box::new(resp.into_body().into_reader()), offset: start })
+    }
+
+    /// A small blob (an image config) whole, capped and verified.
+    pub fn blob_bytes(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, RegistryError> {
+        let url = format!("blobs/{digest}");
+        let resp = self.get(&url, None, 0)?;
+        let bytes = read_capped(resp, limit, &url)?;
+        let got = Digest::of(&bytes);
+        if &got != digest {
+            return Err(RegistryError::DigestMismatch { expected: digest.clone(), got });
+        }
+        Ok(bytes)
+    }
+
+    /// All tags, following `Link: <…>; rel="next"` pagination (bounded).
+    pub fn tags(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut out = Vec::new();
+        let mut next = "tags/list?n=1000".to_string();
+        for _ in 0..100 {
+            let resp = self.get(&next, Some("application/json"), 0)?;
+            let link = header(&resp, "link").map(str::to_string);
+            let body = read_capped(resp, 16 * 1024 * 1024, &next)?;
+            let t: Tags = serde_json::from_slice(&body).map_err(|e| transport(&next, format!("bad tag list: {e}")))?;
+            out.extend(t.tags.unwrap_or_default());
+            let prefix = format!("/v2/{}/", self.path);
+            match link.as_deref().and_then(|l| l.split(['<', '>']).nth(1)).and_then(|u| u.split_once(&prefix)) {
+                Some((_, rest)) => next = rest.to_string(),
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn registry_name(&self) -> &str {
+        &self.host.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        for h in ["127.0.0.1:5000", "127.9.9.9", "localhost", "localhost:1", "[::1]:5000", "::1"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["10.0.0.1:5000", "example.com", "localhost.evil.com", "[::2]:5000", "128.0.0.1"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn redirect_locations() {
+        let base = "http://127.0.0.1:5000/v2/x/blobs/sha256:abc";
+        assert_eq!(resolve_location(base, "http://cdn:1/y"), "http://cdn:1/y");
+        assert_eq!(resolve_location(base, "/other"), "http://127.0.0.1:5000/other");
+        assert_eq!(resolve_location(base, "//cdn/y"), "http://cdn/y");
+        assert_eq!(resolve_location(base, "rel"), "http://127.0.0.1:5000/v2/x/blobs/rel");
+        assert_eq!(authority("http://a:1/b?c"), "a:1");
+        assert_eq!(authority("https://a"), "a");
+    }
+}
