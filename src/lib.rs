@@ -10,3 +10,5 @@ pub mod store;
 pub mod testutil;
 pub mod platform;
 pub mod registry;
+pub mod transfer;
+pub mod image;

@@ -79,6 +79,7 @@ pub const MIGRATIONS: &[&str] = &[
         resolved_digest TEXT,
         manifest_digest TEXT,
         image_id TEXT,
+        auth TEXT,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );
@@ -224,8 +225,13 @@ fn opt_digest(s: Option<String>, what: &'static str) -> Result<Option<Digest>> {
 }
 
 impl Db {
+    /// Open (creating) the database. It holds credentials of running downloads, so it is made private to the
+    /// daemon; SQLite gives its `-wal` and `-shm` files the same mode.
     pub fn open(path: &Path) -> Result<Db> {
+        use std::os::unix::fs::PermissionsExt;
         let conn = Connection::open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|_| DbError::Corrupt("permissions of the database file"))?;
         Self::setup(conn)
     }
 
@@ -483,14 +489,21 @@ impl Db {
 
     // --- downloads ---
 
-    pub fn create_download(&self, reference: &str, platform: Option<&str>) -> Result<i64> {
+    /// A new download in state `queued`. `auth` (the registry credentials, serialised) is kept only while the
+    /// download is unfinished, so that a resumed pull of a private image can authenticate; the database file is
+    /// private to the daemon (mode 0600).
+    pub fn create_download(&self, reference: &str, platform: Option<&str>, auth: Option<&str>) -> Result<i64> {
         let conn = self.conn();
         let t = now();
         conn.execute(
-            "INSERT INTO downloads (reference, platform, state, created_at, updated_at) VALUES (?1, ?2, 'queued', ?3, ?3)",
-            params![reference, platform, t],
+            "INSERT INTO downloads (reference, platform, state, auth, created_at, updated_at) VALUES (?1, ?2, 'queued', ?3, ?4, ?4)",
+            params![reference, platform, auth, t],
         )?;
         Ok(conn.last_insert_rowid())
+    }
+
+    pub fn download_auth(&self, id: i64) -> Result<Option<String>> {
+        Ok(self.conn().query_row("SELECT auth FROM downloads WHERE id = ?1", [id], |r| r.get(0)).optional()?.flatten())
     }
 
     pub fn set_download_state(&self, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
@@ -587,8 +600,10 @@ impl Db {
 }
 
 fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
+    // Credentials outlive the download by not one transaction.
     conn.execute(
-        "UPDATE downloads SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+        "UPDATE downloads SET state = ?2, error = ?3, updated_at = ?4,
+           auth = CASE WHEN ?2 IN ('committed', 'failed') THEN NULL ELSE auth END WHERE id = ?1",
         params![id, state.as_str(), error, now()],
     )?;
     Ok(())
@@ -689,7 +704,7 @@ mod tests {
     fn commit_list_resolve_remove() {
         let db = Db::open_in_memory().unwrap();
         let img = image("cfg1", &["l1", "l2"]);
-        let dl = db.create_download("docker.io/library/busybox:latest", None).unwrap();
+        let dl = db.create_download("docker.io/library/busybox:latest", None, None).unwrap();
         let refs = vec![
             ("docker.io/library/busybox:latest".to_string(), "docker.io/library/busybox".to_string(), RefKind::Tag),
             (format!("docker.io/library/busybox@{}", d("idx")), "docker.io/library/busybox".to_string(), RefKind::Digest),
@@ -722,8 +737,8 @@ mod tests {
     #[test]
     fn downloads_lifecycle() {
         let db = Db::open_in_memory().unwrap();
-        let a = db.create_download("r:a", Some("linux/arm64")).unwrap();
-        let b = db.create_download("r:b", None).unwrap();
+        let a = db.create_download("r:a", Some("linux/arm64"), Some("secret")).unwrap();
+        let b = db.create_download("r:b", None, Some("secret")).unwrap();
         db.set_download_state(a, DownloadState::Fetching, None).unwrap();
         db.set_download_resolved(a, &d("idx"), &d("man")).unwrap();
         db.set_download_blob(a, &d("l1"), 100, 10).unwrap();
@@ -737,6 +752,8 @@ mod tests {
         let live = db.live_download_blobs().unwrap();
         assert!(live.contains(&d("l1")) && live.contains(&d("idx")) && live.contains(&d("man")));
         assert_eq!(db.download(b).unwrap().unwrap().error.as_deref(), Some("boom"));
+        assert_eq!(db.download_auth(a).unwrap().as_deref(), Some("secret"));
+        assert_eq!(db.download_auth(b).unwrap(), None, "credentials are dropped when a download ends");
     }
 
     #[test]

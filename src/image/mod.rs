@@ -1,0 +1,235 @@
+//! Image operations over the store: pull, list, delete, garbage collection. No HTTP types here: the API layers
+//! parse requests into these calls and map [`ImageError`] classes to statuses.
+
+pub mod error;
+pub mod job;
+pub mod pull;
+
+pub use error::{ErrorClass, ImageError};
+pub use job::{LayerStatus, PullEvent, PullJob, PullOutcome};
+pub use pull::PullSpec;
+
+use crate::digest::Digest;
+use crate::platform::Platform;
+use crate::reference::{AnyReference, Reference};
+use crate::registry::Registry;
+use crate::store::blobs::GcReport;
+use crate::store::db::{ImageRow, RefKind};
+use crate::store::{BlobStore, Db};
+use crate::transfer::Transfers;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct ImageService {
+    pub db: Arc<Db>,
+    pub store: BlobStore,
+    pub registry: Arc<Registry>,
+    pub transfers: Arc<Transfers>,
+    /// The platform pulled when the caller names none.
+    pub platform: Platform,
+    /// Layers fetched at once by one pull (the daemon-wide limit is `transfers.slots`).
+    pub concurrency: usize,
+    jobs: Mutex<HashMap<String, Arc<PullJob>>>,
+}
+
+/// One line of a delete's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteItem {
+    Untagged(String),
+    Deleted(String),
+}
+
+fn familiar_of(canonical: &str) -> String {
+    Reference::parse(canonical).map(|r| r.familiar()).unwrap_or_else(|_| canonical.to_string())
+}
+
+impl ImageService {
+    pub fn new(
+        db: Arc<Db>,
+        store: BlobStore,
+        registry: Arc<Registry>,
+        transfers: Arc<Transfers>,
+        platform: Platform,
+        concurrency: usize,
+    ) -> ImageService {
+        ImageService { db, store, registry, transfers, platform, concurrency, jobs: Mutex::new(HashMap::new()) }
+    }
+
+    /// Start (or join) a pull. Returns at once; follow the job for progress and outcome.
+    pub fn pull(self: &Arc<Self>, spec: PullSpec) -> Result<Arc<PullJob>, ImageError> {
+        let key = spec.key();
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = jobs.get(&key) {
+            return Ok(j.clone());
+        }
+        let platform = spec.platform.as_ref().map(|p| p.to_string());
+        let auth = pull::serialize_creds(&spec.creds);
+        let id = self.db.create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
+        let job = Arc::new(PullJob::new(key.clone(), id));
+        jobs.insert(key, job.clone());
+        drop(jobs);
+        self.spawn(job.clone(), spec);
+        Ok(job)
+    }
+
+    fn spawn(self: &Arc<Self>, job: Arc<PullJob>, spec: PullSpec) {
+        let svc = self.clone();
+        let name = format!("pull-{}", job.download);
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            pull::run(&svc, &job, &spec);
+            svc.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.key);
+        });
+        if let Err(e) = spawned {
+            log::error!("cannot start a pull thread: {e}");
+        }
+    }
+
+    /// Restart every download that was running when the daemon stopped. They continue from the bytes on disk.
+    pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, ImageError> {
+        let rows = self.db.unfinished_downloads()?;
+        let n = rows.len();
+        for row in rows {
+            let reference = match Reference::parse(&row.reference) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.db.set_download_state(row.id, crate::store::DownloadState::Failed, Some(&e.to_string()))?;
+                    continue;
+                }
+            };
+            let platform = row.platform.as_deref().and_then(|p| p.parse().ok());
+            let creds = self.db.download_auth(row.id)?.as_deref().and_then(pull::deserialize_creds);
+            let spec = PullSpec { reference, platform, creds };
+            log::info!("resuming download {} of {}", row.id, row.reference);
+            let job = Arc::new(PullJob::new(spec.key(), row.id));
+            self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.key(), job.clone());
+            self.spawn(job, spec);
+        }
+        Ok(n)
+    }
+
+    /// The running job for a spec, if any.
+    pub fn running(&self, key: &str) -> Option<Arc<PullJob>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn list(&self) -> Result<Vec<ImageRow>, ImageError> {
+        Ok(self.db.list_images()?)
+    }
+
+    /// Resolve an image endpoint's `{name}` (spec §3.2): full id, name, then id prefix.
+    pub fn resolve(&self, name: &str) -> Result<(Digest, Option<Reference>), ImageError> {
+        let not_found = || {
+            let shown = match Reference::parse(name) {
+                Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{name}:latest"),
+                _ => name.to_string(),
+            };
+            ImageError::NotFound(shown)
+        };
+        match AnyReference::parse(name)? {
+            AnyReference::Id(d) => {
+                if self.db.has_image(&d)? {
+                    return Ok((d, None));
+                }
+                Err(not_found())
+            }
+            AnyReference::Named(r) => {
+                let r = r.with_default_tag();
+                if let Some(id) = self.db.resolve_ref(&r.to_string())? {
+                    return Ok((id, Some(r)));
+                }
+                let hex = name.strip_prefix("sha256:").unwrap_or(name);
+                if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    if let [only] = self.db.images_by_prefix(hex)?.as_slice() {
+                        return Ok((only.clone(), None));
+                    }
+                }
+                Err(not_found())
+            }
+        }
+    }
+
+    /// `DELETE /images/{name}` semantics (spec §5.6). Blobs no other image needs are removed with the image.
+    pub fn delete(&self, name: &str, force: bool) -> Result<Vec<DeleteItem>, ImageError> {
+        if name.is_empty() {
+            return Err(ImageError::InvalidParameter("image name cannot be blank".into()));
+        }
+        let (id, by_ref) = self.resolve(name)?;
+        let refs = self.db.refs_of(&id)?;
+        let mut out = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        match by_ref {
+            Some(r) => {
+                let this = r.to_string();
+                remove.push(this.clone());
+                let repo = r.name();
+                let is_tag = r.digest().is_none();
+                let other_tags_in_repo =
+                    refs.iter().any(|(n, rp, k)| *k == RefKind::Tag && rp == &repo && n != &this);
+                if is_tag && !other_tags_in_repo {
+                    remove.extend(refs.iter().filter(|(_, rp, k)| *k == RefKind::Digest && rp == &repo).map(|x| x.0.clone()));
+                }
+            }
+            None => {
+                let repos: std::collections::HashSet<&String> = refs.iter().map(|x| &x.1).collect();
+                let tags = refs.iter().filter(|x| x.2 == RefKind::Tag).count();
+                if !force && (repos.len() > 1 || tags > 1) {
+                    return Err(ImageError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        id.short()
+                    )));
+                }
+                remove.extend(refs.iter().map(|x| x.0.clone()));
+            }
+        }
+        remove.dedup();
+        for n in &remove {
+            out.push(DeleteItem::Untagged(familiar_of(n)));
+        }
+        let last = refs.iter().all(|(n, _, _)| remove.contains(n));
+        let layers = if last { self.db.image_layers(&id)? } else { Vec::new() };
+        self.db.remove(&remove, last.then_some(&id))?;
+        if last {
+            out.push(DeleteItem::Deleted(id.to_string()));
+            let removed = self.collect_unreferenced()?;
+            // Like the classic store, report the layer chain ids whose content went away.
+            let mut chain: Option<Digest> = None;
+            for l in &layers {
+                let c = match &chain {
+                    None => l.diff_id.clone(),
+                    Some(prev) => Digest::of(format!("{prev} {}", l.diff_id).as_bytes()),
+                };
+                if removed.contains(&l.digest) {
+                    out.push(DeleteItem::Deleted(c.to_string()));
+                }
+                chain = Some(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove committed blobs no image or unfinished download needs; returns what went.
+    fn collect_unreferenced(&self) -> Result<std::collections::HashSet<Digest>, ImageError> {
+        let keep = self.db.referenced_blobs()?;
+        let live = self.db.live_download_blobs()?;
+        let mut removed = std::collections::HashSet::new();
+        let all = self.store.list().map_err(|e| ImageError::Io { context: "listing blobs".into(), source: e })?;
+        for d in all {
+            if !keep.contains(&d) && !live.contains(&d) && self.store.delete(&d)? {
+                removed.insert(d);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Full GC: unreferenced blobs, and ingests no unfinished download owns that are older than `stale`.
+    pub fn gc(&self, stale: Duration) -> Result<GcReport, ImageError> {
+        let keep = self.db.referenced_blobs()?;
+        let live = self.db.live_download_blobs()?;
+        self.store.gc(&keep, &live, stale).map_err(|e| ImageError::Io { context: "garbage collection".into(), source: e })
+    }
+}

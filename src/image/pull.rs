@@ -1,0 +1,289 @@
+//! Pull: resolve a reference to one image manifest, fetch its config and layers, commit the image and its refs.
+//!
+//! A pull is a persistent job (`downloads` row): `queued → fetching → verifying → committed | failed`. What the
+//! tag resolved to is recorded before any layer is fetched, so a pull resumed after a crash fetches exactly the
+//! same image, from the bytes already on disk.
+
+use super::error::{pull_error, ImageError};
+use super::job::{LayerStatus, PullEvent, PullJob, PullOutcome};
+use super::ImageService;
+use crate::digest::Digest;
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::registry::manifest::{parse_config, parse_manifest, ImageManifest, Manifest};
+use crate::registry::{Credentials, Repo};
+use crate::store::db::{LayerRecord, NewImage, RefKind};
+use crate::store::DownloadState;
+use crate::transfer::{LayerJob, LayerUpdate, TransferError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// Image configs are small JSON documents; anything larger is hostile.
+pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What to pull.
+#[derive(Debug, Clone)]
+pub struct PullSpec {
+    /// Has a tag or a digest.
+    pub reference: Reference,
+    /// `None`: the daemon's default platform.
+    pub platform: Option<Platform>,
+    pub creds: Option<Credentials>,
+}
+
+impl PullSpec {
+    /// Jobs with the same key are one download: a second client follows the first.
+    pub fn key(&self) -> String {
+        format!("{}|{}", self.reference, self.platform.as_ref().map(|p| p.to_string()).unwrap_or_default())
+    }
+}
+
+pub(crate) fn serialize_creds(c: &Option<Credentials>) -> Option<String> {
+    c.as_ref().map(|c| {
+        serde_json::json!({"username": c.username, "password": c.password, "identitytoken": c.identity_token}).to_string()
+    })
+}
+
+pub(crate) fn deserialize_creds(s: &str) -> Option<Credentials> {
+    let v: serde_json::Value = serde_json::from_str(s).ok()?;
+    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    Some(Credentials {
+        username: get("username").unwrap_or_default(),
+        password: get("password").unwrap_or_default(),
+        identity_token: get("identitytoken"),
+    })
+}
+
+/// Run a pull job to its end on the current (blocking) thread and record the outcome.
+pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
+    let r = pull(svc, job, spec);
+    let state = match &r {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(msg) = &state {
+        log::warn!("pull of {} failed: {msg}", spec.reference);
+        if let Err(e) = svc.db.set_download_state(job.download, DownloadState::Failed, Some(msg)) {
+            log::error!("recording the failure of download {}: {e}", job.download);
+        }
+    }
+    job.finish(r.map_err(std::sync::Arc::new));
+}
+
+fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcome, ImageError> {
+    let r = &spec.reference;
+    let repo = svc.registry.repo(r.domain(), r.path(), spec.creds.clone());
+    let row = svc.db.download(job.download)?.ok_or_else(|| ImageError::InvalidParameter("download vanished".into()))?;
+    let tag_or_digest = match (r.digest(), r.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let want = spec.platform.clone().unwrap_or_else(|| svc.platform.clone());
+
+    // 1. Resolve: reuse what a previous run of this download recorded, else ask the registry.
+    let stored = |d: &Option<Digest>| d.as_ref().filter(|d| svc.store.contains(d)).cloned();
+    let (resolved, top) = match stored(&row.resolved_digest) {
+        Some(d) => {
+            let m = parse_manifest(&svc.store.read(&d, svc.registry.options().max_manifest_bytes)?, None)?;
+            (d, m)
+        }
+        None => {
+            let fm = repo.manifest(&tag_or_digest).map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+            svc.store.put(&fm.digest, &fm.bytes)?;
+            (fm.digest, fm.manifest)
+        }
+    };
+    let mut manifests = Vec::new();
+    let (manifest_digest, image_manifest) = match top {
+        Manifest::Image(m) => {
+            manifests.push((resolved.clone(), m.media_type.clone()));
+            (resolved.clone(), m)
+        }
+        Manifest::Index(idx) => {
+            manifests.push((resolved.clone(), idx.media_type.clone()));
+            let entry = idx.select(&want)?;
+            let d = entry.digest.clone();
+            let bytes = match svc.store.contains(&d) {
+                true => svc.store.read(&d, svc.registry.options().max_manifest_bytes)?,
+                false => {
+                    let fm = repo.manifest(d.as_str()).map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+                    svc.store.put(&fm.digest, &fm.bytes)?;
+                    fm.bytes
+                }
+            };
+            match parse_manifest(&bytes, Some(&entry.media_type))? {
+                Manifest::Image(m) => {
+                    manifests.push((d.clone(), m.media_type.clone()));
+                    (d, m)
+                }
+                Manifest::Index(_) => {
+                    return Err(ImageError::InvalidParameter(format!("index {resolved} points at another index")))
+                }
+            }
+        }
+    };
+    svc.db.set_download_resolved(job.download, &resolved, &manifest_digest)?;
+    svc.db.set_download_state(job.download, DownloadState::Fetching, None)?;
+    job.emit(PullEvent::PullingFrom { path: r.path().to_string(), id: tag_or_digest });
+
+    // 2. The config: small, fetched whole and verified.
+    let cfg_digest = image_manifest.config.digest.clone();
+    let cfg_bytes = if svc.store.contains(&cfg_digest) {
+        svc.store.read(&cfg_digest, MAX_CONFIG_BYTES)?
+    } else {
+        if image_manifest.config.size > MAX_CONFIG_BYTES {
+            return Err(ImageError::InvalidParameter(format!(
+                "image config {cfg_digest} declares {} bytes, over the limit of {MAX_CONFIG_BYTES}",
+                image_manifest.config.size
+            )));
+        }
+        let b = repo.blob_bytes(&cfg_digest, MAX_CONFIG_BYTES)?;
+        svc.store.put(&cfg_digest, &b)?;
+        b
+    };
+    let cfg = parse_config(&cfg_bytes)?;
+    if cfg.diff_ids.len() != image_manifest.layers.len() {
+        return Err(crate::registry::manifest::ManifestError::LayerCount {
+            diff_ids: cfg.diff_ids.len(),
+            layers: image_manifest.layers.len(),
+        }
+        .into());
+    }
+    if spec.platform.is_some() && !want.matches(&cfg.platform) {
+        job.emit(PullEvent::Status(format!(
+            "WARNING: image with reference {} was found but its platform ({}) does not match the specified platform ({want})",
+            r.familiar(),
+            cfg.platform
+        )));
+    }
+
+    // 3. Refs this pull sets.
+    let mut refs = vec![(format!("{}@{resolved}", r.name()), r.name(), RefKind::Digest)];
+    if let (Some(t), None) = (r.tag(), r.digest()) {
+        refs.push((format!("{}:{t}", r.name()), r.name(), RefKind::Tag));
+    }
+    let tag_ref = refs.iter().find(|x| x.2 == RefKind::Tag).map(|x| x.0.clone());
+    let up_to_date = svc.db.has_image(&cfg_digest)?
+        && match &tag_ref {
+            Some(t) => svc.db.resolve_ref(t)?.as_ref() == Some(&cfg_digest),
+            None => svc.db.resolve_ref(&refs[0].0)?.as_ref() == Some(&cfg_digest),
+        };
+
+    let layers = if svc.db.has_image(&cfg_digest)? {
+        svc.db.image_layers(&cfg_digest)?
+    } else {
+        fetch_layers(svc, job, &repo, &image_manifest, &cfg.diff_ids)?
+    };
+
+    // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.
+    svc.db.set_download_state(job.download, DownloadState::Verifying, None)?;
+    let img = NewImage {
+        id: cfg_digest.clone(),
+        manifest_digest,
+        manifests,
+        os: cfg.platform.os.clone(),
+        architecture: cfg.platform.architecture.clone(),
+        variant: cfg.platform.variant.clone(),
+        created: cfg.created,
+        labels: cfg.labels.as_ref().map(|l| serde_json::to_string(l).unwrap_or_default()),
+        layers,
+    };
+    svc.db.commit_image(&img, &refs, Some(job.download))?;
+    job.emit(PullEvent::Digest(resolved));
+    let what = if up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
+    job.emit(PullEvent::Status(format!("Status: {what} {}", r.familiar())));
+    Ok(PullOutcome { image_id: cfg_digest, up_to_date })
+}
+
+/// Fetch every missing layer with a pool of workers, the daemon-wide slot limit applying on top.
+fn fetch_layers(
+    svc: &ImageService,
+    job: &PullJob,
+    repo: &Repo,
+    m: &ImageManifest,
+    diff_ids: &[Digest],
+) -> Result<Vec<LayerRecord>, ImageError> {
+    let mut done: HashMap<Digest, LayerRecord> = HashMap::new();
+    let mut todo = Vec::new();
+    let mut seen = HashSet::new();
+    for (desc, diff) in m.layers.iter().zip(diff_ids) {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        let id = desc.digest.short().to_string();
+        match svc.transfers.present(&svc.db, desc, diff)? {
+            Some(rec) => {
+                job.layer(&id, LayerStatus::AlreadyExists);
+                done.insert(desc.digest.clone(), rec);
+            }
+            None => {
+                job.layer(&id, LayerStatus::PullingFsLayer);
+                todo.push((desc, diff));
+            }
+        }
+    }
+    let queue = Mutex::new(todo.into_iter());
+    let results = Mutex::new(Vec::new());
+    let workers = svc.concurrency.min(m.layers.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((desc, diff)) = next else { break };
+                if job.cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let id = desc.digest.short().to_string();
+                let lj = LayerJob { repo, desc, diff_id: diff, download: job.download, cancel: &job.cancel };
+                let r = svc.transfers.fetch_layer(&svc.db, &lj, &mut |u| match u {
+                    LayerUpdate::Waiting => job.layer(&id, LayerStatus::Waiting),
+                    LayerUpdate::Progress { current, total } => job.progress(&id, current, total),
+                    LayerUpdate::Retrying { seconds } => job.layer(&id, LayerStatus::Retrying(seconds)),
+                    LayerUpdate::Verifying => job.layer(&id, LayerStatus::VerifyingChecksum),
+                });
+                match &r {
+                    Ok(_) => {
+                        job.layer(&id, LayerStatus::DownloadComplete);
+                        job.layer(&id, LayerStatus::PullComplete);
+                    }
+                    // One failed layer fails the image: stop the others (their bytes stay for a retry).
+                    Err(_) => job.cancel.store(true, Ordering::Relaxed),
+                }
+                results.lock().unwrap_or_else(|p| p.into_inner()).push((desc.digest.clone(), r));
+            });
+        }
+    });
+    let mut first_err = None;
+    for (d, r) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        match r {
+            Ok(rec) => {
+                done.insert(d, rec);
+            }
+            Err(TransferError::Cancelled) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e.into());
+    }
+    m.layers
+        .iter()
+        .map(|d| done.get(&d.digest).cloned().ok_or(ImageError::Transfer(TransferError::Cancelled)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creds_roundtrip() {
+        let c = Some(Credentials { username: "u".into(), password: "p\"w".into(), identity_token: Some("t".into()) });
+        assert_eq!(deserialize_creds(&serialize_creds(&c).unwrap()), c);
+        assert_eq!(serialize_creds(&None), None);
+    }
+}

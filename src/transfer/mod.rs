@@ -1,0 +1,302 @@
+//! Downloads: the one place that moves bytes from the network into the store.
+//!
+//! A layer download is network → (sha256 of the blob, file in `ingest/`, decompressor → sha256 of the tar) on a
+//! blocking thread. It resumes from whatever bytes an earlier attempt or an earlier daemon left in the ingest,
+//! retries resets and truncations with `Range` requests, refuses bodies longer than the descriptor says, and
+//! commits only after both the blob digest and the diff_id check out.
+
+pub mod diff;
+
+use crate::digest::Digest;
+use crate::registry::manifest::{Descriptor, ManifestError};
+use crate::registry::{RegistryError, Repo};
+use crate::store::blobs::BlobError;
+use crate::store::db::{BlobMeta, Db, DbError, LayerRecord};
+use crate::store::BlobStore;
+use diff::DiffHasher;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const CHUNK: usize = 128 * 1024;
+/// How often the bytes done are written to SQLite: coarse, never per chunk.
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("layer {digest}: the registry sent more than the {size} bytes the manifest declares")]
+    TooLong { digest: Digest, size: u64 },
+    #[error("layer {digest}: download incomplete after {attempts} attempts ({got} of {size} bytes): {last}")]
+    Incomplete { digest: Digest, attempts: u32, got: u64, size: u64, last: String },
+    #[error("layer {digest}: corrupt {what}: {source}")]
+    Corrupt { digest: Digest, what: &'static str, source: io::Error },
+    #[error("layer {digest}: uncompressed content has digest {got}, but the image config says {want}")]
+    DiffId { digest: Digest, got: Digest, want: Digest },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What a layer download reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerUpdate {
+    /// No download slot free yet.
+    Waiting,
+    Progress { current: u64, total: u64 },
+    Retrying { seconds: u64 },
+    Verifying,
+}
+
+/// Counting semaphore for download slots; waiting happens on the transfer threads, never on the reactor.
+pub struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+pub struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+impl Slots {
+    pub fn new(n: usize) -> Slots {
+        Slots { free: Mutex::new(n.max(1)), cv: Condvar::new() }
+    }
+
+    /// Take a slot; `on_wait` runs once if none is free at once. Gives up when `cancel` is set.
+    pub fn acquire(&self, cancel: &AtomicBool, on_wait: impl FnOnce()) -> Option<SlotGuard<'_>> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut on_wait = Some(on_wait);
+        while *free == 0 {
+            if let Some(f) = on_wait.take() {
+                f();
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            free = self.cv.wait_timeout(free, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        *free -= 1;
+        Some(SlotGuard(self))
+    }
+}
+
+pub struct Transfers {
+    pub store: BlobStore,
+    pub slots: Slots,
+    /// Attempts per layer for resets and truncated bodies (each resumes with `Range`).
+    pub attempts: u32,
+    pub retry_delay: Duration,
+}
+
+/// One layer to fetch.
+pub struct LayerJob<'a> {
+    pub repo: &'a Repo,
+    pub desc: &'a Descriptor,
+    pub diff_id: &'a Digest,
+    pub download: i64,
+    pub cancel: &'a AtomicBool,
+}
+
+impl Transfers {
+    /// A layer already in the store, with what we know of it; `None` if it must be downloaded.
+    pub fn present(&self, db: &Db, desc: &Descriptor, want_diff: &Digest) -> Result<Option<LayerRecord>, TransferError> {
+        if !self.store.contains(&desc.digest) {
+            return Ok(None);
+        }
+        let meta = match db.blob_meta(&desc.digest)? {
+            Some(m) if m.diff_id.is_some() && m.uncompressed_size.is_some() => m,
+            // Committed by a daemon that died before recording its facts: recompute them from disk.
+            _ => self.recompute(db, desc)?,
+        };
+        let diff_id = meta.diff_id.expect("checked");
+        if &diff_id != want_diff {
+            return Err(TransferError::DiffId { digest: desc.digest.clone(), got: diff_id, want: want_diff.clone() });
+        }
+        Ok(Some(LayerRecord {
+            digest: desc.digest.clone(),
+            diff_id,
+            media_type: desc.media_type.clone(),
+            size: desc.size,
+            uncompressed_size: meta.uncompressed_size.expect("checked"),
+        }))
+    }
+
+    fn recompute(&self, db: &Db, desc: &Descriptor) -> Result<BlobMeta, TransferError> {
+        let mut f = self.store.open_blob(&desc.digest)?;
+        let mut h = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| BlobError::Io { digest: desc.digest.to_string(), source: e })?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]).map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+        }
+        let (d, n) = h.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+        let meta = BlobMeta {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            media_type: desc.media_type.clone(),
+            diff_id: Some(d),
+            uncompressed_size: Some(n),
+        };
+        db.put_blob_meta(&meta)?;
+        Ok(meta)
+    }
+
+    fn corrupt(&self, desc: &Descriptor, what: &'static str, e: io::Error) -> TransferError {
+        TransferError::Corrupt { digest: desc.digest.clone(), what, source: e }
+    }
+
+    /// Download, verify and commit one layer. Resumes from the ingest; never leaves unverified bytes in `blobs/`.
+    pub fn fetch_layer(&self, db: &Db, job: &LayerJob<'_>, report: &mut dyn FnMut(LayerUpdate)) -> Result<LayerRecord, TransferError> {
+        let desc = job.desc;
+        let size = desc.size;
+        let _slot = self.slots.acquire(job.cancel, || report(LayerUpdate::Waiting)).ok_or(TransferError::Cancelled)?;
+        let mut ing = self.store.ingest(&desc.digest)?;
+        let mut diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+        let mut corrupt_prefix = None;
+        ing.resume(size, |b| {
+            if corrupt_prefix.is_none() {
+                if let Err(e) = diff.update(b) {
+                    corrupt_prefix = Some(e);
+                }
+            }
+            Ok(())
+        })?;
+        if corrupt_prefix.is_some() {
+            // Leftover bytes that do not even decompress: start over rather than fail forever.
+            ing.reset()?;
+            diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+        }
+        db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
+        report(LayerUpdate::Progress { current: ing.offset(), total: size });
+        let mut attempt = 0u32;
+        let mut buf = vec![0u8; CHUNK];
+        let mut last_persist = Instant::now();
+        while ing.offset() < size {
+            if job.cancel.load(Ordering::Relaxed) {
+                ing.sync()?;
+                return Err(TransferError::Cancelled);
+            }
+            let failure: String = match job.repo.blob(&desc.digest, ing.offset()) {
+                Err(e @ (RegistryError::Transport { .. } | RegistryError::Status { .. })) => e.to_string(),
+                Err(e) => return Err(e.into()),
+                Ok(mut stream) => {
+                    if stream.offset != ing.offset() {
+                        // The registry ignored our Range: what it sends starts at zero.
+                        ing.reset()?;
+                        diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+                    }
+                    loop {
+                        if job.cancel.load(Ordering::Relaxed) {
+                            break "cancelled".to_string();
+                        }
+                        let n = match stream.reader.read(&mut buf) {
+                            Ok(0) => break format!("connection closed after {} of {size} bytes", ing.offset()),
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => break format!("read failed after {} of {size} bytes: {e}", ing.offset()),
+                        };
+                        if ing.offset() + n as u64 > size {
+                            // Never write past the declared size: an endless body must not fill the disk.
+                            ing.reset()?;
+                            return Err(TransferError::TooLong { digest: desc.digest.clone(), size });
+                        }
+                        ing.write_all(&buf[..n])?;
+                        diff.update(&buf[..n]).map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+                        report(LayerUpdate::Progress { current: ing.offset(), total: size });
+                        if last_persist.elapsed() >= PERSIST_EVERY {
+                            db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
+                            last_persist = Instant::now();
+                        }
+                        if ing.offset() == size {
+                            break String::new();
+                        }
+                    }
+                }
+            };
+            if ing.offset() == size {
+                break;
+            }
+            if job.cancel.load(Ordering::Relaxed) {
+                ing.sync()?;
+                return Err(TransferError::Cancelled);
+            }
+            attempt += 1;
+            // Keep what we have: the next attempt, or the next daemon, resumes from here.
+            ing.sync()?;
+            db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
+            if attempt >= self.attempts {
+                return Err(TransferError::Incomplete {
+                    digest: desc.digest.clone(),
+                    attempts: attempt,
+                    got: ing.offset(),
+                    size,
+                    last: failure,
+                });
+            }
+            let delay = (self.retry_delay * attempt).min(Duration::from_secs(30));
+            log::info!("layer {}: {failure}; retrying in {delay:?}", desc.digest);
+            report(LayerUpdate::Retrying { seconds: delay.as_secs().max(1) });
+            std::thread::sleep(delay);
+        }
+        report(LayerUpdate::Verifying);
+        let (diff_id, usize) = diff.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+        if &diff_id != job.diff_id {
+            ing.reset()?;
+            return Err(TransferError::DiffId { digest: desc.digest.clone(), got: diff_id, want: job.diff_id.clone() });
+        }
+        ing.commit(Some(size))?;
+        let meta = BlobMeta {
+            digest: desc.digest.clone(),
+            size,
+            media_type: desc.media_type.clone(),
+            diff_id: Some(diff_id.clone()),
+            uncompressed_size: Some(usize),
+        };
+        db.put_blob_meta(&meta)?;
+        db.set_download_blob(job.download, &desc.digest, size, size)?;
+        Ok(LayerRecord { digest: desc.digest.clone(), diff_id, media_type: desc.media_type.clone(), size, uncompressed_size: usize })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn slots_limit_and_release() {
+        let s = Arc::new(Slots::new(2));
+        let cancel = AtomicBool::new(false);
+        let a = s.acquire(&cancel, || panic!("must not wait")).unwrap();
+        let _b = s.acquire(&cancel, || panic!("must not wait")).unwrap();
+        let waited = Arc::new(AtomicBool::new(false));
+        let (s2, w2) = (s.clone(), waited.clone());
+        let t = std::thread::spawn(move || {
+            let c = AtomicBool::new(false);
+            let _g = s2.acquire(&c, || w2.store(true, Ordering::SeqCst)).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drop(a);
+        t.join().unwrap();
+        assert!(waited.load(Ordering::SeqCst));
+        cancel.store(true, Ordering::SeqCst);
+        let _c = s.acquire(&cancel, || {}).unwrap(); // one is free again
+        assert!(s.acquire(&cancel, || {}).is_none(), "a cancelled waiter gives up");
+    }
+}
