@@ -51,8 +51,7 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
         rest = rest[scheme_end..].trim_start_matches([' ', '\t', ',']);
         let mut params: Vec<(String, String)> = Vec::new();
         // params until the next token that is not followed by '='
-        loop {
-            let Some(eq) = rest.find('=') else { break };
+        while let Some(eq) = rest.find('=') {
             let key = &rest[..eq];
             if key.is_empty() || key.contains([' ', ',', '\t']) {
                 break;

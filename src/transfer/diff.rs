@@ -6,7 +6,7 @@ use crate::registry::manifest::Compression;
 use std::io::{self, Write};
 
 pub enum DiffHasher {
-    Plain(Hasher),
+    Plain(Box<Hasher>),
     Gzip(Box<flate2::write::MultiGzDecoder<Hasher>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, Hasher>>),
 }
@@ -14,7 +14,7 @@ pub enum DiffHasher {
 impl DiffHasher {
     pub fn new(c: Compression) -> io::Result<DiffHasher> {
         Ok(match c {
-            Compression::None => DiffHasher::Plain(Hasher::default()),
+            Compression::None => DiffHasher::Plain(Box::default()),
             Compression::Gzip => DiffHasher::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Hasher::default()))),
             Compression::Zstd => DiffHasher::Zstd(Box::new(zstd::stream::write::Decoder::new(Hasher::default())?)),
         })

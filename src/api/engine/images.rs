@@ -1,0 +1,214 @@
+//! `GET /images/json` and `DELETE /images/{name}`.
+
+use super::{ApiError, ApiVersion, Engine};
+use crate::http::{bool_value, json, query_get, query_pairs, Req, Resp};
+use crate::image::DeleteItem;
+use crate::reference::Reference;
+use crate::store::db::ImageRow;
+use hyper::StatusCode;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Parse `filters` in both encodings: the CLI's `{"k":{"v":true}}` and docker-py's `{"k":["v"]}`.
+pub fn parse_filters(raw: Option<&str>) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
+    let mut out = BTreeMap::new();
+    let raw = raw.unwrap_or("").trim();
+    if raw.is_empty() {
+        return Ok(out);
+    }
+    let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter: {e}"));
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+    let obj = v.as_object().ok_or_else(|| bad("filters must be a JSON object".into()))?;
+    for (k, vals) in obj {
+        let set: BTreeSet<String> = match vals {
+            serde_json::Value::Object(m) => m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(s, _)| s.clone()).collect(),
+            serde_json::Value::Array(a) => {
+                a.iter().map(|s| s.as_str().map(str::to_string).ok_or_else(|| bad(format!("{k}: values must be strings")))).collect::<Result<_, _>>()?
+            }
+            _ => return Err(bad(format!("{k}: expected an object or a list"))),
+        };
+        out.insert(k.clone(), set);
+    }
+    Ok(out)
+}
+
+/// Go's `path.Match` for reference filters (`*`, `?`, `[...]`; `*` does not cross `/`).
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
+            (Some(b'?'), Some(&c)) => c != b'/' && m(&p[1..], &s[1..]),
+            (Some(b'['), Some(&c)) => {
+                let Some(end) = p.iter().position(|&x| x == b']') else { return false };
+                let class = &p[1..end];
+                let (neg, class) = match class.first() {
+                    Some(b'^') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == b'-' {
+                        hit |= class[i] <= c && c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != neg && c != b'/' && m(&p[end + 1..], &s[1..])
+            }
+            (Some(b'\\'), Some(&c)) => p.len() > 1 && p[1] == c && m(&p[2..], &s[1..]),
+            (Some(&pc), Some(&c)) => pc == c && m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(pattern.as_bytes(), s.as_bytes())
+}
+
+fn familiar(canonical: &str) -> String {
+    Reference::parse(canonical).map(|r| r.familiar()).unwrap_or_else(|_| canonical.to_string())
+}
+
+fn bool_filter(f: &BTreeMap<String, BTreeSet<String>>, key: &str) -> Result<Option<bool>, ApiError> {
+    let Some(vals) = f.get(key) else { return Ok(None) };
+    let t = vals.iter().any(|v| v == "true" || v == "1");
+    let fl = vals.iter().any(|v| v == "false" || v == "0");
+    let other = vals.iter().any(|v| !matches!(v.as_str(), "true" | "1" | "false" | "0"));
+    if t == fl || other {
+        let shown = vals.iter().cloned().collect::<Vec<_>>().join(" ");
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{key}=[{shown}]'")));
+    }
+    Ok(Some(t))
+}
+
+fn labels_of(row: &ImageRow) -> Option<BTreeMap<String, String>> {
+    row.labels.as_deref().and_then(|l| serde_json::from_str(l).ok())
+}
+
+pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let mut filters = parse_filters(query_get(&q, "filters"))?;
+    if v.before("1.41") {
+        if let Some(f) = query_get(&q, "filter").filter(|f| !f.is_empty()) {
+            filters.entry("reference".into()).or_default().insert(f.to_string());
+        }
+    }
+    for k in filters.keys() {
+        if !matches!(k.as_str(), "dangling" | "label" | "before" | "since" | "reference" | "until") {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'")));
+        }
+    }
+    if filters.contains_key("until") {
+        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "the 'until' filter of image listing is not implemented yet"));
+    }
+    let dangling = bool_filter(&filters, "dangling")?;
+    let images = e.images.clone();
+    let rows = blocking::unblock(move || images.list()).await.map_err(ApiError::from)?;
+    let created_of = |name: &str| -> Result<i64, ApiError> {
+        let (id, _) = e.images.resolve(name).map_err(ApiError::from)?;
+        Ok(rows.iter().find(|r| r.id == id).and_then(|r| r.created).unwrap_or(0))
+    };
+    let before = filters.get("before").map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let since = filters.get("since").map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let refs_filter = filters.get("reference");
+    let labels_filter = filters.get("label");
+    let mut out = Vec::new();
+    for row in &rows {
+        let created = row.created.unwrap_or(0);
+        if before.as_ref().is_some_and(|b| b.iter().any(|t| created >= *t)) || since.as_ref().is_some_and(|s| s.iter().any(|t| created <= *t)) {
+            continue;
+        }
+        let is_dangling = row.tags.is_empty();
+        if dangling.is_some_and(|d| d != is_dangling) {
+            continue;
+        }
+        let labels = labels_of(row);
+        if let Some(lf) = labels_filter {
+            let ok = lf.iter().all(|want| match want.split_once('=') {
+                Some((k, val)) => labels.as_ref().and_then(|l| l.get(k)).is_some_and(|x| x == val),
+                None => labels.as_ref().is_some_and(|l| l.contains_key(want.as_str())),
+            });
+            if !ok {
+                continue;
+            }
+        }
+        let mut tags: Vec<String> = row.tags.iter().map(|t| familiar(t)).collect();
+        let mut digests: Vec<String> = row.digests.iter().map(|t| familiar(t)).collect();
+        if let Some(pats) = refs_filter {
+            let keep = |s: &String| {
+                let name = s.split(['@']).next().unwrap_or(s);
+                let name = match name.rfind(':') {
+                    Some(i) if !name[i..].contains('/') => &name[..i],
+                    _ => name,
+                };
+                pats.iter().any(|p| glob_match(p, s) || glob_match(p, name))
+            };
+            tags.retain(keep);
+            digests.retain(keep);
+            if tags.is_empty() && digests.is_empty() {
+                continue;
+            }
+        }
+        if v.before("1.43") {
+            if tags.is_empty() {
+                tags.push("<none>:<none>".into());
+            }
+            if digests.is_empty() {
+                digests.push("<none>@<none>".into());
+            }
+        }
+        let mut item = serde_json::json!({
+            "Containers": -1, "Created": created, "Id": row.id.as_str(), "Labels": labels, "ParentId": "",
+            "RepoDigests": digests, "RepoTags": tags, "SharedSize": -1, "Size": row.size,
+        });
+        if v.before("1.44") {
+            item["VirtualSize"] = row.size.into();
+        }
+        out.push(item);
+    }
+    let _ = bool_value(query_get(&q, "all"));
+    Ok(json(StatusCode::OK, &out))
+}
+
+pub async fn delete(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let force = bool_value(query_get(&q, "force"));
+    let (images, name) = (e.images.clone(), name.to_string());
+    let items = blocking::unblock(move || images.delete(&name, force)).await.map_err(ApiError::from)?;
+    let body: Vec<serde_json::Value> = items
+        .into_iter()
+        .map(|i| match i {
+            DeleteItem::Untagged(s) => serde_json::json!({ "Untagged": s }),
+            DeleteItem::Deleted(s) => serde_json::json!({ "Deleted": s }),
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_both_encodings() {
+        let cli = parse_filters(Some(r#"{"dangling":{"false":true},"reference":{"127.0.0.1:5000/*":true}}"#)).unwrap();
+        let py = parse_filters(Some(r#"{"dangling":["false"],"reference":["127.0.0.1:5000/*"]}"#)).unwrap();
+        assert_eq!(cli, py);
+        assert!(parse_filters(Some("")).unwrap().is_empty());
+        assert!(parse_filters(Some("[1]")).is_err());
+        assert!(parse_filters(Some(r#"{"a":1}"#)).is_err());
+        let f = parse_filters(Some(r#"{"dangling":["maybe"]}"#)).unwrap();
+        assert_eq!(bool_filter(&f, "dangling").err().unwrap().message, "invalid filter 'dangling=[maybe]'");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("127.0.0.1:5000/*", "127.0.0.1:5000/test"));
+        assert!(!glob_match("127.0.0.1:5000/*", "127.0.0.1:5000/a/b"));
+        assert!(glob_match("busy*", "busybox"));
+        assert!(glob_match("b?sybox:[l]atest", "busybox:latest"));
+        assert!(glob_match("[^a]usybox", "busybox"));
+        assert!(!glob_match("busybox", "busybox:latest"));
+    }
+}

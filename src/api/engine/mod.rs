@@ -1,0 +1,199 @@
+//! The Docker Engine image API (spec/docker-engine-api.md), for the docker CLI, docker-py and skopeo.
+//! This module holds routing, version negotiation and error mapping; one file per endpoint group.
+
+mod auth;
+mod images;
+mod pull;
+
+use crate::http::{decoded_path, full, json, Handler, Req, Resp};
+use crate::image::{ErrorClass, ImageError, ImageService};
+use hyper::{Method, StatusCode};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub const API_VERSION: &str = "1.47";
+pub const MIN_API_VERSION: &str = "1.24";
+
+pub struct Engine {
+    pub images: Arc<ImageService>,
+}
+
+/// An error answered as `{"message": …}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    pub fn into_response(self) -> Resp {
+        json(self.status, &serde_json::json!({ "message": self.message }))
+    }
+}
+
+pub fn status_of(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::InvalidParameter => StatusCode::BAD_REQUEST,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+        ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> ApiError {
+        ApiError::new(status_of(e.class()), e.to_string())
+    }
+}
+
+impl From<&ImageError> for ApiError {
+    fn from(e: &ImageError) -> ApiError {
+        ApiError::new(status_of(e.class()), e.to_string())
+    }
+}
+
+/// Compare dotted versions numerically per segment (`1.9 < 1.10`).
+fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |s: &str| s.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    parse(a).cmp(&parse(b))
+}
+
+/// Split `/v1.47/images/json` into the version and the route.
+fn split_version(path: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(i) = rest.find('/') {
+            let v = &rest[..i];
+            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return (Some(v), &rest[i..]);
+            }
+        }
+    }
+    (None, path)
+}
+
+/// The API version a request speaks: its path's, or the newest.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiVersion<'a>(&'a str);
+
+impl ApiVersion<'_> {
+    pub fn before(&self, v: &str) -> bool {
+        version_cmp(self.0, v) == std::cmp::Ordering::Less
+    }
+}
+
+impl Handler for Engine {
+    fn handle(self: Arc<Self>, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> {
+        Box::pin(async move {
+            let mut r = self.route(req).await;
+            let h = r.headers_mut();
+            let ver = concat!("Docker/", env!("CARGO_PKG_VERSION"), " (linux) depot");
+            h.insert("server", ver.parse().expect("static header"));
+            h.insert("api-version", API_VERSION.parse().expect("static header"));
+            h.insert("ostype", "linux".parse().expect("static header"));
+            h.insert("docker-experimental", "false".parse().expect("static header"));
+            r
+        })
+    }
+}
+
+impl Engine {
+    async fn route(&self, req: Req) -> Resp {
+        let path = decoded_path(req.uri().path());
+        let (version, route) = split_version(&path);
+        if let Some(v) = version {
+            if version_cmp(v, MIN_API_VERSION).is_lt() {
+                let msg = format!(
+                    "client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+                );
+                return full(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", msg);
+            }
+            if version_cmp(v, API_VERSION).is_gt() {
+                let msg = format!("client version {v} is too new. Maximum supported API version is {API_VERSION}");
+                return ApiError::new(StatusCode::BAD_REQUEST, msg).into_response();
+            }
+        }
+        let v = ApiVersion(version.unwrap_or(API_VERSION));
+        let method = req.method().clone();
+        let res: Result<Resp, ApiError> = match (&method, route) {
+            (&Method::OPTIONS, _) => Ok(full(StatusCode::OK, "", "")),
+            (&Method::GET | &Method::HEAD, "/_ping") => Ok(ping(method == Method::HEAD)),
+            (&Method::GET, "/version") => Ok(version_info()),
+            (&Method::POST, "/images/create") => pull::create(self, &req).await,
+            (&Method::GET, "/images/json") => images::list(self, &req, v).await,
+            (&Method::DELETE, p) if p.starts_with("/images/") => images::delete(self, &req, &p["/images/".len()..]).await,
+            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
+        };
+        res.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+fn ping(head: bool) -> Resp {
+    let mut r = full(StatusCode::OK, "text/plain; charset=utf-8", if head { "" } else { "OK" });
+    let h = r.headers_mut();
+    for (k, v) in [
+        ("cache-control", "no-cache, no-store, must-revalidate"),
+        ("pragma", "no-cache"),
+        ("builder-version", "2"),
+        ("swarm", "inactive"),
+    ] {
+        h.insert(k, v.parse().expect("static header"));
+    }
+    r
+}
+
+/// Go's name for this CPU, as `/version` reports it.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+fn kernel_version() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn version_info() -> Resp {
+    let v = env!("CARGO_PKG_VERSION");
+    let kernel = kernel_version();
+    let build = "";
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "Platform": {"Name": "depot"},
+            "Components": [{"Name": "Engine", "Version": v, "Details": {
+                "ApiVersion": API_VERSION, "Arch": go_arch(), "BuildTime": build, "Experimental": "false",
+                "GitCommit": "", "GoVersion": "", "KernelVersion": kernel, "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}}],
+            "Version": v, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion": "",
+            "Os": "linux", "Arch": go_arch(), "KernelVersion": kernel, "Experimental": false, "BuildTime": build
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(split_version("/v1.47/images/json"), (Some("1.47"), "/images/json"));
+        assert_eq!(split_version("/images/json"), (None, "/images/json"));
+        assert_eq!(split_version("/version"), (None, "/version"));
+        assert_eq!(split_version("/v1.41/_ping"), (Some("1.41"), "/_ping"));
+        assert!(version_cmp("1.9", "1.10").is_lt());
+        assert!(version_cmp("1.47", "1.47").is_eq());
+        assert!(ApiVersion("1.41").before("1.43"));
+        assert!(!ApiVersion("1.47").before("1.43"));
+    }
+}

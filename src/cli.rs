@@ -1,0 +1,272 @@
+//! The `depot` client commands: they talk to the daemon over its unix socket, like the docker CLI does.
+
+use crate::progress;
+use crate::reference::Reference;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Method, Request, Response, StatusCode};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot connect to the depot daemon at {socket}: {msg} (is `depot serve` running?)")]
+    Connect { socket: String, msg: String },
+    #[error("{0}")]
+    Daemon(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("talking to the daemon: {0}")]
+    Protocol(String),
+}
+
+pub struct Client {
+    pub socket: PathBuf,
+}
+
+impl Client {
+    async fn send(&self, method: Method, uri: &str, headers: &[(&str, String)]) -> Result<Response<hyper::body::Incoming>, CliError> {
+        let conn_err = |e: &dyn std::fmt::Display| CliError::Connect { socket: self.socket.display().to_string(), msg: e.to_string() };
+        let stream = async_net::unix::UnixStream::connect(&self.socket).await.map_err(|e| conn_err(&e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream)).await.map_err(|e| conn_err(&e))?;
+        smol::spawn(async move {
+            let _ = conn.await;
+        })
+        .detach();
+        let mut req = Request::builder().method(method).uri(uri).header("host", "depot");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req.body(Empty::<Bytes>::new()).map_err(|e| CliError::Protocol(e.to_string()))?;
+        sender.send_request(req).await.map_err(|e| CliError::Protocol(e.to_string()))
+    }
+
+    /// A whole JSON answer, or the daemon's `{"message"}` as an error.
+    async fn call(&self, method: Method, uri: &str) -> Result<serde_json::Value, CliError> {
+        let resp = self.send(method, uri, &[]).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| CliError::Protocol(e.to_string()))?.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        if !status.is_success() {
+            return Err(daemon_error(status, &v, &body));
+        }
+        Ok(v)
+    }
+}
+
+fn daemon_error(status: StatusCode, v: &serde_json::Value, body: &[u8]) -> CliError {
+    let msg = v.get("message").and_then(|m| m.as_str()).map(str::to_string);
+    CliError::Daemon(format!(
+        "Error response from daemon: {}",
+        msg.unwrap_or_else(|| format!("{status}: {}", String::from_utf8_lossy(body).trim()))
+    ))
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Draws per-layer progress: one line per layer, rewritten in place on a terminal; plain lines otherwise.
+struct Renderer {
+    tty: bool,
+    ids: Vec<String>,
+}
+
+impl Renderer {
+    fn message(&mut self, out: &mut impl Write, m: &serde_json::Value) -> std::io::Result<()> {
+        let status = m.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let id = m.get("id").and_then(|s| s.as_str());
+        let is_progress = m.get("progress").is_some();
+        let (Some(id), true) = (id, !status.starts_with("Pulling from")) else {
+            match id {
+                Some(id) => writeln!(out, "{id}: {status}")?,
+                None => writeln!(out, "{status}")?,
+            }
+            return Ok(());
+        };
+        if !self.tty {
+            if !is_progress {
+                writeln!(out, "{id}: {status}")?;
+            }
+            return Ok(());
+        }
+        let text = match m.get("progressDetail").and_then(|d| d.get("total")).and_then(|t| t.as_u64()) {
+            Some(total) => {
+                let cur = m["progressDetail"].get("current").and_then(|c| c.as_u64()).unwrap_or(0);
+                format!("{id}: {status} {}", progress::bar(cur, total))
+            }
+            None => format!("{id}: {status}"),
+        };
+        match self.ids.iter().position(|x| x == id) {
+            None => {
+                self.ids.push(id.to_string());
+                writeln!(out, "{text}")?;
+            }
+            Some(i) => {
+                let up = self.ids.len() - i;
+                write!(out, "\x1b[{up}A\r\x1b[2K{text}\x1b[{up}B\r")?;
+            }
+        }
+        out.flush()
+    }
+}
+
+pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Option<&str>) -> Result<(), CliError> {
+    let r = Reference::parse(reference).map_err(|e| CliError::Usage(format!("invalid reference {reference:?}: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    if r.tag().is_none() && r.digest().is_none() {
+        let _ = writeln!(out, "Using default tag: latest");
+    }
+    let r = r.with_default_tag();
+    let tag = r.digest().map(|d| d.to_string()).or(r.tag().map(str::to_string)).unwrap_or_default();
+    let mut uri = format!("/images/create?fromImage={}&tag={}", enc(&r.name()), enc(&tag));
+    if let Some(p) = platform {
+        uri.push_str(&format!("&platform={}", enc(p)));
+    }
+    let auth = match creds {
+        Some(uc) => {
+            let (u, p) = uc.split_once(':').ok_or_else(|| CliError::Usage("--creds takes USER:PASSWORD".into()))?;
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE.encode(serde_json::json!({"username": u, "password": p}).to_string())
+        }
+        None => "e30=".to_string(),
+    };
+    let mut resp = c.send(Method::POST, &uri, &[("x-registry-auth", auth)]).await?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| CliError::Protocol(e.to_string()))?.to_bytes();
+        let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        return Err(daemon_error(status, &v, &body));
+    }
+    let mut r_ = Renderer { tty: std::io::IsTerminal::is_terminal(&std::io::stdout()), ids: Vec::new() };
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = resp.body_mut().frame().await {
+        let frame = frame.map_err(|e| CliError::Protocol(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        buf.extend_from_slice(&data);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let Ok(m) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
+            if let Some(err) = m.get("errorDetail").and_then(|e| e.get("message")).and_then(|x| x.as_str()) {
+                return Err(CliError::Daemon(err.to_string()));
+            }
+            let _ = r_.message(&mut out, &m);
+        }
+    }
+    let _ = writeln!(out, "{r}");
+    Ok(())
+}
+
+fn ago(secs: i64) -> String {
+    let now = crate::store::db::now();
+    let d = (now - secs).max(0);
+    let (n, unit) = match d {
+        0..=59 => return "Less than a minute ago".into(),
+        60..=3599 => (d / 60, "minute"),
+        3600..=86399 => (d / 3600, "hour"),
+        86400..=1209599 => (d / 86400, "day"),
+        1209600..=5183999 => (d / 604800, "week"),
+        5184000..=63071999 => (d / 2592000, "month"),
+        _ => (d / 31536000, "year"),
+    };
+    if n == 1 {
+        format!("{} {unit} ago", if unit == "hour" { "About an" } else { "1" })
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+pub async fn images(c: &Client) -> Result<(), CliError> {
+    let v = c.call(Method::GET, "/images/json").await?;
+    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    for img in v.as_array().cloned().unwrap_or_default() {
+        let id = img["Id"].as_str().unwrap_or("").trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        let created = img["Created"].as_i64().map(ago).unwrap_or_default();
+        let size = progress::human_size(img["Size"].as_u64().unwrap_or(0));
+        let tags: Vec<String> = img["RepoTags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        if tags.is_empty() {
+            rows.push(["<none>".into(), "<none>".into(), id.clone(), created.clone(), size.clone()]);
+        }
+        for t in tags {
+            let (repo, tag) = match t.rfind(':') {
+                Some(i) if !t[i..].contains('/') => (t[..i].to_string(), t[i + 1..].to_string()),
+                _ => (t.clone(), "<none>".into()),
+            };
+            rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
+        }
+    }
+    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = std::io::stdout().lock();
+    for r in rows {
+        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| if i == 4 { c.clone() } else { format!("{c:<w$}", w = widths[i]) }).collect();
+        let _ = writeln!(out, "{}", line.join("   ").trim_end());
+    }
+    Ok(())
+}
+
+pub async fn rm(c: &Client, names: &[String], force: bool) -> Result<(), CliError> {
+    let mut failed = None;
+    let mut out = std::io::stdout().lock();
+    for n in names {
+        let uri = format!("/images/{}?force={}", enc(n).replace("%2F", "/").replace("%3A", ":"), if force { 1 } else { 0 });
+        match c.call(Method::DELETE, &uri).await {
+            Ok(v) => {
+                for item in v.as_array().cloned().unwrap_or_default() {
+                    if let Some(u) = item.get("Untagged").and_then(|x| x.as_str()) {
+                        let _ = writeln!(out, "Untagged: {u}");
+                    }
+                    if let Some(d) = item.get("Deleted").and_then(|x| x.as_str()) {
+                        let _ = writeln!(out, "Deleted: {d}");
+                    }
+                }
+            }
+            Err(e) => failed = Some(e),
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_tty_rendering_skips_bars() {
+        let mut r = Renderer { tty: false, ids: Vec::new() };
+        let mut out = Vec::new();
+        for m in [
+            r#"{"status":"Pulling from test","id":"1"}"#,
+            r#"{"status":"Pulling fs layer","progressDetail":{},"id":"abc"}"#,
+            r#"{"status":"Downloading","progressDetail":{"current":1,"total":2},"progress":"[=> ]","id":"abc"}"#,
+            r#"{"status":"Pull complete","progressDetail":{},"id":"abc"}"#,
+            r#"{"status":"Digest: sha256:x"}"#,
+        ] {
+            r.message(&mut out, &serde_json::from_str(m).unwrap()).unwrap();
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "1: Pulling from test\nabc: Pulling fs layer\nabc: Pull complete\nDigest: sha256:x\n");
+    }
+
+    #[test]
+    fn tty_rendering_rewrites_in_place() {
+        let mut r = Renderer { tty: true, ids: Vec::new() };
+        let mut out = Vec::new();
+        for m in [
+            r#"{"status":"Pulling fs layer","progressDetail":{},"id":"a"}"#,
+            r#"{"status":"Pulling fs layer","progressDetail":{},"id":"b"}"#,
+            r#"{"status":"Downloading","progressDetail":{"current":1,"total":2},"progress":"x","id":"a"}"#,
+        ] {
+            r.message(&mut out, &serde_json::from_str(m).unwrap()).unwrap();
+        }
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with("\x1b[2A\r\x1b[2Ka: Downloading [=========================>                         ]       1B/2B\x1b[2B\r"), "{s:?}");
+    }
+
+    #[test]
+    fn ages() {
+        let now = crate::store::db::now();
+        assert_eq!(ago(now), "Less than a minute ago");
+        assert_eq!(ago(now - 3 * 86400), "3 days ago");
+        assert_eq!(ago(now - 3700), "About an hour ago");
+    }
+}

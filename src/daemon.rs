@@ -1,0 +1,95 @@
+//! `depot serve`: open the data root, recover, and serve the APIs.
+//!
+//! Crash-only: every persistent write is crash-safe, so stopping is just ending the process (SIGTERM's default
+//! action, or SIGKILL); the next start recovers — resumes unfinished downloads from their bytes on disk, drops
+//! stale ingests, empties `tmp/`, replaces the stale socket.
+
+use crate::api::engine::Engine;
+use crate::config::Config;
+use crate::http::{self, HandlerDyn};
+use crate::image::ImageService;
+use crate::registry::Registry;
+use crate::store::{BlobStore, Db, RootLock};
+use crate::transfer::{Slots, Transfers};
+use std::sync::Arc;
+
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Db(#[from] crate::store::DbError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let context = context.into();
+    move |source| DaemonError::Io { context, source }
+}
+
+/// Everything a running daemon holds. Built by [`open`]; served by [`serve`].
+pub struct Daemon {
+    pub images: Arc<ImageService>,
+    _lock: RootLock,
+}
+
+pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
+    let root = &cfg.data_root;
+    crate::fsutil::create_dir_durable(root).map_err(io(format!("creating data root {}", root.display())))?;
+    let lock = RootLock::acquire(root).map_err(io("locking the data root"))?;
+    let tmp = root.join("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    let db = Arc::new(Db::open(&root.join("depot.db"))?);
+    let store = BlobStore::open(root).map_err(io("opening the content store"))?;
+    let mut ropts = cfg.registry.clone();
+    ropts.certs_dir = Some(cfg.certs_dir());
+    let registry = Arc::new(Registry::new(ropts));
+    let transfers = Arc::new(Transfers {
+        store: store.clone(),
+        slots: Slots::new(cfg.concurrent_downloads),
+        attempts: cfg.registry.retries + 1,
+        retry_delay: cfg.registry.backoff,
+    });
+    let images = Arc::new(ImageService::new(db, store, registry, transfers, cfg.platform.clone(), cfg.concurrent_downloads));
+    let gc = images.gc(cfg.stale_ingest)?;
+    if gc.blobs + gc.ingests > 0 {
+        log::info!("recovery: removed {} unreferenced blobs and {} stale ingests ({} bytes)", gc.blobs, gc.ingests, gc.bytes);
+    }
+    let resumed = images.resume_unfinished()?;
+    if resumed > 0 {
+        log::info!("recovery: resuming {resumed} unfinished downloads");
+    }
+    Ok(Daemon { images, _lock: lock })
+}
+
+/// Bind the listeners and serve until the process ends.
+pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
+    let sock = cfg.socket_path();
+    let unix = http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;
+    let tcp = match cfg.tcp {
+        Some(a) => Some(smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding tcp {a}")))?),
+        None => None,
+    };
+    let engine: Arc<dyn HandlerDyn> = Arc::new(Arc::new(Engine { images: d.images.clone() }));
+    let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
+    log::info!(
+        "depot {} serving on unix://{}{} (data root {})",
+        env!("CARGO_PKG_VERSION"),
+        sock.display(),
+        tcp_addr.map(|a| format!(" and tcp://{a}")).unwrap_or_default(),
+        cfg.data_root.display()
+    );
+    smol::block_on(async {
+        let u = smol::spawn(http::serve_unix(unix, engine.clone()));
+        match tcp {
+            Some(t) => futures_lite::future::zip(u, http::serve_tcp(t, engine)).await.0,
+            None => u.await,
+        }
+    });
+    drop(d);
+    Ok(())
+}
+
