@@ -147,6 +147,9 @@ fn ping(head: bool) -> Resp {
     ] {
         h.insert(k, v.parse().expect("static header"));
     }
+    if head {
+        h.insert("content-length", "0".parse().expect("static header"));
+    }
     r
 }
 
