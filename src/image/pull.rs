@@ -224,9 +224,12 @@ fn fetch_layers(
             }
         }
     }
+    let workers = svc.concurrency.min(todo.len()).max(1);
+    for (desc, _) in todo.iter().skip(workers) {
+        job.layer(desc.digest.short(), LayerStatus::Waiting);
+    }
     let queue = Mutex::new(todo.into_iter());
     let results = Mutex::new(Vec::new());
-    let workers = svc.concurrency.min(m.layers.len()).max(1);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {

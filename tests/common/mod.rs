@@ -1,0 +1,279 @@
+//! Harness for depot's integration tests: the peers started by `tests/peers/up.sh`, depot daemons in temp data
+//! roots, an HTTP client over the unix socket, and the real docker CLI pointed at depot.
+#![allow(dead_code)]
+
+pub mod net;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Addresses of the registries `tests/peers/up.sh` started.
+pub struct Peers {
+    pub dir: PathBuf,
+    pub plain: String,
+    pub basic: String,
+    pub token: String,
+    pub token2: String,
+    pub images: PathBuf,
+}
+
+pub fn peers() -> Peers {
+    let dir = std::env::var_os("DEPOT_TEST_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers"));
+    let env = std::fs::read_to_string(dir.join("env")).unwrap_or_else(|e| {
+        panic!("no test peers at {} ({e}): run tests/run, or tests/peers/up.sh {}", dir.display(), dir.display())
+    });
+    let kv: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    let get = |k: &str| kv.get(k).unwrap_or_else(|| panic!("{k} missing in peers env")).to_string();
+    Peers { plain: get("PLAIN"), basic: get("BASIC"), token: get("TOKEN"), token2: get("TOKEN2"), images: get("IMAGES").into(), dir }
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_depot")
+}
+
+/// A depot daemon on a data root of its own; killed (and its root removed) on drop.
+pub struct Depot {
+    pub root: PathBuf,
+    pub sock: PathBuf,
+    pub args: Vec<String>,
+    child: Option<Child>,
+    pub log: PathBuf,
+    keep_root: bool,
+}
+
+impl Depot {
+    pub fn start(args: &[&str]) -> Depot {
+        Depot::start_at(tempdir("depot"), args)
+    }
+
+    pub fn start_at(root: PathBuf, args: &[&str]) -> Depot {
+        let mut d = Depot {
+            sock: root.join("depot.sock"),
+            log: root.with_extension("log"),
+            root,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            keep_root: false,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg("--data-root")
+            .arg(&self.root)
+            .args(["--tcp", "none", "--log-level", "debug"])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start depot");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("depot exited with {st} at start:\n{}", self.log_text());
+            }
+            if self.get("/_ping").0 == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("depot did not answer /_ping within 20 s:\n{}", self.log_text());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: no chance to clean up, as after a power cut.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Keep the data root after drop (for a second daemon to reuse).
+    pub fn keep(&mut self) {
+        self.keep_root = true;
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
+        request_unix(&self.sock, method, path, headers, Duration::from_secs(600))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let (s, _, b) = request_unix(&self.sock, "GET", path, &[], Duration::from_secs(30));
+        (s, b)
+    }
+
+    pub fn json(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
+        let (s, _, b) = self.request(method, path, &[]);
+        (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POST /images/create and the stream of messages it answers with.
+    pub fn pull_api(&self, query: &str, auth: Option<&str>) -> (u16, Vec<serde_json::Value>) {
+        let mut h = vec![];
+        if let Some(a) = auth {
+            h.push(("X-Registry-Auth", a));
+        }
+        let (s, _, b) = self.request("POST", &format!("/v1.47/images/create?{query}"), &h);
+        let msgs = if s == 200 {
+            b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).expect("json line")).collect()
+        } else {
+            vec![serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null)]
+        };
+        (s, msgs)
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.root.join(".docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker CLI")
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin()).args(args).env("DEPOT_SOCKET", &self.sock).stdin(Stdio::null()).output().expect("depot CLI")
+    }
+
+    pub fn images(&self) -> Vec<serde_json::Value> {
+        let (s, v) = self.json("GET", "/images/json");
+        assert_eq!(s, 200);
+        v.as_array().unwrap().clone()
+    }
+
+    /// Digests of the committed blobs, each checked to hash to its name.
+    pub fn blobs(&self) -> Vec<String> {
+        let dir = self.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            assert_eq!(sha256_file(&e.path()), name, "blob {name} does not hash to its name");
+            out.push(format!("sha256:{name}"));
+        }
+        out.sort();
+        out
+    }
+
+    pub fn ingests(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root.join("ingest")).map(|r| r.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+    }
+}
+
+impl Drop for Depot {
+    fn drop(&mut self) {
+        self.kill9();
+        if !self.keep_root && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// One HTTP/1.1 request over a unix socket (hyper client on smol).
+pub fn request_unix(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let fut = async {
+        let Ok(stream) = async_net::unix::UnixStream::connect(sock).await else { return (0, HashMap::new(), Vec::new()) };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream)).await.unwrap();
+        let task = smol::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "depot");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = sender.send_request(req.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let hs = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        drop(task);
+        (status, hs, body)
+    };
+    smol::block_on(async {
+        futures_lite::future::or(fut, async {
+            async_io::Timer::after(timeout).await;
+            panic!("request {method} {path} timed out");
+        })
+        .await
+    })
+}
+
+/// Poll until `f` is true or `secs` pass.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// What a registry serves for a manifest or blob, fetched with skopeo/curl-free plain HTTP.
+pub fn registry_get(addr: &str, path: &str, accept: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Accept: {accept}"), &format!("http://{addr}{path}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {addr}{path} failed");
+    out.stdout
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn log_lines(p: &Path) -> Vec<String> {
+    std::fs::File::open(p).map(|f| BufReader::new(f).lines().map_while(Result::ok).collect()).unwrap_or_default()
+}
