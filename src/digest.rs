@@ -159,6 +159,11 @@ impl Hasher {
     pub fn finish(self) -> (Digest, u64) {
         (Digest::from_sha256(self.ctx.finish().as_ref()), self.len)
     }
+
+    /// The digest of what was hashed so far, without ending the hash.
+    pub fn peek(&self) -> Digest {
+        Digest::from_sha256(self.ctx.clone().finish().as_ref())
+    }
 }
 
 impl Write for Hasher {

@@ -238,6 +238,20 @@ impl Ingest {
         self.file.sync_data().map_err(io_err(&self.expected))
     }
 
+    /// Check size and digest of what was written, without publishing. A mismatch discards the ingest.
+    pub fn verify(&mut self, size: u64) -> Result<(), BlobError> {
+        let (got, len) = (self.hasher.peek(), self.hasher.len());
+        let err = if len != size {
+            BlobError::Size { expected: self.expected.clone(), got: len, want: size }
+        } else if got != self.expected {
+            BlobError::Mismatch { expected: self.expected.clone(), got }
+        } else {
+            return Ok(());
+        };
+        self.reset()?;
+        Err(err)
+    }
+
     /// Verify size (when known) and digest, then publish under `blobs/`. A mismatch discards the ingest, so bad
     /// bytes are never resumed from. An already existing blob is success.
     pub fn commit(self, size: Option<u64>) -> Result<(), BlobError> {

@@ -224,6 +224,12 @@ impl Transfers {
                             last_persist = Instant::now();
                         }
                         if ing.offset() == size {
+                            // A body that goes on past the declared size is broken (or endless): refuse it rather
+                            // than trust the prefix. With a correct Content-Length this read returns 0 at once.
+                            if matches!(stream.reader.read(&mut buf[..1]), Ok(n) if n > 0) {
+                                ing.reset()?;
+                                return Err(TransferError::TooLong { digest: desc.digest.clone(), size });
+                            }
                             break String::new();
                         }
                     }
@@ -255,6 +261,7 @@ impl Transfers {
             std::thread::sleep(delay);
         }
         report(LayerUpdate::Verifying);
+        ing.verify(size)?;
         let (diff_id, usize) = diff.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
         if &diff_id != job.diff_id {
             ing.reset()?;

@@ -135,6 +135,10 @@ fn read_request(s: &mut TcpStream) -> Option<Request> {
         if s.read(&mut b).ok()? == 0 || buf.len() > 64 * 1024 {
             return None;
         }
+        // A TLS ClientHello (clients try TLS first) is not HTTP: hang up at once, as a plain server would.
+        if buf.is_empty() && !b[0].is_ascii_uppercase() {
+            return None;
+        }
         buf.push(b[0]);
     }
     let text = String::from_utf8_lossy(&buf);
