@@ -1,0 +1,114 @@
+//! The daemon itself: the data-root lock, the socket, TCP, and the Engine API's transport rules (spec §0, §1).
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+#[test]
+fn one_daemon_per_data_root_and_socket_mode() {
+    let d = Depot::start(&[]);
+    let mode = std::fs::metadata(&d.sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let db_mode = std::fs::metadata(d.root.join("depot.db")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(db_mode, 0o600, "the database holds credentials of running downloads");
+    let out = Command::new(bin()).args(["serve", "--tcp", "none", "--data-root"]).arg(&d.root).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is in use by another depot"), "{}", stderr(&out));
+    assert_eq!(d.get("/_ping").0, 200, "the first daemon is unaffected");
+}
+
+#[test]
+fn restart_replaces_a_stale_socket() {
+    let mut d = Depot::start(&[]);
+    d.kill9();
+    assert!(d.sock.exists(), "SIGKILL leaves the socket file behind");
+    d.restart();
+    assert_eq!(d.get("/_ping").0, 200);
+}
+
+#[test]
+fn ping_version_and_headers() {
+    let d = Depot::start(&[]);
+    let (s, h, b) = d.request("HEAD", "/_ping", &[]);
+    assert_eq!((s, b.len()), (200, 0));
+    assert_eq!(h["api-version"], "1.47");
+    assert_eq!(h["ostype"], "linux");
+    assert_eq!(h["docker-experimental"], "false");
+    assert_eq!(h["content-length"], "0");
+    assert_eq!(h["cache-control"], "no-cache, no-store, must-revalidate");
+    let (s, h, b) = d.request("GET", "/v1.41/_ping", &[]);
+    assert_eq!((s, b.as_slice()), (200, b"OK".as_slice()));
+    assert!(h["server"].starts_with("Docker/"));
+    let (s, v) = d.json("GET", "/version");
+    assert_eq!(s, 200);
+    assert_eq!((v["ApiVersion"].as_str(), v["MinAPIVersion"].as_str()), (Some("1.47"), Some("1.24")));
+    assert_eq!(v["Components"][0]["Name"], "Engine");
+    assert_eq!(v["Os"], "linux");
+    // the version gate
+    let (s, v) = d.json("GET", "/v1.99/images/json");
+    assert_eq!((s, v["message"].as_str().unwrap()), (400, "client version 1.99 is too new. Maximum supported API version is 1.47"));
+    let (s, _, b) = d.request("GET", "/v1.23/images/json", &[]);
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&b).starts_with("client version 1.23 is too old"), "plain text below 1.24");
+    // unknown routes and methods
+    for (m, p) in [("GET", "/containers/x/json"), ("PUT", "/images/json"), ("GET", "/v1.47/networks/x")] {
+        let (s, v) = d.json(m, p);
+        assert_eq!((s, v["message"].as_str().unwrap()), (404, "page not found"), "{m} {p}");
+    }
+    assert_eq!(d.request("OPTIONS", "/anything", &[]).0, 200);
+}
+
+#[test]
+fn docker_cli_negotiates_and_inspect_probe_ends_cleanly() {
+    let d = Depot::start(&[]);
+    let out = d.docker(&["version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1.47 1.47", "the CLI downgrades to our version");
+    let out = d.docker(&["images"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("REPOSITORY"));
+}
+
+#[test]
+fn tcp_listener_serves_the_same_api() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Depot::start(&["--tcp", &addr]);
+    let out = Command::new("curl").args(["-sf", &format!("http://{addr}/_ping")]).output().unwrap();
+    assert_eq!(stdout(&out), "OK");
+    drop(d);
+}
+
+#[test]
+fn images_json_versions_and_filters() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    assert!(d.docker(&["pull", &format!("{}/test:1", p.plain)]).status.success());
+    assert!(d.docker(&["pull", &format!("{}/multi:1", p.plain)]).status.success());
+    let (_, v) = d.json("GET", "/v1.41/images/json");
+    assert!(v[0].get("VirtualSize").is_some(), "VirtualSize below 1.44");
+    let (_, v) = d.json("GET", "/v1.47/images/json");
+    assert!(v[0].get("VirtualSize").is_none());
+    assert_eq!(v[0]["Containers"], -1);
+    assert_eq!(v[0]["SharedSize"], -1);
+    let q = |f: &str| {
+        let enc: String = form_urlencoded::byte_serialize(f.as_bytes()).collect();
+        d.json("GET", &format!("/images/json?filters={enc}"))
+    };
+    let (s, v) = q(r#"{"label":{"stage=multi":true}}"#);
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["RepoTags"][0], format!("{}/multi:1", p.plain));
+    let (_, v) = q(&format!(r#"{{"reference":["{}/t*"]}}"#, p.plain));
+    assert_eq!(v.as_array().unwrap().len(), 1, "docker-py's list encoding, glob on the name");
+    let (_, v) = q(r#"{"dangling":{"true":true}}"#);
+    assert_eq!(v.as_array().unwrap().len(), 0);
+    let (s, v) = q(r#"{"bogus":{"x":true}}"#);
+    assert_eq!((s, v["message"].as_str().unwrap()), (400, "invalid filter 'bogus'"));
+    let (s, v) = q(r#"{"dangling":["maybe"]}"#);
+    assert_eq!((s, v["message"].as_str().unwrap()), (400, "invalid filter 'dangling=[maybe]'"));
+    let (s, _) = q("{not json");
+    assert_eq!(s, 400);
+}
