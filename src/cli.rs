@@ -25,11 +25,22 @@ pub struct Client {
 }
 
 impl Client {
-    async fn send(&self, method: Method, uri: &str, headers: &[(&str, String)]) -> Result<Response<hyper::body::Incoming>, CliError> {
-        let conn_err = |e: &dyn std::fmt::Display| CliError::Connect { socket: self.socket.display().to_string(), msg: e.to_string() };
-        let stream = async_net::unix::UnixStream::connect(&self.socket).await.map_err(|e| conn_err(&e))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream)).await.map_err(|e| conn_err(&e))?;
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Response<hyper::body::Incoming>, CliError> {
+        let conn_err = |e: &dyn std::fmt::Display| CliError::Connect {
+            socket: self.socket.display().to_string(),
+            msg: e.to_string(),
+        };
+        let stream = async_net::unix::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| conn_err(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
+            .await
+            .map_err(|e| conn_err(&e))?;
         smol::spawn(async move {
             let _ = conn.await;
         })
@@ -38,15 +49,25 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| CliError::Protocol(e.to_string()))?;
-        sender.send_request(req).await.map_err(|e| CliError::Protocol(e.to_string()))
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| CliError::Protocol(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::Protocol(e.to_string()))
     }
 
     /// A whole JSON answer, or the daemon's `{"message"}` as an error.
     async fn call(&self, method: Method, uri: &str) -> Result<serde_json::Value, CliError> {
         let resp = self.send(method, uri, &[]).await?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| CliError::Protocol(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Protocol(e.to_string()))?
+            .to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             return Err(daemon_error(status, &v, &body));
@@ -91,7 +112,11 @@ impl Renderer {
             }
             return Ok(());
         }
-        let text = match m.get("progressDetail").and_then(|d| d.get("total")).and_then(|t| t.as_u64()) {
+        let text = match m
+            .get("progressDetail")
+            .and_then(|d| d.get("total"))
+            .and_then(|t| t.as_u64())
+        {
             Some(total) => {
                 let cur = m["progressDetail"].get("current").and_then(|c| c.as_u64()).unwrap_or(0);
                 format!("{id}: {status} {}", progress::bar(cur, total))
@@ -113,33 +138,49 @@ impl Renderer {
 }
 
 pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Option<&str>) -> Result<(), CliError> {
-    let r = Reference::parse(reference).map_err(|e| CliError::Usage(format!("invalid reference {reference:?}: {e}")))?;
+    let r =
+        Reference::parse(reference).map_err(|e| CliError::Usage(format!("invalid reference {reference:?}: {e}")))?;
     let mut out = std::io::stdout().lock();
     if r.tag().is_none() && r.digest().is_none() {
         let _ = writeln!(out, "Using default tag: latest");
     }
     let r = r.with_default_tag();
-    let tag = r.digest().map(|d| d.to_string()).or(r.tag().map(str::to_string)).unwrap_or_default();
+    let tag = r
+        .digest()
+        .map(|d| d.to_string())
+        .or(r.tag().map(str::to_string))
+        .unwrap_or_default();
     let mut uri = format!("/images/create?fromImage={}&tag={}", enc(&r.name()), enc(&tag));
     if let Some(p) = platform {
         uri.push_str(&format!("&platform={}", enc(p)));
     }
     let auth = match creds {
         Some(uc) => {
-            let (u, p) = uc.split_once(':').ok_or_else(|| CliError::Usage("--creds takes USER:PASSWORD".into()))?;
+            let (u, p) = uc
+                .split_once(':')
+                .ok_or_else(|| CliError::Usage("--creds takes USER:PASSWORD".into()))?;
             use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE.encode(serde_json::json!({"username": u, "password": p}).to_string())
+            base64::engine::general_purpose::URL_SAFE
+                .encode(serde_json::json!({"username": u, "password": p}).to_string())
         }
         None => "e30=".to_string(),
     };
     let mut resp = c.send(Method::POST, &uri, &[("x-registry-auth", auth)]).await?;
     if !resp.status().is_success() {
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| CliError::Protocol(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Protocol(e.to_string()))?
+            .to_bytes();
         let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         return Err(daemon_error(status, &v, &body));
     }
-    let mut r_ = Renderer { tty: std::io::IsTerminal::is_terminal(&std::io::stdout()), ids: Vec::new() };
+    let mut r_ = Renderer {
+        tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ids: Vec::new(),
+    };
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = resp.body_mut().frame().await {
         let frame = frame.map_err(|e| CliError::Protocol(e.to_string()))?;
@@ -147,8 +188,14 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
         buf.extend_from_slice(&data);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
-            let Ok(m) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
-            if let Some(err) = m.get("errorDetail").and_then(|e| e.get("message")).and_then(|x| x.as_str()) {
+            let Ok(m) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(err) = m
+                .get("errorDetail")
+                .and_then(|e| e.get("message"))
+                .and_then(|x| x.as_str())
+            {
                 return Err(CliError::Daemon(err.to_string()));
             }
             let _ = r_.message(&mut out, &m);
@@ -179,14 +226,35 @@ fn ago(secs: i64) -> String {
 
 pub async fn images(c: &Client) -> Result<(), CliError> {
     let v = c.call(Method::GET, "/images/json").await?;
-    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    let mut rows = vec![[
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
     for img in v.as_array().cloned().unwrap_or_default() {
-        let id = img["Id"].as_str().unwrap_or("").trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        let id = img["Id"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>();
         let created = img["Created"].as_i64().map(ago).unwrap_or_default();
         let size = progress::human_size(img["Size"].as_u64().unwrap_or(0));
-        let tags: Vec<String> = img["RepoTags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let tags: Vec<String> = img["RepoTags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         if tags.is_empty() {
-            rows.push(["<none>".into(), "<none>".into(), id.clone(), created.clone(), size.clone()]);
+            rows.push([
+                "<none>".into(),
+                "<none>".into(),
+                id.clone(),
+                created.clone(),
+                size.clone(),
+            ]);
         }
         for t in tags {
             let (repo, tag) = match t.rfind(':') {
@@ -196,10 +264,22 @@ pub async fn images(c: &Client) -> Result<(), CliError> {
             rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
         }
     }
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = std::io::stdout().lock();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| if i == 4 { c.clone() } else { format!("{c:<w$}", w = widths[i]) }).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 4 {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
         let _ = writeln!(out, "{}", line.join("   ").trim_end());
     }
     Ok(())
@@ -209,7 +289,11 @@ pub async fn rm(c: &Client, names: &[String], force: bool) -> Result<(), CliErro
     let mut failed = None;
     let mut out = std::io::stdout().lock();
     for n in names {
-        let uri = format!("/images/{}?force={}", enc(n).replace("%2F", "/").replace("%3A", ":"), if force { 1 } else { 0 });
+        let uri = format!(
+            "/images/{}?force={}",
+            enc(n).replace("%2F", "/").replace("%3A", ":"),
+            if force { 1 } else { 0 }
+        );
         match c.call(Method::DELETE, &uri).await {
             Ok(v) => {
                 for item in v.as_array().cloned().unwrap_or_default() {
@@ -233,7 +317,10 @@ mod tests {
 
     #[test]
     fn non_tty_rendering_skips_bars() {
-        let mut r = Renderer { tty: false, ids: Vec::new() };
+        let mut r = Renderer {
+            tty: false,
+            ids: Vec::new(),
+        };
         let mut out = Vec::new();
         for m in [
             r#"{"status":"Pulling from test","id":"1"}"#,
@@ -244,12 +331,18 @@ mod tests {
         ] {
             r.message(&mut out, &serde_json::from_str(m).unwrap()).unwrap();
         }
-        assert_eq!(String::from_utf8(out).unwrap(), "1: Pulling from test\nabc: Pulling fs layer\nabc: Pull complete\nDigest: sha256:x\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1: Pulling from test\nabc: Pulling fs layer\nabc: Pull complete\nDigest: sha256:x\n"
+        );
     }
 
     #[test]
     fn tty_rendering_rewrites_in_place() {
-        let mut r = Renderer { tty: true, ids: Vec::new() };
+        let mut r = Renderer {
+            tty: true,
+            ids: Vec::new(),
+        };
         let mut out = Vec::new();
         for m in [
             r#"{"status":"Pulling fs layer","progressDetail":{},"id":"a"}"#,

@@ -16,10 +16,22 @@ pub struct Board {
 impl Board {
     pub fn detect() -> Board {
         match std::env::consts::ARCH {
-            "x86_64" => Board { name: "x86_64", concurrent_downloads: 3 },
-            "aarch64" => Board { name: "arm_64", concurrent_downloads: 2 },
-            "arm" => Board { name: "arm-x41", concurrent_downloads: 2 },
-            _ => Board { name: "generic", concurrent_downloads: 2 },
+            "x86_64" => Board {
+                name: "x86_64",
+                concurrent_downloads: 3,
+            },
+            "aarch64" => Board {
+                name: "arm_64",
+                concurrent_downloads: 2,
+            },
+            "arm" => Board {
+                name: "arm-x41",
+                concurrent_downloads: 2,
+            },
+            _ => Board {
+                name: "generic",
+                concurrent_downloads: 2,
+            },
         }
     }
 }
@@ -65,6 +77,9 @@ impl Config {
 
     /// Where `certs.d` lives unless set: next to the database, as dockerd keeps it under its config dir.
     pub fn certs_dir(&self) -> PathBuf {
-        self.registry.certs_dir.clone().unwrap_or_else(|| self.data_root.join("certs.d"))
+        self.registry
+            .certs_dir
+            .clone()
+            .unwrap_or_else(|| self.data_root.join("certs.d"))
     }
 }

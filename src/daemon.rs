@@ -13,7 +13,6 @@ use crate::store::{BlobStore, Db, RootLock};
 use crate::transfer::{Slots, Transfers};
 use std::sync::Arc;
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("{context}: {source}")]
@@ -53,10 +52,22 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         attempts: cfg.registry.retries + 1,
         retry_delay: cfg.registry.backoff,
     });
-    let images = Arc::new(ImageService::new(db, store, registry, transfers, cfg.platform.clone(), cfg.concurrent_downloads));
+    let images = Arc::new(ImageService::new(
+        db,
+        store,
+        registry,
+        transfers,
+        cfg.platform.clone(),
+        cfg.concurrent_downloads,
+    ));
     let gc = images.gc(cfg.stale_ingest)?;
     if gc.blobs + gc.ingests > 0 {
-        log::info!("recovery: removed {} unreferenced blobs and {} stale ingests ({} bytes)", gc.blobs, gc.ingests, gc.bytes);
+        log::info!(
+            "recovery: removed {} unreferenced blobs and {} stale ingests ({} bytes)",
+            gc.blobs,
+            gc.ingests,
+            gc.bytes
+        );
     }
     let resumed = images.resume_unfinished()?;
     if resumed > 0 {
@@ -68,12 +79,15 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
 /// Bind the listeners and serve until the process ends.
 pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
     let sock = cfg.socket_path();
-    let unix = http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;
+    let unix =
+        http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;
     let tcp = match cfg.tcp {
         Some(a) => Some(smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding tcp {a}")))?),
         None => None,
     };
-    let engine: Arc<dyn HandlerDyn> = Arc::new(Arc::new(Engine { images: d.images.clone() }));
+    let engine: Arc<dyn HandlerDyn> = Arc::new(Arc::new(Engine {
+        images: d.images.clone(),
+    }));
     let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
     log::info!(
         "depot {} serving on unix://{}{} (data root {})",
@@ -92,4 +106,3 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
     drop(d);
     Ok(())
 }
-

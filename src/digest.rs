@@ -100,7 +100,10 @@ impl FromStr for Digest {
         if !hex_ok {
             return Err(bad());
         }
-        Ok(Digest { s: s.to_string(), colon })
+        Ok(Digest {
+            s: s.to_string(),
+            colon,
+        })
     }
 }
 
@@ -138,7 +141,10 @@ pub struct Hasher {
 
 impl Default for Hasher {
     fn default() -> Self {
-        Hasher { ctx: ring::digest::Context::new(&ring::digest::SHA256), len: 0 }
+        Hasher {
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            len: 0,
+        }
     }
 }
 
@@ -191,7 +197,10 @@ mod tests {
         h.update(b"ab");
         h.update(b"c");
         let (d, n) = h.finish();
-        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(n, 3);
     }
 

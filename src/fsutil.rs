@@ -14,10 +14,20 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent"))?;
-    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?;
     let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-    let res = f.write_all(bytes).and_then(|_| f.sync_all()).and_then(|_| fs::rename(&tmp, path));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    let res = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| fs::rename(&tmp, path));
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
     }

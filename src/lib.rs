@@ -6,17 +6,17 @@ pub mod fsutil;
 pub mod reference;
 pub mod store;
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod image;
+pub mod logger;
+pub mod platform;
+pub mod progress;
+pub mod registry;
+pub mod sysdb;
 #[cfg(test)]
 pub mod testutil;
-pub mod platform;
-pub mod registry;
 pub mod transfer;
-pub mod image;
-pub mod http;
-pub mod logger;
-pub mod progress;
-pub mod sysdb;
-pub mod api;
-pub mod config;
-pub mod cli;
-pub mod daemon;

@@ -17,7 +17,9 @@ impl log::Log for Logger {
             return;
         }
         let now = time::OffsetDateTime::now_utc();
-        let ts = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let ts = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let _ = writeln!(std::io::stderr().lock(), "{ts} {:<5} {}", r.level(), r.args());
     }
 

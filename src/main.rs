@@ -32,7 +32,11 @@ fn main() -> ExitCode {
 
 fn secs(v: std::ffi::OsString) -> Result<Duration, String> {
     let s = v.into_string().map_err(|_| "not unicode".to_string())?;
-    s.parse::<f64>().ok().filter(|x| *x > 0.0).map(Duration::from_secs_f64).ok_or(format!("not a number of seconds: {s}"))
+    s.parse::<f64>()
+        .ok()
+        .filter(|x| *x > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("not a number of seconds: {s}"))
 }
 
 fn run() -> Result<(), String> {
@@ -53,14 +57,30 @@ fn run() -> Result<(), String> {
     while let Some(a) = p.next().map_err(|e| e.to_string())? {
         match a {
             Short('H') | Long("socket") => socket = Some(p.value().map_err(|e| e.to_string())?.into()),
-            Long("platform") => platform = Some(p.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?),
-            Long("creds") => creds = Some(p.value().map_err(|e| e.to_string())?.string().map_err(|e| e.to_string())?),
+            Long("platform") => {
+                platform = Some(
+                    p.value()
+                        .map_err(|e| e.to_string())?
+                        .string()
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            Long("creds") => {
+                creds = Some(
+                    p.value()
+                        .map_err(|e| e.to_string())?
+                        .string()
+                        .map_err(|e| e.to_string())?,
+                )
+            }
             Short('f') | Long("force") => force = true,
             Value(v) => args.push(v.string().map_err(|e| e.to_string())?),
             a => return Err(format!("{}\n{USAGE}", a.unexpected())),
         }
     }
-    let client = Client { socket: socket.unwrap_or_else(|| Config::default().socket_path()) };
+    let client = Client {
+        socket: socket.unwrap_or_else(|| Config::default().socket_path()),
+    };
     let r: Result<(), CliError> = smol::block_on(async {
         match (cmd.as_str(), args.as_slice()) {
             ("pull", [r]) => cli::pull(&client, r, platform.as_deref(), creds.as_deref()).await,
@@ -83,7 +103,11 @@ fn serve(mut p: lexopt::Parser) -> Result<(), String> {
             Long("socket-group") => cfg.socket_group = Some(p.value().map_err(e)?.string().map_err(e)?),
             Long("tcp") => {
                 let v = p.value().map_err(e)?.string().map_err(e)?;
-                cfg.tcp = if v == "none" { None } else { Some(v.parse().map_err(|_| format!("bad --tcp address {v:?}"))?) };
+                cfg.tcp = if v == "none" {
+                    None
+                } else {
+                    Some(v.parse().map_err(|_| format!("bad --tcp address {v:?}"))?)
+                };
             }
             Long("platform") => {
                 let v = p.value().map_err(e)?.string().map_err(e)?;

@@ -18,7 +18,11 @@ pub struct PlatformError(pub String);
 impl Platform {
     pub fn new(os: &str, arch: &str, variant: Option<&str>) -> Platform {
         let (architecture, variant) = normalize_arch(arch, variant.unwrap_or(""));
-        Platform { os: os.to_ascii_lowercase(), architecture, variant }
+        Platform {
+            os: os.to_ascii_lowercase(),
+            architecture,
+            variant,
+        }
     }
 
     /// The platform of the CPU this binary was built for.
@@ -71,10 +75,26 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, Option<String>) {
     let (a, v): (&str, &str) = match arch.as_str() {
         "i386" => ("386", ""),
         "x86_64" | "x86-64" | "amd64" => ("amd64", if variant == "v1" { "" } else { &variant }),
-        "aarch64" | "arm64" => ("arm64", if variant == "8" || variant == "v8" { "" } else { &variant }),
+        "aarch64" | "arm64" => (
+            "arm64",
+            if variant == "8" || variant == "v8" {
+                ""
+            } else {
+                &variant
+            },
+        ),
         "armhf" => ("arm", "v7"),
         "armel" => ("arm", "v6"),
-        "arm" => ("arm", if variant.is_empty() { "v7" } else if variant.starts_with('v') { &variant } else { return ("arm".into(), Some(format!("v{variant}"))) }),
+        "arm" => (
+            "arm",
+            if variant.is_empty() {
+                "v7"
+            } else if variant.starts_with('v') {
+                &variant
+            } else {
+                return ("arm".into(), Some(format!("v{variant}")));
+            },
+        ),
         other => (other, &variant),
     };
     (a.to_string(), if v.is_empty() { None } else { Some(v.to_string()) })

@@ -21,17 +21,29 @@ fn sig4(x: f64) -> String {
     let decimals = (3 - mag).max(0) as usize;
     let s = format!("{x:.decimals$}");
     // %.4g can round up into the next magnitude (999.95 → 1000); the decimals then shrink by one.
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
     s
 }
 
 /// The bar: `[=====>      ]  1.049MB/2.097MB` (width > 110 in Docker's terms).
 pub fn bar(current: u64, total: u64) -> String {
     if total == 0 {
-        return if current == 0 { String::new() } else { format!("{:>8}", human_size(current)) };
+        return if current == 0 {
+            String::new()
+        } else {
+            format!("{:>8}", human_size(current))
+        };
     }
     let pct = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
-    let numbers = if current > total { String::new() } else { format!("{:>8}/{}", human_size(current), human_size(total)) };
+    let numbers = if current > total {
+        String::new()
+    } else {
+        format!("{:>8}/{}", human_size(current), human_size(total))
+    };
     format!("[{}>{}] {numbers}", "=".repeat(pct), " ".repeat(50 - pct))
 }
 
@@ -64,8 +76,14 @@ mod tests {
     #[test]
     fn bars_match_captures() {
         // from reference/wire/engine/dockerd-20.10.24/03-pull-test
-        assert_eq!(bar(36412, 1084273), "[=>                                                 ]  36.41kB/1.084MB");
-        assert_eq!(bar(118, 118), "[==================================================>]     118B/118B");
+        assert_eq!(
+            bar(36412, 1084273),
+            "[=>                                                 ]  36.41kB/1.084MB"
+        );
+        assert_eq!(
+            bar(118, 118),
+            "[==================================================>]     118B/118B"
+        );
         assert_eq!(bar(5, 0), "      5B");
         assert_eq!(bar(0, 0), "");
     }

@@ -93,17 +93,32 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(ReferenceError::Tag);
         }
-        Ok(Reference { domain: self.domain.clone(), path: self.path.clone(), tag: Some(tag.to_string()), digest: None })
+        Ok(Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        })
     }
 
     /// `WithDigest(TrimNamed(ref), digest)`.
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: Some(digest) }
+        Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: Some(digest),
+        }
     }
 
     /// Just the name.
     pub fn trimmed(&self) -> Reference {
-        Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: None }
+        Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: None,
+        }
     }
 
     /// The familiar name: `docker.io/` stripped, and `library/` for single-component official images.
@@ -230,7 +245,12 @@ fn parse_qualified(domain: &str, remainder: &str, original: &str) -> Result<Refe
         return Err(ReferenceError::TooLong);
     }
     let digest = digest.map(parse_digest).transpose()?;
-    Ok(Reference { domain: domain.to_string(), path: path.to_string(), tag: tag.map(str::to_string), digest })
+    Ok(Reference {
+        domain: domain.to_string(),
+        path: path.to_string(),
+        tag: tag.map(str::to_string),
+        digest,
+    })
 }
 
 /// The reference grammar's digest shape: `[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`.
@@ -348,11 +368,19 @@ mod tests {
             ("docker.io/library/a/b", "docker.io/library/a/b", "library/a/b"),
             ("localhost/x", "localhost/x", "localhost/x"),
             ("localhost:5000/x:y", "localhost:5000/x:y", "localhost:5000/x:y"),
-            ("127.0.0.1:5000/test:1", "127.0.0.1:5000/test:1", "127.0.0.1:5000/test:1"),
-            ("ghcr.io/o/r@" , "", ""),
+            (
+                "127.0.0.1:5000/test:1",
+                "127.0.0.1:5000/test:1",
+                "127.0.0.1:5000/test:1",
+            ),
+            ("ghcr.io/o/r@", "", ""),
             ("Foo/bar", "Foo/bar", "Foo/bar"),
             ("[::1]:5000/x", "[::1]:5000/x", "[::1]:5000/x"),
-            ("a.b-c.d/e__f.g-h---i/j_k:T_a.g-1", "a.b-c.d/e__f.g-h---i/j_k:T_a.g-1", "a.b-c.d/e__f.g-h---i/j_k:T_a.g-1"),
+            (
+                "a.b-c.d/e__f.g-h---i/j_k:T_a.g-1",
+                "a.b-c.d/e__f.g-h---i/j_k:T_a.g-1",
+                "a.b-c.d/e__f.g-h---i/j_k:T_a.g-1",
+            ),
         ];
         for (input, canon, fam) in cases {
             if canon.is_empty() {
@@ -413,7 +441,10 @@ mod tests {
     fn tags_and_digests() {
         let r = Reference::parse("busybox").unwrap();
         assert_eq!(r.clone().with_default_tag().familiar(), "busybox:latest");
-        assert_eq!(r.with_tag("1.36").unwrap().to_string(), "docker.io/library/busybox:1.36");
+        assert_eq!(
+            r.with_tag("1.36").unwrap().to_string(),
+            "docker.io/library/busybox:1.36"
+        );
         assert_eq!(r.with_tag("-x"), Err(ReferenceError::Tag));
         let with_both = Reference::parse(&format!("busybox:1@{D}")).unwrap();
         assert_eq!(with_both.clone().with_default_tag(), with_both);
@@ -426,7 +457,13 @@ mod tests {
         assert_eq!(AnyReference::parse(HEX).unwrap(), AnyReference::Id(D.parse().unwrap()));
         assert_eq!(AnyReference::parse(D).unwrap(), AnyReference::Id(D.parse().unwrap()));
         assert!(matches!(AnyReference::parse("abc123").unwrap(), AnyReference::Named(_)));
-        assert!(matches!(AnyReference::parse("localhost:5000/x").unwrap(), AnyReference::Named(_)));
-        assert_eq!(AnyReference::parse(&format!("sha256:{}", &HEX[..40])), Err(ReferenceError::DigestLength));
+        assert!(matches!(
+            AnyReference::parse("localhost:5000/x").unwrap(),
+            AnyReference::Named(_)
+        ));
+        assert_eq!(
+            AnyReference::parse(&format!("sha256:{}", &HEX[..40])),
+            Err(ReferenceError::DigestLength)
+        );
     }
 }

@@ -13,7 +13,11 @@ fn one_daemon_per_data_root_and_socket_mode() {
     assert_eq!(mode, 0o660);
     let db_mode = std::fs::metadata(d.root.join("depot.db")).unwrap().permissions().mode() & 0o777;
     assert_eq!(db_mode, 0o600, "the database holds credentials of running downloads");
-    let out = Command::new(bin()).args(["serve", "--tcp", "none", "--data-root"]).arg(&d.root).output().unwrap();
+    let out = Command::new(bin())
+        .args(["serve", "--tcp", "none", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is in use by another depot"), "{}", stderr(&out));
     assert_eq!(d.get("/_ping").0, 200, "the first daemon is unaffected");
@@ -43,17 +47,33 @@ fn ping_version_and_headers() {
     assert!(h["server"].starts_with("Docker/"));
     let (s, v) = d.json("GET", "/version");
     assert_eq!(s, 200);
-    assert_eq!((v["ApiVersion"].as_str(), v["MinAPIVersion"].as_str()), (Some("1.47"), Some("1.24")));
+    assert_eq!(
+        (v["ApiVersion"].as_str(), v["MinAPIVersion"].as_str()),
+        (Some("1.47"), Some("1.24"))
+    );
     assert_eq!(v["Components"][0]["Name"], "Engine");
     assert_eq!(v["Os"], "linux");
     // the version gate
     let (s, v) = d.json("GET", "/v1.99/images/json");
-    assert_eq!((s, v["message"].as_str().unwrap()), (400, "client version 1.99 is too new. Maximum supported API version is 1.47"));
+    assert_eq!(
+        (s, v["message"].as_str().unwrap()),
+        (
+            400,
+            "client version 1.99 is too new. Maximum supported API version is 1.47"
+        )
+    );
     let (s, _, b) = d.request("GET", "/v1.23/images/json", &[]);
     assert_eq!(s, 400);
-    assert!(String::from_utf8_lossy(&b).starts_with("client version 1.23 is too old"), "plain text below 1.24");
+    assert!(
+        String::from_utf8_lossy(&b).starts_with("client version 1.23 is too old"),
+        "plain text below 1.24"
+    );
     // unknown routes and methods
-    for (m, p) in [("GET", "/containers/x/json"), ("PUT", "/images/json"), ("GET", "/v1.47/networks/x")] {
+    for (m, p) in [
+        ("GET", "/containers/x/json"),
+        ("PUT", "/images/json"),
+        ("GET", "/v1.47/networks/x"),
+    ] {
         let (s, v) = d.json(m, p);
         assert_eq!((s, v["message"].as_str().unwrap()), (404, "page not found"), "{m} {p}");
     }
@@ -73,10 +93,17 @@ fn docker_cli_negotiates_and_inspect_probe_ends_cleanly() {
 
 #[test]
 fn tcp_listener_serves_the_same_api() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let d = Depot::start(&["--tcp", &addr]);
-    let out = Command::new("curl").args(["-sf", &format!("http://{addr}/_ping")]).output().unwrap();
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://{addr}/_ping")])
+        .output()
+        .unwrap();
     assert_eq!(stdout(&out), "OK");
     drop(d);
 }
@@ -102,13 +129,20 @@ fn images_json_versions_and_filters() {
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["RepoTags"][0], format!("{}/multi:1", p.plain));
     let (_, v) = q(&format!(r#"{{"reference":["{}/t*"]}}"#, p.plain));
-    assert_eq!(v.as_array().unwrap().len(), 1, "docker-py's list encoding, glob on the name");
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        1,
+        "docker-py's list encoding, glob on the name"
+    );
     let (_, v) = q(r#"{"dangling":{"true":true}}"#);
     assert_eq!(v.as_array().unwrap().len(), 0);
     let (s, v) = q(r#"{"bogus":{"x":true}}"#);
     assert_eq!((s, v["message"].as_str().unwrap()), (400, "invalid filter 'bogus'"));
     let (s, v) = q(r#"{"dangling":["maybe"]}"#);
-    assert_eq!((s, v["message"].as_str().unwrap()), (400, "invalid filter 'dangling=[maybe]'"));
+    assert_eq!(
+        (s, v["message"].as_str().unwrap()),
+        (400, "invalid filter 'dangling=[maybe]'")
+    );
     let (s, _) = q("{not json");
     assert_eq!(s, 400);
 }

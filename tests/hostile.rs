@@ -48,7 +48,13 @@ fn image(content_len: usize, gzip: bool, diff_override: Option<Digest>) -> Img {
         "layers": [{"mediaType": if gzip { LAYER_GZIP } else { LAYER_TAR }, "digest": layer_digest.to_string(), "size": layer.len()}]
     }))
     .unwrap();
-    Img { manifest, config, config_digest, layer, layer_digest }
+    Img {
+        manifest,
+        config,
+        config_digest,
+        layer,
+        layer_digest,
+    }
 }
 
 /// Serve `img` normally, except where `layer` says otherwise for the layer blob (given the request and its count).
@@ -73,10 +79,19 @@ fn serve(img: Img, layer: impl Fn(&Request, u32, &Img) -> Reply + Send + Sync + 
 }
 
 fn ranged(r: &Request, body: &[u8]) -> Reply {
-    match r.headers.get("range").and_then(|v| v.strip_prefix("bytes=")).and_then(|v| v.strip_suffix('-')).and_then(|v| v.parse::<usize>().ok()) {
+    match r
+        .headers
+        .get("range")
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.strip_suffix('-'))
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         Some(from) => Reply::Full {
             status: 206,
-            headers: vec![("Content-Range".into(), format!("bytes {from}-{}/{}", body.len() - 1, body.len()))],
+            headers: vec![(
+                "Content-Range".into(),
+                format!("bytes {from}-{}/{}", body.len() - 1, body.len()),
+            )],
             body: body[from..].to_vec(),
         },
         None => Reply::ok(body.to_vec(), "application/octet-stream"),
@@ -84,14 +99,29 @@ fn ranged(r: &Request, body: &[u8]) -> Reply {
 }
 
 fn fast_depot() -> Depot {
-    Depot::start(&["--retries", "2", "--retry-delay-ms", "50", "--read-timeout", "2", "--connect-timeout", "2"])
+    Depot::start(&[
+        "--retries",
+        "2",
+        "--retry-delay-ms",
+        "50",
+        "--read-timeout",
+        "2",
+        "--connect-timeout",
+        "2",
+    ])
 }
 
 /// Pull `repo:1` from `h`; returns the HTTP status and the last message (error or status).
 fn pull(d: &Depot, h: &Hostile, auth: Option<&str>) -> (u16, String) {
     let (s, msgs) = d.pull_api(&format!("fromImage={}/repo&tag=1", h.addr), auth);
     let last = msgs.last().cloned().unwrap_or_default();
-    let text = last.get("error").or(last.get("message")).or(last.get("status")).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let text = last
+        .get("error")
+        .or(last.get("message"))
+        .or(last.get("status"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     if s == 200 && last.get("error").is_some() {
         assert_eq!(last["errorDetail"]["message"], last["error"], "both error fields");
         return (599, text);
@@ -104,7 +134,10 @@ fn healthy_and_clean(d: &Depot, img: &Img) {
     assert_eq!(d.get("/_ping"), (200, b"OK".to_vec()));
     assert!(d.images().is_empty(), "no image is visible after a failed pull");
     let blobs = d.blobs(); // each blob re-hashed against its name
-    assert!(!blobs.contains(&img.layer_digest.to_string()), "the bad layer never reaches blobs/");
+    assert!(
+        !blobs.contains(&img.layer_digest.to_string()),
+        "the bad layer never reaches blobs/"
+    );
 }
 
 #[test]
@@ -118,7 +151,10 @@ fn wrong_blob_digest() {
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 599);
-    assert!(msg.contains(&format!("blob digest mismatch: expected {}", img.layer_digest)), "{msg}");
+    assert!(
+        msg.contains(&format!("blob digest mismatch: expected {}", img.layer_digest)),
+        "{msg}"
+    );
     healthy_and_clean(&d, &img);
 }
 
@@ -129,9 +165,15 @@ fn wrong_diff_id() {
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 599);
-    assert!(msg.contains("uncompressed content has digest") && msg.contains("but the image config says"), "{msg}");
+    assert!(
+        msg.contains("uncompressed content has digest") && msg.contains("but the image config says"),
+        "{msg}"
+    );
     healthy_and_clean(&d, &img);
-    assert!(d.ingests().iter().all(|i| std::fs::metadata(i.join("data")).map(|m| m.len()).unwrap_or(0) == 0));
+    assert!(d
+        .ingests()
+        .iter()
+        .all(|i| std::fs::metadata(i.join("data")).map(|m| m.len()).unwrap_or(0) == 0));
 }
 
 #[test]
@@ -156,24 +198,41 @@ fn truncated_once_then_resumed_with_range() {
     let img = image(300_000, true, None);
     let h = serve(img.clone(), |r, n, img| {
         if n == 0 {
-            Reply::Truncated { declared: img.layer.len() as u64, body: img.layer[..img.layer.len() / 2].to_vec() }
+            Reply::Truncated {
+                declared: img.layer.len() as u64,
+                body: img.layer[..img.layer.len() / 2].to_vec(),
+            }
         } else {
             ranged(r, &img.layer)
         }
     });
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
-    assert_eq!((s, msg.starts_with("Status: Downloaded newer image")), (200, true), "{msg}");
-    let gets: Vec<Request> = h.requests().into_iter().filter(|r| r.path.contains(&img.layer_digest.to_string())).collect();
+    assert_eq!(
+        (s, msg.starts_with("Status: Downloaded newer image")),
+        (200, true),
+        "{msg}"
+    );
+    let gets: Vec<Request> = h
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(&img.layer_digest.to_string()))
+        .collect();
     assert_eq!(gets.len(), 2);
-    assert_eq!(gets[1].headers.get("range").map(String::as_str), Some(format!("bytes={}-", img.layer.len() / 2).as_str()));
+    assert_eq!(
+        gets[1].headers.get("range").map(String::as_str),
+        Some(format!("bytes={}-", img.layer.len() / 2).as_str())
+    );
     assert!(d.blobs().contains(&img.layer_digest.to_string()));
 }
 
 #[test]
 fn always_truncated_fails_after_bounded_retries() {
     let img = image(300_000, true, None);
-    let h = serve(img.clone(), |_, _, img| Reply::Truncated { declared: img.layer.len() as u64, body: img.layer[..1000].to_vec() });
+    let h = serve(img.clone(), |_, _, img| Reply::Truncated {
+        declared: img.layer.len() as u64,
+        body: img.layer[..1000].to_vec(),
+    });
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 599);
@@ -184,19 +243,31 @@ fn always_truncated_fails_after_bounded_retries() {
 #[test]
 fn endless_body_is_cut_at_the_declared_size() {
     let img = image(50_000, false, None);
-    let h = serve(img.clone(), |_, _, img| Reply::Endless { prefix: img.layer.clone() });
+    let h = serve(img.clone(), |_, _, img| Reply::Endless {
+        prefix: img.layer.clone(),
+    });
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 599);
-    assert!(msg.contains("sent more than the 50000 bytes the manifest declares"), "{msg}");
+    assert!(
+        msg.contains("sent more than the 50000 bytes the manifest declares"),
+        "{msg}"
+    );
     healthy_and_clean(&d, &img);
-    let on_disk: u64 = d.ingests().iter().map(|i| std::fs::metadata(i.join("data")).map(|m| m.len()).unwrap_or(0)).sum();
+    let on_disk: u64 = d
+        .ingests()
+        .iter()
+        .map(|i| std::fs::metadata(i.join("data")).map(|m| m.len()).unwrap_or(0))
+        .sum();
     assert_eq!(on_disk, 0, "nothing past the declared size is kept");
 }
 
 #[test]
 fn manifest_over_the_cap() {
-    let big = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","pad":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
+    let big = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","pad":"{}"}}"#,
+        "x".repeat(5 * 1024 * 1024)
+    );
     let h = Hostile::start(move |r| match r.path.as_str() {
         "/v2/" => Reply::ok(b"{}".to_vec(), "application/json"),
         _ => Reply::ok(big.clone().into_bytes(), OCI_MANIFEST),
@@ -248,7 +319,9 @@ fn redirect_to_another_host_gets_no_credentials() {
                 headers: vec![("Location".into(), format!("http://{cdn_addr}{p}?signed=1"))],
                 body: vec![],
             },
-            p if p.ends_with(&inner.config_digest.to_string()) => Reply::ok(inner.config.clone(), "application/octet-stream"),
+            p if p.ends_with(&inner.config_digest.to_string()) => {
+                Reply::ok(inner.config.clone(), "application/octet-stream")
+            }
             _ => Reply::status(404, "{}"),
         }
     });
@@ -259,7 +332,10 @@ fn redirect_to_another_host_gets_no_credentials() {
     assert_eq!(s, 200, "{msg}");
     let cdn_reqs = cdn.requests();
     assert!(!cdn_reqs.is_empty(), "the blob came from the redirect target");
-    assert!(cdn_reqs.iter().all(|r| !r.headers.contains_key("authorization")), "credentials leaked: {cdn_reqs:?}");
+    assert!(
+        cdn_reqs.iter().all(|r| !r.headers.contains_key("authorization")),
+        "credentials leaked: {cdn_reqs:?}"
+    );
     assert!(cdn_reqs[0].path.ends_with("?signed=1"));
     assert!(reg.requests().iter().any(|r| r.headers.contains_key("authorization")));
     assert!(d.blobs().contains(&img.layer_digest.to_string()));
@@ -271,27 +347,45 @@ fn rate_limit_names_the_limit() {
         "/v2/" => Reply::ok(b"{}".to_vec(), "application/json"),
         _ => Reply::Full {
             status: 429,
-            headers: vec![("ratelimit-limit".into(), "100;w=21600".into()), ("ratelimit-remaining".into(), "0;w=21600".into())],
-            body: br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#.to_vec(),
+            headers: vec![
+                ("ratelimit-limit".into(), "100;w=21600".into()),
+                ("ratelimit-remaining".into(), "0;w=21600".into()),
+            ],
+            body: br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#
+                .to_vec(),
         },
     });
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 429);
-    assert!(msg.contains("rate limit") && msg.contains("ratelimit-remaining: 0;w=21600"), "{msg}");
+    assert!(
+        msg.contains("rate limit") && msg.contains("ratelimit-remaining: 0;w=21600"),
+        "{msg}"
+    );
     assert!(msg.contains("You have reached your pull rate limit"), "{msg}");
-    assert_eq!(h.requests().iter().filter(|r| r.path.contains("manifests")).count(), 1, "a 429 is not hammered with retries");
+    assert_eq!(
+        h.requests().iter().filter(|r| r.path.contains("manifests")).count(),
+        1,
+        "a 429 is not hammered with retries"
+    );
 }
 
 #[test]
 fn stalled_server_times_out() {
     let img = image(200_000, false, None);
-    let h = serve(img.clone(), |_, _, img| Reply::Stall { declared: img.layer.len() as u64, prefix: img.layer[..1000].to_vec(), secs: 30 });
+    let h = serve(img.clone(), |_, _, img| Reply::Stall {
+        declared: img.layer.len() as u64,
+        prefix: img.layer[..1000].to_vec(),
+        secs: 30,
+    });
     let d = fast_depot();
     let t = Instant::now();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 599);
-    assert!(t.elapsed() < Duration::from_secs(25), "a stall is detected by the read timeout, not by the server giving up");
+    assert!(
+        t.elapsed() < Duration::from_secs(25),
+        "a stall is detected by the read timeout, not by the server giving up"
+    );
     assert!(msg.contains("timeout") || msg.contains("timed out"), "{msg}");
     healthy_and_clean(&d, &img);
 }
@@ -299,7 +393,13 @@ fn stalled_server_times_out() {
 #[test]
 fn server_errors_are_retried() {
     let img = image(100_000, true, None);
-    let h = serve(img.clone(), |r, n, img| if n < 2 { Reply::status(503, "{}") } else { ranged(r, &img.layer) });
+    let h = serve(img.clone(), |r, n, img| {
+        if n < 2 {
+            Reply::status(503, "{}")
+        } else {
+            ranged(r, &img.layer)
+        }
+    });
     let d = fast_depot();
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 200, "{msg}");

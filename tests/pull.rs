@@ -18,9 +18,19 @@ fn registry_image(addr: &str, repo: &str, reference: &str, arch: Option<&str>) -
         let want = arch.unwrap_or("amd64");
         let entry = list.iter().find(|e| e["platform"]["architecture"] == want).unwrap();
         digest = entry["digest"].as_str().unwrap().to_string();
-        m = serde_json::from_slice(&registry_get(addr, &format!("/v2/{repo}/manifests/{digest}"), ACCEPT_ALL)).unwrap();
+        m = serde_json::from_slice(&registry_get(
+            addr,
+            &format!("/v2/{repo}/manifests/{digest}"),
+            ACCEPT_ALL,
+        ))
+        .unwrap();
     }
-    let layers = m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect();
+    let layers = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
     (digest, m["config"]["digest"].as_str().unwrap().to_string(), layers)
 }
 
@@ -29,7 +39,9 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 fn statuses(msgs: &[Value]) -> Vec<String> {
-    msgs.iter().map(|m| m["status"].as_str().unwrap_or("").to_string()).collect()
+    msgs.iter()
+        .map(|m| m["status"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 /// Size of a layer's uncompressed tar, computed independently of depot.
@@ -64,15 +76,25 @@ fn docker_cli_pulls_oci_image_and_stream_matches_dockerd() {
     assert_eq!(imgs.len(), 1);
     assert_eq!(imgs[0]["Id"], config.as_str());
     assert_eq!(imgs[0]["RepoTags"], serde_json::json!([r]));
-    assert_eq!(imgs[0]["RepoDigests"], serde_json::json!([format!("{}/test@{mdigest}", p.plain)]));
-    assert_eq!(imgs[0]["Size"].as_u64().unwrap(), uncompressed_size(&p.plain, "test", &layers[0]));
+    assert_eq!(
+        imgs[0]["RepoDigests"],
+        serde_json::json!([format!("{}/test@{mdigest}", p.plain)])
+    );
+    assert_eq!(
+        imgs[0]["Size"].as_u64().unwrap(),
+        uncompressed_size(&p.plain, "test", &layers[0])
+    );
     assert_eq!(imgs[0]["Labels"]["org.example.test"], "1");
     // second pull: nothing downloaded, Docker's "up to date" stream
     let (s, msgs) = d.pull_api(&format!("fromImage={}/test&tag=1", p.plain), Some("e30="));
     assert_eq!(s, 200);
     assert_eq!(
         statuses(&msgs),
-        vec!["Pulling from test".to_string(), format!("Digest: {mdigest}"), format!("Status: Image is up to date for {r}")]
+        vec![
+            "Pulling from test".to_string(),
+            format!("Digest: {mdigest}"),
+            format!("Status: Image is up to date for {r}")
+        ]
     );
     // `docker images` renders our listing
     let out = d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
@@ -88,18 +110,45 @@ fn raw_stream_has_progress_and_exact_message_shapes() {
     let (_, _, layers) = registry_image(&p.plain, "multi", "1", None);
     assert_eq!(msgs[0], serde_json::json!({"status": "Pulling from multi", "id": "1"}));
     // "Pulling fs layer" for every layer, in manifest order, before any download message
-    let fs: Vec<&str> = msgs.iter().filter(|m| m["status"] == "Pulling fs layer").map(|m| m["id"].as_str().unwrap()).collect();
+    let fs: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["status"] == "Pulling fs layer")
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     let want: Vec<&str> = layers.iter().map(|l| &l[7..19]).collect();
     assert_eq!(fs, want);
     for l in &want {
         let mine: Vec<&Value> = msgs.iter().filter(|m| m["id"] == *l).collect();
-        let last_dl = mine.iter().rev().find(|m| m["status"] == "Downloading").expect("a Downloading message");
+        let last_dl = mine
+            .iter()
+            .rev()
+            .find(|m| m["status"] == "Downloading")
+            .expect("a Downloading message");
         let total = last_dl["progressDetail"]["total"].as_u64().unwrap();
-        assert_eq!(last_dl["progressDetail"]["current"].as_u64().unwrap(), total, "final progress equals total");
-        assert!(last_dl["progress"].as_str().unwrap().starts_with("[=================================================="));
-        let order: Vec<&str> =
-            mine.iter().map(|m| m["status"].as_str().unwrap()).filter(|s| *s != "Downloading" && *s != "Waiting").collect();
-        assert_eq!(order, vec!["Pulling fs layer", "Verifying Checksum", "Download complete", "Pull complete"], "{l}");
+        assert_eq!(
+            last_dl["progressDetail"]["current"].as_u64().unwrap(),
+            total,
+            "final progress equals total"
+        );
+        assert!(last_dl["progress"]
+            .as_str()
+            .unwrap()
+            .starts_with("[=================================================="));
+        let order: Vec<&str> = mine
+            .iter()
+            .map(|m| m["status"].as_str().unwrap())
+            .filter(|s| *s != "Downloading" && *s != "Waiting")
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                "Pulling fs layer",
+                "Verifying Checksum",
+                "Download complete",
+                "Pull complete"
+            ],
+            "{l}"
+        );
         for m in &mine {
             if m["status"] != "Downloading" {
                 assert_eq!(m["progressDetail"], serde_json::json!({}), "{m}");
@@ -108,12 +157,20 @@ fn raw_stream_has_progress_and_exact_message_shapes() {
     }
     // 4 layers to fetch (the base is shared with nothing here but counted), 3 download slots: the rest wait
     let waiting = msgs.iter().filter(|m| m["status"] == "Waiting").count();
-    assert_eq!(waiting, want.len() - 3, "layers beyond the 3 slots are reported as Waiting");
+    assert_eq!(
+        waiting,
+        want.len() - 3,
+        "layers beyond the 3 slots are reported as Waiting"
+    );
     assert!(msgs.iter().all(|m| m.get("error").is_none()));
     let img = &d.images()[0];
     assert_eq!(img["Labels"]["stage"], "multi");
     let total: u64 = layers.iter().map(|l| uncompressed_size(&p.plain, "multi", l)).sum();
-    assert_eq!(img["Size"].as_u64().unwrap(), total, "Size is the sum of uncompressed layers");
+    assert_eq!(
+        img["Size"].as_u64().unwrap(),
+        total,
+        "Size is the sum of uncompressed layers"
+    );
 }
 
 #[test]
@@ -127,9 +184,17 @@ fn docker_schema2_zstd_and_shared_layers() {
     // The zstd variant has another layer blob but the same config (same diff_ids): one image, two tags.
     let imgs = d.images();
     assert_eq!(imgs.len(), 1, "{imgs:?}");
-    let mut tags: Vec<String> = imgs[0]["RepoTags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let mut tags: Vec<String> = imgs[0]["RepoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
     tags.sort();
-    assert_eq!(tags, vec![format!("{}/test:1-v2s2", p.plain), format!("{}/test:1-zstd", p.plain)]);
+    assert_eq!(
+        tags,
+        vec![format!("{}/test:1-v2s2", p.plain), format!("{}/test:1-zstd", p.plain)]
+    );
     // A fresh store pulls the zstd layer itself and verifies its diff_id through the zstd decoder.
     let d2 = Depot::start(&[]);
     let out = d2.docker(&["pull", &format!("{}/test:1-zstd", p.plain)]);
@@ -146,25 +211,60 @@ fn multiarch_index_and_manifest_list() {
     // default platform (this machine: amd64) from an OCI index
     let out = d.docker(&["pull", &format!("{}/multiarch:1", p.plain)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let idx = format!("sha256:{}", sha256_hex(&registry_get(&p.plain, "/v2/multiarch/manifests/1", ACCEPT_ALL)));
-    assert!(stdout(&out).contains(&format!("Digest: {idx}")), "the digest line names the index");
+    let idx = format!(
+        "sha256:{}",
+        sha256_hex(&registry_get(&p.plain, "/v2/multiarch/manifests/1", ACCEPT_ALL))
+    );
+    assert!(
+        stdout(&out).contains(&format!("Digest: {idx}")),
+        "the digest line names the index"
+    );
     let (_, amd_cfg, _) = registry_image(&p.plain, "multiarch", "1", Some("amd64"));
     // --platform linux/arm64 from a Docker manifest list
-    let out = d.docker(&["pull", "--platform", "linux/arm64", &format!("{}/multiarch:1-v2s2", p.plain)]);
+    let out = d.docker(&[
+        "pull",
+        "--platform",
+        "linux/arm64",
+        &format!("{}/multiarch:1-v2s2", p.plain),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (_, arm_cfg, arm_layers) = registry_image(&p.plain, "multiarch", "1-v2s2", Some("arm64"));
     let imgs = d.images();
-    let by_id = |id: &str| imgs.iter().find(|i| i["Id"] == id).cloned().unwrap_or_else(|| panic!("{id} not listed: {imgs:?}"));
+    let by_id = |id: &str| {
+        imgs.iter()
+            .find(|i| i["Id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed: {imgs:?}"))
+    };
     let arm = by_id(&arm_cfg);
-    assert_eq!(arm["RepoTags"], serde_json::json!([format!("{}/multiarch:1-v2s2", p.plain)]));
-    let list_digest = format!("sha256:{}", sha256_hex(&registry_get(&p.plain, "/v2/multiarch/manifests/1-v2s2", ACCEPT_ALL)));
-    assert_eq!(arm["RepoDigests"], serde_json::json!([format!("{}/multiarch@{list_digest}", p.plain)]), "RepoDigest is the list's");
+    assert_eq!(
+        arm["RepoTags"],
+        serde_json::json!([format!("{}/multiarch:1-v2s2", p.plain)])
+    );
+    let list_digest = format!(
+        "sha256:{}",
+        sha256_hex(&registry_get(&p.plain, "/v2/multiarch/manifests/1-v2s2", ACCEPT_ALL))
+    );
+    assert_eq!(
+        arm["RepoDigests"],
+        serde_json::json!([format!("{}/multiarch@{list_digest}", p.plain)]),
+        "RepoDigest is the list's"
+    );
     by_id(&amd_cfg);
     assert!(d.blobs().contains(&arm_layers[0]));
     // a platform the index does not have
-    let (s, msgs) = d.pull_api(&format!("fromImage={}/multiarch&tag=1&platform=linux%2Fs390x", p.plain), None);
+    let (s, msgs) = d.pull_api(
+        &format!("fromImage={}/multiarch&tag=1&platform=linux%2Fs390x", p.plain),
+        None,
+    );
     assert_eq!(s, 404, "{msgs:?}");
-    assert!(msgs[0]["message"].as_str().unwrap().starts_with("no matching manifest for linux/s390x"), "{msgs:?}");
+    assert!(
+        msgs[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no matching manifest for linux/s390x"),
+        "{msgs:?}"
+    );
     // a malformed platform
     let (s, _) = d.pull_api(&format!("fromImage={}/multiarch&tag=1&platform=linux", p.plain), None);
     assert_eq!(s, 400);
@@ -192,21 +292,32 @@ fn missing_tag_and_repo_are_docker_errors_before_any_output() {
     assert!(!out.status.success());
     assert_eq!(
         stderr(&out).trim(),
-        format!("Error response from daemon: manifest for {}/test:nope not found: manifest unknown: manifest unknown", p.plain)
+        format!(
+            "Error response from daemon: manifest for {}/test:nope not found: manifest unknown: manifest unknown",
+            p.plain
+        )
     );
     let (s, m) = d.pull_api(&format!("fromImage={}/nope&tag=1", p.plain), None);
     assert_eq!(s, 404);
     let msg = m[0]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with(&format!("pull access denied for {}/nope, repository does not exist", p.plain))
-            || msg.starts_with(&format!("manifest for {}/nope:1 not found", p.plain)),
+        msg.starts_with(&format!(
+            "pull access denied for {}/nope, repository does not exist",
+            p.plain
+        )) || msg.starts_with(&format!("manifest for {}/nope:1 not found", p.plain)),
         "{msg}"
     );
     let (s, m) = d.pull_api("fromImage=scratch&tag=latest", None);
-    assert_eq!((s, m[0]["message"].as_str().unwrap()), (403, "'scratch' is a reserved name"));
+    assert_eq!(
+        (s, m[0]["message"].as_str().unwrap()),
+        (403, "'scratch' is a reserved name")
+    );
     let (s, m) = d.pull_api("fromImage=Bad%2FName&tag=1", None);
     assert_eq!(s, 400);
-    assert_eq!(m[0]["message"], "invalid reference format: repository name (Name) must be lowercase");
+    assert_eq!(
+        m[0]["message"],
+        "invalid reference format: repository name (Name) must be lowercase"
+    );
     assert!(d.images().is_empty());
     assert!(d.blobs().is_empty(), "a failed resolution stores nothing");
 }
@@ -218,11 +329,17 @@ fn basic_auth_registry() {
     let q = format!("fromImage={}/test&tag=1", p.basic);
     let (s, m) = d.pull_api(&q, Some("e30="));
     assert_eq!(s, 401, "{m:?}");
-    assert!(m[0]["message"].as_str().unwrap().ends_with("no basic auth credentials"), "{m:?}");
+    assert!(
+        m[0]["message"].as_str().unwrap().ends_with("no basic auth credentials"),
+        "{m:?}"
+    );
     let bad = base64url(r#"{"username":"testuser","password":"wrong"}"#);
     let (s, m) = d.pull_api(&q, Some(&bad));
     assert_eq!(s, 404, "{m:?}");
-    assert!(m[0]["message"].as_str().unwrap().starts_with("pull access denied"), "{m:?}");
+    assert!(
+        m[0]["message"].as_str().unwrap().starts_with("pull access denied"),
+        "{m:?}"
+    );
     let good = base64url(r#"{"username":"testuser","password":"testpass","serveraddress":"x"}"#);
     let (s, m) = d.pull_api(&q, Some(&good));
     assert_eq!(s, 200, "{m:?}");
@@ -235,7 +352,10 @@ fn base64url(s: &str) -> String {
 }
 
 fn token_log(p: &Peers, name: &str) -> Vec<Value> {
-    log_lines(&p.dir.join(name).join("requests.jsonl")).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    log_lines(&p.dir.join(name).join("requests.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -247,7 +367,13 @@ fn bearer_token_registry_get_flow_and_token_cache() {
     assert_eq!(s, 200, "{m:?}");
     let (s, m) = d.pull_api(&format!("fromImage={}/test&tag=1", p.token), None);
     assert_eq!(s, 404, "{m:?}");
-    assert!(m[0]["message"].as_str().unwrap().starts_with(&format!("pull access denied for {}/test", p.token)), "{m:?}");
+    assert!(
+        m[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("pull access denied for {}/test", p.token)),
+        "{m:?}"
+    );
     // with credentials: the token is fetched with GET + Basic and reused for the manifest, config and layer
     let before = token_log(&p, "token").len();
     let creds = base64url(r#"{"username":"testuser","password":"testpass"}"#);
@@ -255,7 +381,10 @@ fn bearer_token_registry_get_flow_and_token_cache() {
     let (s, m) = d2.pull_api(&format!("fromImage={}/test&tag=1", p.token), Some(&creds));
     assert_eq!(s, 200, "{m:?}");
     let log = token_log(&p, "token");
-    let mine: Vec<&Value> = log[before..].iter().filter(|r| r["method"] == "GET" && r["basic"] == true).collect();
+    let mine: Vec<&Value> = log[before..]
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["basic"] == true)
+        .collect();
     assert_eq!(mine.len(), 1, "one token for the whole pull: {:?}", &log[before..]);
     assert_eq!(mine[0]["scope"], serde_json::json!(["repository:test:pull"]));
     assert_eq!(d2.images().len(), 1);
@@ -284,10 +413,17 @@ fn bearer_token_oauth2_post_form_and_identity_token() {
     let rt = std::fs::read_to_string(p.dir.join("token2/refresh_token")).unwrap();
     let d2 = Depot::start(&[]);
     let before = token_log(&p, "token2").len();
-    let (s, m) = d2.pull_api(&format!("fromImage={}/test&tag=1", p.token2), Some(&base64url(&format!(r#"{{"identitytoken":"{rt}"}}"#))));
+    let (s, m) = d2.pull_api(
+        &format!("fromImage={}/test&tag=1", p.token2),
+        Some(&base64url(&format!(r#"{{"identitytoken":"{rt}"}}"#))),
+    );
     assert_eq!(s, 200, "{m:?}");
     let log = token_log(&p, "token2");
-    assert!(log[before..].iter().any(|r| r["grant_type"] == "refresh_token"), "{:?}", &log[before..]);
+    assert!(
+        log[before..].iter().any(|r| r["grant_type"] == "refresh_token"),
+        "{:?}",
+        &log[before..]
+    );
 }
 
 #[test]
@@ -304,7 +440,10 @@ fn rm_untags_then_deletes_and_frees_blobs() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        format!("Untagged: {0}/test:1\nUntagged: {0}/test@{mdigest}\nDeleted: {config}\n", p.plain),
+        format!(
+            "Untagged: {0}/test:1\nUntagged: {0}/test@{mdigest}\nDeleted: {config}\n",
+            p.plain
+        ),
         "the base layer is shared with multi:1, so no layer is deleted"
     );
     let blobs = d.blobs();
@@ -313,12 +452,18 @@ fn rm_untags_then_deletes_and_frees_blobs() {
     // deleting multi:1 now frees everything, reporting the layer chain ids
     let out = d.docker(&["rmi", &format!("{}/multi:1", p.plain)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().filter(|l| l.starts_with("Deleted: ")).count(), 1 + 5);
+    assert_eq!(
+        stdout(&out).lines().filter(|l| l.starts_with("Deleted: ")).count(),
+        1 + 5
+    );
     assert!(d.blobs().is_empty(), "{:?}", d.blobs());
     assert!(d.images().is_empty());
     // errors
     let out = d.docker(&["rmi", "nope"]);
-    assert_eq!(stderr(&out).trim(), "Error response from daemon: No such image: nope:latest");
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: No such image: nope:latest"
+    );
     let (s, v) = d.json("DELETE", "/images/");
     assert_eq!((s, v["message"].as_str().unwrap()), (400, "image name cannot be blank"));
 }
@@ -356,11 +501,18 @@ fn concurrent_pulls_of_one_image_share_one_download() {
     for msgs in [&a.1, &b.1] {
         let st = statuses(msgs);
         assert!(st.last().unwrap().starts_with("Status: "), "{st:?}");
-        assert!(st.iter().any(|s| s == "Waiting"), "with one slot the other layers wait: {st:?}");
+        assert!(
+            st.iter().any(|s| s == "Waiting"),
+            "with one slot the other layers wait: {st:?}"
+        );
     }
     // one download row committed, not two
     let db = rusqlite::Connection::open(d.root.join("depot.db")).unwrap();
-    let n: i64 = db.query_row("SELECT count(*) FROM downloads WHERE state = 'committed'", [], |r| r.get(0)).unwrap();
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM downloads WHERE state = 'committed'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(n, 1);
 }
 
@@ -371,8 +523,14 @@ fn pull_all_tags() {
     let out = d.docker(&["pull", "-a", &format!("{}/multiarch", p.plain)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("1: Pulling from multiarch") && text.contains("1-v2s2: Pulling from multiarch"), "{text}");
-    assert!(text.contains(&format!("Status: Downloaded newer image for {}/multiarch\n", p.plain)), "{text}");
+    assert!(
+        text.contains("1: Pulling from multiarch") && text.contains("1-v2s2: Pulling from multiarch"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {}/multiarch\n", p.plain)),
+        "{text}"
+    );
     let tags: usize = d.images().iter().map(|i| i["RepoTags"].as_array().unwrap().len()).sum();
     assert_eq!(tags, 2);
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 fn ingest_bytes(d: &Depot) -> u64 {
-    d.ingests().iter().map(|i| std::fs::metadata(i.join("data")).map(|m| m.len()).unwrap_or(0)).sum()
+    d.ingests()
+        .iter()
+        .map(|i| std::fs::metadata(i.join("data")).map(|m| m.len()).unwrap_or(0))
+        .sum()
 }
 
 #[test]
@@ -28,7 +31,10 @@ fn sigkill_mid_pull_resumes_from_disk_and_finishes() {
         .collect();
     let config = manifest["config"]["digest"].as_str().unwrap().to_string();
     let compressed: u64 = layers.iter().map(|l| l.1).sum::<u64>() + manifest["config"]["size"].as_u64().unwrap();
-    assert!(compressed >= 200 * 1000 * 1000, "the resume image must be at least 200 MB, is {compressed}");
+    assert!(
+        compressed >= 200 * 1000 * 1000,
+        "the resume image must be at least 200 MB, is {compressed}"
+    );
 
     // ~50 MB/s per connection: slow enough to be caught mid-pull, fast enough for CI.
     let proxy = Proxy::start(&p.plain, 50 * 1000 * 1000);
@@ -37,14 +43,23 @@ fn sigkill_mid_pull_resumes_from_disk_and_finishes() {
     let sock = d.sock.clone();
     let pull = std::thread::spawn(move || {
         let from: String = form_urlencoded::byte_serialize(reference.trim_end_matches(":1").as_bytes()).collect();
-        request_unix(&sock, "POST", &format!("/images/create?fromImage={from}&tag=1"), &[], Duration::from_secs(600))
+        request_unix(
+            &sock,
+            "POST",
+            &format!("/images/create?fromImage={from}&tag=1"),
+            &[],
+            Duration::from_secs(600),
+        )
     });
     // Kill once a good part is on disk, but well before the end.
     wait_for(120, "200 MB in the ingests", || ingest_bytes(&d) >= compressed * 2 / 5);
     let on_disk = ingest_bytes(&d);
     d.kill9();
     let _ = pull.join();
-    assert!(on_disk < compressed, "killed before the end ({on_disk} of {compressed})");
+    assert!(
+        on_disk < compressed,
+        "killed before the end ({on_disk} of {compressed})"
+    );
     let served_before = proxy.served();
     let db = rusqlite::Connection::open(d.root.join("depot.db")).unwrap();
     let state: String = db.query_row("SELECT state FROM downloads", [], |r| r.get(0)).unwrap();
@@ -59,7 +74,10 @@ fn sigkill_mid_pull_resumes_from_disk_and_finishes() {
     let served = proxy.served();
     let imgs = d.images();
     assert_eq!(imgs[0]["Id"], config.as_str());
-    assert_eq!(imgs[0]["RepoTags"], serde_json::json!([format!("{}/big:1", proxy.addr)]));
+    assert_eq!(
+        imgs[0]["RepoTags"],
+        serde_json::json!([format!("{}/big:1", proxy.addr)])
+    );
     let blobs = d.blobs(); // re-hashed: each equals its name
     for (l, _) in &layers {
         assert!(blobs.contains(l), "layer {l} committed");
@@ -69,14 +87,23 @@ fn sigkill_mid_pull_resumes_from_disk_and_finishes() {
     eprintln!(
         "resume: killed with {on_disk} of {compressed} bytes on disk ({served_before} served before the kill); total served {served} = {ratio:.3}x the compressed size"
     );
-    assert!(ratio <= 1.1, "served {served} bytes for a {compressed}-byte image ({ratio:.3}x)");
+    assert!(
+        ratio <= 1.1,
+        "served {served} bytes for a {compressed}-byte image ({ratio:.3}x)"
+    );
     assert!(d.log_text().contains("resuming download"), "{}", d.log_text());
 
     // Pulling it again transfers no blob data: only the manifest is asked for.
     let before = proxy.served();
-    let (s, msgs) = d.pull_api(&format!("fromImage={}%2Fbig&tag=1", proxy.addr.replace(':', "%3A")), None);
+    let (s, msgs) = d.pull_api(
+        &format!("fromImage={}%2Fbig&tag=1", proxy.addr.replace(':', "%3A")),
+        None,
+    );
     assert_eq!(s, 200);
-    assert_eq!(msgs.last().unwrap()["status"], format!("Status: Image is up to date for {}/big:1", proxy.addr));
+    assert_eq!(
+        msgs.last().unwrap()["status"],
+        format!("Status: Image is up to date for {}/big:1", proxy.addr)
+    );
     let again = proxy.served() - before;
     assert!(again < 64 * 1024, "a pull of a present image transferred {again} bytes");
 }

@@ -26,7 +26,8 @@ pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> R
     let mut r = Response::new(Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed());
     *r.status_mut() = status;
     if !content_type.is_empty() {
-        r.headers_mut().insert("content-type", content_type.parse().expect("static header"));
+        r.headers_mut()
+            .insert("content-type", content_type.parse().expect("static header"));
     }
     r
 }
@@ -41,13 +42,16 @@ pub fn streaming(status: StatusCode, content_type: &str, s: impl Stream<Item = B
     let body = StreamBody::new(s.map(|b| Ok::<_, io::Error>(Frame::data(b))));
     let mut r = Response::new(BodyExt::boxed(body));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", content_type.parse().expect("static header"));
+    r.headers_mut()
+        .insert("content-type", content_type.parse().expect("static header"));
     r
 }
 
 /// `application/x-www-form-urlencoded` query pairs, decoded (`+` is a space, as Go's `ParseQuery`).
 pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 pub fn query_get<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -108,7 +112,9 @@ pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<async_net::unix
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     if let Some(g) = group {
         match crate::sysdb::group_id(g) {
-            Some(gid) => nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)?,
+            Some(gid) => {
+                nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)?
+            }
             None => log::warn!("socket group {g:?} does not exist; leaving the socket's group as it is"),
         }
     }
@@ -159,6 +165,9 @@ mod tests {
         for t in [Some("1"), Some("true"), Some("True"), Some("yes")] {
             assert!(bool_value(t), "{t:?}");
         }
-        assert_eq!(decoded_path("/images/busybox%40sha256:ab/json"), "/images/busybox@sha256:ab/json");
+        assert_eq!(
+            decoded_path("/images/busybox%40sha256:ab/json"),
+            "/images/busybox@sha256:ab/json"
+        );
     }
 }

@@ -96,18 +96,25 @@ impl ImageError {
 /// Translate a registry error met while resolving `reference` into Docker's pull errors.
 pub fn pull_error(e: RegistryError, familiar: &str, familiar_name: &str) -> ImageError {
     match e {
-        RegistryError::NotFound { errors, .. } if errors.has("NAME_UNKNOWN") => {
-            ImageError::AccessDenied { name: familiar_name.to_string(), errors }
-        }
+        RegistryError::NotFound { errors, .. } if errors.has("NAME_UNKNOWN") => ImageError::AccessDenied {
+            name: familiar_name.to_string(),
+            errors,
+        },
         RegistryError::NotFound { errors, .. } => {
             let errors = if errors.0.is_empty() {
                 ErrorList(vec![("MANIFEST_UNKNOWN".into(), "manifest unknown".into())])
             } else {
                 errors
             };
-            ImageError::ManifestUnknown { reference: familiar.to_string(), errors }
+            ImageError::ManifestUnknown {
+                reference: familiar.to_string(),
+                errors,
+            }
         }
-        RegistryError::Denied { errors, .. } => ImageError::AccessDenied { name: familiar_name.to_string(), errors },
+        RegistryError::Denied { errors, .. } => ImageError::AccessDenied {
+            name: familiar_name.to_string(),
+            errors,
+        },
         e => e.into(),
     }
 }

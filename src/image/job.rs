@@ -40,9 +40,19 @@ impl LayerStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
     /// `Pulling from <repository path>`, `id` the tag or digest.
-    PullingFrom { path: String, id: String },
-    Layer { id: String, status: LayerStatus },
-    Progress { id: String, current: u64, total: u64 },
+    PullingFrom {
+        path: String,
+        id: String,
+    },
+    Layer {
+        id: String,
+        status: LayerStatus,
+    },
+    Progress {
+        id: String,
+        current: u64,
+        total: u64,
+    },
     Digest(Digest),
     Status(String),
 }
@@ -79,7 +89,13 @@ pub struct Batch {
 
 impl PullJob {
     pub fn new(key: String, download: i64) -> PullJob {
-        PullJob { key, download, state: Mutex::default(), changed: Event::new(), cancel: AtomicBool::new(false) }
+        PullJob {
+            key,
+            download,
+            state: Mutex::default(),
+            changed: Event::new(),
+            cancel: AtomicBool::new(false),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -92,7 +108,10 @@ impl PullJob {
     }
 
     pub fn layer(&self, id: &str, status: LayerStatus) {
-        self.emit(PullEvent::Layer { id: id.to_string(), status });
+        self.emit(PullEvent::Layer {
+            id: id.to_string(),
+            status,
+        });
     }
 
     /// Record byte progress; logged only when it moved ≥ 1% (and ≥ 100 ms passed), or reached the total.
@@ -107,7 +126,11 @@ impl PullJob {
         };
         if log_it {
             st.logged.insert(id.to_string(), (now, current));
-            st.log.push(PullEvent::Progress { id: id.to_string(), current, total });
+            st.log.push(PullEvent::Progress {
+                id: id.to_string(),
+                current,
+                total,
+            });
             drop(st);
             self.changed.notify(usize::MAX);
         }
@@ -134,7 +157,10 @@ impl PullJob {
                     return Batch { events, outcome: None };
                 }
                 if let Some(o) = &st.outcome {
-                    return Batch { events: Vec::new(), outcome: Some(o.clone()) };
+                    return Batch {
+                        events: Vec::new(),
+                        outcome: Some(o.clone()),
+                    };
                 }
             }
             listener.await;
@@ -171,7 +197,14 @@ mod tests {
         let st = j.state();
         let n = st.log.len();
         assert!(n <= 3, "{n} progress events logged for a burst");
-        assert_eq!(st.log.last(), Some(&PullEvent::Progress { id: "a".into(), current: 10_000, total: 10_000 }));
+        assert_eq!(
+            st.log.last(),
+            Some(&PullEvent::Progress {
+                id: "a".into(),
+                current: 10_000,
+                total: 10_000
+            })
+        );
     }
 
     #[test]
@@ -179,7 +212,10 @@ mod tests {
         let j = PullJob::new("k".into(), 1);
         j.layer("x", LayerStatus::PullingFsLayer);
         j.emit(PullEvent::Status("s".into()));
-        j.finish(Ok(PullOutcome { image_id: Digest::of(b"c"), up_to_date: false }));
+        j.finish(Ok(PullOutcome {
+            image_id: Digest::of(b"c"),
+            up_to_date: false,
+        }));
         smol::block_on(async {
             let mut cur = 0;
             let b = j.next(&mut cur).await;

@@ -41,7 +41,9 @@ pub enum DeleteItem {
 }
 
 fn familiar_of(canonical: &str) -> String {
-    Reference::parse(canonical).map(|r| r.familiar()).unwrap_or_else(|_| canonical.to_string())
+    Reference::parse(canonical)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| canonical.to_string())
 }
 
 impl ImageService {
@@ -53,7 +55,15 @@ impl ImageService {
         platform: Platform,
         concurrency: usize,
     ) -> ImageService {
-        ImageService { db, store, registry, transfers, platform, concurrency, jobs: Mutex::new(HashMap::new()) }
+        ImageService {
+            db,
+            store,
+            registry,
+            transfers,
+            platform,
+            concurrency,
+            jobs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Start (or join) a pull. Returns at once; follow the job for progress and outcome.
@@ -65,7 +75,9 @@ impl ImageService {
         }
         let platform = spec.platform.as_ref().map(|p| p.to_string());
         let auth = pull::serialize_creds(&spec.creds);
-        let id = self.db.create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
+        let id = self
+            .db
+            .create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
         let job = Arc::new(PullJob::new(key.clone(), id));
         jobs.insert(key, job.clone());
         drop(jobs);
@@ -93,16 +105,28 @@ impl ImageService {
             let reference = match Reference::parse(&row.reference) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.db.set_download_state(row.id, crate::store::DownloadState::Failed, Some(&e.to_string()))?;
+                    self.db
+                        .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&e.to_string()))?;
                     continue;
                 }
             };
             let platform = row.platform.as_deref().and_then(|p| p.parse().ok());
-            let creds = self.db.download_auth(row.id)?.as_deref().and_then(pull::deserialize_creds);
-            let spec = PullSpec { reference, platform, creds };
+            let creds = self
+                .db
+                .download_auth(row.id)?
+                .as_deref()
+                .and_then(pull::deserialize_creds);
+            let spec = PullSpec {
+                reference,
+                platform,
+                creds,
+            };
             log::info!("resuming download {} of {}", row.id, row.reference);
             let job = Arc::new(PullJob::new(spec.key(), row.id));
-            self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.key(), job.clone());
+            self.jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(spec.key(), job.clone());
             self.spawn(job, spec);
         }
         Ok(n)
@@ -143,7 +167,10 @@ impl ImageService {
                     return Ok((id, Some(r)));
                 }
                 let hex = name.strip_prefix("sha256:").unwrap_or(name);
-                if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                if !hex.is_empty()
+                    && hex.len() <= 64
+                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
                     if let [only] = self.db.images_by_prefix(hex)?.as_slice() {
                         return Ok((only.clone(), None));
                     }
@@ -168,10 +195,15 @@ impl ImageService {
                 remove.push(this.clone());
                 let repo = r.name();
                 let is_tag = r.digest().is_none();
-                let other_tags_in_repo =
-                    refs.iter().any(|(n, rp, k)| *k == RefKind::Tag && rp == &repo && n != &this);
+                let other_tags_in_repo = refs
+                    .iter()
+                    .any(|(n, rp, k)| *k == RefKind::Tag && rp == &repo && n != &this);
                 if is_tag && !other_tags_in_repo {
-                    remove.extend(refs.iter().filter(|(_, rp, k)| *k == RefKind::Digest && rp == &repo).map(|x| x.0.clone()));
+                    remove.extend(
+                        refs.iter()
+                            .filter(|(_, rp, k)| *k == RefKind::Digest && rp == &repo)
+                            .map(|x| x.0.clone()),
+                    );
                 }
             }
             None => {
@@ -217,7 +249,10 @@ impl ImageService {
         let keep = self.db.referenced_blobs()?;
         let live = self.db.live_download_blobs()?;
         let mut removed = std::collections::HashSet::new();
-        let all = self.store.list().map_err(|e| ImageError::Io { context: "listing blobs".into(), source: e })?;
+        let all = self.store.list().map_err(|e| ImageError::Io {
+            context: "listing blobs".into(),
+            source: e,
+        })?;
         for d in all {
             if !keep.contains(&d) && !live.contains(&d) && self.store.delete(&d)? {
                 removed.insert(d);
@@ -230,6 +265,9 @@ impl ImageService {
     pub fn gc(&self, stale: Duration) -> Result<GcReport, ImageError> {
         let keep = self.db.referenced_blobs()?;
         let live = self.db.live_download_blobs()?;
-        self.store.gc(&keep, &live, stale).map_err(|e| ImageError::Io { context: "garbage collection".into(), source: e })
+        self.store.gc(&keep, &live, stale).map_err(|e| ImageError::Io {
+            context: "garbage collection".into(),
+            source: e,
+        })
     }
 }

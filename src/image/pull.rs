@@ -35,13 +35,18 @@ pub struct PullSpec {
 impl PullSpec {
     /// Jobs with the same key are one download: a second client follows the first.
     pub fn key(&self) -> String {
-        format!("{}|{}", self.reference, self.platform.as_ref().map(|p| p.to_string()).unwrap_or_default())
+        format!(
+            "{}|{}",
+            self.reference,
+            self.platform.as_ref().map(|p| p.to_string()).unwrap_or_default()
+        )
     }
 }
 
 pub(crate) fn serialize_creds(c: &Option<Credentials>) -> Option<String> {
     c.as_ref().map(|c| {
-        serde_json::json!({"username": c.username, "password": c.password, "identitytoken": c.identity_token}).to_string()
+        serde_json::json!({"username": c.username, "password": c.password, "identitytoken": c.identity_token})
+            .to_string()
     })
 }
 
@@ -64,7 +69,10 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
     };
     if let Some(msg) = &state {
         log::warn!("pull of {} failed: {msg}", spec.reference);
-        if let Err(e) = svc.db.set_download_state(job.download, DownloadState::Failed, Some(msg)) {
+        if let Err(e) = svc
+            .db
+            .set_download_state(job.download, DownloadState::Failed, Some(msg))
+        {
             log::error!("recording the failure of download {}: {e}", job.download);
         }
     }
@@ -74,7 +82,10 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
 fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcome, ImageError> {
     let r = &spec.reference;
     let repo = svc.registry.repo(r.domain(), r.path(), spec.creds.clone());
-    let row = svc.db.download(job.download)?.ok_or_else(|| ImageError::InvalidParameter("download vanished".into()))?;
+    let row = svc
+        .db
+        .download(job.download)?
+        .ok_or_else(|| ImageError::InvalidParameter("download vanished".into()))?;
     let tag_or_digest = match (r.digest(), r.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -90,7 +101,9 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
             (d, m)
         }
         None => {
-            let fm = repo.manifest(&tag_or_digest).map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+            let fm = repo
+                .manifest(&tag_or_digest)
+                .map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
             svc.store.put(&fm.digest, &fm.bytes)?;
             (fm.digest, fm.manifest)
         }
@@ -108,7 +121,9 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
             let bytes = match svc.store.contains(&d) {
                 true => svc.store.read(&d, svc.registry.options().max_manifest_bytes)?,
                 false => {
-                    let fm = repo.manifest(d.as_str()).map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+                    let fm = repo
+                        .manifest(d.as_str())
+                        .map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
                     svc.store.put(&fm.digest, &fm.bytes)?;
                     fm.bytes
                 }
@@ -119,14 +134,20 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
                     (d, m)
                 }
                 Manifest::Index(_) => {
-                    return Err(ImageError::InvalidParameter(format!("index {resolved} points at another index")))
+                    return Err(ImageError::InvalidParameter(format!(
+                        "index {resolved} points at another index"
+                    )))
                 }
             }
         }
     };
-    svc.db.set_download_resolved(job.download, &resolved, &manifest_digest)?;
+    svc.db
+        .set_download_resolved(job.download, &resolved, &manifest_digest)?;
     svc.db.set_download_state(job.download, DownloadState::Fetching, None)?;
-    job.emit(PullEvent::PullingFrom { path: r.path().to_string(), id: tag_or_digest });
+    job.emit(PullEvent::PullingFrom {
+        path: r.path().to_string(),
+        id: tag_or_digest,
+    });
 
     // 2. The config: small, fetched whole and verified.
     let cfg_digest = image_manifest.config.digest.clone();
@@ -178,7 +199,8 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
     };
 
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.
-    svc.db.set_download_state(job.download, DownloadState::Verifying, None)?;
+    svc.db
+        .set_download_state(job.download, DownloadState::Verifying, None)?;
     let img = NewImage {
         id: cfg_digest.clone(),
         manifest_digest,
@@ -187,14 +209,24 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
         architecture: cfg.platform.architecture.clone(),
         variant: cfg.platform.variant.clone(),
         created: cfg.created,
-        labels: cfg.labels.as_ref().map(|l| serde_json::to_string(l).unwrap_or_default()),
+        labels: cfg
+            .labels
+            .as_ref()
+            .map(|l| serde_json::to_string(l).unwrap_or_default()),
         layers,
     };
     svc.db.commit_image(&img, &refs, Some(job.download))?;
     job.emit(PullEvent::Digest(resolved));
-    let what = if up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
+    let what = if up_to_date {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
     job.emit(PullEvent::Status(format!("Status: {what} {}", r.familiar())));
-    Ok(PullOutcome { image_id: cfg_digest, up_to_date })
+    Ok(PullOutcome {
+        image_id: cfg_digest,
+        up_to_date,
+    })
 }
 
 /// Fetch every missing layer with a pool of workers, the daemon-wide slot limit applying on top.
@@ -239,7 +271,13 @@ fn fetch_layers(
                     break;
                 }
                 let id = desc.digest.short().to_string();
-                let lj = LayerJob { repo, desc, diff_id: diff, download: job.download, cancel: &job.cancel };
+                let lj = LayerJob {
+                    repo,
+                    desc,
+                    diff_id: diff,
+                    download: job.download,
+                    cancel: &job.cancel,
+                };
                 let r = svc.transfers.fetch_layer(&svc.db, &lj, &mut |u| match u {
                     LayerUpdate::Waiting => job.layer(&id, LayerStatus::Waiting),
                     LayerUpdate::Progress { current, total } => job.progress(&id, current, total),
@@ -254,7 +292,10 @@ fn fetch_layers(
                     // One failed layer fails the image: stop the others (their bytes stay for a retry).
                     Err(_) => job.cancel.store(true, Ordering::Relaxed),
                 }
-                results.lock().unwrap_or_else(|p| p.into_inner()).push((desc.digest.clone(), r));
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((desc.digest.clone(), r));
             });
         }
     });
@@ -275,7 +316,11 @@ fn fetch_layers(
     }
     m.layers
         .iter()
-        .map(|d| done.get(&d.digest).cloned().ok_or(ImageError::Transfer(TransferError::Cancelled)))
+        .map(|d| {
+            done.get(&d.digest)
+                .cloned()
+                .ok_or(ImageError::Transfer(TransferError::Cancelled))
+        })
         .collect()
 }
 
@@ -285,7 +330,11 @@ mod tests {
 
     #[test]
     fn creds_roundtrip() {
-        let c = Some(Credentials { username: "u".into(), password: "p\"w".into(), identity_token: Some("t".into()) });
+        let c = Some(Credentials {
+            username: "u".into(),
+            password: "p\"w".into(),
+            identity_token: Some("t".into()),
+        });
         assert_eq!(deserialize_creds(&serialize_creds(&c).unwrap()), c);
         assert_eq!(serialize_creds(&None), None);
     }

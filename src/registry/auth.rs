@@ -13,7 +13,11 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn basic(username: &str, password: &str) -> Credentials {
-        Credentials { username: username.into(), password: password.into(), identity_token: None }
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+            identity_token: None,
+        }
     }
 
     pub fn basic_header(&self) -> String {
@@ -36,8 +40,14 @@ impl fmt::Debug for Credentials {
 /// One challenge from a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
-    Basic { realm: String },
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Basic {
+        realm: String,
+    },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parse a `WWW-Authenticate` value (RFC 7235: `scheme param=value, param="quoted, value"`). Several challenges
@@ -85,10 +95,16 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
         }
         let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
         match scheme.as_str() {
-            "basic" => out.push(Challenge::Basic { realm: get("realm").unwrap_or_default() }),
+            "basic" => out.push(Challenge::Basic {
+                realm: get("realm").unwrap_or_default(),
+            }),
             "bearer" => {
                 if let Some(realm) = get("realm") {
-                    out.push(Challenge::Bearer { realm, service: get("service"), scope: get("scope") })
+                    out.push(Challenge::Bearer {
+                        realm,
+                        service: get("service"),
+                        scope: get("scope"),
+                    })
                 }
             }
             _ => {}
@@ -115,7 +131,10 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// The bearer token and its lifetime in seconds (60 when unstated, per the token spec).
     pub fn into_token(self) -> Option<(String, u64)> {
-        let t = self.token.filter(|t| !t.is_empty()).or(self.access_token.filter(|t| !t.is_empty()))?;
+        let t = self
+            .token
+            .filter(|t| !t.is_empty())
+            .or(self.access_token.filter(|t| !t.is_empty()))?;
         Some((t, self.expires_in.unwrap_or(60).max(1)))
     }
 }
@@ -137,17 +156,33 @@ mod tests {
                 scope: Some("repository:library/busybox:pull".into())
             }]
         );
-        assert_eq!(parse_challenges(r#"Basic realm="basic-realm""#), vec![Challenge::Basic { realm: "basic-realm".into() }]);
+        assert_eq!(
+            parse_challenges(r#"Basic realm="basic-realm""#),
+            vec![Challenge::Basic {
+                realm: "basic-realm".into()
+            }]
+        );
         let both = parse_challenges(r#"Basic realm="r", Bearer realm="http://t/token", service="s, with comma""#);
         assert_eq!(both.len(), 2);
         assert!(matches!(&both[0], Challenge::Bearer { service: Some(s), .. } if s == "s, with comma"));
         assert_eq!(parse_challenges("Negotiate"), vec![]);
         assert_eq!(parse_challenges(""), vec![]);
-        assert_eq!(parse_challenges("Bearer service=x"), vec![], "a bearer challenge without realm is unusable");
-        assert_eq!(parse_challenges(r#"basic realm=plain"#), vec![Challenge::Basic { realm: "plain".into() }]);
+        assert_eq!(
+            parse_challenges("Bearer service=x"),
+            vec![],
+            "a bearer challenge without realm is unusable"
+        );
+        assert_eq!(
+            parse_challenges(r#"basic realm=plain"#),
+            vec![Challenge::Basic { realm: "plain".into() }]
+        );
         assert_eq!(
             parse_challenges(r#"Bearer realm="a\"b""#),
-            vec![Challenge::Bearer { realm: "a\"b".into(), service: None, scope: None }]
+            vec![Challenge::Bearer {
+                realm: "a\"b".into(),
+                service: None,
+                scope: None
+            }]
         );
     }
 

@@ -108,7 +108,11 @@ fn is_loopback(host: &str) -> bool {
 
 impl Registry {
     pub fn new(opts: RegistryOptions) -> Registry {
-        Registry { opts, hosts: Mutex::new(HashMap::new()), system_roots: OnceLock::new() }
+        Registry {
+            opts,
+            hosts: Mutex::new(HashMap::new()),
+            system_roots: OnceLock::new(),
+        }
     }
 
     pub fn options(&self) -> &RegistryOptions {
@@ -118,13 +122,25 @@ impl Registry {
     pub fn repo(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repo {
         let host = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            hosts.entry(domain.to_string()).or_insert_with(|| Arc::new(self.new_host(domain))).clone()
+            hosts
+                .entry(domain.to_string())
+                .or_insert_with(|| Arc::new(self.new_host(domain)))
+                .clone()
         };
-        Repo { host, opts: self.opts.clone(), path: path.to_string(), creds: creds.filter(|c| !c.is_empty()) }
+        Repo {
+            host,
+            opts: self.opts.clone(),
+            path: path.to_string(),
+            creds: creds.filter(|c| !c.is_empty()),
+        }
     }
 
     fn new_host(&self, domain: &str) -> Host {
-        let endpoint = if domain == crate::reference::DEFAULT_DOMAIN { DOCKER_HUB_ENDPOINT } else { domain };
+        let endpoint = if domain == crate::reference::DEFAULT_DOMAIN {
+            DOCKER_HUB_ENDPOINT
+        } else {
+            domain
+        };
         let insecure_ok = is_loopback(endpoint) || self.opts.insecure.iter().any(|i| i == domain || i == endpoint);
         Host {
             name: domain.to_string(),
@@ -141,7 +157,10 @@ impl Registry {
         use ureq::tls::{Certificate, PrivateKey, RootCerts, TlsConfig};
         let roots = self.system_roots.get_or_init(|| {
             let res = rustls_native_certs::load_native_certs();
-            res.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect()
+            res.certs
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect()
         });
         let dir = self.opts.certs_dir.as_ref().map(|d| d.join(domain));
         let mut extra = Vec::new();
@@ -154,7 +173,10 @@ impl Registry {
                     }
                 }
             }
-            if let (Ok(cert), Ok(key)) = (std::fs::read(dir.join("client.cert")), std::fs::read(dir.join("client.key"))) {
+            if let (Ok(cert), Ok(key)) = (
+                std::fs::read(dir.join("client.cert")),
+                std::fs::read(dir.join("client.key")),
+            ) {
                 let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert)
                     .flatten()
                     .filter_map(|i| match i {
@@ -164,7 +186,10 @@ impl Registry {
                     .collect();
                 match PrivateKey::from_pem(&key) {
                     Ok(k) if !chain.is_empty() => client_cert = Some(ureq::tls::ClientCert::new_with_certs(&chain, k)),
-                    _ => log::warn!("{}: unusable client.cert/client.key, connecting without a client certificate", dir.display()),
+                    _ => log::warn!(
+                        "{}: unusable client.cert/client.key, connecting without a client certificate",
+                        dir.display()
+                    ),
                 }
             }
         }
@@ -175,7 +200,10 @@ impl Registry {
             all.extend(extra);
             RootCerts::Specific(Arc::new(all))
         };
-        let tls = TlsConfig::builder().root_certs(root_certs).client_cert(client_cert).build();
+        let tls = TlsConfig::builder()
+            .root_certs(root_certs)
+            .client_cert(client_cert)
+            .build();
         let cfg = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -193,7 +221,10 @@ impl Registry {
 }
 
 fn transport(url: &str, e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Transport { url: url.to_string(), msg: e.to_string() }
+    RegistryError::Transport {
+        url: url.to_string(),
+        msg: e.to_string(),
+    }
 }
 
 fn authority(url: &str) -> &str {
@@ -206,7 +237,10 @@ fn resolve_location(base_url: &str, loc: &str) -> String {
         return loc.to_string();
     }
     let scheme_end = base_url.find("://").map(|i| i + 3).unwrap_or(0);
-    let origin_end = base_url[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base_url.len());
+    let origin_end = base_url[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base_url.len());
     if let Some(rest) = loc.strip_prefix("//") {
         return format!("{}{}", &base_url[..scheme_end], rest);
     }
@@ -223,9 +257,16 @@ fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
 
 fn read_capped(r: Response<Body>, limit: u64, url: &str) -> Result<Vec<u8>, RegistryError> {
     let mut buf = Vec::new();
-    r.into_body().into_reader().take(limit + 1).read_to_end(&mut buf).map_err(|e| transport(url, e))?;
+    r.into_body()
+        .into_reader()
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| transport(url, e))?;
     if buf.len() as u64 > limit {
-        return Err(RegistryError::TooLarge { url: url.to_string(), limit });
+        return Err(RegistryError::TooLarge {
+            url: url.to_string(),
+            limit,
+        });
     }
     Ok(buf)
 }
@@ -237,7 +278,11 @@ fn error_from(status: StatusCode, r: Response<Body>, url: &str) -> RegistryError
     let url = url.to_string();
     match status.as_u16() {
         429 => RegistryError::RateLimited { url, remaining, errors },
-        401 | 403 => RegistryError::Denied { url, status: status.as_u16(), errors },
+        401 | 403 => RegistryError::Denied {
+            url,
+            status: status.as_u16(),
+            errors,
+        },
         404 => RegistryError::NotFound { url, errors },
         s => RegistryError::Status { url, status: s, errors },
     }
@@ -317,7 +362,11 @@ impl Repo {
                 let (token, ttl) = self.fetch_token(&realm, service.as_deref(), &scope)?;
                 // Renew a little early so a token never expires mid-request.
                 let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(ttl / 10).max(1));
-                self.host.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (token.clone(), exp));
+                self.host
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, (token.clone(), exp));
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -326,7 +375,10 @@ impl Repo {
     /// Docker token spec: `GET realm?service&scope` (Basic credentials when we have them); OAuth2 `POST` form with
     /// `grant_type=refresh_token` for identity tokens, and `grant_type=password` when the GET form is refused.
     fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<(String, u64), RegistryError> {
-        let token_err = |msg: String| RegistryError::Token { realm: realm.to_string(), msg };
+        let token_err = |msg: String| RegistryError::Token {
+            realm: realm.to_string(),
+            msg,
+        };
         let mut form: Vec<(&str, &str)> = vec![("scope", scope), ("client_id", "depot")];
         if let Some(s) = service {
             form.push(("service", s));
@@ -334,12 +386,17 @@ impl Repo {
         let post = |grant: Vec<(&str, &str)>| {
             let mut all = form.clone();
             all.extend(grant);
-            self.host.agent.post(realm).send_form(all).map_err(|e| transport(realm, e))
+            self.host
+                .agent
+                .post(realm)
+                .send_form(all)
+                .map_err(|e| transport(realm, e))
         };
         let resp = match &self.creds {
-            Some(Credentials { identity_token: Some(t), .. }) => {
-                post(vec![("grant_type", "refresh_token"), ("refresh_token", t.as_str())])?
-            }
+            Some(Credentials {
+                identity_token: Some(t),
+                ..
+            }) => post(vec![("grant_type", "refresh_token"), ("refresh_token", t.as_str())])?,
             creds => {
                 let mut q: Vec<(&str, &str)> = vec![("scope", scope)];
                 if let Some(s) = service {
@@ -363,12 +420,18 @@ impl Repo {
         let status = resp.status();
         if !status.is_success() {
             let body = read_capped(resp, MAX_ERROR_BODY, realm).unwrap_or_default();
-            let detail = String::from_utf8_lossy(&body).trim().chars().take(200).collect::<String>();
+            let detail = String::from_utf8_lossy(&body)
+                .trim()
+                .chars()
+                .take(200)
+                .collect::<String>();
             return Err(token_err(format!("token endpoint answered {status}: {detail}")));
         }
         let body = read_capped(resp, MAX_TOKEN_BODY, realm)?;
-        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| token_err(format!("bad token response: {e}")))?;
-        t.into_token().ok_or_else(|| token_err("token response holds no token".into()))
+        let t: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| token_err(format!("bad token response: {e}")))?;
+        t.into_token()
+            .ok_or_else(|| token_err("token response holds no token".into()))
     }
 
     /// GET `path` (relative to `/v2/<repo>/`) with auth, redirects and retries; returns a 2xx response.
@@ -399,7 +462,9 @@ impl Repo {
                     Err(e) => break Err(transport(&url, e)),
                 };
                 if r.status().is_redirection() {
-                    let Some(loc) = header(&r, "location").map(str::to_string) else { break Ok(r) };
+                    let Some(loc) = header(&r, "location").map(str::to_string) else {
+                        break Ok(r);
+                    };
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
                         return Err(RegistryError::Redirects { url });
@@ -414,7 +479,9 @@ impl Repo {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
                     // New or changed challenge, or an expired token: learn it and try once more.
                     let challenge = header(&r, "www-authenticate").and_then(|h| parse_challenges(h).into_iter().next());
-                    let Some(c) = challenge else { return Err(error_from(r.status(), r, &url)) };
+                    let Some(c) = challenge else {
+                        return Err(error_from(r.status(), r, &url));
+                    };
                     if matches!(c, Challenge::Basic { .. }) && self.creds.is_none() {
                         return Err(RegistryError::NoCredentials { url });
                     }
@@ -454,18 +521,27 @@ impl Repo {
         let digest = Digest::of(&bytes);
         if let Ok(want) = reference.parse::<Digest>() {
             if want != digest {
-                return Err(RegistryError::DigestMismatch { expected: want, got: digest });
+                return Err(RegistryError::DigestMismatch {
+                    expected: want,
+                    got: digest,
+                });
             }
         }
         let manifest = parse_manifest(&bytes, ct.as_deref())?;
-        Ok(FetchedManifest { bytes, digest, manifest })
+        Ok(FetchedManifest {
+            bytes,
+            digest,
+            manifest,
+        })
     }
 
     /// Stream a blob from `offset` on. If the registry ignores `Range` the stream starts at 0 (`offset` says so).
     pub fn blob(&self, digest: &Digest, offset: u64) -> Result<BlobStream, RegistryError> {
         let resp = match self.get(&format!("blobs/{digest}"), None, offset) {
             // A range past what the server has: start over from zero.
-            Err(RegistryError::Status { status: 416, .. }) if offset > 0 => self.get(&format!("blobs/{digest}"), None, 0)?,
+            Err(RegistryError::Status { status: 416, .. }) if offset > 0 => {
+                self.get(&format!("blobs/{digest}"), None, 0)?
+            }
             r => r?,
         };
         let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
@@ -477,7 +553,10 @@ impl Repo {
         } else {
             0
         };
-        Ok(BlobStream { reader: Box::new(resp.into_body().into_reader()), offset: start })
+        Ok(BlobStream {
+            reader: Box::new(resp.into_body().into_reader()),
+            offset: start,
+        })
     }
 
     /// A small blob (an image config) whole, capped and verified.
@@ -487,7 +566,10 @@ impl Repo {
         let bytes = read_capped(resp, limit, &url)?;
         let got = Digest::of(&bytes);
         if &got != digest {
-            return Err(RegistryError::DigestMismatch { expected: digest.clone(), got });
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                got,
+            });
         }
         Ok(bytes)
     }
@@ -508,7 +590,11 @@ impl Repo {
             let t: Tags = serde_json::from_slice(&body).map_err(|e| transport(&next, format!("bad tag list: {e}")))?;
             out.extend(t.tags.unwrap_or_default());
             let prefix = format!("/v2/{}/", self.path);
-            match link.as_deref().and_then(|l| l.split(['<', '>']).nth(1)).and_then(|u| u.split_once(&prefix)) {
+            match link
+                .as_deref()
+                .and_then(|l| l.split(['<', '>']).nth(1))
+                .and_then(|u| u.split_once(&prefix))
+            {
                 Some((_, rest)) => next = rest.to_string(),
                 None => return Ok(out),
             }
@@ -527,10 +613,23 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        for h in ["127.0.0.1:5000", "127.9.9.9", "localhost", "localhost:1", "[::1]:5000", "::1"] {
+        for h in [
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "localhost",
+            "localhost:1",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["10.0.0.1:5000", "example.com", "localhost.evil.com", "[::2]:5000", "128.0.0.1"] {
+        for h in [
+            "10.0.0.1:5000",
+            "example.com",
+            "localhost.evil.com",
+            "[::2]:5000",
+            "128.0.0.1",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

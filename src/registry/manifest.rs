@@ -124,12 +124,17 @@ struct RawManifest {
 pub fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, ManifestError> {
     let raw: RawManifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
     let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
-    let declared = raw.media_type.clone().or_else(|| ct.filter(|c| is_manifest_type(c)).map(str::to_string));
+    let declared = raw
+        .media_type
+        .clone()
+        .or_else(|| ct.filter(|c| is_manifest_type(c)).map(str::to_string));
     if raw.schema_version == Some(1)
         || raw.fs_layers.is_some()
         || matches!(declared.as_deref(), Some(DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED))
     {
-        return Err(ManifestError::Schema1(declared.unwrap_or_else(|| DOCKER_SCHEMA1_SIGNED.to_string())));
+        return Err(ManifestError::Schema1(
+            declared.unwrap_or_else(|| DOCKER_SCHEMA1_SIGNED.to_string()),
+        ));
     }
     let structure = match (&raw.manifests, &raw.config, &raw.layers) {
         (Some(_), None, _) => "an index",
@@ -145,7 +150,10 @@ pub fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> Result<Manife
                 return Err(ManifestError::MediaType(mt));
             }
             if declared_index != is_index {
-                return Err(ManifestError::Conflict { declared: mt, actual: structure });
+                return Err(ManifestError::Conflict {
+                    declared: mt,
+                    actual: structure,
+                });
             }
             mt
         }
@@ -153,18 +161,28 @@ pub fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> Result<Manife
         None => OCI_MANIFEST.to_string(),
     };
     if is_index {
-        Ok(Manifest::Index(Index { media_type, manifests: raw.manifests.unwrap_or_default() }))
+        Ok(Manifest::Index(Index {
+            media_type,
+            manifests: raw.manifests.unwrap_or_default(),
+        }))
     } else {
         let layers = raw.layers.unwrap_or_default();
         for l in &layers {
             l.compression()?;
         }
-        Ok(Manifest::Image(ImageManifest { media_type, config: raw.config.expect("checked above"), layers }))
+        Ok(Manifest::Image(ImageManifest {
+            media_type,
+            config: raw.config.expect("checked above"),
+            layers,
+        }))
     }
 }
 
 fn is_manifest_type(t: &str) -> bool {
-    matches!(t, OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST | DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED)
+    matches!(
+        t,
+        OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST | DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED
+    )
 }
 
 impl Index {
@@ -236,7 +254,10 @@ struct RawRootfs {
 pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ManifestError> {
     let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| ManifestError::Config(e.to_string()))?;
     if raw.rootfs.kind != "layers" {
-        return Err(ManifestError::Config(format!("rootfs type {:?} is not \"layers\"", raw.rootfs.kind)));
+        return Err(ManifestError::Config(format!(
+            "rootfs type {:?} is not \"layers\"",
+            raw.rootfs.kind
+        )));
     }
     let created = raw.created.as_deref().and_then(parse_rfc3339);
     let os = if raw.os.is_empty() { "linux" } else { &raw.os };
@@ -249,7 +270,9 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ManifestError> {
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }
 
 #[cfg(test)]
@@ -269,36 +292,62 @@ mod tests {
 
     #[test]
     fn manifest_kinds() {
-        let m = parse_manifest(image_json(None, "application/vnd.oci.image.layer.v1.tar+gzip").as_bytes(), None).unwrap();
-        assert!(matches!(&m, Manifest::Image(i) if i.media_type == OCI_MANIFEST && i.layers[0].compression() == Ok(Compression::Gzip)));
         let m = parse_manifest(
-            image_json(Some(DOCKER_MANIFEST), "application/vnd.docker.image.rootfs.diff.tar.gzip").as_bytes(),
+            image_json(None, "application/vnd.oci.image.layer.v1.tar+gzip").as_bytes(),
+            None,
+        )
+        .unwrap();
+        assert!(
+            matches!(&m, Manifest::Image(i) if i.media_type == OCI_MANIFEST && i.layers[0].compression() == Ok(Compression::Gzip))
+        );
+        let m = parse_manifest(
+            image_json(
+                Some(DOCKER_MANIFEST),
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            )
+            .as_bytes(),
             Some("application/json"),
         )
         .unwrap();
         assert!(matches!(&m, Manifest::Image(i) if i.media_type == DOCKER_MANIFEST));
-        let m = parse_manifest(image_json(None, "application/vnd.oci.image.layer.v1.tar+zstd").as_bytes(), Some(DOCKER_MANIFEST))
-            .unwrap();
-        assert!(matches!(&m, Manifest::Image(i) if i.media_type == DOCKER_MANIFEST && i.layers[0].compression() == Ok(Compression::Zstd)));
+        let m = parse_manifest(
+            image_json(None, "application/vnd.oci.image.layer.v1.tar+zstd").as_bytes(),
+            Some(DOCKER_MANIFEST),
+        )
+        .unwrap();
+        assert!(
+            matches!(&m, Manifest::Image(i) if i.media_type == DOCKER_MANIFEST && i.layers[0].compression() == Ok(Compression::Zstd))
+        );
         let idx = format!(
             r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":1,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
         );
-        assert!(matches!(parse_manifest(idx.as_bytes(), None).unwrap(), Manifest::Index(i) if i.media_type == OCI_INDEX));
+        assert!(
+            matches!(parse_manifest(idx.as_bytes(), None).unwrap(), Manifest::Index(i) if i.media_type == OCI_INDEX)
+        );
     }
 
     #[test]
     fn manifest_errors() {
         let s1 = r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-        assert!(matches!(parse_manifest(s1.as_bytes(), None), Err(ManifestError::Schema1(_))));
+        assert!(matches!(
+            parse_manifest(s1.as_bytes(), None),
+            Err(ManifestError::Schema1(_))
+        ));
         assert!(matches!(parse_manifest(b"{", None), Err(ManifestError::Json(_))));
         assert!(matches!(parse_manifest(b"{}", None), Err(ManifestError::Json(_))));
         assert!(matches!(parse_manifest(b"[]", None), Err(ManifestError::Json(_))));
         assert!(matches!(
-            parse_manifest(image_json(Some(OCI_INDEX), "application/vnd.oci.image.layer.v1.tar").as_bytes(), None),
+            parse_manifest(
+                image_json(Some(OCI_INDEX), "application/vnd.oci.image.layer.v1.tar").as_bytes(),
+                None
+            ),
             Err(ManifestError::Conflict { .. })
         ));
         assert!(matches!(
-            parse_manifest(image_json(Some("text/html"), "application/vnd.oci.image.layer.v1.tar").as_bytes(), None),
+            parse_manifest(
+                image_json(Some("text/html"), "application/vnd.oci.image.layer.v1.tar").as_bytes(),
+                None
+            ),
             Err(ManifestError::MediaType(_))
         ));
         assert!(matches!(
@@ -306,25 +355,42 @@ mod tests {
             Err(ManifestError::LayerType(_))
         ));
         let bad_digest = image_json(None, "application/vnd.oci.image.layer.v1.tar").replace(D2, "sha256:xyz");
-        assert!(matches!(parse_manifest(bad_digest.as_bytes(), None), Err(ManifestError::Json(_))));
+        assert!(matches!(
+            parse_manifest(bad_digest.as_bytes(), None),
+            Err(ManifestError::Json(_))
+        ));
     }
 
     #[test]
     fn platform_selection() {
         let entry = |d: &str, arch: &str, variant: &str| {
-            let v = if variant.is_empty() { String::new() } else { format!(r#","variant":"{variant}""#) };
-            format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":1,"platform":{{"architecture":"{arch}","os":"linux"{v}}}}}"#)
+            let v = if variant.is_empty() {
+                String::new()
+            } else {
+                format!(r#","variant":"{variant}""#)
+            };
+            format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":1,"platform":{{"architecture":"{arch}","os":"linux"{v}}}}}"#
+            )
         };
-        let att = format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":1,"platform":{{"architecture":"unknown","os":"unknown"}}}}"#);
+        let att = format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":1,"platform":{{"architecture":"unknown","os":"unknown"}}}}"#
+        );
         let d3 = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
         let doc = format!(
             r#"{{"schemaVersion":2,"mediaType":"{DOCKER_LIST}","manifests":[{att},{},{},{},{}]}}"#,
             entry(D1, "amd64", ""),
             entry(D2, "arm64", "v8"),
             entry(d3, "arm", "v6"),
-            entry("sha256:4444444444444444444444444444444444444444444444444444444444444444", "arm", "v7"),
+            entry(
+                "sha256:4444444444444444444444444444444444444444444444444444444444444444",
+                "arm",
+                "v7"
+            ),
         );
-        let Manifest::Index(idx) = parse_manifest(doc.as_bytes(), None).unwrap() else { panic!() };
+        let Manifest::Index(idx) = parse_manifest(doc.as_bytes(), None).unwrap() else {
+            panic!()
+        };
         let pick = |p: &str| idx.select(&p.parse().unwrap()).map(|d| d.digest.to_string());
         assert_eq!(pick("linux/amd64").unwrap(), D1);
         assert_eq!(pick("linux/arm64").unwrap(), D2);
@@ -350,7 +416,10 @@ mod tests {
         assert_eq!(c.diff_ids.len(), 1);
         assert!(parse_config(br#"{"rootfs":{"type":"other","diff_ids":[]}}"#).is_err());
         assert!(parse_config(br#"{"architecture":"amd64"}"#).is_err());
-        let c = parse_config(br#"{"architecture":"amd64","os":"linux","config":{"Labels":{}},"rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap();
+        let c = parse_config(
+            br#"{"architecture":"amd64","os":"linux","config":{"Labels":{}},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
         assert_eq!((c.created, c.labels), (None, None));
     }
 }

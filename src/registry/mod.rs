@@ -28,7 +28,9 @@ impl ErrorList {
             #[serde(default)]
             errors: Vec<E>,
         }
-        let list = serde_json::from_slice::<Body>(body).map(|b| b.errors).unwrap_or_default();
+        let list = serde_json::from_slice::<Body>(body)
+            .map(|b| b.errors)
+            .unwrap_or_default();
         ErrorList(list.into_iter().map(|e| (e.code, e.message)).collect())
     }
 
@@ -45,7 +47,11 @@ impl fmt::Display for ErrorList {
             .iter()
             .map(|(c, m)| {
                 let c = c.to_lowercase().replace('_', " ");
-                if m.is_empty() { c } else { format!("{c}: {m}") }
+                if m.is_empty() {
+                    c
+                } else {
+                    format!("{c}: {m}")
+                }
             })
             .collect();
         f.write_str(&parts.join("; "))
@@ -59,13 +65,25 @@ pub enum RegistryError {
     #[error("{url}: not found: {errors}")]
     NotFound { url: String, errors: ErrorList },
     #[error("{url}: access denied ({status}): {errors}")]
-    Denied { url: String, status: u16, errors: ErrorList },
+    Denied {
+        url: String,
+        status: u16,
+        errors: ErrorList,
+    },
     #[error("{url}: no basic auth credentials")]
     NoCredentials { url: String },
     #[error("toomanyrequests: the registry's rate limit was reached{}{}", .remaining.as_ref().map(|r| format!(" (ratelimit-remaining: {r})")).unwrap_or_default(), if .errors.0.is_empty() { String::new() } else { format!(": {}", .errors) })]
-    RateLimited { url: String, remaining: Option<String>, errors: ErrorList },
+    RateLimited {
+        url: String,
+        remaining: Option<String>,
+        errors: ErrorList,
+    },
     #[error("{url}: registry answered {status}: {errors}")]
-    Status { url: String, status: u16, errors: ErrorList },
+    Status {
+        url: String,
+        status: u16,
+        errors: ErrorList,
+    },
     #[error("{url}: response larger than the limit of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
     #[error("{url}: too many redirects")]
@@ -84,11 +102,20 @@ mod tests {
 
     #[test]
     fn error_list_renders_like_docker() {
-        let l = ErrorList::parse(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#);
+        let l = ErrorList::parse(
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#,
+        );
         assert_eq!(l.to_string(), "manifest unknown: manifest unknown");
         assert!(l.has("MANIFEST_UNKNOWN"));
         assert_eq!(ErrorList::parse(b"<html>").0.len(), 0);
-        let e = RegistryError::RateLimited { url: "u".into(), remaining: Some("0;w=21600".into()), errors: ErrorList::default() };
-        assert_eq!(e.to_string(), "toomanyrequests: the registry's rate limit was reached (ratelimit-remaining: 0;w=21600)");
+        let e = RegistryError::RateLimited {
+            url: "u".into(),
+            remaining: Some("0;w=21600".into()),
+            errors: ErrorList::default(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "toomanyrequests: the registry's rate limit was reached (ratelimit-remaining: 0;w=21600)"
+        );
     }
 }

@@ -31,7 +31,10 @@ pub enum BlobError {
 }
 
 fn io_err(d: impl ToString) -> impl FnOnce(io::Error) -> BlobError {
-    move |source| BlobError::Io { digest: d.to_string(), source }
+    move |source| BlobError::Io {
+        digest: d.to_string(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +68,10 @@ impl BlobStore {
     pub fn open_blob(&self, d: &Digest) -> Result<File, BlobError> {
         File::open(self.path(d)?).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => BlobError::NotFound(d.clone()),
-            _ => BlobError::Io { digest: d.to_string(), source: e },
+            _ => BlobError::Io {
+                digest: d.to_string(),
+                source: e,
+            },
         })
     }
 
@@ -75,7 +81,10 @@ impl BlobStore {
         let mut buf = Vec::new();
         f.take(limit + 1).read_to_end(&mut buf).map_err(io_err(d))?;
         if buf.len() as u64 > limit {
-            return Err(BlobError::TooLarge { digest: d.clone(), limit });
+            return Err(BlobError::TooLarge {
+                digest: d.clone(),
+                limit,
+            });
         }
         Ok(buf)
     }
@@ -84,7 +93,10 @@ impl BlobStore {
     pub fn put(&self, expected: &Digest, bytes: &[u8]) -> Result<(), BlobError> {
         let got = Digest::of(bytes);
         if &got != expected {
-            return Err(BlobError::Mismatch { expected: expected.clone(), got });
+            return Err(BlobError::Mismatch {
+                expected: expected.clone(),
+                got,
+            });
         }
         if self.contains(expected) {
             return Ok(());
@@ -102,9 +114,20 @@ impl BlobStore {
         let dir = self.ingest.join(hex);
         fs::create_dir_all(&dir).map_err(io_err(expected))?;
         let path = dir.join("data");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path);
         let file = file.map_err(io_err(expected))?;
-        Ok(Ingest { store: self.clone(), dir, file, expected: expected.clone(), hasher: Hasher::default() })
+        Ok(Ingest {
+            store: self.clone(),
+            dir,
+            file,
+            expected: expected.clone(),
+            hasher: Hasher::default(),
+        })
     }
 
     /// Delete a committed blob (the caller has established that nothing references it).
@@ -112,7 +135,10 @@ impl BlobStore {
         match fs::remove_file(self.path(d)?) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(BlobError::Io { digest: d.to_string(), source: e }),
+            Err(e) => Err(BlobError::Io {
+                digest: d.to_string(),
+                source: e,
+            }),
         }
     }
 
@@ -147,13 +173,18 @@ impl BlobStore {
         for e in fs::read_dir(&self.ingest)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let owned = Digest::from_sha256_hex(&name).map(|d| live.contains(&d)).unwrap_or(false);
+            let owned = Digest::from_sha256_hex(&name)
+                .map(|d| live.contains(&d))
+                .unwrap_or(false);
             if owned {
                 continue;
             }
             let data = e.path().join("data");
             let modified = fs::metadata(&data).or_else(|_| e.metadata()).and_then(|m| m.modified());
-            let age = modified.ok().and_then(|m| now.duration_since(m).ok()).unwrap_or(Duration::MAX);
+            let age = modified
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or(Duration::MAX);
             if age >= stale {
                 let len = fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
                 if fs::remove_dir_all(e.path()).is_ok() {
@@ -242,9 +273,16 @@ impl Ingest {
     pub fn verify(&mut self, size: u64) -> Result<(), BlobError> {
         let (got, len) = (self.hasher.peek(), self.hasher.len());
         let err = if len != size {
-            BlobError::Size { expected: self.expected.clone(), got: len, want: size }
+            BlobError::Size {
+                expected: self.expected.clone(),
+                got: len,
+                want: size,
+            }
         } else if got != self.expected {
-            BlobError::Mismatch { expected: self.expected.clone(), got }
+            BlobError::Mismatch {
+                expected: self.expected.clone(),
+                got,
+            }
         } else {
             return Ok(());
         };
@@ -255,7 +293,13 @@ impl Ingest {
     /// Verify size (when known) and digest, then publish under `blobs/`. A mismatch discards the ingest, so bad
     /// bytes are never resumed from. An already existing blob is success.
     pub fn commit(self, size: Option<u64>) -> Result<(), BlobError> {
-        let Ingest { store, dir, file, expected, hasher } = self;
+        let Ingest {
+            store,
+            dir,
+            file,
+            expected,
+            hasher,
+        } = self;
         let e = expected.clone();
         let (got, len) = hasher.finish();
         let discard = |err: BlobError| {
@@ -264,14 +308,19 @@ impl Ingest {
         };
         if let Some(want) = size {
             if len != want {
-                return discard(BlobError::Size { expected, got: len, want });
+                return discard(BlobError::Size {
+                    expected,
+                    got: len,
+                    want,
+                });
             }
         }
         if got != expected {
             return discard(BlobError::Mismatch { expected, got });
         }
         file.sync_all().map_err(io_err(&e))?;
-        file.set_permissions(fs::Permissions::from_mode(0o444)).map_err(io_err(&e))?;
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(io_err(&e))?;
         drop(file);
         let target = store.path(&expected)?;
         if !target.exists() {
@@ -319,7 +368,11 @@ mod tests {
         assert!(matches!(ing.commit(Some(4)), Err(BlobError::Size { .. })));
         assert!(!s.contains(&dg));
         assert_eq!(fs::read_dir(d.join("blobs/sha256")).unwrap().count(), 0);
-        assert_eq!(fs::read_dir(d.join("ingest")).unwrap().count(), 0, "a failed commit discards its ingest");
+        assert_eq!(
+            fs::read_dir(d.join("ingest")).unwrap().count(),
+            0,
+            "a failed commit discards its ingest"
+        );
     }
 
     #[test]

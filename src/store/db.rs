@@ -213,7 +213,10 @@ pub struct Db {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn digest_col(s: String, what: &'static str) -> Result<Digest> {
@@ -281,7 +284,14 @@ impl Db {
             .query_row(
                 "SELECT size, media_type, diff_id, uncompressed_size FROM blobs WHERE digest = ?1",
                 [d.as_str()],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<i64>>(3)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                },
             )
             .optional()?;
         row.map(|(size, media_type, diff, usize)| {
@@ -298,12 +308,21 @@ impl Db {
 
     /// Whether the image (config digest) is already stored.
     pub fn has_image(&self, id: &Digest) -> Result<bool> {
-        Ok(self.conn().query_row("SELECT 1 FROM images WHERE id = ?1", [id.as_str()], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn()
+            .query_row("SELECT 1 FROM images WHERE id = ?1", [id.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Insert the image (if new) and point `refs` at it, in one transaction: a ref never points at an image whose
     /// rows are not all there. Tags move; a download, if given, becomes `committed`.
-    pub fn commit_image(&self, img: &NewImage, refs: &[(String, String, RefKind)], download: Option<i64>) -> Result<()> {
+    pub fn commit_image(
+        &self,
+        img: &NewImage,
+        refs: &[(String, String, RefKind)],
+        download: Option<i64>,
+    ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let t = now();
@@ -358,7 +377,10 @@ impl Db {
         }
         if let Some(id) = download {
             set_state(&tx, id, DownloadState::Committed, None)?;
-            tx.execute("UPDATE downloads SET image_id = ?2 WHERE id = ?1", params![id, img.id.as_str()])?;
+            tx.execute(
+                "UPDATE downloads SET image_id = ?2 WHERE id = ?1",
+                params![id, img.id.as_str()],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -369,10 +391,16 @@ impl Db {
         let conn = self.conn();
         let mut refs = conn.prepare_cached("SELECT image_id, name, kind FROM refs ORDER BY name")?;
         let mut by_image: std::collections::HashMap<String, (Vec<String>, Vec<String>)> = Default::default();
-        for r in refs.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+        for r in refs.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })? {
             let (id, name, kind) = r?;
             let e = by_image.entry(id).or_default();
-            if kind == "tag" { e.0.push(name) } else { e.1.push(name) }
+            if kind == "tag" {
+                e.0.push(name)
+            } else {
+                e.1.push(name)
+            }
         }
         let mut st = conn.prepare_cached(
             "SELECT id, manifest_digest, os, architecture, variant, created, size, labels FROM images
@@ -420,7 +448,13 @@ impl Db {
             "SELECT digest, diff_id, media_type, size, uncompressed_size FROM image_layers WHERE image_id = ?1 ORDER BY idx",
         )?;
         let rows = st.query_map([id.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for r in rows {
@@ -438,8 +472,10 @@ impl Db {
 
     /// The image a canonical ref name points at.
     pub fn resolve_ref(&self, name: &str) -> Result<Option<Digest>> {
-        let id: Option<String> =
-            self.conn().query_row("SELECT image_id FROM refs WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let id: Option<String> = self
+            .conn()
+            .query_row("SELECT image_id FROM refs WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
         opt_digest(id, "refs.image_id")
     }
 
@@ -454,8 +490,11 @@ impl Db {
     /// Refs of an image: (name, repo, kind).
     pub fn refs_of(&self, id: &Digest) -> Result<Vec<(String, String, RefKind)>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT name, repo, kind FROM refs WHERE image_id = ?1 ORDER BY kind DESC, name")?;
-        let rows = st.query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let mut st =
+            conn.prepare_cached("SELECT name, repo, kind FROM refs WHERE image_id = ?1 ORDER BY kind DESC, name")?;
+        let rows = st.query_map([id.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
         rows.map(|r| {
             let (n, repo, k) = r?;
             Ok((n, repo, if k == "tag" { RefKind::Tag } else { RefKind::Digest }))
@@ -503,7 +542,11 @@ impl Db {
     }
 
     pub fn download_auth(&self, id: i64) -> Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT auth FROM downloads WHERE id = ?1", [id], |r| r.get(0)).optional()?.flatten())
+        Ok(self
+            .conn()
+            .query_row("SELECT auth FROM downloads WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten())
     }
 
     pub fn set_download_state(&self, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
@@ -589,8 +632,11 @@ impl Db {
     /// Bytes recorded as done per blob of a download (coarse: written at intervals, not per chunk).
     pub fn download_progress(&self, id: i64) -> Result<Vec<(Digest, u64, u64)>> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT digest, size, done FROM download_blobs WHERE download_id = ?1 ORDER BY digest")?;
-        let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        let mut st = conn
+            .prepare_cached("SELECT digest, size, done FROM download_blobs WHERE download_id = ?1 ORDER BY digest")?;
+        let rows = st.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })?;
         rows.map(|r| {
             let (d, s, done) = r?;
             Ok((digest_col(d, "download_blobs.digest")?, s as u64, done as u64))
@@ -638,7 +684,10 @@ mod tests {
         NewImage {
             id: d(cfg),
             manifest_digest: d(&format!("m-{cfg}")),
-            manifests: vec![(d(&format!("m-{cfg}")), "application/vnd.oci.image.manifest.v1+json".into())],
+            manifests: vec![(
+                d(&format!("m-{cfg}")),
+                "application/vnd.oci.image.manifest.v1+json".into(),
+            )],
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
@@ -662,9 +711,22 @@ mod tests {
         let db = Db::open_in_memory().unwrap();
         assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let conn = db.conn();
-        for t in ["blobs", "images", "image_layers", "image_manifests", "refs", "downloads", "download_blobs"] {
-            let n: i64 =
-                conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1", [t], |r| r.get(0)).unwrap();
+        for t in [
+            "blobs",
+            "images",
+            "image_layers",
+            "image_manifests",
+            "refs",
+            "downloads",
+            "download_blobs",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+                    [t],
+                    |r| r.get(0),
+                )
+                .unwrap();
             assert_eq!(n, 1, "table {t}");
         }
     }
@@ -673,21 +735,29 @@ mod tests {
     fn migrations_are_incremental_and_idempotent() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, &MIGRATIONS[..1]).unwrap();
-        conn.execute("INSERT INTO downloads (reference, state, created_at, updated_at) VALUES ('x', 'queued', 1, 1)", []).unwrap();
+        conn.execute(
+            "INSERT INTO downloads (reference, state, created_at, updated_at) VALUES ('x', 'queued', 1, 1)",
+            [],
+        )
+        .unwrap();
         // a later migration list applies only what is new and keeps the data
         let extra = [MIGRATIONS[0], "CREATE TABLE later (x INTEGER);"];
         migrate(&mut conn, &extra).unwrap();
         migrate(&mut conn, &extra).unwrap();
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, 2);
-        let n: i64 = conn.query_row("SELECT count(*) FROM downloads", [], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM downloads", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 1);
         // a failing migration leaves the previous version and schema untouched
         let broken = [MIGRATIONS[0], extra[1], "CREATE TABLE ok3 (x); THIS IS NOT SQL;"];
         assert!(migrate(&mut conn, &broken).is_err());
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, 2);
-        let ok3: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name='ok3'", [], |r| r.get(0)).unwrap();
+        let ok3: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name='ok3'", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(ok3, 0);
     }
 
@@ -696,7 +766,10 @@ mod tests {
         let dir = crate::testutil::tempdir();
         let p = dir.join("depot.db");
         Db::open(&p).unwrap();
-        Connection::open(&p).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&p)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         assert!(matches!(Db::open(&p), Err(DbError::TooNew { found: 99, .. })));
     }
 
@@ -704,10 +777,20 @@ mod tests {
     fn commit_list_resolve_remove() {
         let db = Db::open_in_memory().unwrap();
         let img = image("cfg1", &["l1", "l2"]);
-        let dl = db.create_download("docker.io/library/busybox:latest", None, None).unwrap();
+        let dl = db
+            .create_download("docker.io/library/busybox:latest", None, None)
+            .unwrap();
         let refs = vec![
-            ("docker.io/library/busybox:latest".to_string(), "docker.io/library/busybox".to_string(), RefKind::Tag),
-            (format!("docker.io/library/busybox@{}", d("idx")), "docker.io/library/busybox".to_string(), RefKind::Digest),
+            (
+                "docker.io/library/busybox:latest".to_string(),
+                "docker.io/library/busybox".to_string(),
+                RefKind::Tag,
+            ),
+            (
+                format!("docker.io/library/busybox@{}", d("idx")),
+                "docker.io/library/busybox".to_string(),
+                RefKind::Digest,
+            ),
         ];
         db.commit_image(&img, &refs, Some(dl)).unwrap();
         assert_eq!(db.download(dl).unwrap().unwrap().state, DownloadState::Committed);
@@ -717,7 +800,10 @@ mod tests {
         assert_eq!(list[0].size, 60);
         assert_eq!(list[0].tags, vec!["docker.io/library/busybox:latest"]);
         assert_eq!(list[0].digests.len(), 1);
-        assert_eq!(db.resolve_ref("docker.io/library/busybox:latest").unwrap(), Some(img.id.clone()));
+        assert_eq!(
+            db.resolve_ref("docker.io/library/busybox:latest").unwrap(),
+            Some(img.id.clone())
+        );
         assert_eq!(db.images_by_prefix(&img.id.hex()[..6]).unwrap(), vec![img.id.clone()]);
         assert_eq!(db.image_layers(&img.id).unwrap().len(), 2);
         let blobs = db.referenced_blobs().unwrap();
@@ -726,12 +812,18 @@ mod tests {
         db.commit_image(&img, &refs[..1], None).unwrap();
         let img2 = image("cfg2", &["l1"]);
         db.commit_image(&img2, &refs[..1], None).unwrap();
-        assert_eq!(db.resolve_ref("docker.io/library/busybox:latest").unwrap(), Some(img2.id.clone()));
+        assert_eq!(
+            db.resolve_ref("docker.io/library/busybox:latest").unwrap(),
+            Some(img2.id.clone())
+        );
         let names: Vec<String> = db.refs_of(&img.id).unwrap().into_iter().map(|r| r.0).collect();
         assert_eq!(names, vec![refs[1].0.clone()]);
         db.remove(&names, Some(&img.id)).unwrap();
         assert_eq!(db.list_images().unwrap().len(), 1);
-        assert!(db.image_layers(&img.id).unwrap().is_empty(), "layers cascade with the image");
+        assert!(
+            db.image_layers(&img.id).unwrap().is_empty(),
+            "layers cascade with the image"
+        );
     }
 
     #[test]
@@ -753,15 +845,30 @@ mod tests {
         assert!(live.contains(&d("l1")) && live.contains(&d("idx")) && live.contains(&d("man")));
         assert_eq!(db.download(b).unwrap().unwrap().error.as_deref(), Some("boom"));
         assert_eq!(db.download_auth(a).unwrap().as_deref(), Some("secret"));
-        assert_eq!(db.download_auth(b).unwrap(), None, "credentials are dropped when a download ends");
+        assert_eq!(
+            db.download_auth(b).unwrap(),
+            None,
+            "credentials are dropped when a download ends"
+        );
     }
 
     #[test]
     fn blob_meta_roundtrip() {
         let db = Db::open_in_memory().unwrap();
-        let m = BlobMeta { digest: d("x"), size: 5, media_type: "t".into(), diff_id: Some(d("y")), uncompressed_size: Some(9) };
+        let m = BlobMeta {
+            digest: d("x"),
+            size: 5,
+            media_type: "t".into(),
+            diff_id: Some(d("y")),
+            uncompressed_size: Some(9),
+        };
         db.put_blob_meta(&m).unwrap();
-        db.put_blob_meta(&BlobMeta { diff_id: None, uncompressed_size: None, ..m.clone() }).unwrap();
+        db.put_blob_meta(&BlobMeta {
+            diff_id: None,
+            uncompressed_size: None,
+            ..m.clone()
+        })
+        .unwrap();
         assert_eq!(db.blob_meta(&d("x")).unwrap(), Some(m));
         assert_eq!(db.blob_meta(&d("z")).unwrap(), None);
     }

@@ -19,10 +19,17 @@ pub struct RootLock {
 impl RootLock {
     pub fn acquire(root: &Path) -> io::Result<RootLock> {
         let path = root.join("lock");
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
         let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
             if e == nix::errno::Errno::EWOULDBLOCK {
-                io::Error::new(io::ErrorKind::WouldBlock, format!("data root {} is in use by another depot", root.display()))
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("data root {} is in use by another depot", root.display()),
+                )
             } else {
                 io::Error::from(e)
             }

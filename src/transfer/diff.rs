@@ -57,7 +57,11 @@ mod tests {
         gz.write_all(&data).unwrap();
         let gz = gz.finish().unwrap();
         let zs = zstd::encode_all(&data[..], 3).unwrap();
-        for (c, bytes) in [(Compression::None, data.clone()), (Compression::Gzip, gz), (Compression::Zstd, zs)] {
+        for (c, bytes) in [
+            (Compression::None, data.clone()),
+            (Compression::Gzip, gz),
+            (Compression::Zstd, zs),
+        ] {
             let mut h = DiffHasher::new(c).unwrap();
             for chunk in bytes.chunks(777) {
                 h.update(chunk).unwrap();
@@ -69,7 +73,9 @@ mod tests {
     #[test]
     fn corrupt_gzip_is_an_error() {
         let mut h = DiffHasher::new(Compression::Gzip).unwrap();
-        let r = h.update(b"this is not gzip at all, not even close").and_then(|_| h.finish().map(|_| ()));
+        let r = h
+            .update(b"this is not gzip at all, not even close")
+            .and_then(|_| h.finish().map(|_| ()));
         assert!(r.is_err());
     }
 }

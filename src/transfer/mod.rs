@@ -36,9 +36,19 @@ pub enum TransferError {
     #[error("layer {digest}: the registry sent more than the {size} bytes the manifest declares")]
     TooLong { digest: Digest, size: u64 },
     #[error("layer {digest}: download incomplete after {attempts} attempts ({got} of {size} bytes): {last}")]
-    Incomplete { digest: Digest, attempts: u32, got: u64, size: u64, last: String },
+    Incomplete {
+        digest: Digest,
+        attempts: u32,
+        got: u64,
+        size: u64,
+        last: String,
+    },
     #[error("layer {digest}: corrupt {what}: {source}")]
-    Corrupt { digest: Digest, what: &'static str, source: io::Error },
+    Corrupt {
+        digest: Digest,
+        what: &'static str,
+        source: io::Error,
+    },
     #[error("layer {digest}: uncompressed content has digest {got}, but the image config says {want}")]
     DiffId { digest: Digest, got: Digest, want: Digest },
     #[error("cancelled")]
@@ -50,8 +60,13 @@ pub enum TransferError {
 pub enum LayerUpdate {
     /// No download slot free yet.
     Waiting,
-    Progress { current: u64, total: u64 },
-    Retrying { seconds: u64 },
+    Progress {
+        current: u64,
+        total: u64,
+    },
+    Retrying {
+        seconds: u64,
+    },
     Verifying,
 }
 
@@ -72,7 +87,10 @@ impl Drop for SlotGuard<'_> {
 
 impl Slots {
     pub fn new(n: usize) -> Slots {
-        Slots { free: Mutex::new(n.max(1)), cv: Condvar::new() }
+        Slots {
+            free: Mutex::new(n.max(1)),
+            cv: Condvar::new(),
+        }
     }
 
     /// Take a slot; `on_wait` runs once if none is free at once. Gives up when `cancel` is set.
@@ -86,7 +104,11 @@ impl Slots {
             if cancel.load(Ordering::Relaxed) {
                 return None;
             }
-            free = self.cv.wait_timeout(free, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0;
+            free = self
+                .cv
+                .wait_timeout(free, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         *free -= 1;
         Some(SlotGuard(self))
@@ -112,7 +134,12 @@ pub struct LayerJob<'a> {
 
 impl Transfers {
     /// A layer already in the store, with what we know of it; `None` if it must be downloaded.
-    pub fn present(&self, db: &Db, desc: &Descriptor, want_diff: &Digest) -> Result<Option<LayerRecord>, TransferError> {
+    pub fn present(
+        &self,
+        db: &Db,
+        desc: &Descriptor,
+        want_diff: &Digest,
+    ) -> Result<Option<LayerRecord>, TransferError> {
         if !self.store.contains(&desc.digest) {
             return Ok(None);
         }
@@ -123,7 +150,11 @@ impl Transfers {
         };
         let diff_id = meta.diff_id.expect("checked");
         if &diff_id != want_diff {
-            return Err(TransferError::DiffId { digest: desc.digest.clone(), got: diff_id, want: want_diff.clone() });
+            return Err(TransferError::DiffId {
+                digest: desc.digest.clone(),
+                got: diff_id,
+                want: want_diff.clone(),
+            });
         }
         Ok(Some(LayerRecord {
             digest: desc.digest.clone(),
@@ -139,11 +170,15 @@ impl Transfers {
         let mut h = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
         let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = f.read(&mut buf).map_err(|e| BlobError::Io { digest: desc.digest.to_string(), source: e })?;
+            let n = f.read(&mut buf).map_err(|e| BlobError::Io {
+                digest: desc.digest.to_string(),
+                source: e,
+            })?;
             if n == 0 {
                 break;
             }
-            h.update(&buf[..n]).map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+            h.update(&buf[..n])
+                .map_err(|e| self.corrupt(desc, "compressed stream", e))?;
         }
         let (d, n) = h.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
         let meta = BlobMeta {
@@ -158,14 +193,26 @@ impl Transfers {
     }
 
     fn corrupt(&self, desc: &Descriptor, what: &'static str, e: io::Error) -> TransferError {
-        TransferError::Corrupt { digest: desc.digest.clone(), what, source: e }
+        TransferError::Corrupt {
+            digest: desc.digest.clone(),
+            what,
+            source: e,
+        }
     }
 
     /// Download, verify and commit one layer. Resumes from the ingest; never leaves unverified bytes in `blobs/`.
-    pub fn fetch_layer(&self, db: &Db, job: &LayerJob<'_>, report: &mut dyn FnMut(LayerUpdate)) -> Result<LayerRecord, TransferError> {
+    pub fn fetch_layer(
+        &self,
+        db: &Db,
+        job: &LayerJob<'_>,
+        report: &mut dyn FnMut(LayerUpdate),
+    ) -> Result<LayerRecord, TransferError> {
         let desc = job.desc;
         let size = desc.size;
-        let _slot = self.slots.acquire(job.cancel, || report(LayerUpdate::Waiting)).ok_or(TransferError::Cancelled)?;
+        let _slot = self
+            .slots
+            .acquire(job.cancel, || report(LayerUpdate::Waiting))
+            .ok_or(TransferError::Cancelled)?;
         let mut ing = self.store.ingest(&desc.digest)?;
         let mut diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
         let mut corrupt_prefix = None;
@@ -183,7 +230,10 @@ impl Transfers {
             diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
         }
         db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
-        report(LayerUpdate::Progress { current: ing.offset(), total: size });
+        report(LayerUpdate::Progress {
+            current: ing.offset(),
+            total: size,
+        });
         let mut attempt = 0u32;
         let mut buf = vec![0u8; CHUNK];
         let mut last_persist = Instant::now();
@@ -214,11 +264,18 @@ impl Transfers {
                         if ing.offset() + n as u64 > size {
                             // Never write past the declared size: an endless body must not fill the disk.
                             ing.reset()?;
-                            return Err(TransferError::TooLong { digest: desc.digest.clone(), size });
+                            return Err(TransferError::TooLong {
+                                digest: desc.digest.clone(),
+                                size,
+                            });
                         }
                         ing.write_all(&buf[..n])?;
-                        diff.update(&buf[..n]).map_err(|e| self.corrupt(desc, "compressed stream", e))?;
-                        report(LayerUpdate::Progress { current: ing.offset(), total: size });
+                        diff.update(&buf[..n])
+                            .map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+                        report(LayerUpdate::Progress {
+                            current: ing.offset(),
+                            total: size,
+                        });
                         if last_persist.elapsed() >= PERSIST_EVERY {
                             db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
                             last_persist = Instant::now();
@@ -228,7 +285,10 @@ impl Transfers {
                             // than trust the prefix. With a correct Content-Length this read returns 0 at once.
                             if matches!(stream.reader.read(&mut buf[..1]), Ok(n) if n > 0) {
                                 ing.reset()?;
-                                return Err(TransferError::TooLong { digest: desc.digest.clone(), size });
+                                return Err(TransferError::TooLong {
+                                    digest: desc.digest.clone(),
+                                    size,
+                                });
                             }
                             break String::new();
                         }
@@ -257,7 +317,9 @@ impl Transfers {
             }
             let delay = (self.retry_delay * attempt).min(Duration::from_secs(30));
             log::info!("layer {}: {failure}; retrying in {delay:?}", desc.digest);
-            report(LayerUpdate::Retrying { seconds: delay.as_secs().max(1) });
+            report(LayerUpdate::Retrying {
+                seconds: delay.as_secs().max(1),
+            });
             std::thread::sleep(delay);
         }
         report(LayerUpdate::Verifying);
@@ -265,7 +327,11 @@ impl Transfers {
         let (diff_id, usize) = diff.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
         if &diff_id != job.diff_id {
             ing.reset()?;
-            return Err(TransferError::DiffId { digest: desc.digest.clone(), got: diff_id, want: job.diff_id.clone() });
+            return Err(TransferError::DiffId {
+                digest: desc.digest.clone(),
+                got: diff_id,
+                want: job.diff_id.clone(),
+            });
         }
         ing.commit(Some(size))?;
         let meta = BlobMeta {
@@ -277,7 +343,13 @@ impl Transfers {
         };
         db.put_blob_meta(&meta)?;
         db.set_download_blob(job.download, &desc.digest, size, size)?;
-        Ok(LayerRecord { digest: desc.digest.clone(), diff_id, media_type: desc.media_type.clone(), size, uncompressed_size: usize })
+        Ok(LayerRecord {
+            digest: desc.digest.clone(),
+            diff_id,
+            media_type: desc.media_type.clone(),
+            size,
+            uncompressed_size: usize,
+        })
     }
 }
 

@@ -28,16 +28,35 @@ pub fn peers() -> Peers {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers"));
     let env = std::fs::read_to_string(dir.join("env")).unwrap_or_else(|e| {
-        panic!("no test peers at {} ({e}): run tests/run, or tests/peers/up.sh {}", dir.display(), dir.display())
+        panic!(
+            "no test peers at {} ({e}): run tests/run, or tests/peers/up.sh {}",
+            dir.display(),
+            dir.display()
+        )
     });
     let kv: HashMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
-    let get = |k: &str| kv.get(k).unwrap_or_else(|| panic!("{k} missing in peers env")).to_string();
-    Peers { plain: get("PLAIN"), basic: get("BASIC"), token: get("TOKEN"), token2: get("TOKEN2"), images: get("IMAGES").into(), dir }
+    let get = |k: &str| {
+        kv.get(k)
+            .unwrap_or_else(|| panic!("{k} missing in peers env"))
+            .to_string()
+    };
+    Peers {
+        plain: get("PLAIN"),
+        basic: get("BASIC"),
+        token: get("TOKEN"),
+        token2: get("TOKEN2"),
+        images: get("IMAGES").into(),
+        dir,
+    }
 }
 
 pub fn tempdir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     p
@@ -76,7 +95,11 @@ impl Depot {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(bin())
             .arg("serve")
             .arg("--data-root")
@@ -127,7 +150,12 @@ impl Depot {
         self.keep_root = true;
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HashMap<String, String>, Vec<u8>) {
         request_unix(&self.sock, method, path, headers, Duration::from_secs(600))
     }
 
@@ -149,7 +177,10 @@ impl Depot {
         }
         let (s, _, b) = self.request("POST", &format!("/v1.47/images/create?{query}"), &h);
         let msgs = if s == 200 {
-            b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).expect("json line")).collect()
+            b.split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).expect("json line"))
+                .collect()
         } else {
             vec![serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null)]
         };
@@ -167,7 +198,12 @@ impl Depot {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin()).args(args).env("DEPOT_SOCKET", &self.sock).stdin(Stdio::null()).output().expect("depot CLI")
+        Command::new(bin())
+            .args(args)
+            .env("DEPOT_SOCKET", &self.sock)
+            .stdin(Stdio::null())
+            .output()
+            .expect("depot CLI")
     }
 
     pub fn images(&self) -> Vec<serde_json::Value> {
@@ -191,7 +227,9 @@ impl Depot {
     }
 
     pub fn ingests(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.root.join("ingest")).map(|r| r.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+        std::fs::read_dir(self.root.join("ingest"))
+            .map(|r| r.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -207,7 +245,11 @@ impl Drop for Depot {
 
 pub fn sha256_file(p: &Path) -> String {
     let out = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// One HTTP/1.1 request over a unix socket (hyper client on smol).
@@ -219,19 +261,38 @@ pub fn request_unix(
     timeout: Duration,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
     let fut = async {
-        let Ok(stream) = async_net::unix::UnixStream::connect(sock).await else { return (0, HashMap::new(), Vec::new()) };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream)).await.unwrap();
+        let Ok(stream) = async_net::unix::UnixStream::connect(sock).await else {
+            return (0, HashMap::new(), Vec::new());
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
+            .await
+            .unwrap();
         let task = smol::spawn(async move {
             let _ = conn.await;
         });
-        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "depot");
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "depot");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = sender.send_request(req.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
-        let hs = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        let hs = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .unwrap_or_default();
         drop(task);
         (status, hs, body)
     };
@@ -259,7 +320,12 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 /// What a registry serves for a manifest or blob, fetched with skopeo/curl-free plain HTTP.
 pub fn registry_get(addr: &str, path: &str, accept: &str) -> Vec<u8> {
     let out = Command::new("curl")
-        .args(["-sf", "-H", &format!("Accept: {accept}"), &format!("http://{addr}{path}")])
+        .args([
+            "-sf",
+            "-H",
+            &format!("Accept: {accept}"),
+            &format!("http://{addr}{path}"),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "GET {addr}{path} failed");
@@ -275,5 +341,7 @@ pub fn stdout(o: &Output) -> String {
 }
 
 pub fn log_lines(p: &Path) -> Vec<String> {
-    std::fs::File::open(p).map(|f| BufReader::new(f).lines().map_while(Result::ok).collect()).unwrap_or_default()
+    std::fs::File::open(p)
+        .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+        .unwrap_or_default()
 }

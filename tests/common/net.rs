@@ -76,7 +76,12 @@ impl Proxy {
                 let _ = c.shutdown(Shutdown::Both);
             });
         });
-        Proxy { addr, served, rate, stop }
+        Proxy {
+            addr,
+            served,
+            rate,
+            stop,
+        }
     }
 
     pub fn served(&self) -> u64 {
@@ -103,7 +108,11 @@ pub struct Request {
 
 /// How the hostile registry answers one request.
 pub enum Reply {
-    Full { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Declares `declared` bytes but sends only `body`, then closes.
     Truncated { declared: u64, body: Vec<u8> },
     /// Sends `prefix` then random bytes forever (until the client hangs up), declaring no length.
@@ -114,11 +123,19 @@ pub enum Reply {
 
 impl Reply {
     pub fn ok(body: Vec<u8>, content_type: &str) -> Reply {
-        Reply::Full { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body }
+        Reply::Full {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+        }
     }
 
     pub fn status(status: u16, body: &str) -> Reply {
-        Reply::Full { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.as_bytes().to_vec() }
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
     }
 }
 
@@ -145,7 +162,10 @@ fn read_request(s: &mut TcpStream) -> Option<Request> {
     let mut lines = text.split("\r\n");
     let mut first = lines.next()?.split(' ');
     let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string())).collect();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
     Some(Request { method, path, headers })
 }
 

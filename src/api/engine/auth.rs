@@ -17,7 +17,12 @@ pub fn decode(header: Option<&str>) -> Option<Credentials> {
         .or_else(|_| GeneralPurpose::new(&alphabet::STANDARD, cfg).decode(h))
         .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
-    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+    let get = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let (mut username, mut password) = (get("username").unwrap_or_default(), get("password").unwrap_or_default());
     if username.is_empty() {
         // Legacy form: `auth` = base64("user:pass").
@@ -31,7 +36,11 @@ pub fn decode(header: Option<&str>) -> Option<Credentials> {
             }
         }
     }
-    let c = Credentials { username, password, identity_token: get("identitytoken") };
+    let c = Credentials {
+        username,
+        password,
+        identity_token: get("identitytoken"),
+    };
     (!c.is_empty()).then_some(c)
 }
 
@@ -44,8 +53,19 @@ mod tests {
         // captured from the docker CLI: {"username":"u","password":"p","serveraddress":"127.0.0.1:5000"}
         let cli = "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InAiLCJzZXJ2ZXJhZGRyZXNzIjoiMTI3LjAuMC4xOjUwMDAifQ==";
         assert_eq!(decode(Some(cli)), Some(Credentials::basic("u", "p")));
-        assert_eq!(decode(Some(cli.trim_end_matches('='))), Some(Credentials::basic("u", "p")));
-        for anon in [None, Some(""), Some("e30="), Some("e30"), Some("null"), Some("!!!not base64"), Some("bm90IGpzb24=")] {
+        assert_eq!(
+            decode(Some(cli.trim_end_matches('='))),
+            Some(Credentials::basic("u", "p"))
+        );
+        for anon in [
+            None,
+            Some(""),
+            Some("e30="),
+            Some("e30"),
+            Some("null"),
+            Some("!!!not base64"),
+            Some("bm90IGpzb24="),
+        ] {
             assert_eq!(decode(anon), None, "{anon:?}");
         }
         let py = base64::engine::general_purpose::URL_SAFE.encode(br#"{"username":"a","password":"b?>","email":null}"#);

@@ -17,13 +17,24 @@ pub fn parse_filters(raw: Option<&str>) -> Result<BTreeMap<String, BTreeSet<Stri
     }
     let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter: {e}"));
     let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
-    let obj = v.as_object().ok_or_else(|| bad("filters must be a JSON object".into()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("filters must be a JSON object".into()))?;
     for (k, vals) in obj {
         let set: BTreeSet<String> = match vals {
-            serde_json::Value::Object(m) => m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(s, _)| s.clone()).collect(),
-            serde_json::Value::Array(a) => {
-                a.iter().map(|s| s.as_str().map(str::to_string).ok_or_else(|| bad(format!("{k}: values must be strings")))).collect::<Result<_, _>>()?
-            }
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(_, b)| b.as_bool() == Some(true))
+                .map(|(s, _)| s.clone())
+                .collect(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("{k}: values must be strings")))
+                })
+                .collect::<Result<_, _>>()?,
             _ => return Err(bad(format!("{k}: expected an object or a list"))),
         };
         out.insert(k.clone(), set);
@@ -39,7 +50,9 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
             (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
             (Some(b'?'), Some(&c)) => c != b'/' && m(&p[1..], &s[1..]),
             (Some(b'['), Some(&c)) => {
-                let Some(end) = p.iter().position(|&x| x == b']') else { return false };
+                let Some(end) = p.iter().position(|&x| x == b']') else {
+                    return false;
+                };
                 let class = &p[1..end];
                 let (neg, class) = match class.first() {
                     Some(b'^') => (true, &class[1..]),
@@ -67,7 +80,9 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
 }
 
 fn familiar(canonical: &str) -> String {
-    Reference::parse(canonical).map(|r| r.familiar()).unwrap_or_else(|_| canonical.to_string())
+    Reference::parse(canonical)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| canonical.to_string())
 }
 
 fn bool_filter(f: &BTreeMap<String, BTreeSet<String>>, key: &str) -> Result<Option<bool>, ApiError> {
@@ -77,7 +92,10 @@ fn bool_filter(f: &BTreeMap<String, BTreeSet<String>>, key: &str) -> Result<Opti
     let other = vals.iter().any(|v| !matches!(v.as_str(), "true" | "1" | "false" | "0"));
     if t == fl || other {
         let shown = vals.iter().cloned().collect::<Vec<_>>().join(" ");
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{key}=[{shown}]'")));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid filter '{key}=[{shown}]'"),
+        ));
     }
     Ok(Some(t))
 }
@@ -95,12 +113,18 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
         }
     }
     for k in filters.keys() {
-        if !matches!(k.as_str(), "dangling" | "label" | "before" | "since" | "reference" | "until") {
+        if !matches!(
+            k.as_str(),
+            "dangling" | "label" | "before" | "since" | "reference" | "until"
+        ) {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'")));
         }
     }
     if filters.contains_key("until") {
-        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "the 'until' filter of image listing is not implemented yet"));
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "the 'until' filter of image listing is not implemented yet",
+        ));
     }
     let dangling = bool_filter(&filters, "dangling")?;
     let images = e.images.clone();
@@ -109,14 +133,22 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
         let (id, _) = e.images.resolve(name).map_err(ApiError::from)?;
         Ok(rows.iter().find(|r| r.id == id).and_then(|r| r.created).unwrap_or(0))
     };
-    let before = filters.get("before").map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>()).transpose()?;
-    let since = filters.get("since").map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let before = filters
+        .get("before")
+        .map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>())
+        .transpose()?;
+    let since = filters
+        .get("since")
+        .map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>())
+        .transpose()?;
     let refs_filter = filters.get("reference");
     let labels_filter = filters.get("label");
     let mut out = Vec::new();
     for row in &rows {
         let created = row.created.unwrap_or(0);
-        if before.as_ref().is_some_and(|b| b.iter().any(|t| created >= *t)) || since.as_ref().is_some_and(|s| s.iter().any(|t| created <= *t)) {
+        if before.as_ref().is_some_and(|b| b.iter().any(|t| created >= *t))
+            || since.as_ref().is_some_and(|s| s.iter().any(|t| created <= *t))
+        {
             continue;
         }
         let is_dangling = row.tags.is_empty();
@@ -175,7 +207,9 @@ pub async fn delete(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError>
     let q = query_pairs(req.uri().query());
     let force = bool_value(query_get(&q, "force"));
     let (images, name) = (e.images.clone(), name.to_string());
-    let items = blocking::unblock(move || images.delete(&name, force)).await.map_err(ApiError::from)?;
+    let items = blocking::unblock(move || images.delete(&name, force))
+        .await
+        .map_err(ApiError::from)?;
     let body: Vec<serde_json::Value> = items
         .into_iter()
         .map(|i| match i {
@@ -192,14 +226,20 @@ mod tests {
 
     #[test]
     fn filters_both_encodings() {
-        let cli = parse_filters(Some(r#"{"dangling":{"false":true},"reference":{"127.0.0.1:5000/*":true}}"#)).unwrap();
+        let cli = parse_filters(Some(
+            r#"{"dangling":{"false":true},"reference":{"127.0.0.1:5000/*":true}}"#,
+        ))
+        .unwrap();
         let py = parse_filters(Some(r#"{"dangling":["false"],"reference":["127.0.0.1:5000/*"]}"#)).unwrap();
         assert_eq!(cli, py);
         assert!(parse_filters(Some("")).unwrap().is_empty());
         assert!(parse_filters(Some("[1]")).is_err());
         assert!(parse_filters(Some(r#"{"a":1}"#)).is_err());
         let f = parse_filters(Some(r#"{"dangling":["maybe"]}"#)).unwrap();
-        assert_eq!(bool_filter(&f, "dangling").err().unwrap().message, "invalid filter 'dangling=[maybe]'");
+        assert_eq!(
+            bool_filter(&f, "dangling").err().unwrap().message,
+            "invalid filter 'dangling=[maybe]'"
+        );
     }
 
     #[test]

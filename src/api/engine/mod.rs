@@ -28,7 +28,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
 
     pub fn into_response(self) -> Resp {
@@ -129,7 +132,9 @@ impl Engine {
             (&Method::GET, "/version") => Ok(version_info()),
             (&Method::POST, "/images/create") => pull::create(self, &req).await,
             (&Method::GET, "/images/json") => images::list(self, &req, v).await,
-            (&Method::DELETE, p) if p.starts_with("/images/") => images::delete(self, &req, &p["/images/".len()..]).await,
+            (&Method::DELETE, p) if p.starts_with("/images/") => {
+                images::delete(self, &req, &p["/images/".len()..]).await
+            }
             _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
         };
         res.unwrap_or_else(ApiError::into_response)
@@ -137,7 +142,11 @@ impl Engine {
 }
 
 fn ping(head: bool) -> Resp {
-    let mut r = full(StatusCode::OK, "text/plain; charset=utf-8", if head { "" } else { "OK" });
+    let mut r = full(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        if head { "" } else { "OK" },
+    );
     let h = r.headers_mut();
     for (k, v) in [
         ("cache-control", "no-cache, no-store, must-revalidate"),
@@ -164,7 +173,9 @@ fn go_arch() -> &'static str {
 }
 
 fn kernel_version() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn version_info() -> Resp {

@@ -51,9 +51,11 @@ fn line(m: &Message<'_>) -> Bytes {
 
 pub fn event_line(e: &PullEvent) -> Bytes {
     match e {
-        PullEvent::PullingFrom { path, id } => {
-            line(&Message { status: Some(&format!("Pulling from {path}")), id: Some(id), ..Default::default() })
-        }
+        PullEvent::PullingFrom { path, id } => line(&Message {
+            status: Some(&format!("Pulling from {path}")),
+            id: Some(id),
+            ..Default::default()
+        }),
         PullEvent::Layer { id, status } => line(&Message {
             status: Some(&status.text()),
             progress_detail: Some(Detail::default()),
@@ -62,18 +64,31 @@ pub fn event_line(e: &PullEvent) -> Bytes {
         }),
         PullEvent::Progress { id, current, total } => line(&Message {
             status: Some("Downloading"),
-            progress_detail: Some(Detail { current: Some(*current).filter(|c| *c > 0), total: Some(*total).filter(|t| *t > 0) }),
+            progress_detail: Some(Detail {
+                current: Some(*current).filter(|c| *c > 0),
+                total: Some(*total).filter(|t| *t > 0),
+            }),
             progress: Some(progress::bar(*current, *total)),
             id: Some(id),
             ..Default::default()
         }),
-        PullEvent::Digest(d) => line(&Message { status: Some(&format!("Digest: {d}")), ..Default::default() }),
-        PullEvent::Status(s) => line(&Message { status: Some(s), ..Default::default() }),
+        PullEvent::Digest(d) => line(&Message {
+            status: Some(&format!("Digest: {d}")),
+            ..Default::default()
+        }),
+        PullEvent::Status(s) => line(&Message {
+            status: Some(s),
+            ..Default::default()
+        }),
     }
 }
 
 pub fn error_line(msg: &str) -> Bytes {
-    line(&Message { error_detail: Some(ErrDetail { message: msg }), error: Some(msg), ..Default::default() })
+    line(&Message {
+        error_detail: Some(ErrDetail { message: msg }),
+        error: Some(msg),
+        ..Default::default()
+    })
 }
 
 /// The references one request pulls: one, or every tag of a repository.
@@ -98,11 +113,17 @@ fn target(q: &[(String, String)]) -> Result<(Reference, bool), ApiError> {
 pub async fn create(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
     if query_get(&q, "fromSrc").is_some() {
-        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "import (fromSrc) is not implemented yet"));
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "import (fromSrc) is not implemented yet",
+        ));
     }
     let (reference, all_tags) = target(&q)?;
     let platform = match query_get(&q, "platform").filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse::<Platform>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?),
+        Some(p) => Some(
+            p.parse::<Platform>()
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
+        ),
         None => None,
     };
     let creds = auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
@@ -111,24 +132,40 @@ pub async fn create(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
         let (r, c) = (reference.clone(), creds.clone());
         let tags = blocking::unblock(move || {
             let repo = images.registry.repo(r.domain(), r.path(), c);
-            repo.tags().map_err(|e| crate::image::error::pull_error(e, &r.familiar(), &r.familiar_name()))
+            repo.tags()
+                .map_err(|e| crate::image::error::pull_error(e, &r.familiar(), &r.familiar_name()))
         })
         .await
         .map_err(ApiError::from)?;
         let mut specs = Vec::new();
         for t in tags {
-            let r = reference.with_tag(&t).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("registry lists tag {t:?}: {e}")))?;
-            specs.push(PullSpec { reference: r, platform: platform.clone(), creds: creds.clone() });
+            let r = reference
+                .with_tag(&t)
+                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("registry lists tag {t:?}: {e}")))?;
+            specs.push(PullSpec {
+                reference: r,
+                platform: platform.clone(),
+                creds: creds.clone(),
+            });
         }
         specs
     } else {
-        vec![PullSpec { reference: reference.clone(), platform, creds }]
+        vec![PullSpec {
+            reference: reference.clone(),
+            platform,
+            creds,
+        }]
     };
     let Some(first) = specs.first().cloned() else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no tags found for {}", reference.familiar_name())));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no tags found for {}", reference.familiar_name()),
+        ));
     };
     let images = e.images.clone();
-    let job = blocking::unblock(move || images.pull(first)).await.map_err(ApiError::from)?;
+    let job = blocking::unblock(move || images.pull(first))
+        .await
+        .map_err(ApiError::from)?;
     let mut cursor = 0;
     let first_batch = job.next(&mut cursor).await;
     if first_batch.events.is_empty() {
@@ -164,8 +201,14 @@ pub async fn create(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
             };
         }
         if all_tags {
-            let what = if downloaded { "Downloaded newer image for" } else { "Image is up to date for" };
-            let _ = tx.send(event_line(&PullEvent::Status(format!("Status: {what} {name}")))).await;
+            let what = if downloaded {
+                "Downloaded newer image for"
+            } else {
+                "Image is up to date for"
+            };
+            let _ = tx
+                .send(event_line(&PullEvent::Status(format!("Status: {what} {name}"))))
+                .await;
         }
     })
     .detach();
@@ -220,18 +263,27 @@ mod tests {
     fn messages_match_dockerd() {
         let s = |b: Bytes| String::from_utf8(b.to_vec()).unwrap();
         assert_eq!(
-            s(event_line(&PullEvent::PullingFrom { path: "test".into(), id: "1".into() })),
+            s(event_line(&PullEvent::PullingFrom {
+                path: "test".into(),
+                id: "1".into()
+            })),
             "{\"status\":\"Pulling from test\",\"id\":\"1\"}\r\n"
         );
         assert_eq!(
-            s(event_line(&PullEvent::Layer { id: "330fad343d7a".into(), status: LayerStatus::PullingFsLayer })),
+            s(event_line(&PullEvent::Layer {
+                id: "330fad343d7a".into(),
+                status: LayerStatus::PullingFsLayer
+            })),
             "{\"status\":\"Pulling fs layer\",\"progressDetail\":{},\"id\":\"330fad343d7a\"}\r\n"
         );
         assert_eq!(
             s(event_line(&PullEvent::Progress { id: "330fad343d7a".into(), current: 36412, total: 1084273 })),
             "{\"status\":\"Downloading\",\"progressDetail\":{\"current\":36412,\"total\":1084273},\"progress\":\"[=>                                                 ]  36.41kB/1.084MB\",\"id\":\"330fad343d7a\"}\r\n"
         );
-        assert_eq!(s(error_line("boom")), "{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\r\n");
+        assert_eq!(
+            s(error_line("boom")),
+            "{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\r\n"
+        );
     }
 
     #[test]
@@ -248,9 +300,21 @@ mod tests {
         assert!(all);
         let (r, all) = target(&q("fromImage=busybox:")).unwrap();
         assert!(all && r.familiar() == "busybox");
-        assert_eq!(target(&q("fromImage=scratch&tag=latest")).err().unwrap().status, StatusCode::FORBIDDEN);
-        assert_eq!(target(&q("fromImage=Bad")).err().unwrap().status, StatusCode::BAD_REQUEST);
-        assert_eq!(target(&q("fromImage=a&tag=-x")).err().unwrap().message, "invalid tag format");
-        assert_eq!(target(&q("")).err().unwrap().message, "repository name must have at least one component");
+        assert_eq!(
+            target(&q("fromImage=scratch&tag=latest")).err().unwrap().status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            target(&q("fromImage=Bad")).err().unwrap().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            target(&q("fromImage=a&tag=-x")).err().unwrap().message,
+            "invalid tag format"
+        );
+        assert_eq!(
+            target(&q("")).err().unwrap().message,
+            "repository name must have at least one component"
+        );
     }
 }
