@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// The registry's view of an image: manifest digest, config digest and layer digests.
