@@ -405,3 +405,48 @@ fn server_errors_are_retried() {
     assert_eq!(s, 200, "{msg}");
     assert!(d.blobs().contains(&img.layer_digest.to_string()));
 }
+
+#[test]
+fn manifest_not_matching_the_requested_digest() {
+    let img = image(10_000, true, None);
+    let other = image(20_000, true, None);
+    let wanted = Digest::of(&img.manifest);
+    let h = Hostile::start(move |r| match r.path.as_str() {
+        "/v2/" => Reply::ok(b"{}".to_vec(), "application/json"),
+        _ => Reply::ok(other.manifest.clone(), OCI_MANIFEST),
+    });
+    let d = fast_depot();
+    let (s, msgs) = d.pull_api(&format!("fromImage={}/repo&tag={wanted}", h.addr), None);
+    assert_eq!(s, 500, "{msgs:?}");
+    assert!(
+        msgs[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("digest mismatch: expected {wanted}")),
+        "{msgs:?}"
+    );
+    assert!(d.blobs().is_empty());
+}
+
+#[test]
+fn config_with_fewer_diff_ids_than_layers() {
+    let mut img = image(10_000, true, None);
+    let cfg: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
+    let mut cfg2 = cfg.clone();
+    cfg2["rootfs"]["diff_ids"] = serde_json::json!([]);
+    img.config = serde_json::to_vec(&cfg2).unwrap();
+    img.config_digest = Digest::of(&img.config);
+    let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    m["config"]["digest"] = img.config_digest.to_string().into();
+    m["config"]["size"] = img.config.len().into();
+    img.manifest = serde_json::to_vec(&m).unwrap();
+    let h = serve(img.clone(), |r, _, img| ranged(r, &img.layer));
+    let d = fast_depot();
+    let (s, msg) = pull(&d, &h, None);
+    assert_eq!(s, 599);
+    assert!(
+        msg.contains("image config has 0 diff_ids but the manifest has 1 layers"),
+        "{msg}"
+    );
+    healthy_and_clean(&d, &img);
+}

@@ -319,10 +319,12 @@ impl Repo {
         let (base, resp) = match probe(&https) {
             Ok(r) => (https, r),
             Err(tls_err) if self.host.insecure_ok => {
+                // Only a registry's answer counts (200, or 401 with a challenge): a TLS-only server answering
+                // plain HTTP with 400 must not hide the TLS error.
                 let http = format!("http://{}", self.host.endpoint);
                 match probe(&http) {
-                    Ok(r) => (http, r),
-                    Err(_) => return Err(tls_err),
+                    Ok(r) if matches!(r.status().as_u16(), 200 | 401) => (http, r),
+                    _ => return Err(tls_err),
                 }
             }
             Err(e) => return Err(e),

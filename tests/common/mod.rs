@@ -20,6 +20,8 @@ pub struct Peers {
     pub basic: String,
     pub token: String,
     pub token2: String,
+    pub tls: String,
+    pub tls_ca: PathBuf,
     pub images: PathBuf,
 }
 
@@ -45,6 +47,8 @@ pub fn peers() -> Peers {
         basic: get("BASIC"),
         token: get("TOKEN"),
         token2: get("TOKEN2"),
+        tls: get("TLS"),
+        tls_ca: get("TLS_CA").into(),
         images: get("IMAGES").into(),
         dir,
     }
@@ -74,6 +78,7 @@ pub struct Depot {
     child: Option<Child>,
     pub log: PathBuf,
     keep_root: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Depot {
@@ -81,15 +86,28 @@ impl Depot {
         Depot::start_at(tempdir("depot"), args)
     }
 
-    pub fn start_at(root: PathBuf, args: &[&str]) -> Depot {
-        let mut d = Depot {
+    /// A daemon with extra environment (proxy variables).
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Depot {
+        let mut d = Depot::new(tempdir("depot"), args);
+        d.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        d.spawn();
+        d
+    }
+
+    fn new(root: PathBuf, args: &[&str]) -> Depot {
+        Depot {
             sock: root.join("depot.sock"),
             log: root.with_extension("log"),
             root,
             args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
             keep_root: false,
-        };
+            env: Vec::new(),
+        }
+    }
+
+    pub fn start_at(root: PathBuf, args: &[&str]) -> Depot {
+        let mut d = Depot::new(root, args);
         d.spawn();
         d
     }
@@ -106,6 +124,7 @@ impl Depot {
             .arg(&self.root)
             .args(["--tcp", "none", "--log-level", "debug"])
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

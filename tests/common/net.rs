@@ -249,3 +249,70 @@ impl Drop for Hostile {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// A forward HTTP proxy (absolute-form requests and CONNECT), counting the requests it relays.
+pub struct ForwardProxy {
+    pub addr: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ForwardProxy {
+    pub fn start() -> ForwardProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reqs = requests.clone();
+        accept_loop(l, stop.clone(), move |mut client| {
+            let reqs = reqs.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut b).unwrap_or(0) == 0 || head.len() > 64 * 1024 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let first = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
+                reqs.lock().unwrap().push(first.clone());
+                let mut parts = first.split(' ');
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let hostport = if method == "CONNECT" {
+                    target.to_string()
+                } else {
+                    target
+                        .trim_start_matches("http://")
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let Ok(mut server) = TcpStream::connect(&hostport) else {
+                    return;
+                };
+                if method == "CONNECT" {
+                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                } else {
+                    let _ = server.write_all(&head);
+                }
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let t = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(Shutdown::Both);
+                });
+                let _ = std::io::copy(&mut client, &mut server);
+                let _ = server.shutdown(Shutdown::Write);
+                let _ = t.join();
+            });
+        });
+        ForwardProxy { addr, requests, stop }
+    }
+}
+
+impl Drop for ForwardProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -97,3 +97,4 @@ for reg in $BASIC $TOKEN $TOKEN2; do
   push --dest-creds testuser:testpass oci:"$W/oci-test:1" docker://$reg/test:1
 done
 push --dest-creds testuser:testpass oci:"$W/oci-test:1" docker://$TOKEN/public/test:1
+skopeo copy --quiet --dest-cert-dir "$(dirname "$TLS_CA")" oci:"$W/oci-test:1" docker://$TLS/test:1
