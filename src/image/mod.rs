@@ -40,12 +40,6 @@ pub enum DeleteItem {
     Deleted(String),
 }
 
-fn familiar_of(canonical: &str) -> String {
-    Reference::parse(canonical)
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| canonical.to_string())
-}
-
 impl ImageService {
     pub fn new(
         db: Arc<Db>,
@@ -220,7 +214,7 @@ impl ImageService {
         }
         remove.dedup();
         for n in &remove {
-            out.push(DeleteItem::Untagged(familiar_of(n)));
+            out.push(DeleteItem::Untagged(Reference::familiar_of(n)));
         }
         let last = refs.iter().all(|(n, _, _)| remove.contains(n));
         let layers = if last { self.db.image_layers(&id)? } else { Vec::new() };

@@ -79,12 +79,6 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
     m(pattern.as_bytes(), s.as_bytes())
 }
 
-fn familiar(canonical: &str) -> String {
-    Reference::parse(canonical)
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| canonical.to_string())
-}
-
 fn bool_filter(f: &BTreeMap<String, BTreeSet<String>>, key: &str) -> Result<Option<bool>, ApiError> {
     let Some(vals) = f.get(key) else { return Ok(None) };
     let t = vals.iter().any(|v| v == "true" || v == "1");
@@ -165,8 +159,8 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
                 continue;
             }
         }
-        let mut tags: Vec<String> = row.tags.iter().map(|t| familiar(t)).collect();
-        let mut digests: Vec<String> = row.digests.iter().map(|t| familiar(t)).collect();
+        let mut tags: Vec<String> = row.tags.iter().map(|t| Reference::familiar_of(t)).collect();
+        let mut digests: Vec<String> = row.digests.iter().map(|t| Reference::familiar_of(t)).collect();
         if let Some(pats) = refs_filter {
             let keep = |s: &String| {
                 let name = s.split(['@']).next().unwrap_or(s);
