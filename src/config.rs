@@ -1,43 +1,17 @@
-//! Daemon configuration: board defaults, then flags. Every path derives from one data root.
+//! Daemon configuration: a board profile, then a config file, then flags — all three set the same keys through
+//! one function ([`Config::set`]), so a key means the same wherever it is given. Every path derives from one data
+//! root unless set explicitly.
 
+use crate::board::{parse_kv, Board, BoardError, BOARD_KEYS};
 use crate::platform::Platform;
 use crate::registry::RegistryOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Defaults that depend on the CPU family (the board profiles of `board/` refine these).
-#[derive(Debug, Clone)]
-pub struct Board {
-    pub name: &'static str,
-    pub concurrent_downloads: usize,
-}
-
-impl Board {
-    pub fn detect() -> Board {
-        match std::env::consts::ARCH {
-            "x86_64" => Board {
-                name: "x86_64",
-                concurrent_downloads: 3,
-            },
-            "aarch64" => Board {
-                name: "arm_64",
-                concurrent_downloads: 2,
-            },
-            "arm" => Board {
-                name: "arm-x41",
-                concurrent_downloads: 2,
-            },
-            _ => Board {
-                name: "generic",
-                concurrent_downloads: 2,
-            },
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub board: String,
     pub data_root: PathBuf,
     /// Unix socket of both APIs; `<data root>/depot.sock` unless set.
     pub socket: Option<PathBuf>,
@@ -46,40 +20,310 @@ pub struct Config {
     pub tcp: Option<SocketAddr>,
     pub platform: Platform,
     pub concurrent_downloads: usize,
+    pub memory_budget_mb: u64,
+    pub catalog_url: Option<String>,
+    pub log_file: Option<PathBuf>,
+    pub log_level: String,
     pub registry: RegistryOptions,
     /// Ingests that no unfinished download owns are dropped once this old.
     pub stale_ingest: Duration,
 }
 
-pub const DEFAULT_DATA_ROOT: &str = "depot-data";
-pub const DEFAULT_TCP: &str = "127.0.0.1:2375";
+/// Keys a config file may hold beyond the board keys (flags use the same names with `-` for `_`).
+pub const CONFIG_KEYS: &[&str] = &[
+    "board",
+    "insecure_registries",
+    "certs_dir",
+    "connect_timeout",
+    "read_timeout",
+    "retries",
+    "retry_delay_ms",
+    "log_level",
+];
 
-impl Default for Config {
-    fn default() -> Self {
-        let board = Board::detect();
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error("{key}: {msg} (got {value:?})")]
+    Value { key: String, value: String, msg: String },
+    #[error("unknown setting {0:?}")]
+    Unknown(String),
+}
+
+fn secs(key: &str, v: &str) -> Result<Duration, ConfigError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| *x > 0.0 && x.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| ConfigError::Value {
+            key: key.into(),
+            value: v.into(),
+            msg: "expected a positive number of seconds".into(),
+        })
+}
+
+fn count<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+    v.parse().map_err(|_| ConfigError::Value {
+        key: key.into(),
+        value: v.into(),
+        msg: "expected a whole number".into(),
+    })
+}
+
+fn opt(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+impl Config {
+    /// Built-in defaults (those of the generic profile, before it is applied).
+    fn empty() -> Config {
         Config {
-            data_root: PathBuf::from(DEFAULT_DATA_ROOT),
+            board: "builtin".into(),
+            data_root: PathBuf::from("depot-data"),
             socket: None,
             socket_group: None,
-            tcp: Some(DEFAULT_TCP.parse().expect("static address")),
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 2375))),
             platform: Platform::host(),
-            concurrent_downloads: board.concurrent_downloads,
+            concurrent_downloads: 3,
+            memory_budget_mb: 256,
+            catalog_url: None,
+            log_file: None,
+            log_level: "info".into(),
             registry: RegistryOptions::default(),
             stale_ingest: Duration::from_secs(24 * 3600),
         }
     }
-}
 
-impl Config {
+    /// Set one key (from a profile, the config file or a flag).
+    pub fn set(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+        let bad = |msg: &str| ConfigError::Value {
+            key: key.into(),
+            value: v.into(),
+            msg: msg.into(),
+        };
+        match key {
+            "name" => self.board = v.to_string(),
+            "cpu" | "board" => {}
+            "data_root" => self.data_root = PathBuf::from(v),
+            "socket" => self.socket = opt(v).map(PathBuf::from),
+            "socket_group" => self.socket_group = opt(v),
+            "tcp" => {
+                self.tcp = match v {
+                    "" | "none" => None,
+                    a => Some(a.parse().map_err(|_| bad("expected ADDRESS:PORT or none"))?),
+                }
+            }
+            "platform" => {
+                self.platform = match v {
+                    "" | "host" => Platform::host(),
+                    p => p
+                        .parse()
+                        .map_err(|e: crate::platform::PlatformError| bad(&e.to_string()))?,
+                }
+            }
+            "concurrent_downloads" => {
+                self.concurrent_downloads = count::<usize>(key, v)?;
+                if self.concurrent_downloads == 0 {
+                    return Err(bad("must be at least 1"));
+                }
+            }
+            "memory_budget_mb" => {
+                self.memory_budget_mb = count(key, v)?;
+                if self.memory_budget_mb < 8 {
+                    return Err(bad("must be at least 8"));
+                }
+            }
+            "catalog_url" => self.catalog_url = opt(v),
+            "log_file" => self.log_file = opt(v).map(PathBuf::from),
+            "log_level" => {
+                v.parse::<log::LevelFilter>()
+                    .map_err(|_| bad("expected error, warn, info, debug or trace"))?;
+                self.log_level = v.to_string();
+            }
+            "insecure_registries" => self
+                .registry
+                .insecure
+                .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
+            "certs_dir" => self.registry.certs_dir = opt(v).map(PathBuf::from),
+            "connect_timeout" => self.registry.connect_timeout = secs(key, v)?,
+            "read_timeout" => self.registry.read_timeout = secs(key, v)?,
+            "retries" => self.registry.retries = count(key, v)?,
+            "retry_delay_ms" => self.registry.backoff = Duration::from_millis(count(key, v)?),
+            other => return Err(ConfigError::Unknown(other.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Resolve the effective configuration. `board`: a profile name or file (else the config file's `board`, else
+    /// auto-detection); `file`: the config file's text and name; `flags`: `(key, value)` pairs, applied last.
+    pub fn resolve(
+        board: Option<&str>,
+        file: Option<(&str, &str)>,
+        flags: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let file_kv = match file {
+            Some((text, name)) => {
+                let known: Vec<&str> = BOARD_KEYS
+                    .iter()
+                    .chain(CONFIG_KEYS)
+                    .copied()
+                    .filter(|k| *k != "name" && *k != "cpu")
+                    .collect();
+                parse_kv(text, name, &known)?
+            }
+            None => Default::default(),
+        };
+        let board = match board.or(file_kv.get("board").map(String::as_str)) {
+            Some(b) => Board::load(b)?,
+            None => Board::detect(std::path::Path::new("/"), &crate::board::machine()),
+        };
+        let mut c = Config::empty();
+        for (k, v) in &board.settings {
+            c.set(k, v)?;
+        }
+        for (k, v) in &file_kv {
+            c.set(k, v)?;
+        }
+        for (k, v) in flags {
+            c.set(k, v)?;
+        }
+        Ok(c)
+    }
+
     pub fn socket_path(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(|| self.data_root.join("depot.sock"))
     }
 
-    /// Where `certs.d` lives unless set: next to the database, as dockerd keeps it under its config dir.
+    /// Where `certs.d` lives unless set: in the data root, as dockerd keeps it under its config dir.
     pub fn certs_dir(&self) -> PathBuf {
         self.registry
             .certs_dir
             .clone()
             .unwrap_or_else(|| self.data_root.join("certs.d"))
+    }
+
+    /// The largest zstd window a download may use: its share of the memory budget, bounded to 1 MiB–128 MiB.
+    pub fn zstd_window_log_max(&self) -> u32 {
+        let per = (self.memory_budget_mb * 1024 * 1024) / self.concurrent_downloads.max(1) as u64;
+        (63 - per.max(1).leading_zeros()).clamp(20, 27)
+    }
+
+    /// The effective settings as `key = value` lines (the config file format), for `depot config`.
+    pub fn render(&self) -> String {
+        let o = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let r = &self.registry;
+        [
+            ("board", self.board.clone()),
+            ("data_root", self.data_root.display().to_string()),
+            ("socket", self.socket_path().display().to_string()),
+            ("socket_group", self.socket_group.clone().unwrap_or_default()),
+            ("tcp", self.tcp.map(|a| a.to_string()).unwrap_or_else(|| "none".into())),
+            ("platform", self.platform.to_string()),
+            ("concurrent_downloads", self.concurrent_downloads.to_string()),
+            ("memory_budget_mb", self.memory_budget_mb.to_string()),
+            ("catalog_url", self.catalog_url.clone().unwrap_or_default()),
+            ("log_file", o(&self.log_file)),
+            ("log_level", self.log_level.clone()),
+            ("insecure_registries", r.insecure.join(",")),
+            ("certs_dir", self.certs_dir().display().to_string()),
+            ("connect_timeout", r.connect_timeout.as_secs_f64().to_string()),
+            ("read_timeout", r.read_timeout.as_secs_f64().to_string()),
+            ("retries", r.retries.to_string()),
+            ("retry_delay_ms", r.backoff.as_millis().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect()
+    }
+}
+
+impl Default for Config {
+    /// The generic profile: what `cargo run --release -- serve` uses on a developer machine.
+    fn default() -> Self {
+        Config::resolve(Some("generic"), None, &[]).expect("the generic profile is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn precedence_profile_file_flags() {
+        let c = Config::resolve(Some("arm_64"), None, &[]).unwrap();
+        assert_eq!((c.board.as_str(), c.concurrent_downloads), ("arm_64", 2));
+        assert_eq!(c.platform.to_string(), "linux/arm64");
+        assert_eq!(c.socket_group.as_deref(), Some("administrators"));
+        assert_eq!(c.socket_path(), PathBuf::from("/var/run/depot.sock"));
+        let file = "concurrent_downloads = 5\ninsecure_registries = a:5000, b\n";
+        let c = Config::resolve(Some("arm_64"), Some((file, "depot.conf")), &[]).unwrap();
+        assert_eq!(c.concurrent_downloads, 5);
+        assert_eq!(c.registry.insecure, vec!["a:5000", "b"]);
+        let c = Config::resolve(
+            Some("arm_64"),
+            Some((file, "depot.conf")),
+            &flags(&[("concurrent_downloads", "1")]),
+        )
+        .unwrap();
+        assert_eq!(c.concurrent_downloads, 1);
+        // the config file may choose the board
+        let c = Config::resolve(None, Some(("board = arm-x41\n", "depot.conf")), &[]).unwrap();
+        assert_eq!(c.board, "arm-x41");
+        assert_eq!(c.platform.to_string(), "linux/arm/v7");
+    }
+
+    #[test]
+    fn generic_defaults() {
+        let c = Config::default();
+        assert_eq!(c.board, "generic");
+        assert_eq!(c.data_root, PathBuf::from("depot-data"));
+        assert_eq!(c.socket_path(), PathBuf::from("depot-data/depot.sock"));
+        assert_eq!(c.tcp, Some("127.0.0.1:2375".parse().unwrap()));
+        assert_eq!(c.platform, Platform::host());
+        assert!(c.render().contains("board = generic\n"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (k, v) in [
+            ("tcp", "localhost"),
+            ("concurrent_downloads", "0"),
+            ("platform", "linux"),
+            ("read_timeout", "-1"),
+            ("log_level", "loud"),
+        ] {
+            let e = Config::resolve(Some("generic"), None, &flags(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(k), "{e}");
+        }
+        assert!(matches!(
+            Config::resolve(Some("generic"), None, &flags(&[("colour", "red")])),
+            Err(ConfigError::Unknown(_))
+        ));
+        assert!(
+            Config::resolve(Some("generic"), Some(("name = x\n", "f")), &[]).is_err(),
+            "a config file cannot rename the board"
+        );
+    }
+
+    #[test]
+    fn zstd_window_follows_the_memory_budget() {
+        let mut c = Config {
+            memory_budget_mb: 48,
+            concurrent_downloads: 2,
+            ..Config::default()
+        };
+        assert_eq!(c.zstd_window_log_max(), 24);
+        c.memory_budget_mb = 4096;
+        assert_eq!(c.zstd_window_log_max(), 27);
+        c.memory_budget_mb = 8;
+        c.concurrent_downloads = 16;
+        assert_eq!(c.zstd_window_log_max(), 20);
     }
 }

@@ -51,6 +51,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         slots: Slots::new(cfg.concurrent_downloads),
         attempts: cfg.registry.retries + 1,
         retry_delay: cfg.registry.backoff,
+        zstd_window_log_max: cfg.zstd_window_log_max(),
     });
     let images = Arc::new(ImageService::new(
         db,
@@ -90,11 +91,14 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
     }));
     let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
     log::info!(
-        "depot {} serving on unix://{}{} (data root {})",
+        "depot {} serving on unix://{}{} (board {}, data root {}, platform {}, {} concurrent downloads)",
         env!("CARGO_PKG_VERSION"),
         sock.display(),
         tcp_addr.map(|a| format!(" and tcp://{a}")).unwrap_or_default(),
-        cfg.data_root.display()
+        cfg.board,
+        cfg.data_root.display(),
+        cfg.platform,
+        cfg.concurrent_downloads
     );
     smol::block_on(async {
         let u = smol::spawn(http::serve_unix(unix, engine.clone()));

@@ -1,10 +1,14 @@
-//! A tiny `log` backend: one line per record on stderr, with a UTC timestamp. (env_logger costs ~0.7 MB.)
+//! A tiny `log` backend: one line per record with a UTC timestamp, on stderr or appended to a file (rotated once
+//! at start when over 1 MiB, so a NAS's small log volume never fills). env_logger would cost ~0.7 MB.
 
 use log::{Level, LevelFilter, Metadata, Record};
 use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
 
 struct Logger {
     level: LevelFilter,
+    file: Option<Mutex<std::fs::File>>,
 }
 
 impl log::Log for Logger {
@@ -20,16 +24,43 @@ impl log::Log for Logger {
         let ts = now
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let _ = writeln!(std::io::stderr().lock(), "{ts} {:<5} {}", r.level(), r.args());
+        let line = format!("{ts} {:<5} {}\n", r.level(), r.args());
+        match &self.file {
+            Some(f) => {
+                let _ = f.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
     }
 
     fn flush(&self) {}
 }
 
-/// Install the logger; `level` is `error|warn|info|debug|trace` (anything else: info).
-pub fn init(level: &str) {
+const ROTATE_AT: u64 = 1024 * 1024;
+
+/// Install the logger; `level` is `error|warn|info|debug|trace`. With `file`, log there (append); a file that
+/// cannot be opened falls back to stderr with a warning.
+pub fn init(level: &str, file: Option<&Path>) {
     let level = level.parse().unwrap_or(LevelFilter::Info);
-    if log::set_logger(Box::leak(Box::new(Logger { level }))).is_ok() {
+    let mut warn = None;
+    let file = file.and_then(|p| {
+        if std::fs::metadata(p).is_ok_and(|m| m.len() > ROTATE_AT) {
+            let _ = std::fs::rename(p, p.with_extension("log.1"));
+        }
+        match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            Ok(f) => Some(Mutex::new(f)),
+            Err(e) => {
+                warn = Some(format!("cannot open log file {}: {e}; logging to stderr", p.display()));
+                None
+            }
+        }
+    });
+    if log::set_logger(Box::leak(Box::new(Logger { level, file }))).is_ok() {
         log::set_max_level(level);
+    }
+    if let Some(w) = warn {
+        log::warn!("{w}");
     }
 }

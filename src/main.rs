@@ -5,17 +5,18 @@ use depot::config::Config;
 use lexopt::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 const USAGE: &str = "usage:
-  depot serve [--data-root DIR] [--socket PATH] [--socket-group NAME] [--tcp ADDR|none]
-              [--platform OS/ARCH[/VARIANT]] [--max-concurrent-downloads N]
-              [--insecure-registry HOST[:PORT]]... [--certs-dir DIR]
+  depot serve [--board NAME|FILE] [--config FILE] [--data-root DIR] [--socket PATH] [--socket-group NAME]
+              [--tcp ADDR|none] [--platform OS/ARCH[/VARIANT]] [--max-concurrent-downloads N]
+              [--memory-budget-mb N] [--insecure-registry HOST[:PORT]]... [--certs-dir DIR]
               [--connect-timeout SECS] [--read-timeout SECS] [--retries N] [--retry-delay-ms MS]
-              [--log-level error|warn|info|debug]
+              [--log-file PATH] [--log-level error|warn|info|debug]
+  depot config [same options as serve]       print the effective settings
   depot pull [--platform OS/ARCH[/VARIANT]] [--creds USER:PASSWORD] REFERENCE
   depot images
   depot rm [-f] REFERENCE...
+  depot --version
 client commands take -H/--socket PATH (default: $DEPOT_SOCKET, else ./depot-data/depot.sock)";
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -30,15 +31,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn secs(v: std::ffi::OsString) -> Result<Duration, String> {
-    let s = v.into_string().map_err(|_| "not unicode".to_string())?;
-    s.parse::<f64>()
-        .ok()
-        .filter(|x| *x > 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or(format!("not a number of seconds: {s}"))
-}
-
 fn run() -> Result<(), String> {
     let mut p = lexopt::Parser::from_env();
     let cmd = match p.next().map_err(|e| e.to_string())? {
@@ -47,10 +39,18 @@ fn run() -> Result<(), String> {
             println!("{USAGE}");
             return Ok(());
         }
+        Some(Short('V') | Long("version")) => {
+            println!("depot {} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
+            return Ok(());
+        }
         Some(a) => return Err(format!("{}\n{USAGE}", a.unexpected())),
     };
     if cmd == "serve" {
         return serve(p);
+    }
+    if cmd == "config" {
+        print!("{}", daemon_config(p)?.render());
+        return Ok(());
     }
     let mut socket = std::env::var_os("DEPOT_SOCKET").map(PathBuf::from);
     let (mut platform, mut creds, mut force, mut args) = (None, None, false, Vec::new());
@@ -92,48 +92,54 @@ fn run() -> Result<(), String> {
     r.map_err(|e| e.to_string())
 }
 
-fn serve(mut p: lexopt::Parser) -> Result<(), String> {
-    let mut cfg = Config::default();
-    let mut level = "info".to_string();
+/// Flags of `serve` and `config`, as settings keys (see `depot::config::Config::set`).
+fn setting_for_flag(flag: &str) -> Option<&'static str> {
+    Some(match flag {
+        "data-root" => "data_root",
+        "socket" => "socket",
+        "socket-group" => "socket_group",
+        "tcp" => "tcp",
+        "platform" => "platform",
+        "max-concurrent-downloads" => "concurrent_downloads",
+        "memory-budget-mb" => "memory_budget_mb",
+        "insecure-registry" => "insecure_registries",
+        "certs-dir" => "certs_dir",
+        "connect-timeout" => "connect_timeout",
+        "read-timeout" => "read_timeout",
+        "retries" => "retries",
+        "retry-delay-ms" => "retry_delay_ms",
+        "log-file" => "log_file",
+        "log-level" => "log_level",
+        _ => return None,
+    })
+}
+
+fn daemon_config(mut p: lexopt::Parser) -> Result<Config, String> {
     let e = |e: lexopt::Error| e.to_string();
+    let (mut board, mut file, mut flags) = (None, None, Vec::new());
     while let Some(a) = p.next().map_err(e)? {
         match a {
-            Long("data-root") => cfg.data_root = p.value().map_err(e)?.into(),
-            Long("socket") => cfg.socket = Some(p.value().map_err(e)?.into()),
-            Long("socket-group") => cfg.socket_group = Some(p.value().map_err(e)?.string().map_err(e)?),
-            Long("tcp") => {
-                let v = p.value().map_err(e)?.string().map_err(e)?;
-                cfg.tcp = if v == "none" {
-                    None
-                } else {
-                    Some(v.parse().map_err(|_| format!("bad --tcp address {v:?}"))?)
-                };
+            Long("board") => board = Some(p.value().map_err(e)?.string().map_err(e)?),
+            Long("config") => file = Some(p.value().map_err(e)?.string().map_err(e)?),
+            Long(flag) => {
+                let flag = flag.to_string();
+                let key = setting_for_flag(&flag).ok_or(format!("unknown option --{flag}\n{USAGE}"))?;
+                flags.push((key.to_string(), p.value().map_err(e)?.string().map_err(e)?));
             }
-            Long("platform") => {
-                let v = p.value().map_err(e)?.string().map_err(e)?;
-                cfg.platform = v.parse().map_err(|x: depot::platform::PlatformError| x.to_string())?;
-            }
-            Long("max-concurrent-downloads") => {
-                let v = p.value().map_err(e)?.string().map_err(e)?;
-                cfg.concurrent_downloads = v.parse().ok().filter(|n| *n > 0).ok_or(format!("bad count {v:?}"))?;
-            }
-            Long("insecure-registry") => cfg.registry.insecure.push(p.value().map_err(e)?.string().map_err(e)?),
-            Long("certs-dir") => cfg.registry.certs_dir = Some(p.value().map_err(e)?.into()),
-            Long("connect-timeout") => cfg.registry.connect_timeout = secs(p.value().map_err(e)?)?,
-            Long("read-timeout") => cfg.registry.read_timeout = secs(p.value().map_err(e)?)?,
-            Long("retries") => {
-                let v = p.value().map_err(e)?.string().map_err(e)?;
-                cfg.registry.retries = v.parse().map_err(|_| format!("bad count {v:?}"))?;
-            }
-            Long("retry-delay-ms") => {
-                let v = p.value().map_err(e)?.string().map_err(e)?;
-                cfg.registry.backoff = Duration::from_millis(v.parse().map_err(|_| format!("bad delay {v:?}"))?);
-            }
-            Long("log-level") => level = p.value().map_err(e)?.string().map_err(e)?,
             a => return Err(format!("{}\n{USAGE}", a.unexpected())),
         }
     }
-    depot::logger::init(&level);
+    let text = match &file {
+        Some(f) => Some(std::fs::read_to_string(f).map_err(|x| format!("config file {f}: {x}"))?),
+        None => None,
+    };
+    let file = file.as_deref().zip(text.as_deref()).map(|(f, t)| (t, f));
+    Config::resolve(board.as_deref(), file, &flags).map_err(|x| x.to_string())
+}
+
+fn serve(p: lexopt::Parser) -> Result<(), String> {
+    let cfg = daemon_config(p)?;
+    depot::logger::init(&cfg.log_level, cfg.log_file.as_deref());
     let d = depot::daemon::open(&cfg).map_err(|x| x.to_string())?;
     depot::daemon::serve(&cfg, d).map_err(|x| x.to_string())
 }

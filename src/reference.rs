@@ -142,7 +142,9 @@ impl Reference {
 
     /// The familiar form of a stored canonical ref name; a name that no longer parses is shown as it is.
     pub fn familiar_of(canonical: &str) -> String {
-        Reference::parse(canonical).map(|r| r.familiar()).unwrap_or_else(|_| canonical.to_string())
+        Reference::parse(canonical)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| canonical.to_string())
     }
 
     fn push_suffix(&self, s: &mut String) {

@@ -12,11 +12,17 @@ pub enum DiffHasher {
 }
 
 impl DiffHasher {
-    pub fn new(c: Compression) -> io::Result<DiffHasher> {
+    /// `zstd_window_log_max` bounds the memory a zstd frame may demand (its window); a frame needing more is
+    /// refused as an error rather than allowed to exhaust a small NAS's memory.
+    pub fn new(c: Compression, zstd_window_log_max: u32) -> io::Result<DiffHasher> {
         Ok(match c {
             Compression::None => DiffHasher::Plain(Box::default()),
             Compression::Gzip => DiffHasher::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Hasher::default()))),
-            Compression::Zstd => DiffHasher::Zstd(Box::new(zstd::stream::write::Decoder::new(Hasher::default())?)),
+            Compression::Zstd => {
+                let mut d = zstd::stream::write::Decoder::new(Hasher::default())?;
+                d.window_log_max(zstd_window_log_max)?;
+                DiffHasher::Zstd(Box::new(d))
+            }
         })
     }
 
@@ -62,7 +68,7 @@ mod tests {
             (Compression::Gzip, gz),
             (Compression::Zstd, zs),
         ] {
-            let mut h = DiffHasher::new(c).unwrap();
+            let mut h = DiffHasher::new(c, 27).unwrap();
             for chunk in bytes.chunks(777) {
                 h.update(chunk).unwrap();
             }
@@ -71,8 +77,25 @@ mod tests {
     }
 
     #[test]
+    fn zstd_window_over_the_limit_is_refused() {
+        let data = vec![7u8; 4 << 20];
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        enc.set_parameter(zstd::stream::raw::CParameter::WindowLog(22)).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &data).unwrap();
+        let frame = enc.finish().unwrap();
+        let feed = |wlog| -> io::Result<(Digest, u64)> {
+            let mut h = DiffHasher::new(Compression::Zstd, wlog)?;
+            h.update(&frame)?;
+            h.finish()
+        };
+        assert!(feed(20).is_err(), "a 4 MiB window under a 1 MiB limit");
+        assert_eq!(feed(22).unwrap(), (Digest::of(&data), data.len() as u64));
+    }
+
+    #[test]
     fn corrupt_gzip_is_an_error() {
-        let mut h = DiffHasher::new(Compression::Gzip).unwrap();
+        let mut h = DiffHasher::new(Compression::Gzip, 27).unwrap();
         let r = h
             .update(b"this is not gzip at all, not even close")
             .and_then(|_| h.finish().map(|_| ()));

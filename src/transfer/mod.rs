@@ -121,6 +121,8 @@ pub struct Transfers {
     /// Attempts per layer for resets and truncated bodies (each resumes with `Range`).
     pub attempts: u32,
     pub retry_delay: Duration,
+    /// See [`DiffHasher::new`]; from the board's memory budget.
+    pub zstd_window_log_max: u32,
 }
 
 /// One layer to fetch.
@@ -167,7 +169,7 @@ impl Transfers {
 
     fn recompute(&self, db: &Db, desc: &Descriptor) -> Result<BlobMeta, TransferError> {
         let mut f = self.store.open_blob(&desc.digest)?;
-        let mut h = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+        let mut h = self.diff_hasher(desc)?;
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = f.read(&mut buf).map_err(|e| BlobError::Io {
@@ -192,6 +194,10 @@ impl Transfers {
         Ok(meta)
     }
 
+    fn diff_hasher(&self, desc: &Descriptor) -> Result<DiffHasher, TransferError> {
+        DiffHasher::new(desc.compression()?, self.zstd_window_log_max).map_err(|e| self.corrupt(desc, "stream", e))
+    }
+
     fn corrupt(&self, desc: &Descriptor, what: &'static str, e: io::Error) -> TransferError {
         TransferError::Corrupt {
             digest: desc.digest.clone(),
@@ -214,7 +220,7 @@ impl Transfers {
             .acquire(job.cancel, || report(LayerUpdate::Waiting))
             .ok_or(TransferError::Cancelled)?;
         let mut ing = self.store.ingest(&desc.digest)?;
-        let mut diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+        let mut diff = self.diff_hasher(desc)?;
         let mut corrupt_prefix = None;
         ing.resume(size, |b| {
             if corrupt_prefix.is_none() {
@@ -227,7 +233,7 @@ impl Transfers {
         if corrupt_prefix.is_some() {
             // Leftover bytes that do not even decompress: start over rather than fail forever.
             ing.reset()?;
-            diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+            diff = self.diff_hasher(desc)?;
         }
         db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
         report(LayerUpdate::Progress {
@@ -249,7 +255,7 @@ impl Transfers {
                     if stream.offset != ing.offset() {
                         // The registry ignored our Range: what it sends starts at zero.
                         ing.reset()?;
-                        diff = DiffHasher::new(desc.compression()?).map_err(|e| self.corrupt(desc, "stream", e))?;
+                        diff = self.diff_hasher(desc)?;
                     }
                     loop {
                         if job.cancel.load(Ordering::Relaxed) {

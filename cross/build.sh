@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Release binaries of depot for the NAS CPUs, fully static and stripped, with checks and a size table.
+#   cross/build.sh                    all three: x86_64 (QDK x86_64), aarch64 (arm_64), armv7 (arm-x41)
+#   cross/build.sh aarch64 armv7      some of them
+# Output: target/<triple>/release/depot, and target/cross/sizes.md. Installs the toolchain if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cross/setup.sh
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+CARGO=/usr/bin/cargo
+
+triple() { case $1 in x86_64) echo x86_64-unknown-linux-gnu;; aarch64) echo aarch64-unknown-linux-gnu;;
+  armv7) echo armv7-unknown-linux-gnueabihf;; *) echo "unknown arch $1 (x86_64|aarch64|armv7)" >&2; exit 2;; esac; }
+qdk() { case $1 in x86_64) echo x86_64;; aarch64) echo arm_64;; armv7) echo arm-x41;; esac; }
+runner() { case $1 in x86_64) echo "";; aarch64) echo "qemu-aarch64 -cpu cortex-a53";; armv7) echo "qemu-arm -cpu cortex-a9";; esac; }
+
+mkdir -p target/cross
+table=target/cross/sizes.md
+{
+  echo "| arch (QDK) | target | stripped size | linking | max GLIBC_ needed | LOAD align | runs |"
+  echo "|---|---|---|---|---|---|---|"
+} > "$table"
+fail=0
+for a in "${@:-x86_64 aarch64 armv7}"; do
+  for arch in $a; do
+    t=$(triple "$arch")
+    log=target/cross/build-$arch.log
+    "$CARGO" build --release --locked --target "$t" --config cross/cargo-config.toml 2>&1 | tee "$log" | grep -E "^(error|warning: unused)" || true
+    b=target/$t/release/depot
+    [ -x "$b" ] || { echo "cross/build: $arch failed, see $log" >&2; fail=1; continue; }
+    size=$(stat -c %s "$b")
+    kind=$(file -b "$b")
+    linking=dynamic; echo "$kind" | grep -Eq 'statically linked|static-pie linked' && linking=static
+    glibc=$(readelf -W --version-info "$b" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 || true)
+    align=$(readelf -lW "$b" | awk '$1=="LOAD"{print $NF}' | sort -u | paste -sd, -)
+    run=$($(runner "$arch") "$b" --version 2>&1 || true)
+    echo "| $arch ($(qdk "$arch")) | $t | $size B ($(awk "BEGIN{printf \"%.2f\", $size/1048576}") MiB) | $linking | ${glibc:-none} | $align | \`$run\` |" >> "$table"
+    [ "$linking" = static ] || { echo "cross/build: $arch binary is not static" >&2; fail=1; }
+    if [ "$arch" != x86_64 ] && [ "$align" != 0x10000 ]; then echo "cross/build: $arch LOAD segments not 64 KiB aligned" >&2; fail=1; fi
+    case "$run" in "depot "*) ;; *) echo "cross/build: $arch binary does not run: $run" >&2; fail=1;; esac
+    warn=$(grep -c "in statically linked applications" "$log" || true)
+    [ "$warn" = 0 ] || echo "cross/build: $arch: $warn static-glibc NSS warnings (see $log)"
+  done
+done
+cat "$table"
+exit $fail
