@@ -50,7 +50,15 @@ fn tar(entries: &[Entry], pad_to: usize) -> std::io::Result<Vec<u8>> {
         h.set_gid(0);
         h.set_mtime(t);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("./{}", e.name), e.bytes.as_slice())?;
+        // `./name`, as `tar -C dir .` writes it (the tar crate's path setter would drop the `./`)
+        let name = format!("./{}", e.name);
+        let field = &mut h.as_ustar_mut().expect("ustar header").name;
+        if name.len() > field.len() {
+            return Err(std::io::Error::other(format!("{name}: name too long")));
+        }
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, e.bytes.as_slice())?;
     }
     let mut out = b.into_inner()?;
     // GNU tar writes whole records (QDK's control.tar is a multiple of 10240 bytes).
