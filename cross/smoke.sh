@@ -15,7 +15,7 @@ b=target/$t/release/depot
 w=$(mktemp -d /tmp/depot-smoke.XXXXXX)
 "${run[@]}" "$b" serve --data-root "$w/root" --tcp none --platform linux/amd64 --log-level warn 2> "$w/log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$w"' EXIT
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$w"' EXIT
 api() { curl -sS --unix-socket "$w/root/depot.sock" "$@"; }
 for _ in $(seq 1 200); do api http://d/_ping >/dev/null 2>&1 && break; sleep 0.05; done
 [ "$(api http://d/_ping)" = OK ] || { echo "smoke $arch: daemon did not answer"; cat "$w/log"; exit 1; }

@@ -64,6 +64,7 @@ htpasswd -Bbn testuser testpass > "$P/registry/basic/htpasswd"
 start_registry plain "$PLAIN"
 start_registry basic "$BASIC" "auth: {htpasswd: {realm: basic-realm, path: $P/registry/basic/htpasswd}}"
 start_token token "$TOKEN"
+rm -f "$P/token2/no-get"   # left by an earlier run: images must be pushed with GET tokens first
 start_token token2 "$TOKEN2" "$P/token2/no-get"
 start_tls "$TLS"
 
