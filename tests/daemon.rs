@@ -146,3 +146,75 @@ fn images_json_versions_and_filters() {
     let (s, _) = q("{not json");
     assert_eq!(s, 400);
 }
+
+#[test]
+fn board_profiles_choose_the_defaults() {
+    let out = Command::new(bin())
+        .args(["config", "--board", "arm_64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "board = arm_64\n",
+        "platform = linux/arm64\n",
+        "concurrent_downloads = 2\n",
+        "socket_group = administrators\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    // a config file overrides the profile, flags override both
+    let dir = tempdir("cfg");
+    std::fs::write(dir.join("depot.conf"), "board = arm-x41\nconcurrent_downloads = 4\n").unwrap();
+    let out = Command::new(bin())
+        .args(["config", "--config"])
+        .arg(dir.join("depot.conf"))
+        .args(["--max-concurrent-downloads", "1"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("board = arm-x41\n") && text.contains("concurrent_downloads = 1\n"),
+        "{text}"
+    );
+    // errors name the key
+    let out = Command::new(bin())
+        .args(["config", "--board", "arm_64", "--tcp", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("tcp: expected ADDRESS:PORT or none"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(bin())
+        .args(["config", "--board", "sparc"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("no board profile named \"sparc\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_arm_64_profile_pulls_arm64_by_default() {
+    let p = peers();
+    let d = Depot::start(&["--board", "arm_64", "--socket-group", "", "--log-file", ""]);
+    let (s, msgs) = d.pull_api(
+        &format!("fromImage={}%2Fmultiarch&tag=1", p.plain.replace(':', "%3A")),
+        None,
+    );
+    assert_eq!(s, 200, "{msgs:?}");
+    let (_, v) = d.json("GET", "/images/json");
+    let id = v[0]["Id"].as_str().unwrap().to_string();
+    let cfg = registry_get(&p.plain, &format!("/v2/multiarch/blobs/{id}"), "*/*");
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    assert_eq!(
+        cfg["architecture"], "arm64",
+        "the board's platform decides what is pulled"
+    );
+    assert!(d.log_text().contains("board arm_64"));
+}

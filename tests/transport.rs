@@ -64,3 +64,21 @@ fn http_proxy_from_the_environment_and_no_proxy() {
         proxy2.requests.lock().unwrap()
     );
 }
+
+#[test]
+fn registry_by_host_name_resolves_without_glibc() {
+    // `localhost` comes from /etc/hosts through depot's own resolver (the static NAS binaries never call
+    // getaddrinfo); it is loopback, so plain HTTP is allowed after TLS fails.
+    let p = peers();
+    let port = p.plain.rsplit(':').next().unwrap();
+    let d = Depot::start(&[]);
+    let (s, m) = d.pull_api(&format!("fromImage=localhost%3A{port}%2Ftest&tag=1"), None);
+    assert_eq!(s, 200, "{m:?}");
+    assert_eq!(d.images()[0]["RepoTags"][0], format!("localhost:{port}/test:1"));
+    let (s, m) = d.pull_api("fromImage=no-such-host.invalid%2Ftest&tag=1", None);
+    assert_ne!(s, 200);
+    assert!(
+        m[0]["message"].as_str().unwrap().contains("no-such-host.invalid"),
+        "{m:?}"
+    );
+}

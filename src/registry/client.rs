@@ -216,7 +216,12 @@ impl Registry {
             .max_idle_connections_per_host(8)
             .tls_config(tls)
             .build();
-        ureq::Agent::new_with_config(cfg)
+        // Our own resolver, never glibc's getaddrinfo: see `resolve`.
+        ureq::Agent::with_parts(
+            cfg,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            super::resolve::Resolver::default(),
+        )
     }
 }
 

@@ -122,6 +122,8 @@ impl Depot {
             .arg("serve")
             .arg("--data-root")
             .arg(&self.root)
+            .arg("--socket")
+            .arg(&self.sock)
             .args(["--tcp", "none", "--log-level", "debug"])
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
