@@ -25,7 +25,6 @@ for a in "${@:-x86_64 aarch64 armv7}"; do
   for arch in $a; do
     t=$(triple "$arch")
     log=target/cross/build-$arch.log
-    touch src/main.rs   # relink, so the linker's notes land in this log
     "$CARGO" build --release --locked --target "$t" --config cross/cargo-config.toml > "$log" 2>&1 || { tail -30 "$log"; fail=1; continue; }
     b=target/$t/release/depot
     [ -x "$b" ] || { echo "cross/build: $arch failed, see $log" >&2; fail=1; continue; }
@@ -40,8 +39,8 @@ for a in "${@:-x86_64 aarch64 armv7}"; do
     if [ "$arch" != x86_64 ] && [ "$align" != 0x10000 ]; then echo "cross/build: $arch LOAD segments not 64 KiB aligned" >&2; fail=1; fi
     case "$run" in "depot "*) ;; *) echo "cross/build: $arch binary does not run: $run" >&2; fail=1;; esac
     # static glibc must never reach NSS (getaddrinfo, getpwnam…): depot resolves and looks up users itself
-    if grep -q "in statically linked applications" "$log"; then
-      echo "cross/build: $arch links glibc NSS functions:" >&2
+    if grep -q "in statically linked applications" "$log" || grep -a -q -e nsswitch.conf -e libnss_ "$b"; then
+      echo "cross/build: $arch links glibc's NSS (getaddrinfo, getpwnam…), which would load the NAS's own libnss" >&2
       grep -o "Using '[a-z_]*'" "$log" | sort -u >&2
       fail=1
     fi

@@ -87,6 +87,15 @@ fn release_binaries_are_static_aligned_small_and_run() {
             "{}: needs versioned glibc symbols",
             t.triple
         );
+        // No NSS in a static glibc binary: on a domain-joined NAS it would dlopen the NAS's own libnss_*.so.
+        let bytes = std::fs::read(&b).unwrap();
+        for needle in [&b"nsswitch.conf"[..], b"libnss_"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{}: contains glibc NSS code",
+                t.triple
+            );
+        }
         if !t.runner.is_empty() {
             let segs = stdout(&Command::new("readelf").arg("-lW").arg(&b).output().unwrap());
             let loads: Vec<&str> = segs.lines().filter(|l| l.trim_start().starts_with("LOAD")).collect();
