@@ -182,8 +182,14 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
         ids: Vec::new(),
     };
     let mut buf: Vec<u8> = Vec::new();
+    let mut finished = false;
+    let cut = |why: &str| {
+        CliError::Protocol(format!(
+            "the daemon ended the stream before the pull finished{why} (a restarted daemon resumes it by itself)"
+        ))
+    };
     while let Some(frame) = resp.body_mut().frame().await {
-        let frame = frame.map_err(|e| CliError::Protocol(e.to_string()))?;
+        let frame = frame.map_err(|e| cut(&format!(": {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
         buf.extend_from_slice(&data);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
@@ -198,8 +204,15 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
             {
                 return Err(CliError::Daemon(err.to_string()));
             }
+            finished |= m
+                .get("status")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s.starts_with("Status: "));
             let _ = r_.message(&mut out, &m);
         }
+    }
+    if !finished {
+        return Err(cut(""));
     }
     let _ = writeln!(out, "{r}");
     Ok(())

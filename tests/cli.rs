@@ -97,3 +97,26 @@ fn errors_are_one_line_and_nonzero() {
     let out = Command::new(bin()).args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn pull_fails_clearly_when_the_daemon_dies_mid_pull() {
+    let p = peers();
+    let proxy = common::net::Proxy::start(&p.plain, 20 * 1000 * 1000);
+    let mut d = Depot::start(&[]);
+    let child = Command::new(bin())
+        .args(["pull", &format!("{}/big:1", proxy.addr)])
+        .env("DEPOT_SOCKET", &d.sock)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(60, "bytes in the ingests", || proxy.served() > 30_000_000);
+    d.kill9();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("ended the stream before the pull finished"),
+        "{}",
+        stderr(&out)
+    );
+}

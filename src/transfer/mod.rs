@@ -362,7 +362,53 @@ impl Transfers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::sync::Arc;
+
+    #[test]
+    fn present_blob_without_recorded_facts_is_recomputed_from_disk() {
+        let dir = crate::testutil::tempdir();
+        let store = BlobStore::open(&dir).unwrap();
+        let db = Db::open_in_memory().unwrap();
+        let content = b"layer content ".repeat(1000);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&content).unwrap();
+        let blob = gz.finish().unwrap();
+        let digest = Digest::of(&blob);
+        // committed by a daemon that died before recording the blob's facts
+        store.put(&digest, &blob).unwrap();
+        let desc: Descriptor = serde_json::from_value(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest.to_string(), "size": blob.len()
+        }))
+        .unwrap();
+        let t = Transfers {
+            store,
+            slots: Slots::new(1),
+            attempts: 1,
+            retry_delay: Duration::ZERO,
+            zstd_window_log_max: 27,
+        };
+        let diff = Digest::of(&content);
+        let rec = t.present(&db, &desc, &diff).unwrap().expect("present");
+        assert_eq!(
+            (rec.diff_id.clone(), rec.uncompressed_size),
+            (diff.clone(), content.len() as u64)
+        );
+        assert_eq!(
+            db.blob_meta(&digest).unwrap().unwrap().diff_id,
+            Some(diff.clone()),
+            "the facts are recorded now"
+        );
+        // a blob whose content does not match what the config expects is an error, not a silent reuse
+        assert!(matches!(
+            t.present(&db, &desc, &Digest::of(b"other")),
+            Err(TransferError::DiffId { .. })
+        ));
+        // absent: must be downloaded
+        let mut other = desc.clone();
+        other.digest = Digest::of(b"absent");
+        assert!(t.present(&db, &other, &diff).unwrap().is_none());
+    }
 
     #[test]
     fn slots_limit_and_release() {
