@@ -10,7 +10,7 @@ use crate::http::{self, HandlerDyn};
 use crate::image::ImageService;
 use crate::registry::Registry;
 use crate::store::{BlobStore, Db, RootLock};
-use crate::transfer::{Slots, Transfers};
+use crate::transfer::{Claims, Slots, Transfers};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let transfers = Arc::new(Transfers {
         store: store.clone(),
         slots: Slots::new(cfg.concurrent_downloads),
+        claims: Claims::default(),
         attempts: cfg.registry.retries + 1,
         retry_delay: cfg.registry.backoff,
         zstd_window_log_max: cfg.zstd_window_log_max(),

@@ -450,3 +450,56 @@ fn config_with_fewer_diff_ids_than_layers() {
     );
     healthy_and_clean(&d, &img);
 }
+
+#[test]
+fn two_pulls_of_one_layer_never_share_an_ingest() {
+    // repo:1 and repo:2 are different manifests over the same layer. The registry ignores Range, so a second
+    // writer of the same ingest would restart it from zero under the first. A throttling proxy makes them overlap.
+    let img = image(3_000_000, false, None);
+    let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    m["annotations"] = serde_json::json!({"tag": "2"});
+    let manifest2 = serde_json::to_vec(&m).unwrap();
+    let inner = img.clone();
+    let h = Hostile::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or("");
+        match path {
+            "/v2/" => Reply::ok(b"{}".to_vec(), "application/json"),
+            "/v2/repo/manifests/1" => Reply::ok(inner.manifest.clone(), OCI_MANIFEST),
+            "/v2/repo/manifests/2" => Reply::ok(manifest2.clone(), OCI_MANIFEST),
+            p if p.ends_with(&inner.config_digest.to_string()) => {
+                Reply::ok(inner.config.clone(), "application/octet-stream")
+            }
+            p if p.ends_with(&inner.layer_digest.to_string()) => {
+                Reply::ok(inner.layer.clone(), "application/octet-stream")
+            }
+            _ => Reply::status(404, "{}"),
+        }
+    });
+    let proxy = common::net::Proxy::start(&h.addr, 3_000_000);
+    let d = fast_depot();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| d.pull_api(&format!("fromImage={}%2Frepo&tag=1", proxy.addr), None));
+        let partial = || {
+            d.ingests().iter().any(|i| {
+                std::fs::metadata(i.join("data"))
+                    .map(|m| m.len() > 1_000_000)
+                    .unwrap_or(false)
+            })
+        };
+        wait_for(30, "the first pull to be part-way", partial);
+        let b = s.spawn(|| d.pull_api(&format!("fromImage={}%2Frepo&tag=2", proxy.addr), None));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for (s, msgs) in [&a, &b] {
+        assert_eq!(*s, 200, "{msgs:?}");
+        let last = msgs.last().unwrap();
+        assert!(last.get("error").is_none(), "{last}");
+    }
+    assert!(d.blobs().contains(&img.layer_digest.to_string()));
+    let layer_gets = h
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains(&img.layer_digest.to_string()))
+        .count();
+    assert_eq!(layer_gets, 1, "the second pull waits for the first and reuses its blob");
+}

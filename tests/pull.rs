@@ -533,3 +533,35 @@ fn pull_all_tags() {
     let tags: usize = d.images().iter().map(|i| i["RepoTags"].as_array().unwrap().len()).sum();
     assert_eq!(tags, 2);
 }
+
+#[test]
+fn different_pulls_sharing_a_layer_at_the_same_time() {
+    // test:1 and test:1-v2s2 are different manifests over the same config and layer blob; pulled at once (slowed
+    // down so they overlap), they must not write the same ingest concurrently.
+    let p = peers();
+    let proxy = common::net::Proxy::start(&p.plain, 2_000_000);
+    for round in 0..3 {
+        let d = Depot::start(&[]);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| d.pull_api(&format!("fromImage={}%2Ftest&tag=1", proxy.addr), None));
+            // the second starts while the first is part-way through the shared layer
+            let partial = || {
+                d.ingests().iter().any(|i| {
+                    std::fs::metadata(i.join("data"))
+                        .map(|m| m.len() > 100_000)
+                        .unwrap_or(false)
+                })
+            };
+            wait_for(30, "the first pull to be part-way", partial);
+            let b = s.spawn(|| d.pull_api(&format!("fromImage={}%2Ftest&tag=1-v2s2", proxy.addr), None));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for (s, msgs) in [&a, &b] {
+            assert_eq!(*s, 200, "round {round}: {msgs:?}");
+            let last = msgs.last().unwrap();
+            assert!(last.get("error").is_none(), "round {round}: {last}");
+        }
+        assert_eq!(d.images().len(), 1);
+        d.blobs();
+    }
+}

@@ -101,10 +101,23 @@ impl BlobStore {
         if self.contains(expected) {
             return Ok(());
         }
-        let mut ing = self.ingest(expected)?;
-        ing.reset()?;
-        ing.write_all(bytes)?;
-        ing.commit(Some(bytes.len() as u64))
+        // A private temp file, not the digest's shared ingest: concurrent puts of one blob never meet.
+        // Survives a crash as: nothing (temp name, reclaimed by GC) or the complete, verified blob.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.ingest.join(format!(".put-{}-{n}", std::process::id()));
+        let res = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            f.set_permissions(fs::Permissions::from_mode(0o444))?;
+            fs::rename(&tmp, self.blobs.join(expected.sha256_hex().map_err(io::Error::other)?))?;
+            fsutil::fsync_dir(&self.blobs)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.map_err(io_err(expected))
     }
 
     /// Open the ingest for `expected`, keeping any bytes a previous attempt left. `on_existing` sees those bytes
@@ -353,6 +366,20 @@ mod tests {
         let mode = fs::metadata(s.path(&dg).unwrap()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o444, "committed blobs are read-only");
         assert_eq!(s.list().unwrap(), vec![dg]);
+    }
+
+    #[test]
+    fn concurrent_puts_of_one_blob() {
+        let (d, s) = store();
+        let data = b"config bytes ".repeat(5000);
+        let dg = Digest::of(&data);
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| s.put(&dg, &data).unwrap());
+            }
+        });
+        assert_eq!(fs::read(s.path(&dg).unwrap()).unwrap(), data);
+        assert_eq!(fs::read_dir(d.join("ingest")).unwrap().count(), 0, "no temp file left");
     }
 
     #[test]

@@ -115,9 +115,60 @@ impl Slots {
     }
 }
 
+/// Digests being downloaded: an ingest has exactly one writer. A second fetch of the same blob (another image
+/// sharing the layer) waits for the first and then reuses the committed blob.
+#[derive(Default)]
+pub struct Claims {
+    held: Mutex<std::collections::HashSet<Digest>>,
+    cv: Condvar,
+}
+
+pub struct ClaimGuard<'a> {
+    claims: &'a Claims,
+    digest: Digest,
+}
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        self.claims
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.digest);
+        self.claims.cv.notify_all();
+    }
+}
+
+impl Claims {
+    /// Claim `d`; `on_wait` runs once if another fetch holds it. Gives up when `cancel` is set.
+    pub fn claim(&self, d: &Digest, cancel: &AtomicBool, on_wait: impl FnOnce()) -> Option<ClaimGuard<'_>> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut on_wait = Some(on_wait);
+        while held.contains(d) {
+            if let Some(f) = on_wait.take() {
+                f();
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            held = self
+                .cv
+                .wait_timeout(held, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        held.insert(d.clone());
+        Some(ClaimGuard {
+            claims: self,
+            digest: d.clone(),
+        })
+    }
+}
+
 pub struct Transfers {
     pub store: BlobStore,
     pub slots: Slots,
+    pub claims: Claims,
     /// Attempts per layer for resets and truncated bodies (each resumes with `Range`).
     pub attempts: u32,
     pub retry_delay: Duration,
@@ -215,6 +266,20 @@ impl Transfers {
     ) -> Result<LayerRecord, TransferError> {
         let desc = job.desc;
         let size = desc.size;
+        let mut waited = false;
+        let _claim = self
+            .claims
+            .claim(&desc.digest, job.cancel, || {
+                waited = true;
+                report(LayerUpdate::Waiting)
+            })
+            .ok_or(TransferError::Cancelled)?;
+        if waited {
+            // Another pull fetched this blob meanwhile: reuse it if it committed.
+            if let Some(rec) = self.present(db, desc, job.diff_id)? {
+                return Ok(rec);
+            }
+        }
         let _slot = self
             .slots
             .acquire(job.cancel, || report(LayerUpdate::Waiting))
@@ -384,6 +449,7 @@ mod tests {
         let t = Transfers {
             store,
             slots: Slots::new(1),
+            claims: Claims::default(),
             attempts: 1,
             retry_delay: Duration::ZERO,
             zstd_window_log_max: 27,
@@ -408,6 +474,30 @@ mod tests {
         let mut other = desc.clone();
         other.digest = Digest::of(b"absent");
         assert!(t.present(&db, &other, &diff).unwrap().is_none());
+    }
+
+    #[test]
+    fn claims_are_exclusive_per_digest() {
+        let c = Arc::new(Claims::default());
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let cancel = AtomicBool::new(false);
+        let ga = c.claim(&a, &cancel, || panic!("free")).unwrap();
+        let _gb = c
+            .claim(&b, &cancel, || panic!("another digest is independent"))
+            .unwrap();
+        let waited = Arc::new(AtomicBool::new(false));
+        let (c2, w2, a2) = (c.clone(), waited.clone(), a.clone());
+        let t = std::thread::spawn(move || {
+            let cancel = AtomicBool::new(false);
+            let _g = c2.claim(&a2, &cancel, || w2.store(true, Ordering::SeqCst)).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(waited.load(Ordering::SeqCst));
+        drop(ga);
+        t.join().unwrap();
+        let cancelled = AtomicBool::new(true);
+        let _again = c.claim(&a, &cancelled, || {}).expect("free again after release");
+        assert!(c.claim(&a, &cancelled, || {}).is_none(), "a cancelled waiter gives up");
     }
 
     #[test]
