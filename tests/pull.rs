@@ -565,3 +565,30 @@ fn different_pulls_sharing_a_layer_at_the_same_time() {
         d.blobs();
     }
 }
+
+#[test]
+fn rm_during_another_pull_keeps_that_pulls_blobs() {
+    // rm collects unreferenced blobs; a pull in flight owns its manifest, config and layers before its image exists.
+    let p = peers();
+    let proxy = common::net::Proxy::start(&p.plain, 1_000_000);
+    let d = Depot::start(&[]);
+    assert!(d.docker(&["pull", &format!("{}/test:1", p.plain)]).status.success());
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| d.pull_api(&format!("fromImage={}%2Fmulti&tag=1", proxy.addr), None));
+        wait_for(30, "the slow pull to start its layers", || !d.ingests().is_empty());
+        let out = d.docker(&["rmi", &format!("{}/test:1", p.plain)]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (s, msgs) = slow.join().unwrap();
+        assert_eq!(s, 200);
+        assert!(msgs.last().unwrap().get("error").is_none(), "{:?}", msgs.last());
+    });
+    let (_, config, layers) = registry_image(&p.plain, "multi", "1", None);
+    let blobs = d.blobs();
+    assert!(
+        blobs.contains(&config),
+        "the config of the pull in flight survived the rm"
+    );
+    for l in &layers {
+        assert!(blobs.contains(l), "layer {l}");
+    }
+}

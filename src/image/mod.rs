@@ -31,6 +31,10 @@ pub struct ImageService {
     /// Layers fetched at once by one pull (the daemon-wide limit is `transfers.slots`).
     pub concurrency: usize,
     jobs: Mutex<HashMap<String, Arc<PullJob>>>,
+    /// Garbage collection holds this exclusively from its snapshot of what is referenced to its last delete; a
+    /// pull holds it shared while it records a blob as its own and checks that the blob is there. So a blob a pull
+    /// decided to reuse is never collected under it.
+    gc_lock: std::sync::RwLock<()>,
 }
 
 /// One line of a delete's answer.
@@ -57,6 +61,7 @@ impl ImageService {
             platform,
             concurrency,
             jobs: Mutex::new(HashMap::new()),
+            gc_lock: std::sync::RwLock::new(()),
         }
     }
 
@@ -239,7 +244,16 @@ impl ImageService {
     }
 
     /// Remove committed blobs no image or unfinished download needs; returns what went.
+    /// Record `d` as owned by `download` (so no GC takes it before the image exists) and say whether it is in
+    /// the store already.
+    pub(crate) fn own(&self, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
+        let _shared = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        self.db.set_download_blob(download, d, size, 0)?;
+        Ok(self.store.contains(d))
+    }
+
     fn collect_unreferenced(&self) -> Result<std::collections::HashSet<Digest>, ImageError> {
+        let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
         let keep = self.db.referenced_blobs()?;
         let live = self.db.live_download_blobs()?;
         let mut removed = std::collections::HashSet::new();
@@ -257,6 +271,7 @@ impl ImageService {
 
     /// Full GC: unreferenced blobs, and ingests no unfinished download owns that are older than `stale`.
     pub fn gc(&self, stale: Duration) -> Result<GcReport, ImageError> {
+        let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
         let keep = self.db.referenced_blobs()?;
         let live = self.db.live_download_blobs()?;
         self.store.gc(&keep, &live, stale).map_err(|e| ImageError::Io {

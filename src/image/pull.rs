@@ -93,6 +93,9 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
     };
     let want = spec.platform.clone().unwrap_or_else(|| svc.platform.clone());
 
+    // Every blob this pull needs is recorded as the download's before it is stored or relied on (`own`), so that
+    // a GC (an `rm` of another image) never takes it while the image does not exist yet.
+
     // 1. Resolve: reuse what a previous run of this download recorded, else ask the registry.
     let stored = |d: &Option<Digest>| d.as_ref().filter(|d| svc.store.contains(d)).cloned();
     let (resolved, top) = match stored(&row.resolved_digest) {
@@ -104,6 +107,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
             let fm = repo
                 .manifest(&tag_or_digest)
                 .map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+            svc.own(job.download, &fm.digest, fm.bytes.len() as u64)?;
             svc.store.put(&fm.digest, &fm.bytes)?;
             (fm.digest, fm.manifest)
         }
@@ -118,7 +122,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
             manifests.push((resolved.clone(), idx.media_type.clone()));
             let entry = idx.select(&want)?;
             let d = entry.digest.clone();
-            let bytes = match svc.store.contains(&d) {
+            let bytes = match svc.own(job.download, &d, entry.size)? {
                 true => svc.store.read(&d, svc.registry.options().max_manifest_bytes)?,
                 false => {
                     let fm = repo
@@ -151,7 +155,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
 
     // 2. The config: small, fetched whole and verified.
     let cfg_digest = image_manifest.config.digest.clone();
-    let cfg_bytes = if svc.store.contains(&cfg_digest) {
+    let cfg_bytes = if svc.own(job.download, &cfg_digest, image_manifest.config.size)? {
         svc.store.read(&cfg_digest, MAX_CONFIG_BYTES)?
     } else {
         if image_manifest.config.size > MAX_CONFIG_BYTES {
@@ -245,6 +249,7 @@ fn fetch_layers(
             continue;
         }
         let id = desc.digest.short().to_string();
+        svc.own(job.download, &desc.digest, desc.size)?;
         match svc.transfers.present(&svc.db, desc, diff)? {
             Some(rec) => {
                 job.layer(&id, LayerStatus::AlreadyExists);
