@@ -218,3 +218,41 @@ fn the_arm_64_profile_pulls_arm64_by_default() {
     );
     assert!(d.log_text().contains("board arm_64"));
 }
+
+#[test]
+fn a_full_disk_fails_the_pull_cleanly_and_frees_the_partial_layer() {
+    let p = peers();
+    let root = tempdir("small-volume");
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "mounting a tmpfs needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(root.clone());
+    let mut d = Depot::start_at(root.join("data"), &[]);
+    let (s, msgs) = d.pull_api(&format!("fromImage={}%2Fbig&tag=1", p.plain.replace(':', "%3A")), None);
+    assert_eq!(s, 200);
+    let last = msgs.last().unwrap();
+    let err = last["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {last}"));
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(d.get("/_ping").0, 200, "the daemon stays healthy");
+    assert!(d.images().is_empty());
+    d.blobs(); // whatever is there is verified content
+    let free = nix::sys::statvfs::statvfs(&root).unwrap();
+    let free_mb = free.blocks_available() as u64 * free.fragment_size() as u64 / 1_000_000;
+    assert!(free_mb >= 30, "the partial layers were freed ({free_mb} MB free)");
+    // and the volume is usable again: a small image fits
+    let (s, msgs) = d.pull_api(&format!("fromImage={}%2Ftest&tag=1", p.plain.replace(':', "%3A")), None);
+    assert_eq!(s, 200);
+    assert!(msgs.last().unwrap().get("error").is_none(), "{:?}", msgs.last());
+    d.kill9();
+}

@@ -16,7 +16,7 @@ use crate::store::db::{LayerRecord, NewImage, RefKind};
 use crate::store::DownloadState;
 use crate::transfer::{LayerJob, LayerUpdate, TransferError};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Image configs are small JSON documents; anything larger is hostile.
@@ -265,6 +265,7 @@ fn fetch_layers(
     for (desc, _) in todo.iter().skip(workers) {
         job.layer(desc.digest.short(), LayerStatus::Waiting);
     }
+    let discard = AtomicBool::new(false);
     let queue = Mutex::new(todo.into_iter());
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -282,6 +283,7 @@ fn fetch_layers(
                     diff_id: diff,
                     download: job.download,
                     cancel: &job.cancel,
+                    discard: &discard,
                 };
                 let r = svc.transfers.fetch_layer(&svc.db, &lj, &mut |u| match u {
                     LayerUpdate::Waiting => job.layer(&id, LayerStatus::Waiting),

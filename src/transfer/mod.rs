@@ -183,6 +183,9 @@ pub struct LayerJob<'a> {
     pub diff_id: &'a Digest,
     pub download: i64,
     pub cancel: &'a AtomicBool,
+    /// Set when the volume filled up: a cancelled download then drops its partial bytes instead of keeping them
+    /// for a resume, so the volume is usable again.
+    pub discard: &'a AtomicBool,
 }
 
 impl Transfers {
@@ -310,8 +313,7 @@ impl Transfers {
         let mut last_persist = Instant::now();
         while ing.offset() < size {
             if job.cancel.load(Ordering::Relaxed) {
-                ing.sync()?;
-                return Err(TransferError::Cancelled);
+                return Err(stop(&mut ing, job));
             }
             let failure: String = match job.repo.blob(&desc.digest, ing.offset()) {
                 Err(e @ (RegistryError::Transport { .. } | RegistryError::Status { .. })) => e.to_string(),
@@ -340,7 +342,15 @@ impl Transfers {
                                 size,
                             });
                         }
-                        ing.write_all(&buf[..n])?;
+                        if let Err(e) = ing.write_all(&buf[..n]) {
+                            if matches!(&e, BlobError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+                            {
+                                job.discard.store(true, Ordering::Relaxed);
+                                job.cancel.store(true, Ordering::Relaxed);
+                                let _ = ing.reset();
+                            }
+                            return Err(e.into());
+                        }
                         diff.update(&buf[..n])
                             .map_err(|e| self.corrupt(desc, "compressed stream", e))?;
                         report(LayerUpdate::Progress {
@@ -370,8 +380,7 @@ impl Transfers {
                 break;
             }
             if job.cancel.load(Ordering::Relaxed) {
-                ing.sync()?;
-                return Err(TransferError::Cancelled);
+                return Err(stop(&mut ing, job));
             }
             attempt += 1;
             // Keep what we have: the next attempt, or the next daemon, resumes from here.
@@ -421,6 +430,19 @@ impl Transfers {
             size,
             uncompressed_size: usize,
         })
+    }
+}
+
+/// End a cancelled download: keep its bytes for a resume (synced), or drop them when the volume is full.
+fn stop(ing: &mut crate::store::Ingest, job: &LayerJob<'_>) -> TransferError {
+    let r = if job.discard.load(Ordering::Relaxed) {
+        ing.reset()
+    } else {
+        ing.sync()
+    };
+    match r {
+        Ok(()) => TransferError::Cancelled,
+        Err(e) => e.into(),
     }
 }
 
