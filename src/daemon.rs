@@ -71,6 +71,8 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             gc.bytes
         );
     }
+    // Ended downloads are history after 30 days.
+    images.db.prune_downloads(crate::store::db::now() - 30 * 24 * 3600)?;
     let resumed = images.resume_unfinished()?;
     if resumed > 0 {
         log::info!("recovery: resuming {resumed} unfinished downloads");

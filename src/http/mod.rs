@@ -112,8 +112,11 @@ pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<async_net::unix
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     if let Some(g) = group {
         match crate::sysdb::group_id(g) {
+            // Not fatal: the socket stays usable by the daemon's own group (mode 0660).
             Some(gid) => {
-                nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)?
+                if let Err(e) = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))) {
+                    log::warn!("cannot give the socket to group {g:?}: {e}; leaving its group as it is");
+                }
             }
             None => log::warn!("socket group {g:?} does not exist; leaving the socket's group as it is"),
         }

@@ -629,6 +629,14 @@ impl Db {
         rows.map(|r| digest_col(r?, "download blob")).collect()
     }
 
+    /// Forget ended downloads last updated before `before` (unix seconds); their blob rows go with them.
+    pub fn prune_downloads(&self, before: i64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM downloads WHERE state IN ('committed', 'failed') AND updated_at < ?1",
+            [before],
+        )?)
+    }
+
     /// Bytes recorded as done per blob of a download (coarse: written at intervals, not per chunk).
     pub fn download_progress(&self, id: i64) -> Result<Vec<(Digest, u64, u64)>> {
         let conn = self.conn();
@@ -850,6 +858,20 @@ mod tests {
             None,
             "credentials are dropped when a download ends"
         );
+    }
+
+    #[test]
+    fn ended_downloads_are_pruned_running_ones_never() {
+        let db = Db::open_in_memory().unwrap();
+        let done = db.create_download("r:a", None, None).unwrap();
+        let running = db.create_download("r:b", None, None).unwrap();
+        db.set_download_blob(done, &d("l"), 1, 1).unwrap();
+        db.set_download_state(done, DownloadState::Committed, None).unwrap();
+        assert_eq!(db.prune_downloads(now() - 60).unwrap(), 0, "too recent");
+        assert_eq!(db.prune_downloads(now() + 1).unwrap(), 1);
+        assert!(db.download(done).unwrap().is_none());
+        assert!(db.download_progress(done).unwrap().is_empty(), "blob rows cascade");
+        assert!(db.download(running).unwrap().is_some());
     }
 
     #[test]
