@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::process::Command;
 
 struct Target {
@@ -40,23 +39,10 @@ const TARGETS: &[Target] = &[
     },
 ];
 
-fn binary(triple: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join(triple)
-        .join("release/depot");
-    assert!(
-        p.exists(),
-        "{} is missing: run cross/build.sh (tests/run does)",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn release_binaries_are_static_aligned_small_and_run() {
     for t in TARGETS {
-        let b = binary(t.triple);
+        let b = static_binary(t.triple);
         let file = stdout(&Command::new("file").arg("-b").arg(&b).output().unwrap());
         assert!(file.contains(t.file_says), "{}: {file}", t.triple);
         assert!(

@@ -11,19 +11,6 @@ use std::process::{Command, Output};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn static_binary(triple: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join(triple)
-        .join("release/depot");
-    assert!(
-        p.exists(),
-        "{} is missing: run cross/build.sh (tests/run does)",
-        p.display()
-    );
-    p
-}
-
 fn assemble(arch: &str, binary: &Path, out: &Path) -> PathBuf {
     let o = Command::new(env!("CARGO_BIN_EXE_depot-qpkg"))
         .args(["--arch", arch, "--binary"])

@@ -66,6 +66,20 @@ pub fn tempdir(tag: &str) -> PathBuf {
     p
 }
 
+/// A static release binary of `cross/build.sh` (tests/run builds them first).
+pub fn static_binary(triple: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(triple)
+        .join("release/depot");
+    assert!(
+        p.exists(),
+        "{} is missing: run cross/build.sh (tests/run does)",
+        p.display()
+    );
+    p
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_depot")
 }
