@@ -207,6 +207,21 @@ fn run() -> Result<PathBuf, String> {
                     mode: 0o644,
                     bytes: read(&shared.join("catalog.json"))?,
                 },
+                Entry {
+                    name: ".qpkg_icon.gif".into(),
+                    mode: 0o644,
+                    bytes: read(&src.join("icons/depot.gif"))?,
+                },
+                Entry {
+                    name: ".qpkg_icon_80.gif".into(),
+                    mode: 0o644,
+                    bytes: read(&src.join("icons/depot_80.gif"))?,
+                },
+                Entry {
+                    name: ".qpkg_icon_gray.gif".into(),
+                    mode: 0o644,
+                    bytes: read(&src.join("icons/depot_gray.gif"))?,
+                },
             ],
             0,
         )

@@ -27,6 +27,14 @@ tar -xzf data.tar.gz -C "$SYS_QPKG_DIR" || fail "cannot unpack the package data"
 chmod 755 "$SYS_QPKG_DIR/depot" "$SYS_QPKG_DIR/$SERVICE"
 progress 50
 
+# App Center shows the icons from here
+ICONS=/home/httpd/RSS/images
+if [ -d $ICONS ]; then
+  cp "$SYS_QPKG_DIR/.qpkg_icon.gif" "$ICONS/$QPKG_NAME.gif"
+  cp "$SYS_QPKG_DIR/.qpkg_icon_80.gif" "$ICONS/${QPKG_NAME}_80.gif"
+  cp "$SYS_QPKG_DIR/.qpkg_icon_gray.gif" "$ICONS/${QPKG_NAME}_gray.gif"
+fi
+
 mkdir -p /etc/init.d /etc/rcS.d /etc/rcK.d
 ln -sf "$SYS_QPKG_DIR/$SERVICE" "/etc/init.d/$SERVICE"
 ln -sf "/etc/init.d/$SERVICE" "/etc/rcS.d/QS$RC$QPKG_NAME"
@@ -54,6 +62,7 @@ cat > "$SYS_QPKG_DIR/.uninstall.sh" <<EOU
 "/etc/init.d/$SERVICE" stop
 "/etc/init.d/$SERVICE" remove
 rm -f "/etc/init.d/$SERVICE" "/etc/rcS.d/QS$RC$QPKG_NAME" "/etc/rcK.d/QK$K$QPKG_NAME"
+rm -f "$ICONS/$QPKG_NAME.gif" "$ICONS/${QPKG_NAME}_80.gif" "$ICONS/${QPKG_NAME}_gray.gif"
 awk -v s="[$QPKG_NAME]" '\$0 == s { skip = 1; next } /^\[/ { skip = 0 } !skip' $CONF > $CONF.tmp && mv $CONF.tmp $CONF
 rm -rf "$SYS_QPKG_DIR"
 EOU

@@ -142,6 +142,7 @@ impl Qts {
             "mnt/HDA_ROOT",
             "share/CACHEDEV1_DATA/Public",
             "share/CACHEDEV1_DATA/.qpkg",
+            "home/httpd/RSS/images",
         ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
@@ -263,6 +264,9 @@ fn package_layout_read_back_independently() {
     assert_eq!(
         dm,
         vec![
+            "./.qpkg_icon.gif",
+            "./.qpkg_icon_80.gif",
+            "./.qpkg_icon_gray.gif",
             "./board.conf",
             "./catalog.json",
             "./depot",
@@ -341,6 +345,10 @@ fn install_start_stop_upgrade_uninstall_in_a_simulated_qts() {
         std::fs::read_to_string(qts.path("/tmp/update_process")).unwrap().trim(),
         "100"
     );
+    for icon in ["depot.gif", "depot_80.gif", "depot_gray.gif"] {
+        let b = std::fs::read(qts.path(&format!("/home/httpd/RSS/images/{icon}"))).unwrap();
+        assert!(b.starts_with(b"GIF89a"), "{icon} for App Center");
+    }
 
     // the init script started depot: it answers on its socket, its store is on the data volume
     let sock = qts.path("/var/run/depot.sock");
