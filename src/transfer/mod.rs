@@ -95,24 +95,36 @@ impl Slots {
 
     /// Take a slot; `on_wait` runs once if none is free at once. Gives up when `cancel` is set.
     pub fn acquire(&self, cancel: &AtomicBool, on_wait: impl FnOnce()) -> Option<SlotGuard<'_>> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let mut on_wait = Some(on_wait);
-        while *free == 0 {
-            if let Some(f) = on_wait.take() {
-                f();
-            }
-            if cancel.load(Ordering::Relaxed) {
-                return None;
-            }
-            free = self
-                .cv
-                .wait_timeout(free, Duration::from_millis(200))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let mut free = wait_while(&self.free, &self.cv, |free| *free == 0, cancel, on_wait)?;
         *free -= 1;
         Some(SlotGuard(self))
     }
+}
+
+/// Lock `m` and wait on `cv` while `busy` holds; `on_wait` runs once if it had to wait. Returns `None` when
+/// `cancel` is set while waiting. Wakes at least every 200 ms to look at `cancel`.
+fn wait_while<'a, T>(
+    m: &'a Mutex<T>,
+    cv: &Condvar,
+    mut busy: impl FnMut(&T) -> bool,
+    cancel: &AtomicBool,
+    on_wait: impl FnOnce(),
+) -> Option<std::sync::MutexGuard<'a, T>> {
+    let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+    let mut on_wait = Some(on_wait);
+    while busy(&g) {
+        if let Some(f) = on_wait.take() {
+            f();
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        g = cv
+            .wait_timeout(g, Duration::from_millis(200))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    Some(g)
 }
 
 /// Digests being downloaded: an ingest has exactly one writer. A second fetch of the same blob (another image
@@ -142,21 +154,7 @@ impl Drop for ClaimGuard<'_> {
 impl Claims {
     /// Claim `d`; `on_wait` runs once if another fetch holds it. Gives up when `cancel` is set.
     pub fn claim(&self, d: &Digest, cancel: &AtomicBool, on_wait: impl FnOnce()) -> Option<ClaimGuard<'_>> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let mut on_wait = Some(on_wait);
-        while held.contains(d) {
-            if let Some(f) = on_wait.take() {
-                f();
-            }
-            if cancel.load(Ordering::Relaxed) {
-                return None;
-            }
-            held = self
-                .cv
-                .wait_timeout(held, Duration::from_millis(200))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let mut held = wait_while(&self.held, &self.cv, |held| held.contains(d), cancel, on_wait)?;
         held.insert(d.clone());
         Some(ClaimGuard {
             claims: self,
