@@ -328,43 +328,38 @@ pub async fn rm(c: &Client, names: &[String], force: bool) -> Result<(), CliErro
 mod tests {
     use super::*;
 
+    fn render(tty: bool, msgs: &[&str]) -> String {
+        let mut r = Renderer { tty, ids: Vec::new() };
+        let mut out = Vec::new();
+        for m in msgs {
+            r.message(&mut out, &serde_json::from_str(m).unwrap()).unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn non_tty_rendering_skips_bars() {
-        let mut r = Renderer {
-            tty: false,
-            ids: Vec::new(),
-        };
-        let mut out = Vec::new();
-        for m in [
+        let msgs = [
             r#"{"status":"Pulling from test","id":"1"}"#,
             r#"{"status":"Pulling fs layer","progressDetail":{},"id":"abc"}"#,
             r#"{"status":"Downloading","progressDetail":{"current":1,"total":2},"progress":"[=> ]","id":"abc"}"#,
             r#"{"status":"Pull complete","progressDetail":{},"id":"abc"}"#,
             r#"{"status":"Digest: sha256:x"}"#,
-        ] {
-            r.message(&mut out, &serde_json::from_str(m).unwrap()).unwrap();
-        }
+        ];
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            render(false, &msgs),
             "1: Pulling from test\nabc: Pulling fs layer\nabc: Pull complete\nDigest: sha256:x\n"
         );
     }
 
     #[test]
     fn tty_rendering_rewrites_in_place() {
-        let mut r = Renderer {
-            tty: true,
-            ids: Vec::new(),
-        };
-        let mut out = Vec::new();
-        for m in [
+        let msgs = [
             r#"{"status":"Pulling fs layer","progressDetail":{},"id":"a"}"#,
             r#"{"status":"Pulling fs layer","progressDetail":{},"id":"b"}"#,
             r#"{"status":"Downloading","progressDetail":{"current":1,"total":2},"progress":"x","id":"a"}"#,
-        ] {
-            r.message(&mut out, &serde_json::from_str(m).unwrap()).unwrap();
-        }
-        let s = String::from_utf8(out).unwrap();
+        ];
+        let s = render(true, &msgs);
         assert!(s.ends_with("\x1b[2A\r\x1b[2Ka: Downloading [=========================>                         ]       1B/2B\x1b[2B\r"), "{s:?}");
     }
 
