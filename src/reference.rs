@@ -111,16 +111,6 @@ impl Reference {
         }
     }
 
-    /// Just the name.
-    pub fn trimmed(&self) -> Reference {
-        Reference {
-            domain: self.domain.clone(),
-            path: self.path.clone(),
-            tag: None,
-            digest: None,
-        }
-    }
-
     /// The familiar name: `docker.io/` stripped, and `library/` for single-component official images.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
@@ -455,7 +445,6 @@ mod tests {
         assert_eq!(r.with_tag("-x"), Err(ReferenceError::Tag));
         let with_both = Reference::parse(&format!("busybox:1@{D}")).unwrap();
         assert_eq!(with_both.clone().with_default_tag(), with_both);
-        assert_eq!(with_both.trimmed().to_string(), "docker.io/library/busybox");
         assert_eq!(with_both.name(), "docker.io/library/busybox");
     }
 

@@ -5,7 +5,7 @@
 
 use super::error::ImageError;
 use crate::digest::Digest;
-use event_listener::{Event, Listener};
+use event_listener::Event;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -165,22 +165,6 @@ impl PullJob {
             }
             listener.await;
         }
-    }
-
-    /// Blocking variant of [`PullJob::next`] for threads.
-    pub fn wait(&self) -> PullResult {
-        loop {
-            let listener = self.changed.listen();
-            if let Some(o) = self.outcome() {
-                return o;
-            }
-            listener.wait();
-        }
-    }
-
-    /// Whether anything was logged yet (before that, a failure is reported as a plain HTTP error).
-    pub fn started(&self) -> bool {
-        !self.state().log.is_empty()
     }
 }
 

@@ -131,15 +131,6 @@ impl ImageService {
         Ok(n)
     }
 
-    /// The running job for a spec, if any.
-    pub fn running(&self, key: &str) -> Option<Arc<PullJob>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
-    }
-
-    pub fn running_count(&self) -> usize {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
     pub fn list(&self) -> Result<Vec<ImageRow>, ImageError> {
         Ok(self.db.list_images()?)
     }

@@ -62,8 +62,6 @@ pub struct Registry {
 }
 
 struct Host {
-    /// As written in references (`docker.io`, `127.0.0.1:5000`).
-    name: String,
     /// What we connect to (`registry-1.docker.io` for `docker.io`).
     endpoint: String,
     agent: ureq::Agent,
@@ -143,7 +141,6 @@ impl Registry {
         };
         let insecure_ok = is_loopback(endpoint) || self.opts.insecure.iter().any(|i| i == domain || i == endpoint);
         Host {
-            name: domain.to_string(),
             endpoint: endpoint.to_string(),
             agent: self.agent_for(domain),
             insecure_ok,
@@ -607,10 +604,6 @@ impl Repo {
             }
         }
         Ok(out)
-    }
-
-    pub fn registry_name(&self) -> &str {
-        &self.host.name
     }
 }
 

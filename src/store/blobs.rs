@@ -267,10 +267,6 @@ impl Ingest {
         self.hasher.len()
     }
 
-    pub fn expected(&self) -> &Digest {
-        &self.expected
-    }
-
     pub fn write_all(&mut self, buf: &[u8]) -> Result<(), BlobError> {
         self.file.write_all(buf).map_err(io_err(&self.expected))?;
         self.hasher.update(buf);

@@ -113,10 +113,6 @@ impl DownloadState {
             DownloadState::Failed => "failed",
         }
     }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, DownloadState::Committed | DownloadState::Failed)
-    }
 }
 
 impl FromStr for DownloadState {
@@ -436,10 +432,6 @@ impl Db {
             });
         }
         Ok(out)
-    }
-
-    pub fn image(&self, id: &Digest) -> Result<Option<ImageRow>> {
-        Ok(self.list_images()?.into_iter().find(|i| &i.id == id))
     }
 
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {
