@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod digest;
+pub mod fsck;
 pub mod fsutil;
 pub mod http;
 pub mod image;

@@ -13,6 +13,7 @@ const USAGE: &str = "usage:
               [--connect-timeout SECS] [--read-timeout SECS] [--retries N] [--retry-delay-ms MS]
               [--log-file PATH] [--log-level error|warn|info|debug]
   depot config [same options as serve]       print the effective settings
+  depot fsck [--repair] [--data-root DIR]    check a stopped daemon's store (exit 1 on problems)
   depot pull [--platform OS/ARCH[/VARIANT]] [--creds USER:PASSWORD] REFERENCE
   depot images
   depot rm [-f] REFERENCE...
@@ -47,6 +48,9 @@ fn run() -> Result<(), String> {
     };
     if cmd == "serve" {
         return serve(p);
+    }
+    if cmd == "fsck" {
+        return fsck(p);
     }
     if cmd == "config" {
         print!("{}", daemon_config(p)?.render());
@@ -135,6 +139,26 @@ fn daemon_config(mut p: lexopt::Parser) -> Result<Config, String> {
     };
     let file = file.as_deref().zip(text.as_deref()).map(|(f, t)| (t, f));
     Config::resolve(board.as_deref(), file, &flags).map_err(|x| x.to_string())
+}
+
+fn fsck(mut p: lexopt::Parser) -> Result<(), String> {
+    let e = |e: lexopt::Error| e.to_string();
+    let (mut root, mut repair) = (Config::default().data_root, false);
+    while let Some(a) = p.next().map_err(e)? {
+        match a {
+            Long("data-root") => root = p.value().map_err(e)?.into(),
+            Long("repair") => repair = true,
+            a => return Err(format!("{}\n{USAGE}", a.unexpected())),
+        }
+    }
+    let report = depot::fsck::run(&root, repair).map_err(|x| x.to_string())?;
+    print!("{}", depot::fsck::render(&report));
+    // --repair mends blobs and images; a damaged database file it cannot mend
+    if report.clean() || (repair && report.db.is_empty()) {
+        Ok(())
+    } else {
+        Err("the store has problems".into())
+    }
 }
 
 fn serve(p: lexopt::Parser) -> Result<(), String> {

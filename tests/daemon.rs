@@ -256,3 +256,71 @@ fn a_full_disk_fails_the_pull_cleanly_and_frees_the_partial_layer() {
     assert!(msgs.last().unwrap().get("error").is_none(), "{:?}", msgs.last());
     d.kill9();
 }
+
+#[test]
+fn fsck_finds_a_corrupt_blob_and_repair_lets_a_pull_fetch_it_again() {
+    let p = peers();
+    let mut d = Depot::start(&[]);
+    let r = format!("{}/test:1", p.plain);
+    assert!(d.docker(&["pull", &r]).status.success());
+    // fsck is offline: refused while the daemon holds the data root
+    let out = Command::new(bin())
+        .args(["fsck", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("in use by another depot"), "{}", stderr(&out));
+    d.kill9();
+    let out = Command::new(bin())
+        .args(["fsck", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("3 blobs (") && text.ends_with("checked: no problems\n"),
+        "{text}"
+    );
+    // flip a byte of the layer (as bit rot on a NAS disk would)
+    let layer = d.images_on_disk_layer();
+    let mut bytes = std::fs::read(&layer).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::set_permissions(&layer, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&layer, &bytes).unwrap();
+    let name = format!("sha256:{}", layer.file_name().unwrap().to_string_lossy());
+    let out = Command::new(bin())
+        .args(["fsck", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("corrupt blob {name}")), "{text}");
+    assert!(text.contains(&format!("blob {name} is missing or corrupt")), "{text}");
+    let out = Command::new(bin())
+        .args(["fsck", "--repair", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("({r}")), "{}", stdout(&out));
+    let out = Command::new(bin())
+        .args(["fsck", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("no problems"),
+        "{}",
+        stdout(&out)
+    );
+    // the image is gone, so pulling again downloads the layer again
+    d.restart();
+    assert!(d.images().is_empty());
+    let out = d.docker(&["pull", &r]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Pull complete"), "{}", stdout(&out));
+    assert!(d.blobs().contains(&name));
+}

@@ -518,6 +518,30 @@ impl Db {
         rows.map(|r| digest_col(r?, "referenced blob")).collect()
     }
 
+    /// Every (image, blob it needs) pair.
+    pub fn image_blobs(&self) -> Result<Vec<(Digest, Digest)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id, id FROM images UNION SELECT image_id, digest FROM image_layers
+             UNION SELECT image_id, digest FROM image_manifests ORDER BY 1, 2",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (i, b) = r?;
+            Ok((digest_col(i, "image id")?, digest_col(b, "image blob")?))
+        })
+        .collect()
+    }
+
+    /// SQLite's own check of the database file: empty when it is sound.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("PRAGMA integrity_check")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let lines: Vec<String> = rows.collect::<std::result::Result<_, _>>()?;
+        Ok(lines.into_iter().filter(|l| l != "ok").collect())
+    }
+
     // --- downloads ---
 
     /// A new download in state `queued`. `auth` (the registry credentials, serialised) is kept only while the

@@ -261,6 +261,16 @@ impl Depot {
         out
     }
 
+    /// The largest committed blob: the layer of a one-layer image.
+    pub fn images_on_disk_layer(&self) -> PathBuf {
+        let dir = self.root.join("blobs/sha256");
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap()
+    }
+
     pub fn ingests(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.root.join("ingest"))
             .map(|r| r.map(|e| e.unwrap().path()).collect())
