@@ -18,7 +18,14 @@ const USAGE: &str = "usage:
   depot images
   depot rm [-f] REFERENCE...
   depot --version
-client commands take -H/--socket PATH (default: $DEPOT_SOCKET, else ./depot-data/depot.sock)";
+client commands take -H/--socket PATH (default: $DEPOT_SOCKET, else the board profile's socket:
+./depot-data/depot.sock on a developer machine, /var/run/depot.sock on a NAS)";
+
+/// This machine's settings as the daemon would pick them with no flags: on a NAS, its board profile (so
+/// `depot images` over SSH finds `/var/run/depot.sock`); elsewhere the generic one.
+fn detected() -> Config {
+    Config::resolve(None, None, &[]).unwrap_or_default()
+}
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("depot: {msg}");
@@ -83,7 +90,7 @@ fn run() -> Result<(), String> {
         }
     }
     let client = Client {
-        socket: socket.unwrap_or_else(|| Config::default().socket_path()),
+        socket: socket.unwrap_or_else(|| detected().socket_path()),
     };
     let r: Result<(), CliError> = smol::block_on(async {
         match (cmd.as_str(), args.as_slice()) {
@@ -143,7 +150,7 @@ fn daemon_config(mut p: lexopt::Parser) -> Result<Config, String> {
 
 fn fsck(mut p: lexopt::Parser) -> Result<(), String> {
     let e = |e: lexopt::Error| e.to_string();
-    let (mut root, mut repair) = (Config::default().data_root, false);
+    let (mut root, mut repair) = (detected().data_root, false);
     while let Some(a) = p.next().map_err(e)? {
         match a {
             Long("data-root") => root = p.value().map_err(e)?.into(),

@@ -374,6 +374,17 @@ fn install_start_stop_upgrade_uninstall_in_a_simulated_qts() {
         log.contains("board x86_64"),
         "the package's board profile is used: {log}"
     );
+    // the CLI on the NAS finds the daemon with no flags: QTS is detected, the board's socket is used
+    let o = Command::new("chroot")
+        .arg(&qts.root)
+        .arg(format!("{dir}/depot"))
+        .arg("images")
+        .env_clear()
+        .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("{}/test", p.plain)), "{}", stdout(&o));
 
     // stop, then start again
     let o = qts.sh(&["/etc/init.d/depot.sh", "stop"]);
