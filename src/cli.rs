@@ -62,18 +62,22 @@ impl Client {
     async fn call(&self, method: Method, uri: &str) -> Result<serde_json::Value, CliError> {
         let resp = self.send(method, uri, &[]).await?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CliError::Protocol(e.to_string()))?
-            .to_bytes();
+        let body = body_bytes(resp).await?;
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             return Err(daemon_error(status, &v, &body));
         }
         Ok(v)
     }
+}
+
+async fn body_bytes(resp: Response<hyper::body::Incoming>) -> Result<Bytes, CliError> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| CliError::Protocol(e.to_string()))?
+        .to_bytes())
 }
 
 fn daemon_error(status: StatusCode, v: &serde_json::Value, body: &[u8]) -> CliError {
@@ -168,12 +172,7 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
     let mut resp = c.send(Method::POST, &uri, &[("x-registry-auth", auth)]).await?;
     if !resp.status().is_success() {
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CliError::Protocol(e.to_string()))?
-            .to_bytes();
+        let body = body_bytes(resp).await?;
         let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         return Err(daemon_error(status, &v, &body));
     }

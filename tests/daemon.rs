@@ -257,6 +257,16 @@ fn a_full_disk_fails_the_pull_cleanly_and_frees_the_partial_layer() {
     d.kill9();
 }
 
+fn fsck(d: &Depot, extra: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("fsck")
+        .args(extra)
+        .arg("--data-root")
+        .arg(&d.root)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn fsck_finds_a_corrupt_blob_and_repair_lets_a_pull_fetch_it_again() {
     let p = peers();
@@ -264,19 +274,11 @@ fn fsck_finds_a_corrupt_blob_and_repair_lets_a_pull_fetch_it_again() {
     let r = format!("{}/test:1", p.plain);
     assert!(d.docker(&["pull", &r]).status.success());
     // fsck is offline: refused while the daemon holds the data root
-    let out = Command::new(bin())
-        .args(["fsck", "--data-root"])
-        .arg(&d.root)
-        .output()
-        .unwrap();
+    let out = fsck(&d, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("in use by another depot"), "{}", stderr(&out));
     d.kill9();
-    let out = Command::new(bin())
-        .args(["fsck", "--data-root"])
-        .arg(&d.root)
-        .output()
-        .unwrap();
+    let out = fsck(&d, &[]);
     assert!(out.status.success(), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
@@ -290,27 +292,15 @@ fn fsck_finds_a_corrupt_blob_and_repair_lets_a_pull_fetch_it_again() {
     std::fs::set_permissions(&layer, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     std::fs::write(&layer, &bytes).unwrap();
     let name = format!("sha256:{}", layer.file_name().unwrap().to_string_lossy());
-    let out = Command::new(bin())
-        .args(["fsck", "--data-root"])
-        .arg(&d.root)
-        .output()
-        .unwrap();
+    let out = fsck(&d, &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains(&format!("corrupt blob {name}")), "{text}");
     assert!(text.contains(&format!("blob {name} is missing or corrupt")), "{text}");
-    let out = Command::new(bin())
-        .args(["fsck", "--repair", "--data-root"])
-        .arg(&d.root)
-        .output()
-        .unwrap();
+    let out = fsck(&d, &["--repair"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(stdout(&out).contains(&format!("({r}")), "{}", stdout(&out));
-    let out = Command::new(bin())
-        .args(["fsck", "--data-root"])
-        .arg(&d.root)
-        .output()
-        .unwrap();
+    let out = fsck(&d, &[]);
     assert!(
         out.status.success() && stdout(&out).contains("no problems"),
         "{}",

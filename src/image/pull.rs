@@ -96,6 +96,8 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
     // Every blob this pull needs is recorded as the download's before it is stored or relied on (`own`), so that
     // a GC (an `rm` of another image) never takes it while the image does not exist yet.
 
+    let resolve_error = |e| pull_error(e, &r.familiar(), &r.familiar_name());
+
     // 1. Resolve: reuse what a previous run of this download recorded, else ask the registry.
     let stored = |d: &Option<Digest>| d.as_ref().filter(|d| svc.store.contains(d)).cloned();
     let (resolved, top) = match stored(&row.resolved_digest) {
@@ -104,9 +106,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
             (d, m)
         }
         None => {
-            let fm = repo
-                .manifest(&tag_or_digest)
-                .map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+            let fm = repo.manifest(&tag_or_digest).map_err(resolve_error)?;
             svc.own(job.download, &fm.digest, fm.bytes.len() as u64)?;
             svc.store.put(&fm.digest, &fm.bytes)?;
             (fm.digest, fm.manifest)
@@ -125,9 +125,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
             let bytes = match svc.own(job.download, &d, entry.size)? {
                 true => svc.store.read(&d, svc.registry.options().max_manifest_bytes)?,
                 false => {
-                    let fm = repo
-                        .manifest(d.as_str())
-                        .map_err(|e| pull_error(e, &r.familiar(), &r.familiar_name()))?;
+                    let fm = repo.manifest(d.as_str()).map_err(resolve_error)?;
                     svc.store.put(&fm.digest, &fm.bytes)?;
                     fm.bytes
                 }
