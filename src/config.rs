@@ -16,8 +16,10 @@ pub struct Config {
     /// Unix socket of both APIs; `<data root>/depot.sock` unless set.
     pub socket: Option<PathBuf>,
     pub socket_group: Option<String>,
-    /// TCP listener; loopback by default, `None` to disable.
+    /// TCP listener; off (`None`) unless set. It has no authentication yet, so enabling it logs a warning.
     pub tcp: Option<SocketAddr>,
+    /// Names TCP clients may use in `Host` besides loopback addresses and `localhost` (DNS-rebinding defence).
+    pub tcp_hosts: Vec<String>,
     pub platform: Platform,
     pub concurrent_downloads: usize,
     pub memory_budget_mb: u64,
@@ -39,6 +41,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retries",
     "retry_delay_ms",
     "log_level",
+    "tcp_hosts",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +86,8 @@ impl Config {
             data_root: PathBuf::from("depot-data"),
             socket: None,
             socket_group: None,
-            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 2375))),
+            tcp: None,
+            tcp_hosts: Vec::new(),
             platform: Platform::host(),
             concurrent_downloads: 3,
             memory_budget_mb: 256,
@@ -114,6 +118,12 @@ impl Config {
                     a => Some(a.parse().map_err(|_| bad("expected ADDRESS:PORT or none"))?),
                 }
             }
+            "tcp_hosts" => self.tcp_hosts.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_lowercase),
+            ),
             "platform" => {
                 self.platform = match v {
                     "" | "host" => Platform::host(),
@@ -191,6 +201,23 @@ impl Config {
         Ok(c)
     }
 
+    /// Resolve every relative path against `cwd`, once at start, so that logs and later work see absolute paths
+    /// (a relative socket named in a log line is useless to whoever reads it from elsewhere).
+    pub fn make_absolute(&mut self, cwd: &std::path::Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        };
+        abs(&mut self.data_root);
+        for p in [&mut self.socket, &mut self.log_file, &mut self.registry.certs_dir]
+            .into_iter()
+            .flatten()
+        {
+            abs(p);
+        }
+    }
+
     pub fn socket_path(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(|| self.data_root.join("depot.sock"))
     }
@@ -219,6 +246,7 @@ impl Config {
             ("socket", self.socket_path().display().to_string()),
             ("socket_group", self.socket_group.clone().unwrap_or_default()),
             ("tcp", self.tcp.map(|a| a.to_string()).unwrap_or_else(|| "none".into())),
+            ("tcp_hosts", self.tcp_hosts.join(",")),
             ("platform", self.platform.to_string()),
             ("concurrent_downloads", self.concurrent_downloads.to_string()),
             ("memory_budget_mb", self.memory_budget_mb.to_string()),
@@ -283,9 +311,24 @@ mod tests {
         assert_eq!(c.board, "generic");
         assert_eq!(c.data_root, PathBuf::from("depot-data"));
         assert_eq!(c.socket_path(), PathBuf::from("depot-data/depot.sock"));
-        assert_eq!(c.tcp, Some("127.0.0.1:2375".parse().unwrap()));
+        assert_eq!(c.tcp, None, "TCP has no authentication yet: off unless asked for");
         assert_eq!(c.platform, Platform::host());
         assert!(c.render().contains("board = generic\n"));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_once() {
+        let mut c = Config::default();
+        c.set("log_file", "logs/depot.log").unwrap();
+        c.set("certs_dir", "/etc/depot/certs.d").unwrap();
+        c.make_absolute(std::path::Path::new("/home/u/src"));
+        assert_eq!(c.data_root, PathBuf::from("/home/u/src/depot-data"));
+        assert_eq!(c.socket_path(), PathBuf::from("/home/u/src/depot-data/depot.sock"));
+        assert_eq!(c.log_file, Some(PathBuf::from("/home/u/src/logs/depot.log")));
+        assert_eq!(c.registry.certs_dir, Some(PathBuf::from("/etc/depot/certs.d")));
+        c.set("socket", "run/d.sock").unwrap();
+        c.make_absolute(std::path::Path::new("/x"));
+        assert_eq!(c.socket_path(), PathBuf::from("/x/run/d.sock"));
     }
 
     #[test]

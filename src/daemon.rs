@@ -1,12 +1,13 @@
 //! `depot serve`: open the data root, recover, and serve the APIs.
 //!
-//! Crash-only: every persistent write is crash-safe, so stopping is just ending the process (SIGTERM's default
-//! action, or SIGKILL); the next start recovers — resumes unfinished downloads from their bytes on disk, drops
-//! stale ingests, empties `tmp/`, replaces the stale socket.
+//! Crash-only: every persistent write is crash-safe, so any stop is safe, SIGKILL included; the next start
+//! recovers — resumes unfinished downloads from their bytes on disk, drops files no download owns, empties
+//! `tmp/`, replaces a socket nobody answers on. SIGTERM and SIGINT are tidier: the socket file is removed and the
+//! WAL checkpointed into `depot.db` before the process ends.
 
 use crate::api::engine::Engine;
 use crate::config::Config;
-use crate::http::{self, HandlerDyn};
+use crate::http::{self, Handler};
 use crate::image::ImageService;
 use crate::registry::Registry;
 use crate::store::{BlobStore, Db, RootLock};
@@ -80,8 +81,16 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     Ok(Daemon { images, _lock: lock })
 }
 
-/// Bind the listeners and serve until the process ends.
+/// Bind the listeners and serve until SIGTERM or SIGINT (then: socket removed, WAL checkpointed) or SIGKILL.
 pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
+    // Before any thread exists, so that every thread inherits the mask and only the waiter below sees them.
+    let mut signals = nix::sys::signal::SigSet::empty();
+    signals.add(nix::sys::signal::Signal::SIGTERM);
+    signals.add(nix::sys::signal::Signal::SIGINT);
+    signals.thread_block().map_err(|e| DaemonError::Io {
+        context: "blocking signals".into(),
+        source: e.into(),
+    })?;
     let sock = cfg.socket_path();
     let unix =
         http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;
@@ -89,9 +98,31 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
         Some(a) => Some(smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding tcp {a}")))?),
         None => None,
     };
-    let engine: Arc<dyn HandlerDyn> = Arc::new(Arc::new(Engine {
+    if let Some(a) = cfg.tcp {
+        log::warn!(
+            "the Engine API is served on tcp://{a} without authentication: any local process (and any container \
+             with host networking) can pull and delete images; browsers are refused by Host and Origin checks"
+        );
+    }
+    let engine: Arc<dyn Handler> = Arc::new(Engine {
         images: d.images.clone(),
-    }));
+    });
+    let images = d.images.clone();
+    let unix = Arc::new(unix);
+    let on_signal = unix.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = signals.wait() {
+                log::info!("{sig}: stopping (downloads resume at the next start)");
+                on_signal.remove_file();
+                if let Err(e) = images.db.checkpoint() {
+                    log::warn!("checkpointing the database: {e}");
+                }
+                std::process::exit(0);
+            }
+        })
+        .map_err(io("starting the signal thread"))?;
     let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
     log::info!(
         "depot {} serving on unix://{}{} (board {}, data root {}, platform {}, {} concurrent downloads)",
@@ -104,9 +135,12 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
         cfg.concurrent_downloads
     );
     smol::block_on(async {
-        let u = smol::spawn(http::serve_unix(unix, engine.clone()));
+        let u = smol::spawn(http::serve_unix(unix.listener.clone(), engine.clone()));
+        let policy = http::TcpPolicy {
+            names: cfg.tcp_hosts.clone(),
+        };
         match tcp {
-            Some(t) => futures_lite::future::zip(u, http::serve_tcp(t, engine)).await.0,
+            Some(t) => futures_lite::future::zip(u, http::serve_tcp(t, engine, policy)).await.0,
             None => u.await,
         }
     });

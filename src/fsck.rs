@@ -41,6 +41,11 @@ impl Report {
     pub fn clean(&self) -> bool {
         self.corrupt.is_empty() && self.broken_images.is_empty() && self.db.is_empty()
     }
+
+    /// After `--repair`: whether everything found was mended (a damaged database counts only once rebuilt).
+    pub fn repaired(&self) -> bool {
+        self.db.is_empty()
+    }
 }
 
 fn hash_file(p: &Path) -> std::io::Result<(Digest, u64)> {

@@ -5,8 +5,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-/// fsync a directory so that a rename or unlink inside it survives a crash.
+/// fsync a directory so that a rename or unlink inside it survives a crash. The empty path (the parent of a
+/// bare relative name such as `depot-data`) is the current directory.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)?.sync_all()
 }
 
@@ -59,5 +65,12 @@ mod tests {
         write_atomic(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn bare_relative_names_have_a_parent_to_fsync() {
+        // `Path::new("depot-data").parent()` is the empty path; fsyncing it must mean the current directory.
+        assert_eq!(Path::new("depot-data").parent(), Some(Path::new("")));
+        fsync_dir(Path::new("")).unwrap();
     }
 }

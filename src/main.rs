@@ -1,25 +1,161 @@
-//! `depot`: the daemon (`depot serve`) and its client commands.
+//! `depot`: the daemon (`depot serve`) and its client commands. Parsing is declarative (argh): every command has
+//! its own `--help`, and errors name the unknown command or the missing argument.
 
+use argh::FromArgs;
 use depot::cli::{self, CliError, Client};
 use depot::config::Config;
-use lexopt::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  depot serve [--board NAME|FILE] [--config FILE] [--data-root DIR] [--socket PATH] [--socket-group NAME]
-              [--tcp ADDR|none] [--platform OS/ARCH[/VARIANT]] [--max-concurrent-downloads N]
-              [--memory-budget-mb N] [--insecure-registry HOST[:PORT]]... [--certs-dir DIR]
-              [--connect-timeout SECS] [--read-timeout SECS] [--retries N] [--retry-delay-ms MS]
-              [--log-file PATH] [--log-level error|warn|info|debug]
-  depot config [same options as serve]       print the effective settings
-  depot fsck [--repair] [--data-root DIR]    check a stopped daemon's store (exit 1 on problems)
-  depot pull [--platform OS/ARCH[/VARIANT]] [--creds USER:PASSWORD] REFERENCE
-  depot images
-  depot rm [-f] REFERENCE...
-  depot --version
-client commands take -H/--socket PATH (default: $DEPOT_SOCKET, else the board profile's socket:
-./depot-data/depot.sock on a developer machine, /var/run/depot.sock on a NAS)";
+/// depot: the image service of a NAS (Docker/OCI images on the NAS's volumes, the Docker Engine image API)
+#[derive(FromArgs)]
+struct Top {
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
+    /// the daemon's socket for client commands (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    #[argh(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Serve(Serve),
+    // Parsed in `main` with serve's options; here for `depot --help`.
+    #[allow(dead_code)]
+    Config(ConfigCmd),
+    Fsck(Fsck),
+    Pull(Pull),
+    Images(Images),
+    Rm(Rm),
+}
+
+// Daemon settings, shared by `serve` and `config`: each is also a key of the config file (`-` becomes `_`).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "serve")]
+/// run the daemon: open (or create) the data root, recover, serve the APIs on the unix socket (and TCP if set)
+struct Serve {
+    /// board profile: a name (generic, x86_64, arm_64, arm-x41) or a file; default: detected
+    #[argh(option)]
+    board: Option<String>,
+    /// config file (key = value lines)
+    #[argh(option)]
+    config: Option<String>,
+    /// data root directory (default ./depot-data on a developer machine)
+    #[argh(option)]
+    data_root: Option<String>,
+    /// unix socket path (default <data root>/depot.sock)
+    #[argh(option)]
+    socket: Option<String>,
+    /// group that may use the socket
+    #[argh(option)]
+    socket_group: Option<String>,
+    /// TCP listener ADDRESS:PORT, or none (default none)
+    #[argh(option)]
+    tcp: Option<String>,
+    /// DNS names besides loopback addresses that TCP clients may use in Host (repeatable)
+    #[argh(option)]
+    tcp_host: Vec<String>,
+    /// default platform OS/ARCH[/VARIANT]
+    #[argh(option)]
+    platform: Option<String>,
+    /// layers downloaded at once, daemon-wide
+    #[argh(option)]
+    max_concurrent_downloads: Option<String>,
+    /// memory budget in MiB
+    #[argh(option)]
+    memory_budget_mb: Option<String>,
+    /// registry HOST[:PORT] that may be reached over plain HTTP (repeatable)
+    #[argh(option)]
+    insecure_registry: Vec<String>,
+    /// certs.d directory (<host[:port]>/ca.crt, client.cert, client.key)
+    #[argh(option)]
+    certs_dir: Option<String>,
+    /// seconds to wait for a connection
+    #[argh(option)]
+    connect_timeout: Option<String>,
+    /// seconds of silence tolerated while reading a response
+    #[argh(option)]
+    read_timeout: Option<String>,
+    /// attempts per request or blob in all (default 5)
+    #[argh(option)]
+    retries: Option<String>,
+    /// first backoff between attempts, in milliseconds (doubles, with jitter)
+    #[argh(option)]
+    retry_delay_ms: Option<String>,
+    /// log file (default stderr)
+    #[argh(option)]
+    log_file: Option<String>,
+    /// error, warn, info or debug
+    #[argh(option)]
+    log_level: Option<String>,
+}
+
+/// print the effective settings (profile < config file < flags) as config-file lines; takes serve's options
+#[derive(FromArgs)]
+#[argh(subcommand, name = "config")]
+struct ConfigCmd {
+    /// the options of `depot serve`
+    #[argh(positional, greedy)]
+    _options: Vec<String>,
+}
+
+/// check a stopped daemon's data root (exit 1 on problems); --repair mends it
+#[derive(FromArgs)]
+#[argh(subcommand, name = "fsck")]
+struct Fsck {
+    /// remove what cannot be trusted and rebuild a lost or corrupt database from the OCI layout
+    #[argh(switch)]
+    repair: bool,
+    /// data root (default: the board profile's)
+    #[argh(option)]
+    data_root: Option<PathBuf>,
+}
+
+/// pull an image through the daemon, with live per-layer progress
+#[derive(FromArgs)]
+#[argh(subcommand, name = "pull")]
+struct Pull {
+    /// platform OS/ARCH[/VARIANT] (default: the daemon's)
+    #[argh(option)]
+    platform: Option<String>,
+    /// registry credentials USER:PASSWORD
+    #[argh(option)]
+    creds: Option<String>,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// image reference, e.g. alpine:3.20 or registry:5000/repo@sha256:…
+    #[argh(positional)]
+    reference: String,
+}
+
+/// list the images
+#[derive(FromArgs)]
+#[argh(subcommand, name = "images")]
+struct Images {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+}
+
+/// remove images (untag; the image goes with its last reference)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rm")]
+struct Rm {
+    /// remove even when the image is referenced in several repositories
+    #[argh(switch, short = 'f')]
+    force: bool,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// image references or ids
+    #[argh(positional, greedy)]
+    images: Vec<String>,
+}
 
 /// This machine's settings as the daemon would pick them with no flags: on a NAS, its board profile (so
 /// `depot images` over SSH finds `/var/run/depot.sock`); elsewhere the generic one.
@@ -27,119 +163,179 @@ fn detected() -> Config {
     Config::resolve(None, None, &[]).unwrap_or_default()
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("depot: {msg}");
-    ExitCode::FAILURE
+/// The socket a client command talks to: `-H`, then `$DEPOT_SOCKET`, then a `unix://` `$DOCKER_HOST`, then the
+/// board profile's socket.
+fn client_socket(flag: Option<String>) -> Result<PathBuf, String> {
+    let strip = |s: &str| s.strip_prefix("unix://").unwrap_or(s).to_string();
+    if let Some(h) = flag {
+        if h.contains("://") && !h.starts_with("unix://") {
+            return Err(format!(
+                "-H {h}: depot's client speaks over a unix socket (PATH or unix://PATH)"
+            ));
+        }
+        return Ok(strip(&h).into());
+    }
+    if let Some(s) = std::env::var_os("DEPOT_SOCKET").filter(|s| !s.is_empty()) {
+        return Ok(s.into());
+    }
+    if let Some(h) = std::env::var("DOCKER_HOST").ok().filter(|h| h.starts_with("unix://")) {
+        return Ok(strip(&h).into());
+    }
+    Ok(detected().socket_path())
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let argv: Vec<String> = std::env::args().collect();
+    let args: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    // `depot help [COMMAND]` is `depot [COMMAND] --help`.
+    let args: Vec<&str> = match args.as_slice() {
+        ["help", rest @ ..] => rest.iter().copied().chain(["--help"]).collect(),
+        _ => args,
+    };
+    // `depot config` takes exactly serve's options: parse them as serve's.
+    if let ["config", rest @ ..] = args.as_slice() {
+        if !rest.contains(&"--help") {
+            let r = Serve::from_args(&["depot", "config"], rest)
+                .map_err(|e| e.output)
+                .and_then(|s| {
+                    let flags = s.settings();
+                    resolve(s.board, s.config, flags)
+                });
+            return match r {
+                Ok(c) => {
+                    print!("{}", c.render());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("depot: {}", e.trim_end());
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
+    let top = match Top::from_args(&["depot"], &args) {
+        Ok(t) => t,
+        Err(early) => return early_exit(&args, early),
+    };
+    match run(top) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+        Err(e) if e.starts_with(USAGE_ERROR) => {
+            eprintln!("depot: {}", &e[USAGE_ERROR.len()..]);
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("depot: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn run() -> Result<(), String> {
-    let mut p = lexopt::Parser::from_env();
-    let cmd = match p.next().map_err(|e| e.to_string())? {
-        Some(Value(v)) => v.into_string().map_err(|_| "bad command".to_string())?,
-        Some(Short('h') | Long("help")) | None => {
-            println!("{USAGE}");
-            return Ok(());
+/// Marks an error of `run` as a usage error (exit 2, like argh's own).
+const USAGE_ERROR: &str = "\0usage:";
+
+/// `--help` (exit 0), or a parse error rewritten to name what is wrong (exit 2, like most CLIs' usage errors).
+fn early_exit(args: &[&str], early: argh::EarlyExit) -> ExitCode {
+    if early.status.is_ok() {
+        print!("{}", early.output);
+        return ExitCode::SUCCESS;
+    }
+    let commands = ["serve", "config", "fsck", "pull", "images", "rm"];
+    let first = args.iter().find(|a| !a.starts_with('-'));
+    let msg = match first {
+        Some(c) if !commands.contains(c) && early.output.contains(&format!("Unrecognized argument: {c}")) => {
+            format!(
+                "unknown command '{c}' (commands: {}; see 'depot help')",
+                commands.join(", ")
+            )
         }
-        Some(Short('V') | Long("version")) => {
-            println!("depot {} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
-            return Ok(());
+        _ => {
+            let cmd = first.map(|c| format!(" {c}")).unwrap_or_default();
+            let out = early.output.trim_end();
+            let out = match out.strip_prefix("Required positional arguments not provided:") {
+                Some(names) => format!(
+                    "missing argument: {}",
+                    names.split_whitespace().collect::<Vec<_>>().join(", ")
+                ),
+                None => out.to_string(),
+            };
+            format!("{out}\nsee 'depot{cmd} --help'")
         }
-        Some(a) => return Err(format!("{}\n{USAGE}", a.unexpected())),
     };
-    if cmd == "serve" {
-        return serve(p);
-    }
-    if cmd == "fsck" {
-        return fsck(p);
-    }
-    if cmd == "config" {
-        print!("{}", daemon_config(p)?.render());
+    eprintln!("depot: {msg}");
+    ExitCode::from(2)
+}
+
+fn run(top: Top) -> Result<(), String> {
+    if top.version {
+        println!("depot {} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
         return Ok(());
     }
-    let mut socket = std::env::var_os("DEPOT_SOCKET").map(PathBuf::from);
-    let (mut platform, mut creds, mut force, mut args) = (None, None, false, Vec::new());
-    while let Some(a) = p.next().map_err(|e| e.to_string())? {
-        match a {
-            Short('H') | Long("socket") => socket = Some(p.value().map_err(|e| e.to_string())?.into()),
-            Long("platform") => {
-                platform = Some(
-                    p.value()
-                        .map_err(|e| e.to_string())?
-                        .string()
-                        .map_err(|e| e.to_string())?,
-                )
-            }
-            Long("creds") => {
-                creds = Some(
-                    p.value()
-                        .map_err(|e| e.to_string())?
-                        .string()
-                        .map_err(|e| e.to_string())?,
-                )
-            }
-            Short('f') | Long("force") => force = true,
-            Value(v) => args.push(v.string().map_err(|e| e.to_string())?),
-            a => return Err(format!("{}\n{USAGE}", a.unexpected())),
-        }
-    }
-    let client = Client {
-        socket: socket.unwrap_or_else(|| detected().socket_path()),
+    let Some(cmd) = top.cmd else {
+        let help = Top::from_args(&["depot"], &["--help"])
+            .err()
+            .map(|e| e.output)
+            .unwrap_or_default();
+        print!("{help}");
+        return Ok(());
     };
-    let r: Result<(), CliError> = smol::block_on(async {
-        match (cmd.as_str(), args.as_slice()) {
-            ("pull", [r]) => cli::pull(&client, r, platform.as_deref(), creds.as_deref()).await,
-            ("images", []) => cli::images(&client).await,
-            ("rm" | "rmi", names) if !names.is_empty() => cli::rm(&client, names, force).await,
-            _ => Err(CliError::Usage(format!("bad command line\n{USAGE}"))),
+    let client = |h: Option<String>| -> Result<Client, String> {
+        Ok(Client {
+            socket: client_socket(h.or(top.host.clone()))?,
+        })
+    };
+    let r: Result<(), CliError> = match cmd {
+        Cmd::Serve(s) => return serve(s),
+        Cmd::Config(_) => return Err("config: takes the options of serve (see 'depot config --help')".into()),
+        Cmd::Fsck(f) => return fsck(f),
+        Cmd::Pull(p) => {
+            let c = client(p.host)?;
+            smol::block_on(cli::pull(&c, &p.reference, p.platform.as_deref(), p.creds.as_deref()))
         }
-    });
+        Cmd::Images(i) => smol::block_on(cli::images(&client(i.host)?)),
+        Cmd::Rm(r) => {
+            if r.images.is_empty() {
+                return Err(format!("{USAGE_ERROR}missing argument: images\nsee 'depot rm --help'"));
+            }
+            smol::block_on(cli::rm(&client(r.host)?, &r.images, r.force))
+        }
+    };
     r.map_err(|e| e.to_string())
 }
 
-/// Flags of `serve` and `config`, as settings keys (see `depot::config::Config::set`).
-fn setting_for_flag(flag: &str) -> Option<&'static str> {
-    Some(match flag {
-        "data-root" => "data_root",
-        "socket" => "socket",
-        "socket-group" => "socket_group",
-        "tcp" => "tcp",
-        "platform" => "platform",
-        "max-concurrent-downloads" => "concurrent_downloads",
-        "memory-budget-mb" => "memory_budget_mb",
-        "insecure-registry" => "insecure_registries",
-        "certs-dir" => "certs_dir",
-        "connect-timeout" => "connect_timeout",
-        "read-timeout" => "read_timeout",
-        "retries" => "retries",
-        "retry-delay-ms" => "retry_delay_ms",
-        "log-file" => "log_file",
-        "log-level" => "log_level",
-        _ => return None,
-    })
+impl Serve {
+    /// The flags given, as settings keys (see `depot::config::Config::set`).
+    fn settings(&self) -> Vec<(String, String)> {
+        let one = [
+            ("data_root", &self.data_root),
+            ("socket", &self.socket),
+            ("socket_group", &self.socket_group),
+            ("tcp", &self.tcp),
+            ("platform", &self.platform),
+            ("concurrent_downloads", &self.max_concurrent_downloads),
+            ("memory_budget_mb", &self.memory_budget_mb),
+            ("certs_dir", &self.certs_dir),
+            ("connect_timeout", &self.connect_timeout),
+            ("read_timeout", &self.read_timeout),
+            ("retries", &self.retries),
+            ("retry_delay_ms", &self.retry_delay_ms),
+            ("log_file", &self.log_file),
+            ("log_level", &self.log_level),
+        ];
+        let many = [
+            ("insecure_registries", &self.insecure_registry),
+            ("tcp_hosts", &self.tcp_host),
+        ];
+        one.iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+            .chain(
+                many.iter()
+                    .flat_map(|(k, vs)| vs.iter().map(|v| (k.to_string(), v.clone()))),
+            )
+            .collect()
+    }
 }
 
-fn daemon_config(mut p: lexopt::Parser) -> Result<Config, String> {
-    let e = |e: lexopt::Error| e.to_string();
-    let (mut board, mut file, mut flags) = (None, None, Vec::new());
-    while let Some(a) = p.next().map_err(e)? {
-        match a {
-            Long("board") => board = Some(p.value().map_err(e)?.string().map_err(e)?),
-            Long("config") => file = Some(p.value().map_err(e)?.string().map_err(e)?),
-            Long(flag) => {
-                let flag = flag.to_string();
-                let key = setting_for_flag(&flag).ok_or(format!("unknown option --{flag}\n{USAGE}"))?;
-                flags.push((key.to_string(), p.value().map_err(e)?.string().map_err(e)?));
-            }
-            a => return Err(format!("{}\n{USAGE}", a.unexpected())),
-        }
-    }
+fn resolve(board: Option<String>, file: Option<String>, flags: Vec<(String, String)>) -> Result<Config, String> {
     let text = match &file {
         Some(f) => Some(std::fs::read_to_string(f).map_err(|x| format!("config file {f}: {x}"))?),
         None => None,
@@ -148,28 +344,23 @@ fn daemon_config(mut p: lexopt::Parser) -> Result<Config, String> {
     Config::resolve(board.as_deref(), file, &flags).map_err(|x| x.to_string())
 }
 
-fn fsck(mut p: lexopt::Parser) -> Result<(), String> {
-    let e = |e: lexopt::Error| e.to_string();
-    let (mut root, mut repair) = (detected().data_root, false);
-    while let Some(a) = p.next().map_err(e)? {
-        match a {
-            Long("data-root") => root = p.value().map_err(e)?.into(),
-            Long("repair") => repair = true,
-            a => return Err(format!("{}\n{USAGE}", a.unexpected())),
-        }
-    }
-    let report = depot::fsck::run(&root, repair).map_err(|x| x.to_string())?;
+fn fsck(f: Fsck) -> Result<(), String> {
+    let root = f.data_root.unwrap_or_else(|| detected().data_root);
+    let report = depot::fsck::run(&root, f.repair).map_err(|x| x.to_string())?;
     print!("{}", depot::fsck::render(&report));
-    // --repair mends blobs and images; a damaged database file it cannot mend
-    if report.clean() || (repair && report.db.is_empty()) {
+    if report.clean() || (f.repair && report.repaired()) {
         Ok(())
     } else {
         Err("the store has problems".into())
     }
 }
 
-fn serve(p: lexopt::Parser) -> Result<(), String> {
-    let cfg = daemon_config(p)?;
+fn serve(s: Serve) -> Result<(), String> {
+    let flags = s.settings();
+    let mut cfg = resolve(s.board, s.config, flags)?;
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    // Relative paths are resolved once, here: everything after sees (and logs) absolute ones.
+    cfg.make_absolute(&cwd);
     depot::logger::init(&cfg.log_level, cfg.log_file.as_deref());
     let d = depot::daemon::open(&cfg).map_err(|x| x.to_string())?;
     depot::daemon::serve(&cfg, d).map_err(|x| x.to_string())

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn one_daemon_per_data_root_and_socket_mode() {
@@ -91,21 +92,173 @@ fn docker_cli_negotiates_and_inspect_probe_ends_cleanly() {
     assert!(stdout(&out).starts_with("REPOSITORY"));
 }
 
-#[test]
-fn tcp_listener_serves_the_same_api() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let d = Depot::start(&["--tcp", &addr]);
+        .port()
+}
+
+/// `curl` against the TCP listener: (status, body).
+fn curl(url: &str, args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-sf", &format!("http://{addr}/_ping")])
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
         .output()
         .unwrap();
-    assert_eq!(stdout(&out), "OK");
-    drop(d);
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn tcp_is_off_by_default_and_refuses_browsers_and_foreign_hosts() {
+    let out = Command::new(bin())
+        .args(["config", "--board", "generic"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("tcp = none\n"), "{}", stdout(&out));
+    for board in ["x86_64", "arm_64", "arm-x41"] {
+        let out = Command::new(bin()).args(["config", "--board", board]).output().unwrap();
+        assert!(stdout(&out).contains("tcp = none\n"), "{board}: {}", stdout(&out));
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let d = Depot::start(&["--tcp", &addr, "--tcp-host", "nas.lan"]);
+    assert!(
+        d.log_text().contains("without authentication"),
+        "a warning when enabled"
+    );
+    assert_eq!(curl(&format!("http://{addr}/_ping"), &[]), (200, "OK".into()));
+    assert_eq!(
+        curl(&format!("http://{addr}/_ping"), &["-H", "Host: nas.lan:2375"]).0,
+        200
+    );
+    // DNS rebinding: a page on attacker.com whose name now resolves to 127.0.0.1
+    let (s, body) = curl(&format!("http://{addr}/images/json"), &["-H", "Host: attacker.com"]);
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body.contains("\"message\":\"host \\\"attacker.com\\\" is not served here"),
+        "{body}"
+    );
+    // CSRF: a cross-site form post (text/plain needs no preflight) must not start a pull
+    let create = format!("http://{addr}/images/create?fromImage=127.0.0.1:1/x&tag=1");
+    for hdr in [
+        "Origin: http://evil.example",
+        "Origin: null",
+        "Sec-Fetch-Site: cross-site",
+    ] {
+        let (s, body) = curl(
+            &create,
+            &["-X", "POST", "-H", "Content-Type: text/plain", "-H", hdr, "--data", "x"],
+        );
+        assert_eq!(s, 403, "{hdr}: {body}");
+    }
+    assert!(
+        !d.log_text().contains("pull of 127.0.0.1:1/x"),
+        "no refused request reached the image service"
+    );
+    // the same origin is fine
+    let (s, _) = curl(
+        &format!("http://{addr}/_ping"),
+        &["-H", &format!("Origin: http://{addr}")],
+    );
+    assert_eq!(s, 200);
+}
+
+#[test]
+fn a_second_daemon_never_takes_a_live_socket_nor_deletes_a_file() {
+    let a = Depot::start(&[]);
+    let b_root = tempdir("second");
+    let out = Command::new(bin())
+        .args(["serve", "--tcp", "none", "--data-root"])
+        .arg(&b_root)
+        .arg("--socket")
+        .arg(&a.sock)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("a daemon is answering on"), "{}", stderr(&out));
+    assert_eq!(a.get("/_ping").0, 200, "the first daemon is still reachable");
+    let file = b_root.join("precious.txt");
+    std::fs::write(&file, "data").unwrap();
+    let out = Command::new(bin())
+        .args(["serve", "--tcp", "none", "--data-root"])
+        .arg(&b_root)
+        .arg("--socket")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("exists and is not a socket"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "data", "never unlinked");
+}
+
+#[test]
+fn sigterm_removes_the_socket_and_checkpoints_the_wal() {
+    let p = peers();
+    let mut d = Depot::start(&[]);
+    assert!(d.docker(&["pull", &format!("{}/test:1", p.plain)]).status.success());
+    let st = d.sigterm();
+    assert!(st.success(), "{st}");
+    assert!(!d.sock.exists(), "the socket file is gone");
+    for f in ["depot.db-wal", "depot.db-shm"] {
+        assert!(
+            !d.root.join(f).exists(),
+            "{f} left behind: the WAL was not checkpointed"
+        );
+    }
+    d.restart();
+    assert_eq!(d.images().len(), 1, "nothing lost");
+}
+
+#[test]
+fn relative_paths_work_from_an_empty_directory_and_are_logged_absolute() {
+    let cwd = tempdir("cwd");
+    let child = Command::new(bin())
+        .arg("serve")
+        .current_dir(&cwd)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = cwd.join("depot-data/depot.sock");
+    wait_for(20, "the socket in ./depot-data", || {
+        request_unix(&sock, "GET", "/_ping", &[], Duration::from_secs(5)).0 == 200
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert!(log.contains(&format!("serving on unix://{}", sock.display())), "{log}");
+    assert!(
+        log.contains(&format!("data root {}", cwd.join("depot-data").display())),
+        "{log}"
+    );
+}
+
+#[test]
+fn malformed_bodies_and_oversized_headers_get_answers() {
+    let d = Depot::start(&[]);
+    let chunked = b"POST /images/create?fromImage=127.0.0.1:1/x&tag=1 HTTP/1.1\r\nHost: d\r\n\
+        Transfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n";
+    let out = String::from_utf8_lossy(&raw_unix(&d.sock, chunked, Duration::from_secs(10))).to_string();
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("malformed request body"), "{out}");
+    assert!(
+        !d.log_text().contains("pull of 127.0.0.1:1/x"),
+        "the pull never started"
+    );
+    // a header far over hyper's limit: an answer, not a reset, even while the client is still sending
+    let mut big = b"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 8 * 1024 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let out = String::from_utf8_lossy(&raw_unix(&d.sock, &big, Duration::from_secs(10))).to_string();
+    assert!(out.starts_with("HTTP/1.1 431"), "{out:.200}");
+    assert_eq!(d.get("/_ping").0, 200);
 }
 
 #[test]

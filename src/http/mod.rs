@@ -19,7 +19,69 @@ pub type Resp = Response<Body>;
 
 /// Something that answers requests: one per API.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(self: Arc<Self>, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>>;
+    fn handle(&self, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>>;
+
+    /// A refusal by the plumbing (a foreign origin, a wrong `Host`) in this API's error shape.
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp;
+}
+
+/// Who may talk to a TCP listener, until sessions exist: browsers are kept out (CSRF) and names that could be
+/// rebound to our address (DNS rebinding) are refused.
+#[derive(Debug, Clone, Default)]
+pub struct TcpPolicy {
+    /// Host names (lowercase) accepted in `Host` and `Origin` besides loopback addresses and `localhost`.
+    pub names: Vec<String>,
+}
+
+impl TcpPolicy {
+    /// `Some(reason)` when the request must be refused with 403.
+    pub fn check(&self, req: &Req) -> Option<String> {
+        self.check_headers(req.headers())
+    }
+
+    #[cfg(test)]
+    fn check_parts(&self, p: &http::request::Parts) -> Option<String> {
+        self.check_headers(&p.headers)
+    }
+
+    fn check_headers(&self, h: &http::HeaderMap) -> Option<String> {
+        let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+        match text("host") {
+            None => return Some("a Host header is required".into()),
+            Some(host) if !self.allowed_authority(&host) => {
+                return Some(format!(
+                    "host {host:?} is not served here (allowed: loopback addresses, localhost{})",
+                    self.names.iter().map(|n| format!(", {n}")).collect::<String>()
+                ))
+            }
+            Some(_) => {}
+        }
+        if text("sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
+            return Some("cross-site requests are refused".into());
+        }
+        if let Some(origin) = text("origin") {
+            let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
+            if !self.allowed_authority(authority) {
+                return Some(format!("requests from origin {origin:?} are refused"));
+            }
+        }
+        None
+    }
+
+    fn allowed_authority(&self, authority: &str) -> bool {
+        let host = match authority.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
+                _ => return false,
+            },
+            None => authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority),
+        };
+        let host = host.to_ascii_lowercase();
+        if host == "localhost" || self.names.contains(&host) {
+            return true;
+        }
+        host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
@@ -47,6 +109,28 @@ pub fn streaming(status: StatusCode, content_type: &str, s: impl Stream<Item = B
     r
 }
 
+/// Largest JSON (or other small) request body any handler reads into memory.
+pub const MAX_SMALL_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("malformed request body: {0}")]
+    Malformed(String),
+}
+
+/// Read a request body whole, refusing more than `limit` bytes and a malformed (e.g. chunked) encoding. Every
+/// handler reads its body through this before acting, so that a broken request never half-runs.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let limited = http_body_util::Limited::new(body, limit);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(e) => Err(BodyError::Malformed(e.to_string())),
+    }
+}
+
 /// `application/x-www-form-urlencoded` query pairs, decoded (`+` is a space, as Go's `ParseQuery`).
 pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(q.unwrap_or("").as_bytes())
@@ -71,44 +155,115 @@ pub fn decoded_path(p: &str) -> String {
     percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()
 }
 
-async fn serve_conn<S>(io: S, h: Arc<dyn HandlerDyn>)
+async fn serve_conn<S>(io: S, h: Arc<dyn Handler>, policy: Option<Arc<TcpPolicy>>)
 where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |req: Req| {
+        let refusal = policy.as_ref().and_then(|p| p.check(&req));
         let h = h.clone();
-        async move { Ok::<_, Infallible>(h.call(req).await) }
+        async move {
+            Ok::<_, Infallible>(match refusal {
+                Some(why) => {
+                    log::warn!("refused {} {} over tcp: {why}", req.method(), req.uri().path());
+                    h.refuse(StatusCode::FORBIDDEN, &why)
+                }
+                None => h.handle(req).await,
+            })
+        }
     });
+    // A second handle on the same socket: hyper dropping its own does not close it.
+    let linger = io.clone();
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(smol_hyper::rt::SmolTimer::new())
         .header_read_timeout(std::time::Duration::from_secs(30))
         .serve_connection(smol_hyper::rt::FuturesIo::new(io), svc);
     if let Err(e) = conn.await {
         log::debug!("connection ended: {e}");
+        if e.is_parse() || e.is_parse_too_large() {
+            lingering_close(linger).await;
+        }
     }
 }
 
-/// Object-safe shim over [`Handler`].
-pub trait HandlerDyn: Send + Sync {
-    fn call(&self, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>>;
+/// After hyper answered a malformed request (400, 431) the client may still be sending: closing at once would
+/// reset the connection and destroy the answer in the client's receive buffer. Read and discard what comes, for
+/// a bounded time and amount, the way web servers' lingering close does.
+async fn lingering_close<S: futures_lite::AsyncRead + Unpin>(mut io: S) {
+    use futures_lite::AsyncReadExt;
+    const MAX: usize = 64 * 1024 * 1024;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    let drain = async {
+        while total < MAX {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    futures_lite::future::or(drain, async {
+        async_io::Timer::after(std::time::Duration::from_secs(2)).await;
+    })
+    .await;
 }
 
-impl<H: Handler> HandlerDyn for Arc<H> {
-    fn call(&self, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> {
-        self.clone().handle(req)
-    }
-}
-
-/// Bind the unix socket: a stale socket file is replaced (the data-root lock proves no daemon owns it), mode
-/// 0660, group `group` when it exists in `/etc/group`.
-pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<async_net::unix::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+/// Make room for our socket at `path`: nothing there is fine; a socket nobody answers on (a daemon that died)
+/// is removed; a socket a daemon answers on, or anything that is not a socket, is refused and left alone. The
+/// data-root lock does not cover this: the path may be another data root's socket.
+fn clear_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket; refusing to replace it", path.display()),
+        ));
     }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "a daemon is answering on {}; refusing to take its socket",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// A bound unix socket and the identity of its file, so that we remove only our own at exit.
+pub struct UnixSocket {
+    pub listener: async_net::unix::UnixListener,
+    pub path: std::path::PathBuf,
+    inode: (u64, u64),
+}
+
+impl UnixSocket {
+    /// Remove the socket file if it is still the one we bound.
+    pub fn remove_file(&self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if (m.dev(), m.ino()) == self.inode {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Bind the unix socket (see [`clear_stale_socket`] for what may already be at the path), mode 0660, group
+/// `group` when it exists in `/etc/group`.
+pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<UnixSocket> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    clear_stale_socket(path)?;
     let l = async_net::unix::UnixListener::bind(path)?;
+    let m = std::fs::symlink_metadata(path)?;
+    let inode = (m.dev(), m.ino());
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     if let Some(g) = group {
         match crate::sysdb::group_id(g) {
@@ -121,14 +276,18 @@ pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<async_net::unix
             None => log::warn!("socket group {g:?} does not exist; leaving the socket's group as it is"),
         }
     }
-    Ok(l)
+    Ok(UnixSocket {
+        listener: l,
+        path: path.to_path_buf(),
+        inode,
+    })
 }
 
-pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn HandlerDyn>) {
+pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>) {
     loop {
         match l.accept().await {
             Ok((s, _)) => {
-                smol::spawn(serve_conn(s, h.clone())).detach();
+                smol::spawn(serve_conn(s, h.clone(), None)).detach();
             }
             Err(e) => {
                 log::warn!("accept on unix socket: {e}");
@@ -138,12 +297,13 @@ pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn HandlerDyn>
     }
 }
 
-pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn HandlerDyn>) {
+pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: TcpPolicy) {
+    let policy = Arc::new(policy);
     loop {
         match l.accept().await {
             Ok((s, _)) => {
                 let _ = s.set_nodelay(true);
-                smol::spawn(serve_conn(s, h.clone())).detach();
+                smol::spawn(serve_conn(s, h.clone(), Some(policy.clone()))).detach();
             }
             Err(e) => {
                 log::warn!("accept on tcp: {e}");
@@ -171,6 +331,58 @@ mod tests {
         assert_eq!(
             decoded_path("/images/busybox%40sha256:ab/json"),
             "/images/busybox@sha256:ab/json"
+        );
+    }
+
+    #[test]
+    fn tcp_policy_hosts_and_origins() {
+        let p = TcpPolicy {
+            names: vec!["nas.lan".into()],
+        };
+        for ok in [
+            "127.0.0.1:2375",
+            "127.0.0.1",
+            "localhost:2375",
+            "LOCALHOST",
+            "[::1]:2375",
+            "nas.lan:8080",
+            "127.9.0.1:1",
+        ] {
+            assert!(p.allowed_authority(ok), "{ok}");
+        }
+        for bad in [
+            "attacker.com",
+            "attacker.com:2375",
+            "10.0.0.1:2375",
+            "[::2]:1",
+            "localhost.attacker.com",
+            "[::1]x",
+            "",
+            "nas.lan.evil:1",
+        ] {
+            assert!(!p.allowed_authority(bad), "{bad}");
+        }
+        let req = |hs: &[(&str, &str)]| {
+            let mut b = Request::builder().uri("/images/create");
+            for (k, v) in hs {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        let check = |hs: &[(&str, &str)]| {
+            let (parts, ()) = req(hs).into_parts();
+            // `check` looks at headers only; any body type will do
+            p.check_parts(&parts)
+        };
+        assert_eq!(check(&[("host", "127.0.0.1:2375")]), None);
+        assert!(check(&[]).is_some(), "no Host");
+        assert!(check(&[("host", "attacker.com")]).is_some());
+        assert!(check(&[("host", "127.0.0.1:2375"), ("origin", "http://evil.example")]).is_some());
+        assert!(check(&[("host", "127.0.0.1:2375"), ("origin", "null")]).is_some());
+        assert!(check(&[("host", "127.0.0.1:2375"), ("sec-fetch-site", "cross-site")]).is_some());
+        assert_eq!(
+            check(&[("host", "localhost:2375"), ("origin", "http://localhost:2375")]),
+            None
         );
     }
 }

@@ -138,7 +138,7 @@ impl Depot {
             .arg(&self.root)
             .arg("--socket")
             .arg(&self.sock)
-            .args(["--tcp", "none", "--log-level", "debug"])
+            .args(["--log-level", "debug"])
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
@@ -169,6 +169,17 @@ impl Depot {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGTERM, the tidy stop; waits for the process to end and returns its exit status.
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        c.wait().unwrap()
     }
 
     pub fn restart(&mut self) {
@@ -348,6 +359,17 @@ pub fn request_unix(
         })
         .await
     })
+}
+
+/// Raw bytes to a unix socket, then everything the server answers until it closes (or `timeout`).
+pub fn raw_unix(sock: &Path, request: &[u8], timeout: Duration) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
 }
 
 /// Poll until `f` is true or `secs` pass.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub const API_VERSION: &str = "1.47";
 pub const MIN_API_VERSION: &str = "1.24";
 
+#[derive(Clone)]
 pub struct Engine {
     pub images: Arc<ImageService>,
 }
@@ -49,6 +50,16 @@ pub fn status_of(class: ErrorClass) -> StatusCode {
         ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<crate::http::BodyError> for ApiError {
+    fn from(e: crate::http::BodyError) -> ApiError {
+        let status = match e {
+            crate::http::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::http::BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 
@@ -94,18 +105,30 @@ impl ApiVersion<'_> {
 }
 
 impl Handler for Engine {
-    fn handle(self: Arc<Self>, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> {
+    fn handle(&self, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> {
+        let engine = self.clone();
         Box::pin(async move {
-            let mut r = self.route(req).await;
-            let h = r.headers_mut();
-            let ver = concat!("Docker/", env!("CARGO_PKG_VERSION"), " (linux) depot");
-            h.insert("server", ver.parse().expect("static header"));
-            h.insert("api-version", API_VERSION.parse().expect("static header"));
-            h.insert("ostype", "linux".parse().expect("static header"));
-            h.insert("docker-experimental", "false".parse().expect("static header"));
-            r
+            let r = engine.route(req).await;
+            with_headers(r)
         })
     }
+
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+        with_headers(ApiError::new(status, message).into_response())
+    }
+}
+
+/// The headers dockerd puts on every answer.
+fn with_headers(mut r: Resp) -> Resp {
+    {
+        let h = r.headers_mut();
+        let ver = concat!("Docker/", env!("CARGO_PKG_VERSION"), " (linux) depot");
+        h.insert("server", ver.parse().expect("static header"));
+        h.insert("api-version", API_VERSION.parse().expect("static header"));
+        h.insert("ostype", "linux".parse().expect("static header"));
+        h.insert("docker-experimental", "false".parse().expect("static header"));
+    }
+    r
 }
 
 impl Engine {
@@ -130,7 +153,7 @@ impl Engine {
             (&Method::OPTIONS, _) => Ok(full(StatusCode::OK, "", "")),
             (&Method::GET | &Method::HEAD, "/_ping") => Ok(ping(method == Method::HEAD)),
             (&Method::GET, "/version") => Ok(version_info()),
-            (&Method::POST, "/images/create") => pull::create(self, &req).await,
+            (&Method::POST, "/images/create") => pull::create(self, req).await,
             (&Method::GET, "/images/json") => images::list(self, &req, v).await,
             (&Method::DELETE, p) if p.starts_with("/images/") => {
                 images::delete(self, &req, &p["/images/".len()..]).await

@@ -3,7 +3,7 @@
 //! are ordinary HTTP errors.
 
 use super::{auth, ApiError, Engine};
-use crate::http::{query_get, query_pairs, streaming, Req, Resp};
+use crate::http::{query_get, query_pairs, read_body, streaming, Req, Resp, MAX_SMALL_BODY};
 use crate::image::{ImageError, PullEvent, PullJob, PullSpec};
 use crate::platform::Platform;
 use crate::progress;
@@ -110,8 +110,11 @@ fn target(q: &[(String, String)]) -> Result<(Reference, bool), ApiError> {
     Ok((r, all_tags))
 }
 
-pub async fn create(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
+pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
+    let headers = req.headers().clone();
+    // A pull has no body; whatever comes must at least be well-formed before anything starts.
+    read_body(req.into_body(), MAX_SMALL_BODY).await?;
     if query_get(&q, "fromSrc").is_some() {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -126,7 +129,7 @@ pub async fn create(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
         ),
         None => None,
     };
-    let creds = auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
+    let creds = auth::decode(headers.get("x-registry-auth").and_then(|h| h.to_str().ok()));
     let images = e.images.clone();
     let specs: Vec<PullSpec> = if all_tags {
         let (r, c) = (reference.clone(), creds.clone());
