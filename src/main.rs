@@ -20,6 +20,8 @@ struct Top {
     cmd: Option<Cmd>,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Cmd {
