@@ -155,11 +155,16 @@ impl Config {
                 .registry
                 .insecure
                 .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
-            "certs_dir" => self.registry.certs_dir = opt(v).map(PathBuf::from),
-            "connect_timeout" => self.registry.connect_timeout = secs(key, v)?,
-            "read_timeout" => self.registry.read_timeout = secs(key, v)?,
-            "retries" => self.registry.retries = count(key, v)?,
-            "retry_delay_ms" => self.registry.backoff = Duration::from_millis(count(key, v)?),
+            "certs_dir" => self.registry.net.certs_dir = opt(v).map(PathBuf::from),
+            "connect_timeout" => self.registry.net.connect_timeout = secs(key, v)?,
+            "read_timeout" => self.registry.net.read_timeout = secs(key, v)?,
+            "retries" => {
+                self.registry.net.retry.attempts = count(key, v)?;
+                if self.registry.net.retry.attempts == 0 {
+                    return Err(bad("attempts in all: at least 1"));
+                }
+            }
+            "retry_delay_ms" => self.registry.net.retry.base = Duration::from_millis(count(key, v)?),
             other => return Err(ConfigError::Unknown(other.to_string())),
         }
         Ok(())
@@ -210,7 +215,7 @@ impl Config {
             }
         };
         abs(&mut self.data_root);
-        for p in [&mut self.socket, &mut self.log_file, &mut self.registry.certs_dir]
+        for p in [&mut self.socket, &mut self.log_file, &mut self.registry.net.certs_dir]
             .into_iter()
             .flatten()
         {
@@ -225,6 +230,7 @@ impl Config {
     /// Where `certs.d` lives unless set: in the data root, as dockerd keeps it under its config dir.
     pub fn certs_dir(&self) -> PathBuf {
         self.registry
+            .net
             .certs_dir
             .clone()
             .unwrap_or_else(|| self.data_root.join("certs.d"))
@@ -255,10 +261,10 @@ impl Config {
             ("log_level", self.log_level.clone()),
             ("insecure_registries", r.insecure.join(",")),
             ("certs_dir", self.certs_dir().display().to_string()),
-            ("connect_timeout", r.connect_timeout.as_secs_f64().to_string()),
-            ("read_timeout", r.read_timeout.as_secs_f64().to_string()),
-            ("retries", r.retries.to_string()),
-            ("retry_delay_ms", r.backoff.as_millis().to_string()),
+            ("connect_timeout", r.net.connect_timeout.as_secs_f64().to_string()),
+            ("read_timeout", r.net.read_timeout.as_secs_f64().to_string()),
+            ("retries", r.net.retry.attempts.to_string()),
+            ("retry_delay_ms", r.net.retry.base.as_millis().to_string()),
         ]
         .iter()
         .map(|(k, v)| format!("{k} = {v}\n"))
@@ -325,7 +331,7 @@ mod tests {
         assert_eq!(c.data_root, PathBuf::from("/home/u/src/depot-data"));
         assert_eq!(c.socket_path(), PathBuf::from("/home/u/src/depot-data/depot.sock"));
         assert_eq!(c.log_file, Some(PathBuf::from("/home/u/src/logs/depot.log")));
-        assert_eq!(c.registry.certs_dir, Some(PathBuf::from("/etc/depot/certs.d")));
+        assert_eq!(c.registry.net.certs_dir, Some(PathBuf::from("/etc/depot/certs.d")));
         c.set("socket", "run/d.sock").unwrap();
         c.make_absolute(std::path::Path::new("/x"));
         assert_eq!(c.socket_path(), PathBuf::from("/x/run/d.sock"));

@@ -45,14 +45,13 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let db = Arc::new(Db::open(&root.join("depot.db"))?);
     let store = BlobStore::open(root).map_err(io("opening the content store"))?;
     let mut ropts = cfg.registry.clone();
-    ropts.certs_dir = Some(cfg.certs_dir());
+    ropts.net.certs_dir = Some(cfg.certs_dir());
     let registry = Arc::new(Registry::new(ropts));
     let transfers = Arc::new(Transfers {
         store: store.clone(),
         slots: Slots::new(cfg.concurrent_downloads),
         claims: Claims::default(),
-        attempts: cfg.registry.retries + 1,
-        retry_delay: cfg.registry.backoff,
+        retry: cfg.registry.net.retry.clone(),
         zstd_window_log_max: cfg.zstd_window_log_max(),
     });
     let images = Arc::new(ImageService::new(

@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod http;
 pub mod image;
 pub mod logger;
+pub mod net;
 pub mod platform;
 pub mod progress;
 pub mod reference;

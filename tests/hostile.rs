@@ -101,7 +101,7 @@ fn ranged(r: &Request, body: &[u8]) -> Reply {
 fn fast_depot() -> Depot {
     Depot::start(&[
         "--retries",
-        "2",
+        "3",
         "--retry-delay-ms",
         "50",
         "--read-timeout",
@@ -404,6 +404,97 @@ fn server_errors_are_retried() {
     let (s, msg) = pull(&d, &h, None);
     assert_eq!(s, 200, "{msg}");
     assert!(d.blobs().contains(&img.layer_digest.to_string()));
+}
+
+#[test]
+fn an_always_503_blob_spends_one_budget_and_names_the_status() {
+    let img = image(100_000, true, None);
+    let h = serve(img.clone(), |_, _, _| Reply::Full {
+        status: 503,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"\nupstream overloaded, come back later\nsecond line\n".to_vec(),
+    });
+    // the default policy: 5 attempts in all, 0.5 s doubling backoff with jitter
+    let d = Depot::start(&[]);
+    let t = Instant::now();
+    let (s, msg) = pull(&d, &h, None);
+    let took = t.elapsed();
+    assert_eq!(s, 599);
+    let layer_requests = h
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains(&img.layer_digest.to_string()))
+        .count();
+    eprintln!("always-503 blob: {layer_requests} requests in {took:?}: {msg}");
+    assert_eq!(
+        layer_requests, 5,
+        "one budget of 5 attempts, not retries inside retries"
+    );
+    assert!(
+        msg.contains("download incomplete after 5 attempts")
+            && msg.contains("registry answered 503 Service Unavailable: upstream overloaded, come back later"),
+        "{msg}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "backoff 0.25-0.5, 0.5-1, 1-2, 2-4 s: {took:?}"
+    );
+    healthy_and_clean(&d, &img);
+}
+
+#[test]
+fn retry_after_is_honoured_for_503_and_429() {
+    let img = image(50_000, true, None);
+    let manifests = Arc::new(AtomicU32::new(0));
+    let layers = AtomicU32::new(0);
+    let (m2, img2) = (manifests.clone(), img.clone());
+    let h = Hostile::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or("");
+        let later = |secs: &str, status: u16| Reply::Full {
+            status,
+            headers: vec![("Retry-After".into(), secs.into())],
+            body: Vec::new(),
+        };
+        if path == "/v2/" {
+            Reply::ok(b"{}".to_vec(), "application/json")
+        } else if path == "/v2/repo/manifests/1" {
+            // the first manifest request is rate limited, saying when to come back
+            match m2.fetch_add(1, Ordering::SeqCst) {
+                0 => later("1", 429),
+                _ => Reply::ok(img2.manifest.clone(), OCI_MANIFEST),
+            }
+        } else if path == format!("/v2/repo/blobs/{}", img2.config_digest) {
+            Reply::ok(img2.config.clone(), "application/octet-stream")
+        } else if path == format!("/v2/repo/blobs/{}", img2.layer_digest) {
+            match layers.fetch_add(1, Ordering::SeqCst) {
+                0 => later("1", 503),
+                _ => ranged(r, &img2.layer),
+            }
+        } else {
+            Reply::status(404, "{}")
+        }
+    });
+    let d = fast_depot();
+    let t = Instant::now();
+    let (s, msg) = pull(&d, &h, None);
+    assert_eq!(s, 200, "{msg}");
+    assert!(t.elapsed() >= Duration::from_secs(2), "both waits of 1 s were kept");
+    assert_eq!(manifests.load(Ordering::SeqCst), 2);
+    assert!(d.blobs().contains(&img.layer_digest.to_string()));
+    // a Retry-After beyond the cap (60 s) fails at once, saying when
+    let h = Hostile::start(|r| match r.path.as_str() {
+        "/v2/" => Reply::ok(b"{}".to_vec(), "application/json"),
+        _ => Reply::Full {
+            status: 429,
+            headers: vec![("Retry-After".into(), "3600".into())],
+            body: Vec::new(),
+        },
+    });
+    let t = Instant::now();
+    let (s, msg) = pull(&d, &h, None);
+    assert_eq!(s, 429);
+    assert!(msg.contains("retry after 3600 s"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

@@ -8,10 +8,10 @@ use super::auth::{parse_challenges, Challenge, Credentials, TokenResponse};
 use super::manifest::{parse_manifest, Manifest, ACCEPT};
 use super::RegistryError;
 use crate::digest::Digest;
+use crate::net::{is_loopback, Net, NetOptions};
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ureq::http::{Response, StatusCode};
 use ureq::Body;
@@ -24,32 +24,18 @@ const MAX_TOKEN_BODY: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
+    pub net: NetOptions,
     /// Registries (`host[:port]`) that may be reached over plain HTTP after TLS fails. Loopback always may.
     pub insecure: Vec<String>,
-    /// dockerd-style `certs.d`: `<dir>/<host[:port]>/ca.crt` (extra roots), `client.cert` + `client.key`.
-    pub certs_dir: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    /// Longest silence tolerated while reading a response: a stalled server fails after this.
-    pub read_timeout: Duration,
     pub max_manifest_bytes: u64,
-    /// Attempts after the first for resets, timeouts and 5xx answers.
-    pub retries: u32,
-    /// First backoff; doubles per attempt up to 8 s.
-    pub backoff: Duration,
-    pub user_agent: String,
 }
 
 impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
+            net: NetOptions::default(),
             insecure: Vec::new(),
-            certs_dir: None,
-            connect_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(60),
             max_manifest_bytes: 4 * 1024 * 1024,
-            retries: 4,
-            backoff: Duration::from_millis(500),
-            user_agent: format!("depot/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
@@ -57,8 +43,8 @@ impl Default for RegistryOptions {
 /// A registry client shared by all pulls: per-host connection pools, schemes, challenges and tokens.
 pub struct Registry {
     opts: RegistryOptions,
+    net: Net,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
-    system_roots: OnceLock<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 struct Host {
@@ -93,23 +79,12 @@ pub struct BlobStream {
     pub offset: u64,
 }
 
-fn is_loopback(host: &str) -> bool {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return ip.is_loopback();
-    }
-    let h = match host.strip_prefix('[') {
-        Some(r) => r.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
-    };
-    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
-}
-
 impl Registry {
     pub fn new(opts: RegistryOptions) -> Registry {
         Registry {
+            net: Net::new(opts.net.clone()),
             opts,
             hosts: Mutex::new(HashMap::new()),
-            system_roots: OnceLock::new(),
         }
     }
 
@@ -142,83 +117,12 @@ impl Registry {
         let insecure_ok = is_loopback(endpoint) || self.opts.insecure.iter().any(|i| i == domain || i == endpoint);
         Host {
             endpoint: endpoint.to_string(),
-            agent: self.agent_for(domain),
+            agent: self.net.agent_for(domain),
             insecure_ok,
             base: Mutex::new(None),
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn agent_for(&self, domain: &str) -> ureq::Agent {
-        use ureq::tls::{Certificate, PrivateKey, RootCerts, TlsConfig};
-        let roots = self.system_roots.get_or_init(|| {
-            let res = rustls_native_certs::load_native_certs();
-            res.certs
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                .collect()
-        });
-        let dir = self.opts.certs_dir.as_ref().map(|d| d.join(domain));
-        let mut extra = Vec::new();
-        let mut client_cert = None;
-        if let Some(dir) = &dir {
-            if let Ok(pem) = std::fs::read(dir.join("ca.crt")) {
-                for item in ureq::tls::parse_pem(&pem).flatten() {
-                    if let ureq::tls::PemItem::Certificate(c) = item {
-                        extra.push(c);
-                    }
-                }
-            }
-            if let (Ok(cert), Ok(key)) = (
-                std::fs::read(dir.join("client.cert")),
-                std::fs::read(dir.join("client.key")),
-            ) {
-                let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert)
-                    .flatten()
-                    .filter_map(|i| match i {
-                        ureq::tls::PemItem::Certificate(c) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
-                match PrivateKey::from_pem(&key) {
-                    Ok(k) if !chain.is_empty() => client_cert = Some(ureq::tls::ClientCert::new_with_certs(&chain, k)),
-                    _ => log::warn!(
-                        "{}: unusable client.cert/client.key, connecting without a client certificate",
-                        dir.display()
-                    ),
-                }
-            }
-        }
-        let root_certs = if roots.is_empty() && extra.is_empty() {
-            RootCerts::WebPki
-        } else {
-            let mut all = roots.clone();
-            all.extend(extra);
-            RootCerts::Specific(Arc::new(all))
-        };
-        let tls = TlsConfig::builder()
-            .root_certs(root_certs)
-            .client_cert(client_cert)
-            .build();
-        let cfg = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .timeout_connect(Some(self.opts.connect_timeout))
-            .timeout_recv_response(Some(self.opts.read_timeout))
-            .timeout_per_read(Some(self.opts.read_timeout))
-            .user_agent(self.opts.user_agent.as_str())
-            .proxy(ureq::Proxy::try_from_env())
-            .max_idle_connections_per_host(8)
-            .tls_config(tls)
-            .build();
-        // Our own resolver, never glibc's getaddrinfo: see `resolve`.
-        ureq::Agent::with_parts(
-            cfg,
-            ureq::unversioned::transport::DefaultConnector::default(),
-            super::resolve::Resolver::default(),
-        )
     }
 }
 
@@ -275,23 +179,50 @@ fn read_capped(r: Response<Body>, limit: u64, url: &str) -> Result<Vec<u8>, Regi
 
 fn error_from(status: StatusCode, r: Response<Body>, url: &str) -> RegistryError {
     let remaining = header(&r, "ratelimit-remaining").map(str::to_string);
+    let retry_after = header(&r, "retry-after").and_then(crate::net::retry::parse_retry_after);
     let body = read_capped(r, MAX_ERROR_BODY, url).unwrap_or_default();
     let errors = super::ErrorList::parse(&body);
     let url = url.to_string();
     match status.as_u16() {
-        429 => RegistryError::RateLimited { url, remaining, errors },
+        429 => RegistryError::RateLimited {
+            url,
+            remaining,
+            retry_after,
+            errors,
+        },
         401 | 403 => RegistryError::Denied {
             url,
             status: status.as_u16(),
             errors,
         },
         404 => RegistryError::NotFound { url, errors },
-        s => RegistryError::Status { url, status: s, errors },
+        s => {
+            // The registry's own errors when it sent them, else the first line of whatever it sent.
+            let detail = if errors.0.is_empty() {
+                first_line(&body)
+            } else {
+                errors.to_string()
+            };
+            RegistryError::Status {
+                url,
+                status: s,
+                reason: status.canonical_reason().unwrap_or("").to_string(),
+                detail,
+                retry_after,
+            }
+        }
     }
 }
 
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+/// The first non-empty line of a body, trimmed and cut to 200 characters (an HTML error page stays readable).
+fn first_line(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && *l != "{}")
+        .unwrap_or("");
+    line.chars().take(200).collect()
 }
 
 impl Repo {
@@ -301,10 +232,6 @@ impl Repo {
 
     fn scope(&self) -> String {
         format!("repository:{}:pull", self.path)
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        (self.opts.backoff * 2u32.saturating_pow(attempt)).min(Duration::from_secs(8))
     }
 
     /// `https://host` or, for a registry allowed to be insecure whose TLS fails, `http://host`. Probes `/v2/`
@@ -438,18 +365,36 @@ impl Repo {
             .ok_or_else(|| token_err("token response holds no token".into()))
     }
 
-    /// GET `path` (relative to `/v2/<repo>/`) with auth, redirects and retries; returns a 2xx response.
-    fn get(&self, path: &str, accept: Option<&str>, range_from: u64) -> Result<Response<Body>, RegistryError> {
+    /// GET `path` (relative to `/v2/<repo>/`) with auth, redirects and the retry policy; returns a 2xx
+    /// response. Its budget is this one request's: callers that loop themselves (blobs) use [`Repo::get_once`].
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<Response<Body>, RegistryError> {
+        let mut budget = self.opts.net.retry.budget();
+        loop {
+            match self.get_once(path, accept, 0) {
+                Ok(r) => return Ok(r),
+                Err(e) => match budget.failed(e.retry()) {
+                    Some(delay) => {
+                        log::debug!("retrying in {delay:?} after: {e}");
+                        std::thread::sleep(delay);
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// One attempt at GET `path`: auth (a new challenge or an expired token is learnt and tried once more within
+    /// the attempt), redirects (credentials only to the registry's own origin), no retries.
+    fn get_once(&self, path: &str, accept: Option<&str>, range_from: u64) -> Result<Response<Body>, RegistryError> {
         let base = self.base()?;
         let start_url = format!("{base}/v2/{}/{path}", self.path);
         let origin = authority(&start_url).to_string();
-        let mut attempt = 0u32;
         let mut refreshed_auth = false;
         loop {
             let auth = self.authorization(false)?;
             let mut url = start_url.clone();
             let mut redirects = 0;
-            let resp = loop {
+            let r = loop {
                 let mut req = self.host.agent.get(&url);
                 if let Some(a) = accept {
                     req = req.header("Accept", a);
@@ -461,13 +406,10 @@ impl Repo {
                 if let Some(a) = auth.as_ref().filter(|_| authority(&url) == origin) {
                     req = req.header("Authorization", a);
                 }
-                let r = match req.call() {
-                    Ok(r) => r,
-                    Err(e) => break Err(transport(&url, e)),
-                };
+                let r = req.call().map_err(|e| transport(&url, e))?;
                 if r.status().is_redirection() {
                     let Some(loc) = header(&r, "location").map(str::to_string) else {
-                        break Ok(r);
+                        break r;
                     };
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
@@ -476,45 +418,32 @@ impl Repo {
                     url = resolve_location(&url, &loc);
                     continue;
                 }
-                break Ok(r);
+                break r;
             };
-            let retry = match resp {
-                Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !refreshed_auth => {
-                    // New or changed challenge, or an expired token: learn it and try once more.
-                    let challenge = header(&r, "www-authenticate").and_then(|h| parse_challenges(h).into_iter().next());
-                    let Some(c) = challenge else {
-                        return Err(error_from(r.status(), r, &url));
-                    };
-                    if matches!(c, Challenge::Basic { .. }) && self.creds.is_none() {
-                        return Err(RegistryError::NoCredentials { url });
-                    }
-                    *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
-                    self.authorization(true)?;
-                    refreshed_auth = true;
-                    continue;
-                }
-                Ok(r) if retryable(r.status()) && attempt < self.opts.retries => {
-                    let _ = read_capped(r, MAX_ERROR_BODY, &url);
-                    true
-                }
-                Ok(r) => return Err(error_from(r.status(), r, &url)),
-                Err(e) if attempt < self.opts.retries => {
-                    log::debug!("retrying after: {e}");
-                    true
-                }
-                Err(e) => return Err(e),
-            };
-            if retry {
-                std::thread::sleep(self.backoff(attempt));
-                attempt += 1;
+            if r.status().is_success() {
+                return Ok(r);
             }
+            if r.status() == StatusCode::UNAUTHORIZED && !refreshed_auth {
+                // New or changed challenge, or an expired token: learn it and try once more.
+                let challenge = header(&r, "www-authenticate").and_then(|h| parse_challenges(h).into_iter().next());
+                let Some(c) = challenge else {
+                    return Err(error_from(r.status(), r, &url));
+                };
+                if matches!(c, Challenge::Basic { .. }) && self.creds.is_none() {
+                    return Err(RegistryError::NoCredentials { url });
+                }
+                *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                self.authorization(true)?;
+                refreshed_auth = true;
+                continue;
+            }
+            return Err(error_from(r.status(), r, &url));
         }
     }
 
     /// Fetch a manifest by tag or digest. The body is capped before parsing; a digest reference is verified.
     pub fn manifest(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
-        let resp = self.get(&format!("manifests/{reference}"), Some(ACCEPT), 0)?;
+        let resp = self.get(&format!("manifests/{reference}"), Some(ACCEPT))?;
         let url = format!("manifests/{reference}");
         let limit = self.opts.max_manifest_bytes;
         if resp.body().content_length().is_some_and(|l| l > limit) {
@@ -539,12 +468,13 @@ impl Repo {
         })
     }
 
-    /// Stream a blob from `offset` on. If the registry ignores `Range` the stream starts at 0 (`offset` says so).
+    /// One attempt at streaming a blob from `offset` on; the caller owns the retry budget (see
+    /// [`RegistryError::retry`]). If the registry ignores `Range` the stream starts at 0 (`offset` says so).
     pub fn blob(&self, digest: &Digest, offset: u64) -> Result<BlobStream, RegistryError> {
-        let resp = match self.get(&format!("blobs/{digest}"), None, offset) {
+        let resp = match self.get_once(&format!("blobs/{digest}"), None, offset) {
             // A range past what the server has: start over from zero.
             Err(RegistryError::Status { status: 416, .. }) if offset > 0 => {
-                self.get(&format!("blobs/{digest}"), None, 0)?
+                self.get_once(&format!("blobs/{digest}"), None, 0)?
             }
             r => r?,
         };
@@ -566,7 +496,7 @@ impl Repo {
     /// A small blob (an image config) whole, capped and verified.
     pub fn blob_bytes(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, RegistryError> {
         let url = format!("blobs/{digest}");
-        let resp = self.get(&url, None, 0)?;
+        let resp = self.get(&url, None)?;
         let bytes = read_capped(resp, limit, &url)?;
         let got = Digest::of(&bytes);
         if &got != digest {
@@ -588,7 +518,7 @@ impl Repo {
         let mut out = Vec::new();
         let mut next = "tags/list?n=1000".to_string();
         for _ in 0..100 {
-            let resp = self.get(&next, Some("application/json"), 0)?;
+            let resp = self.get(&next, Some("application/json"))?;
             let link = header(&resp, "link").map(str::to_string);
             let body = read_capped(resp, 16 * 1024 * 1024, &next)?;
             let t: Tags = serde_json::from_slice(&body).map_err(|e| transport(&next, format!("bad tag list: {e}")))?;
@@ -610,29 +540,6 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_detection() {
-        for h in [
-            "127.0.0.1:5000",
-            "127.9.9.9",
-            "localhost",
-            "localhost:1",
-            "[::1]:5000",
-            "::1",
-        ] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in [
-            "10.0.0.1:5000",
-            "example.com",
-            "localhost.evil.com",
-            "[::2]:5000",
-            "128.0.0.1",
-        ] {
-            assert!(!is_loopback(h), "{h}");
-        }
-    }
 
     #[test]
     fn redirect_locations() {

@@ -3,7 +3,6 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
-pub mod resolve;
 
 pub use auth::Credentials;
 pub use client::{BlobStream, FetchedManifest, Registry, RegistryOptions, Repo};
@@ -73,17 +72,21 @@ pub enum RegistryError {
     },
     #[error("{url}: no basic auth credentials")]
     NoCredentials { url: String },
-    #[error("toomanyrequests: the registry's rate limit was reached{}{}", .remaining.as_ref().map(|r| format!(" (ratelimit-remaining: {r})")).unwrap_or_default(), if .errors.0.is_empty() { String::new() } else { format!(": {}", .errors) })]
+    #[error("toomanyrequests: the registry's rate limit was reached{}{}{}", .remaining.as_ref().map(|r| format!(" (ratelimit-remaining: {r})")).unwrap_or_default(), .retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default(), if .errors.0.is_empty() { String::new() } else { format!(": {}", .errors) })]
     RateLimited {
         url: String,
         remaining: Option<String>,
+        retry_after: Option<std::time::Duration>,
         errors: ErrorList,
     },
-    #[error("{url}: registry answered {status}: {errors}")]
+    /// Any other non-success answer: `registry answered 503 Service Unavailable: <the body's first line>`.
+    #[error("{url}: registry answered {status}{}{}", if .reason.is_empty() { String::new() } else { format!(" {}", .reason) }, if .detail.is_empty() { String::new() } else { format!(": {}", .detail) })]
     Status {
         url: String,
         status: u16,
-        errors: ErrorList,
+        reason: String,
+        detail: String,
+        retry_after: Option<std::time::Duration>,
     },
     #[error("{url}: response larger than the limit of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
@@ -95,6 +98,27 @@ pub enum RegistryError {
     DigestMismatch { expected: Digest, got: Digest },
     #[error(transparent)]
     Manifest(#[from] manifest::ManifestError),
+}
+
+impl RegistryError {
+    /// Whether another attempt can help, and when: resets, timeouts and truncations after the backoff; 5xx
+    /// answers after their `Retry-After` if they give one; a 429 only when it says when (Docker Hub's limits
+    /// last hours, so a 429 without `Retry-After` is final); everything else is final.
+    pub fn retry(&self) -> crate::net::Retry {
+        use crate::net::Retry;
+        match self {
+            RegistryError::Transport { .. } => Retry::Backoff,
+            RegistryError::Status {
+                status: 500 | 502 | 503 | 504,
+                retry_after,
+                ..
+            } => retry_after.map(Retry::After).unwrap_or(Retry::Backoff),
+            RegistryError::RateLimited {
+                retry_after: Some(d), ..
+            } => Retry::After(*d),
+            _ => Retry::Never,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -112,8 +136,26 @@ mod tests {
         let e = RegistryError::RateLimited {
             url: "u".into(),
             remaining: Some("0;w=21600".into()),
+            retry_after: None,
             errors: ErrorList::default(),
         };
+        assert_eq!(
+            e.retry(),
+            crate::net::Retry::Never,
+            "a 429 that does not say when is final"
+        );
+        let s = RegistryError::Status {
+            url: "http://r/v2/x/blobs/sha256:1".into(),
+            status: 503,
+            reason: "Service Unavailable".into(),
+            detail: "upstream overloaded".into(),
+            retry_after: Some(std::time::Duration::from_secs(2)),
+        };
+        assert_eq!(
+            s.to_string(),
+            "http://r/v2/x/blobs/sha256:1: registry answered 503 Service Unavailable: upstream overloaded"
+        );
+        assert_eq!(s.retry(), crate::net::Retry::After(std::time::Duration::from_secs(2)));
         assert_eq!(
             e.to_string(),
             "toomanyrequests: the registry's rate limit was reached (ratelimit-remaining: 0;w=21600)"

@@ -8,6 +8,7 @@
 pub mod diff;
 
 use crate::digest::Digest;
+use crate::net::{Retry, RetryPolicy};
 use crate::registry::manifest::{Descriptor, ManifestError};
 use crate::registry::{RegistryError, Repo};
 use crate::store::blobs::BlobError;
@@ -167,9 +168,9 @@ pub struct Transfers {
     pub store: BlobStore,
     pub slots: Slots,
     pub claims: Claims,
-    /// Attempts per layer for resets and truncated bodies (each resumes with `Range`).
-    pub attempts: u32,
-    pub retry_delay: Duration,
+    /// The one retry policy: its budget is per blob, whatever failed (a reset, a truncated body, a 503), and
+    /// every attempt after the first resumes with `Range`.
+    pub retry: RetryPolicy,
     /// See [`DiffHasher::new`]; from the board's memory budget.
     pub zstd_window_log_max: u32,
 }
@@ -306,23 +307,25 @@ impl Transfers {
             current: ing.offset(),
             total: size,
         });
-        let mut attempt = 0u32;
+        let mut budget = self.retry.budget();
         let mut buf = vec![0u8; CHUNK];
         let mut last_persist = Instant::now();
         while ing.offset() < size {
             if job.cancel.load(Ordering::Relaxed) {
                 return Err(stop(&mut ing, job));
             }
-            let failure: String = match job.repo.blob(&desc.digest, ing.offset()) {
-                Err(e @ (RegistryError::Transport { .. } | RegistryError::Status { .. })) => e.to_string(),
-                Err(e) => return Err(e.into()),
+            let (failure, how): (String, Retry) = match job.repo.blob(&desc.digest, ing.offset()) {
+                Err(e) => match e.retry() {
+                    Retry::Never => return Err(e.into()),
+                    how => (e.to_string(), how),
+                },
                 Ok(mut stream) => {
                     if stream.offset != ing.offset() {
                         // The registry ignored our Range: what it sends starts at zero.
                         ing.reset()?;
                         diff = self.diff_hasher(desc)?;
                     }
-                    loop {
+                    let failure = loop {
                         if job.cancel.load(Ordering::Relaxed) {
                             break "cancelled".to_string();
                         }
@@ -371,7 +374,8 @@ impl Transfers {
                             }
                             break String::new();
                         }
-                    }
+                    };
+                    (failure, Retry::Backoff)
                 }
             };
             if ing.offset() == size {
@@ -380,20 +384,18 @@ impl Transfers {
             if job.cancel.load(Ordering::Relaxed) {
                 return Err(stop(&mut ing, job));
             }
-            attempt += 1;
             // Keep what we have: the next attempt, or the next daemon, resumes from here.
             ing.sync()?;
             db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
-            if attempt >= self.attempts {
+            let Some(delay) = budget.failed(how) else {
                 return Err(TransferError::Incomplete {
                     digest: desc.digest.clone(),
-                    attempts: attempt,
+                    attempts: budget.used(),
                     got: ing.offset(),
                     size,
                     last: failure,
                 });
-            }
-            let delay = (self.retry_delay * attempt).min(Duration::from_secs(30));
+            };
             log::info!("layer {}: {failure}; retrying in {delay:?}", desc.digest);
             report(LayerUpdate::Retrying {
                 seconds: delay.as_secs().max(1),
@@ -470,8 +472,7 @@ mod tests {
             store,
             slots: Slots::new(1),
             claims: Claims::default(),
-            attempts: 1,
-            retry_delay: Duration::ZERO,
+            retry: RetryPolicy::default(),
             zstd_window_log_max: 27,
         };
         let diff = Digest::of(&content);
