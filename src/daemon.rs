@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::http::{self, Handler};
 use crate::image::ImageService;
 use crate::registry::Registry;
-use crate::store::{BlobStore, Db, RootLock};
+use crate::store::{BlobStore, Db, RootLock, Sealer};
 use crate::transfer::{Claims, Slots, Transfers};
 use std::sync::Arc;
 
@@ -22,6 +22,8 @@ pub enum DaemonError {
     Db(#[from] crate::store::DbError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    Secret(#[from] crate::store::SecretError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -61,6 +63,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         transfers,
         cfg.platform.clone(),
         cfg.concurrent_downloads,
+        Sealer::open_or_create(&root.join("credentials.key"))?,
     ));
     let gc = images.gc(cfg.stale_ingest)?;
     if gc.blobs + gc.ingests > 0 {

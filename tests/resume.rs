@@ -107,3 +107,68 @@ fn sigkill_mid_pull_resumes_from_disk_and_finishes() {
     let again = proxy.served() - before;
     assert!(again < 64 * 1024, "a pull of a present image transferred {again} bytes");
 }
+
+/// A private pull killed mid-download keeps its credentials sealed on disk (never in `depot.db`, its WAL or its
+/// free pages), and the restarted daemon can still use them to finish.
+#[test]
+fn credentials_of_a_killed_private_pull_are_never_on_disk_in_plain_text() {
+    let p = peers();
+    // slow enough that the download is still running when it is killed
+    let proxy = Proxy::start(&p.basic, 100 * 1000);
+    let mut d = Depot::start(&[]);
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE,
+        r#"{"username":"testuser","password":"testpass","serveraddress":"x"}"#,
+    );
+    let (sock, addr) = (d.sock.clone(), proxy.addr.clone());
+    let pull = std::thread::spawn(move || {
+        request_unix(
+            &sock,
+            "POST",
+            &format!("/images/create?fromImage={addr}/test&tag=1"),
+            &[("X-Registry-Auth", &auth)],
+            Duration::from_secs(120),
+        )
+    });
+    wait_for(30, "layer bytes in the ingest", || ingest_bytes(&d) > 0);
+    d.kill9();
+    let _ = pull.join();
+    let db = rusqlite::Connection::open(d.root.join("depot.db")).unwrap();
+    let sealed: String = db
+        .query_row(
+            "SELECT auth FROM downloads WHERE state NOT IN ('committed', 'failed')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sealed.starts_with("v1:"), "sealed, not plain: {sealed}");
+    drop(db);
+    let root = d.root.clone();
+    let grep = |what: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("grep -a -l -e {what} depot.db*"))
+            .current_dir(&root)
+            .output()
+            .unwrap()
+    };
+    for secret in ["testpass", "testuser"] {
+        let out = grep(secret);
+        assert!(out.stdout.is_empty(), "{secret} in plain text in {}", stdout(&out));
+    }
+    let key = d.root.join("credentials.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    // the restarted daemon opens them and finishes the private pull by itself
+    proxy.set_rate(0);
+    d.restart();
+    wait_for(60, "the resumed private pull to commit", || !d.images().is_empty());
+    let db = rusqlite::Connection::open(d.root.join("depot.db")).unwrap();
+    let left: Option<String> = db.query_row("SELECT auth FROM downloads", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, None, "credentials go when the download ends");
+    drop(db);
+    assert!(
+        grep("testpass").stdout.is_empty(),
+        "the password reached the disk after all"
+    );
+}

@@ -30,6 +30,8 @@ pub struct ImageService {
     pub platform: Platform,
     /// Layers fetched at once by one pull (the daemon-wide limit is `transfers.slots`).
     pub concurrency: usize,
+    /// Seals the credentials a download keeps while it runs (never in plain text in the database).
+    sealer: crate::store::Sealer,
     jobs: Mutex<HashMap<String, Arc<PullJob>>>,
     /// Garbage collection holds this exclusively from its snapshot of what is referenced to its last delete; a
     /// pull holds it shared while it records a blob as its own and checks that the blob is there. So a blob a pull
@@ -52,8 +54,10 @@ impl ImageService {
         transfers: Arc<Transfers>,
         platform: Platform,
         concurrency: usize,
+        sealer: crate::store::Sealer,
     ) -> ImageService {
         ImageService {
+            sealer,
             db,
             store,
             registry,
@@ -73,7 +77,7 @@ impl ImageService {
             return Ok(j.clone());
         }
         let platform = spec.platform.as_ref().map(|p| p.to_string());
-        let auth = pull::serialize_creds(&spec.creds);
+        let auth = pull::serialize_creds(&spec.creds).map(|c| self.sealer.seal(c.as_bytes()));
         let id = self
             .db
             .create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
@@ -110,11 +114,23 @@ impl ImageService {
                 }
             };
             let platform = row.platform.as_deref().and_then(|p| p.parse().ok());
-            let creds = self
-                .db
-                .download_auth(row.id)?
-                .as_deref()
-                .and_then(pull::deserialize_creds);
+            let creds = match self.db.download_auth(row.id)? {
+                None => None,
+                Some(s) if crate::store::Sealer::is_sealed(&s) => match self.sealer.open(&s) {
+                    Ok(plain) => pull::deserialize_creds(&String::from_utf8_lossy(&plain)),
+                    Err(e) => {
+                        let msg = format!("{e}; pull {} again", row.reference);
+                        self.db
+                            .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&msg))?;
+                        continue;
+                    }
+                },
+                // Written by an older depot in plain text: seal it now.
+                Some(plain) => {
+                    self.db.set_download_auth(row.id, &self.sealer.seal(plain.as_bytes()))?;
+                    pull::deserialize_creds(&plain)
+                }
+            };
             let spec = PullSpec {
                 reference,
                 platform,

@@ -243,6 +243,8 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content is overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "cache_size", -512)?; // 512 KiB: the daemon's memory budget is small
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn, MIGRATIONS)?;
@@ -554,9 +556,9 @@ impl Db {
 
     // --- downloads ---
 
-    /// A new download in state `queued`. `auth` (the registry credentials, serialised) is kept only while the
-    /// download is unfinished, so that a resumed pull of a private image can authenticate; the database file is
-    /// private to the daemon (mode 0600).
+    /// A new download in state `queued`. `auth` (the registry credentials, sealed by the caller: see
+    /// [`crate::store::Sealer`]) is kept only while the download is unfinished, so that a resumed pull of a
+    /// private image can authenticate.
     pub fn create_download(&self, reference: &str, platform: Option<&str>, auth: Option<&str>) -> Result<i64> {
         let conn = self.conn();
         let t = now();
@@ -573,6 +575,15 @@ impl Db {
             .query_row("SELECT auth FROM downloads WHERE id = ?1", [id], |r| r.get(0))
             .optional()?
             .flatten())
+    }
+
+    /// Replace a running download's (sealed) credentials.
+    pub fn set_download_auth(&self, id: i64, auth: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE downloads SET auth = ?2 WHERE id = ?1 AND state NOT IN ('committed', 'failed')",
+            params![id, auth],
+        )?;
+        Ok(())
     }
 
     pub fn set_download_state(&self, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {

@@ -2,9 +2,11 @@
 
 pub mod blobs;
 pub mod db;
+pub mod secrets;
 
 pub use blobs::{BlobError, BlobStore, Ingest};
 pub use db::{Db, DbError, DownloadState};
+pub use secrets::{Sealer, SecretError};
 
 use std::fs::{File, OpenOptions};
 use std::io;
