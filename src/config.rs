@@ -27,7 +27,7 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     pub log_level: String,
     pub registry: RegistryOptions,
-    /// Ingests that no unfinished download owns are dropped once this old.
+    /// How long the partial bytes of a failed download are kept for a new pull of the same image to resume from.
     pub stale_ingest: Duration,
 }
 

@@ -20,6 +20,14 @@ pub enum DaemonError {
     Io { context: String, source: std::io::Error },
     #[error(transparent)]
     Db(#[from] crate::store::DbError),
+    #[error(
+        "{path} cannot be used ({source}); `depot fsck --repair --data-root {root}` rebuilds it from the data root"
+    )]
+    DbDamaged {
+        path: String,
+        root: String,
+        source: crate::store::DbError,
+    },
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
@@ -44,8 +52,23 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let tmp = root.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    let db = Arc::new(Db::open(&root.join("depot.db"))?);
+    let db_path = root.join("depot.db");
+    let fresh = !db_path.exists();
+    let damaged = |source| DaemonError::DbDamaged {
+        path: db_path.display().to_string(),
+        root: root.display().to_string(),
+        source,
+    };
+    let db = Db::open(&db_path).map_err(damaged)?;
+    match db.quick_check() {
+        Ok(problems) if problems.is_empty() => {}
+        Ok(problems) => return Err(damaged(crate::store::DbError::Damaged(problems.join("; ")))),
+        Err(e) => return Err(damaged(e)),
+    }
+    let db = Arc::new(db);
     let store = BlobStore::open(root).map_err(io("opening the content store"))?;
+    crate::store::layout::init(root).map_err(io("writing oci-layout"))?;
+    reconcile(&db, &store, cfg, fresh)?;
     let mut ropts = cfg.registry.clone();
     ropts.net.certs_dir = Some(cfg.certs_dir());
     let registry = Arc::new(Registry::new(ropts));
@@ -65,12 +88,14 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         cfg.concurrent_downloads,
         Sealer::open_or_create(&root.join("credentials.key"))?,
     ));
+    images.sync_layout();
     let gc = images.gc(cfg.stale_ingest)?;
-    if gc.blobs + gc.ingests > 0 {
+    if gc.blobs + gc.ingests + gc.strays > 0 {
         log::info!(
-            "recovery: removed {} unreferenced blobs and {} stale ingests ({} bytes)",
+            "recovery: removed {} unreferenced blobs, {} ingests no download owns and {} stray files ({} bytes)",
             gc.blobs,
             gc.ingests,
+            gc.strays,
             gc.bytes
         );
     }
@@ -81,6 +106,37 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         log::info!("recovery: resuming {resumed} unfinished downloads");
     }
     Ok(Daemon { images, _lock: lock })
+}
+
+/// Bring the database up to what the data root holds before anything trusts it: images `index.json` names that
+/// the database does not know are restored (see [`crate::image::rebuild`]). A new database beside blobs it never
+/// saw arrive never collects them.
+fn reconcile(db: &Db, store: &BlobStore, cfg: &Config, fresh: bool) -> Result<(), DaemonError> {
+    let r = crate::image::rebuild::rebuild(db, store, cfg.zstd_window_log_max())?;
+    if r.images > 0 || !r.skipped.is_empty() {
+        log::warn!(
+            "{}: rebuilt {} images and {} refs from index.json{}",
+            if fresh {
+                "no depot.db"
+            } else {
+                "depot.db did not know every image of index.json"
+            },
+            r.images,
+            r.refs,
+            if r.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; not restored: {}", r.skipped.join("; "))
+            }
+        );
+    }
+    if fresh && !store.list().map_err(io("listing blobs"))?.is_empty() {
+        db.set_meta(
+            crate::image::META_BLOB_GC,
+            "off: database created beside existing blobs",
+        )?;
+    }
+    Ok(())
 }
 
 /// Bind the listeners and serve until SIGTERM or SIGINT (then: socket removed, WAL checkpointed) or SIGKILL.

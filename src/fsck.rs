@@ -1,13 +1,16 @@
-//! `depot fsck`: an offline check of a data root (the daemon must be stopped; the root lock enforces it).
-//! Every blob is re-hashed against its name, every image's config, layers and manifests must be present, and
-//! SQLite checks its own file. `--repair` removes what cannot be trusted: corrupt blobs, and the images (with
-//! their tags) whose blobs are gone, so that pulling them again downloads what is missing.
+//! `depot fsck`: an offline check of a data root (the daemon must be stopped; the root lock enforces it). It
+//! accounts for every file: each blob is re-hashed against its name, each image's config, layers and manifests
+//! must be present, SQLite checks its own file, `index.json` must agree with the database, and every ingest must
+//! belong to a download; anything else in the store's directories is a stray. `--repair` removes what cannot be
+//! trusted (corrupt blobs, the images whose blobs are gone, strays and orphan ingests), rewrites `index.json`,
+//! and rebuilds a lost or damaged database from the OCI layout.
 
 use crate::digest::{Digest, Hasher};
-use crate::store::{BlobStore, Db, DbError, RootLock};
+use crate::image::rebuild::{rebuild, RebuildReport};
+use crate::store::{layout, BlobStore, Db, DbError, RootLock};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsckError {
@@ -15,12 +18,17 @@ pub enum FsckError {
     Io { context: String, source: std::io::Error },
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FsckError {
     let context = context.into();
     move |source| FsckError::Io { context, source }
 }
+
+/// Partial bytes of a failed download are kept this long for a new pull to resume from (as the daemon does).
+const KEEP_FAILED_SECS: i64 = 24 * 3600;
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -30,21 +38,35 @@ pub struct Report {
     pub corrupt: Vec<Digest>,
     /// Images with blobs missing from the store: image id → missing digests.
     pub broken_images: BTreeMap<Digest, Vec<Digest>>,
-    /// What SQLite's `integrity_check` reported, if not "ok".
+    /// What SQLite reported (cannot open, or `integrity_check` lines), if anything.
     pub db: Vec<String>,
+    /// With repair: the damaged database was moved here and a new one rebuilt from `index.json`.
+    pub rebuilt: Option<(PathBuf, RebuildReport)>,
+    /// `index.json` (or `oci-layout`) does not agree with the database.
+    pub layout_stale: bool,
+    /// Files in the store's directories that are no content: temp files of a daemon that died, junk.
+    pub strays: Vec<PathBuf>,
+    /// Ingests no download owns.
+    pub orphan_ingests: Vec<PathBuf>,
     /// With repair: what was removed.
     pub removed_blobs: u64,
     pub removed_images: Vec<(Digest, Vec<String>)>,
+    pub removed_files: u64,
 }
 
 impl Report {
     pub fn clean(&self) -> bool {
-        self.corrupt.is_empty() && self.broken_images.is_empty() && self.db.is_empty()
+        self.corrupt.is_empty()
+            && self.broken_images.is_empty()
+            && self.db.is_empty()
+            && !self.layout_stale
+            && self.strays.is_empty()
+            && self.orphan_ingests.is_empty()
     }
 
-    /// After `--repair`: whether everything found was mended (a damaged database counts only once rebuilt).
+    /// After `--repair`: whether everything found was mended (a damaged database counts once rebuilt).
     pub fn repaired(&self) -> bool {
-        self.db.is_empty()
+        self.db.is_empty() || self.rebuilt.is_some()
     }
 }
 
@@ -61,15 +83,50 @@ fn hash_file(p: &Path) -> std::io::Result<(Digest, u64)> {
     }
 }
 
+/// Open the database, or say why it cannot be trusted: it does not open, or SQLite's check finds damage.
+fn open_db(path: &Path) -> (Option<Db>, Vec<String>) {
+    match Db::open(path) {
+        Ok(db) => match db.integrity_check() {
+            Ok(lines) if lines.is_empty() => (Some(db), lines),
+            Ok(lines) => (Some(db), lines),
+            Err(e) => (Some(db), vec![e.to_string()]),
+        },
+        Err(e) => (None, vec![e.to_string()]),
+    }
+}
+
+/// Move a damaged database (and its WAL) aside, keeping it for inspection; returns where it went.
+fn move_aside(root: &Path) -> std::io::Result<PathBuf> {
+    let stamp = crate::store::db::now();
+    let target = root.join(format!("depot.db.damaged-{stamp}"));
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let from = root.join(format!("depot.db{suffix}"));
+        if from.exists() {
+            std::fs::rename(&from, root.join(format!("depot.db.damaged-{stamp}{suffix}")))?;
+        }
+    }
+    crate::fsutil::fsync_dir(root)?;
+    Ok(target)
+}
+
 /// Check (and with `repair`, mend) the data root at `root`.
 pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     let _lock = RootLock::acquire(root).map_err(io(format!("locking {}", root.display())))?;
-    let db = Db::open(&root.join("depot.db"))?;
     let store = BlobStore::open(root).map_err(io("opening the content store"))?;
+    let db_path = root.join("depot.db");
+    let (mut db, problems) = open_db(&db_path);
     let mut r = Report {
-        db: db.integrity_check()?,
+        db: problems,
         ..Report::default()
     };
+    if repair && !r.db.is_empty() {
+        drop(db.take());
+        let moved = move_aside(root).map_err(io("moving the damaged database aside"))?;
+        let fresh = Db::open(&db_path)?;
+        let report = rebuild(&fresh, &store, 27)?;
+        r.rebuilt = Some((moved, report));
+        db = Some(fresh);
+    }
     for d in store.list().map_err(io("listing blobs"))? {
         let path = store.path(&d).map_err(|e| FsckError::Io {
             context: d.to_string(),
@@ -92,6 +149,18 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
             }
         }
     }
+    r.strays = store.strays().map_err(io("listing the store"))?;
+    if repair {
+        for p in &r.strays {
+            if remove(p).is_ok() {
+                r.removed_files += 1;
+            }
+        }
+    }
+    // Without a usable database nothing more can be checked against it.
+    let Some(db) = db.filter(|_| r.db.is_empty() || r.rebuilt.is_some()) else {
+        return Ok(r);
+    };
     for (image, blob) in db.image_blobs()? {
         if !store.contains(&blob) || r.corrupt.contains(&blob) {
             r.broken_images.entry(image).or_default().push(blob);
@@ -104,12 +173,54 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
             r.removed_images.push((image.clone(), refs));
         }
     }
+    let owned = db.owned_ingests(crate::store::db::now() - KEEP_FAILED_SECS)?;
+    for (path, digest) in store.ingests().map_err(io("listing ingests"))? {
+        if !digest.is_some_and(|d| owned.contains(&d)) {
+            r.orphan_ingests.push(path);
+        }
+    }
+    if repair {
+        for p in &r.orphan_ingests {
+            if remove(p).is_ok() {
+                r.removed_files += 1;
+            }
+        }
+    }
+    let expected = layout::render(&db.layout_entries()?, |d| store.size(d));
+    let actual = std::fs::read_to_string(root.join("index.json")).unwrap_or_default();
+    r.layout_stale = actual != expected || !root.join("oci-layout").is_file();
+    if repair && r.layout_stale {
+        layout::init(root).map_err(io("writing oci-layout"))?;
+        layout::write_index(root, &expected).map_err(io("writing index.json"))?;
+    }
     Ok(r)
+}
+
+fn remove(p: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(p)?.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    }
 }
 
 /// The report as text, one finding per line, for `depot fsck`.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    for line in &r.db {
+        out.push_str(&format!("database: {line}\n"));
+    }
+    if let Some((moved, rb)) = &r.rebuilt {
+        out.push_str(&format!(
+            "database rebuilt from index.json: {} images, {} refs (the damaged one is kept as {})\n",
+            rb.images,
+            rb.refs,
+            moved.display()
+        ));
+        for s in &rb.skipped {
+            out.push_str(&format!("not restored: {s}\n"));
+        }
+    }
     for d in &r.corrupt {
         out.push_str(&format!("corrupt blob {d}: its content does not hash to its name\n"));
     }
@@ -118,11 +229,20 @@ pub fn render(r: &Report) -> String {
             out.push_str(&format!("image {img}: blob {m} is missing or corrupt\n"));
         }
     }
-    for line in &r.db {
-        out.push_str(&format!("database: {line}\n"));
+    for p in &r.strays {
+        out.push_str(&format!("stray file {}: no content and no download's\n", p.display()));
+    }
+    for p in &r.orphan_ingests {
+        out.push_str(&format!("orphan ingest {}: no download owns it\n", p.display()));
+    }
+    if r.layout_stale {
+        out.push_str("index.json does not agree with the database\n");
     }
     if r.removed_blobs > 0 {
         out.push_str(&format!("removed {} corrupt blobs\n", r.removed_blobs));
+    }
+    if r.removed_files > 0 {
+        out.push_str(&format!("removed {} stray files and orphan ingests\n", r.removed_files));
     }
     for (img, refs) in &r.removed_images {
         let names: Vec<String> = refs
@@ -131,13 +251,14 @@ pub fn render(r: &Report) -> String {
             .collect();
         out.push_str(&format!("removed image {img} ({}); pull it again\n", names.join(", ")));
     }
+    let mended = r.rebuilt.is_some() || r.removed_blobs > 0 || !r.removed_images.is_empty() || r.removed_files > 0;
     out.push_str(&format!(
         "{} blobs ({} bytes) checked: {}\n",
         r.blobs,
         r.bytes,
         if r.clean() {
             "no problems"
-        } else if r.removed_blobs > 0 || !r.removed_images.is_empty() {
+        } else if mended || (r.layout_stale && r.repaired()) {
             "repaired"
         } else {
             "problems found (depot fsck --repair removes what cannot be trusted)"

@@ -188,7 +188,12 @@ fn client_socket(flag: Option<String>) -> Result<PathBuf, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let args: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    // `-h` is `--help` (argh knows only the long form).
+    let args: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
     // `depot help [COMMAND]` is `depot [COMMAND] --help`.
     let args: Vec<&str> = match args.as_slice() {
         ["help", rest @ ..] => rest.iter().copied().chain(["--help"]).collect(),

@@ -94,8 +94,93 @@ fn errors_are_one_line_and_nonzero() {
         "{}",
         stderr(&out)
     );
-    let out = Command::new(bin()).args(["frobnicate"]).output().unwrap();
+}
+
+#[test]
+fn usage_help_and_errors_name_what_is_wrong() {
+    let run = |args: &[&str]| Command::new(bin()).args(args).output().unwrap();
+    let out = run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("depot: unknown command 'frobnicate'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["pull"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("depot: missing argument: reference\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["rm"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing argument: images"), "{}", stderr(&out));
+    let out = run(&["serve", "--frobnicate", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--frobnicate"), "{}", stderr(&out));
+    for args in [&["pull", "--help"][..], &["help", "pull"], &["pull", "-h"]] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with("Usage: depot pull"),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains("--platform"), "{}", stdout(&out));
+    }
+    for args in [&["help"][..], &["--help"], &[]] {
+        let out = run(args);
+        assert!(out.status.success());
+        for c in ["serve", "pull", "images", "rm", "fsck", "config"] {
+            assert!(
+                stdout(&out).contains(&format!("  {c} ")),
+                "{c} in {args:?}: {}",
+                stdout(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_client_finds_the_socket_by_flag_then_environment() {
+    let d = Depot::start(&[]);
+    let elsewhere = tempdir("elsewhere");
+    let client = |args: &[&str], env: &[(&str, String)]| {
+        Command::new(bin())
+            .args(args)
+            .current_dir(&elsewhere)
+            .env_remove("DEPOT_SOCKET")
+            .env_remove("DOCKER_HOST")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+    let sock = d.sock.display().to_string();
+    // the README's way: DOCKER_HOST=unix://…, from another directory
+    let out = client(&["images"], &[("DOCKER_HOST", format!("unix://{sock}"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("REPOSITORY"), "{}", stdout(&out));
+    // DEPOT_SOCKET wins over DOCKER_HOST, and -H over both
+    let bad = ("DOCKER_HOST", "unix:///nonexistent/docker.sock".to_string());
+    assert!(client(&["images"], &[("DEPOT_SOCKET", sock.clone()), bad.clone()])
+        .status
+        .success());
+    let out = client(
+        &["images", "-H", &format!("unix://{sock}")],
+        &[("DEPOT_SOCKET", "/nonexistent".into())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        client(&["-H", &sock, "images"], &[]).status.success(),
+        "-H before the command too"
+    );
+    // a tcp:// DOCKER_HOST is not ours to use: the profile's socket (relative, absent here) is tried
+    let out = client(&["images"], &[("DOCKER_HOST", "tcp://127.0.0.1:2375".into())]);
+    assert!(stderr(&out).contains("depot-data/depot.sock"), "{}", stderr(&out));
+    let out = client(&["images", "-H", "tcp://127.0.0.1:1"], &[]);
     assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unix socket"), "{}", stderr(&out));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod job;
 pub mod pull;
+pub mod rebuild;
 
 pub use error::{ErrorClass, ImageError};
 pub use job::{LayerStatus, PullEvent, PullJob, PullOutcome};
@@ -37,7 +38,14 @@ pub struct ImageService {
     /// pull holds it shared while it records a blob as its own and checks that the blob is there. So a blob a pull
     /// decided to reuse is never collected under it.
     gc_lock: std::sync::RwLock<()>,
+    /// Serialises rewrites of `index.json`: each reads the database after its own change, so the last one
+    /// written reflects every change before it.
+    layout_lock: Mutex<()>,
 }
+
+/// `meta` key: set when the database did not see the store being filled (created over existing blobs, or
+/// rebuilt from `index.json`), so a blob it does not know may still be somebody's: never collect those.
+pub const META_BLOB_GC: &str = "blob_gc";
 
 /// One line of a delete's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +74,7 @@ impl ImageService {
             concurrency,
             jobs: Mutex::new(HashMap::new()),
             gc_lock: std::sync::RwLock::new(()),
+            layout_lock: Mutex::new(()),
         }
     }
 
@@ -230,10 +239,12 @@ impl ImageService {
         }
         let last = refs.iter().all(|(n, _, _)| remove.contains(n));
         let layers = if last { self.db.image_layers(&id)? } else { Vec::new() };
+        let own_blobs = if last { self.db.blobs_of_image(&id)? } else { Vec::new() };
         self.db.remove(&remove, last.then_some(&id))?;
+        self.sync_layout();
         if last {
             out.push(DeleteItem::Deleted(id.to_string()));
-            let removed = self.collect_unreferenced()?;
+            let removed = self.collect(&own_blobs)?;
             // Like the classic store, report the layer chain ids whose content went away.
             let mut chain: Option<Digest> = None;
             for l in &layers {
@@ -259,31 +270,53 @@ impl ImageService {
         Ok(self.store.contains(d))
     }
 
-    fn collect_unreferenced(&self) -> Result<std::collections::HashSet<Digest>, ImageError> {
+    /// Remove those of `candidates` (the blobs of an image just deleted) that no image or unfinished download
+    /// needs any more; returns what went. Blobs outside `candidates` are never touched here.
+    fn collect(&self, candidates: &[Digest]) -> Result<std::collections::HashSet<Digest>, ImageError> {
         let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
         let keep = self.db.referenced_blobs()?;
         let live = self.db.live_download_blobs()?;
         let mut removed = std::collections::HashSet::new();
-        let all = self.store.list().map_err(|e| ImageError::Io {
-            context: "listing blobs".into(),
-            source: e,
-        })?;
-        for d in all {
-            if !keep.contains(&d) && !live.contains(&d) && self.store.delete(&d)? {
-                removed.insert(d);
+        for d in candidates {
+            if !keep.contains(d) && !live.contains(d) && self.store.delete(d)? {
+                removed.insert(d.clone());
             }
         }
         Ok(removed)
     }
 
-    /// Full GC: unreferenced blobs, and ingests no unfinished download owns that are older than `stale`.
-    pub fn gc(&self, stale: Duration) -> Result<GcReport, ImageError> {
+    /// Full GC: unreferenced blobs (unless the database may not know every owner, see [`META_BLOB_GC`]), stray
+    /// files, and ingests no download owns: an unfinished one, or one that failed less than `keep_failed` ago
+    /// (pulling the image again resumes from those bytes).
+    pub fn gc(&self, keep_failed: Duration) -> Result<GcReport, ImageError> {
         let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
-        let keep = self.db.referenced_blobs()?;
-        let live = self.db.live_download_blobs()?;
-        self.store.gc(&keep, &live, stale).map_err(|e| ImageError::Io {
-            context: "garbage collection".into(),
-            source: e,
-        })
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| ImageError::Io { context, source }
+        };
+        let mut keep = self.db.referenced_blobs()?;
+        if self.db.meta(META_BLOB_GC)?.is_some_and(|v| v != "on") {
+            keep.extend(self.store.list().map_err(io("listing blobs"))?);
+        }
+        let owned = self
+            .db
+            .owned_ingests(crate::store::db::now() - keep_failed.as_secs() as i64)?;
+        self.store.gc(&keep, &owned).map_err(io("garbage collection"))
+    }
+
+    /// Rewrite the OCI layout's `index.json` from the database. A failure is logged, not returned: the database
+    /// is the truth, and every start rewrites the file.
+    pub fn sync_layout(&self) {
+        let _one = self.layout_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.db.layout_entries().map_err(ImageError::from).and_then(|rows| {
+            let text = crate::store::layout::render(&rows, |d| self.store.size(d));
+            crate::store::layout::write_index(self.store.root(), &text).map_err(|source| ImageError::Io {
+                context: "writing index.json".into(),
+                source,
+            })
+        });
+        if let Err(e) = r {
+            log::error!("the OCI layout's index.json is out of step until the next change or start: {e}");
+        }
     }
 }

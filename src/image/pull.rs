@@ -218,6 +218,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
         layers,
     };
     svc.db.commit_image(&img, &refs, Some(job.download))?;
+    svc.sync_layout();
     job.emit(PullEvent::Digest(resolved));
     let what = if up_to_date {
         "Image is up to date for"

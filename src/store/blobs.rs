@@ -12,7 +12,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -39,6 +38,7 @@ fn io_err(d: impl ToString) -> impl FnOnce(io::Error) -> BlobError {
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
+    root: PathBuf,
     blobs: PathBuf,
     ingest: PathBuf,
 }
@@ -50,7 +50,16 @@ impl BlobStore {
         let ingest = root.join("ingest");
         fsutil::create_dir_durable(&blobs)?;
         fsutil::create_dir_durable(&ingest)?;
-        Ok(BlobStore { blobs, ingest })
+        Ok(BlobStore {
+            root: root.to_path_buf(),
+            blobs,
+            ingest,
+        })
+    }
+
+    /// The data root this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn path(&self, d: &Digest) -> Result<PathBuf, BlobError> {
@@ -168,11 +177,12 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Remove blobs not in `keep`, and ingests not in `live` that were last written more than `stale` ago.
-    pub fn gc(&self, keep: &HashSet<Digest>, live: &HashSet<Digest>, stale: Duration) -> io::Result<GcReport> {
+    /// Remove blobs not in `keep`, ingests not in `ingests` (the digests some download still owns), and every
+    /// stray file (see [`BlobStore::strays`]).
+    pub fn gc(&self, keep: &HashSet<Digest>, ingests: &HashSet<Digest>) -> io::Result<GcReport> {
         let mut report = GcReport::default();
         for d in self.list()? {
-            if !keep.contains(&d) && !live.contains(&d) {
+            if !keep.contains(&d) && !ingests.contains(&d) {
                 if let Ok(p) = self.path(&d) {
                     let len = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
                     if fs::remove_file(&p).is_ok() {
@@ -182,32 +192,76 @@ impl BlobStore {
                 }
             }
         }
-        let now = SystemTime::now();
-        for e in fs::read_dir(&self.ingest)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let owned = Digest::from_sha256_hex(&name)
-                .map(|d| live.contains(&d))
-                .unwrap_or(false);
-            if owned {
+        for (path, owner) in self.ingests()? {
+            if owner.is_some_and(|d| ingests.contains(&d)) {
                 continue;
             }
-            let data = e.path().join("data");
-            let modified = fs::metadata(&data).or_else(|_| e.metadata()).and_then(|m| m.modified());
-            let age = modified
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or(Duration::MAX);
-            if age >= stale {
-                let len = fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
-                if fs::remove_dir_all(e.path()).is_ok() {
-                    report.ingests += 1;
-                    report.bytes += len;
-                }
+            let len = fs::metadata(path.join("data")).map(|m| m.len()).unwrap_or(0);
+            if remove_any(&path).is_ok() {
+                report.ingests += 1;
+                report.bytes += len;
+            }
+        }
+        for path in self.strays()? {
+            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if remove_any(&path).is_ok() {
+                report.strays += 1;
+                report.bytes += len;
             }
         }
         fsutil::fsync_dir(&self.blobs)?;
+        fsutil::fsync_dir(&self.ingest)?;
         Ok(report)
+    }
+
+    /// Every entry of `ingest/` that is an ingest directory, with the digest it is for. Anything else there is
+    /// a stray.
+    pub fn ingests(&self) -> io::Result<Vec<(PathBuf, Option<Digest>)>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.ingest)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                let d = Digest::from_sha256_hex(&e.file_name().to_string_lossy()).ok();
+                out.push((e.path(), d));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Files in the store's directories that are neither content nor an ingest: temp files of a `put` that
+    /// died (`ingest/.put-*`), anything in `blobs/sha256` not named by its sha256, anything in an ingest
+    /// directory but its `data`.
+    pub fn strays(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.blobs)? {
+            let e = e?;
+            let named = Digest::from_sha256_hex(&e.file_name().to_string_lossy()).is_ok();
+            if !named || !e.file_type()?.is_file() {
+                out.push(e.path());
+            }
+        }
+        for e in fs::read_dir(&self.ingest)? {
+            let e = e?;
+            if !e.file_type()?.is_dir() {
+                out.push(e.path());
+                continue;
+            }
+            for f in fs::read_dir(e.path())? {
+                let f = f?;
+                if f.file_name() != "data" {
+                    out.push(f.path());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn remove_any(p: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(p)?.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
     }
 }
 
@@ -215,6 +269,7 @@ impl BlobStore {
 pub struct GcReport {
     pub blobs: u64,
     pub ingests: u64,
+    pub strays: u64,
     pub bytes: u64,
 }
 
@@ -436,25 +491,35 @@ mod tests {
     }
 
     #[test]
-    fn gc_keeps_referenced_and_live() {
+    fn gc_keeps_referenced_and_owned_and_removes_strays() {
         let (d, s) = store();
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
         s.put(&a, b"a").unwrap();
         s.put(&b, b"b").unwrap();
-        let live = Digest::of(b"live");
-        s.ingest(&live).unwrap().write_all(b"li").unwrap();
-        let stale = Digest::of(b"stale");
-        s.ingest(&stale).unwrap().write_all(b"st").unwrap();
+        let owned = Digest::of(b"owned");
+        s.ingest(&owned).unwrap().write_all(b"li").unwrap();
+        let orphan = Digest::of(b"orphan");
+        s.ingest(&orphan).unwrap().write_all(b"st").unwrap();
+        fs::create_dir_all(d.join("ingest").join(Digest::of(b"empty").hex())).unwrap();
         fs::create_dir_all(d.join("ingest/not-a-digest")).unwrap();
+        fs::write(d.join("ingest/.put-123-4"), b"half a config").unwrap();
+        fs::write(d.join("blobs/sha256/junk"), b"x").unwrap();
+        fs::write(d.join("ingest").join(owned.hex()).join("data.tmp"), b"x").unwrap();
+        assert_eq!(s.strays().unwrap().len(), 3);
         let keep: HashSet<_> = [a.clone()].into();
-        let r = s.gc(&keep, &[live.clone()].into(), Duration::ZERO).unwrap();
-        assert_eq!((r.blobs, r.ingests), (1, 2));
+        let r = s.gc(&keep, &[owned.clone()].into()).unwrap();
+        assert_eq!((r.blobs, r.ingests, r.strays), (1, 3, 3));
         assert!(s.contains(&a) && !s.contains(&b));
-        assert!(d.join("ingest").join(live.hex()).join("data").exists());
-        assert!(!d.join("ingest").join(stale.hex()).exists());
-        // a young ingest nobody owns survives a GC with a long staleness bound
-        s.ingest(&stale).unwrap().write_all(b"st").unwrap();
-        let r = s.gc(&keep, &HashSet::new(), Duration::from_secs(3600)).unwrap();
-        assert_eq!(r.ingests, 0);
+        assert!(d.join("ingest").join(owned.hex()).join("data").exists());
+        let left: Vec<_> = fs::read_dir(d.join("ingest"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from(owned.hex())],
+            "only the owned ingest is left"
+        );
+        assert!(s.strays().unwrap().is_empty());
     }
 }

@@ -19,6 +19,8 @@ pub enum DbError {
     TooNew { found: i64, known: i64 },
     #[error("database holds a malformed value in {0}")]
     Corrupt(&'static str),
+    #[error("database is damaged: {0}")]
+    Damaged(String),
 }
 
 type Result<T> = std::result::Result<T, DbError>;
@@ -89,6 +91,13 @@ pub const MIGRATIONS: &[&str] = &[
         size INTEGER NOT NULL,
         done INTEGER NOT NULL,
         PRIMARY KEY (download_id, digest)
+    );
+    "#,
+    // 2: facts about the store itself (e.g. whether unreferenced blobs may be collected).
+    r#"
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     "#,
 ];
@@ -196,6 +205,18 @@ pub struct DownloadRow {
     pub resolved_digest: Option<Digest>,
     pub manifest_digest: Option<Digest>,
     pub image_id: Option<Digest>,
+}
+
+/// One manifest descriptor of the OCI layout's `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutRow {
+    pub manifest: Digest,
+    pub media_type: String,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    /// The canonical ref name (`docker.io/library/alpine:3.20`, `host:5000/repo@sha256:…`), if any.
+    pub ref_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -520,6 +541,74 @@ impl Db {
         rows.map(|r| digest_col(r?, "referenced blob")).collect()
     }
 
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// What `index.json` of the OCI layout lists: every image's manifest with each of its refs (an image with
+    /// none is listed once, unnamed), ordered by ref name.
+    pub fn layout_entries(&self) -> Result<Vec<LayoutRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT i.manifest_digest, m.media_type, i.os, i.architecture, i.variant, r.name
+             FROM images i JOIN image_manifests m ON m.image_id = i.id AND m.digest = i.manifest_digest
+             LEFT JOIN refs r ON r.image_id = i.id
+             ORDER BY r.name IS NULL, r.name, i.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (d, media_type, os, architecture, variant, ref_name) = r?;
+            Ok(LayoutRow {
+                manifest: digest_col(d, "images.manifest_digest")?,
+                media_type,
+                os,
+                architecture,
+                variant,
+                ref_name,
+            })
+        })
+        .collect()
+    }
+
+    /// The image manifest of every image.
+    pub fn image_manifests(&self) -> Result<HashSet<Digest>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT manifest_digest FROM images")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest_col(r?, "images.manifest_digest")).collect()
+    }
+
+    /// The blobs one image needs: its config, layers and manifests.
+    pub fn blobs_of_image(&self, id: &Digest) -> Result<Vec<Digest>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM images WHERE id = ?1 UNION SELECT digest FROM image_layers WHERE image_id = ?1
+             UNION SELECT digest FROM image_manifests WHERE image_id = ?1",
+        )?;
+        let rows = st.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest_col(r?, "image blob")).collect()
+    }
+
     /// Every (image, blob it needs) pair.
     pub fn image_blobs(&self) -> Result<Vec<(Digest, Digest)>> {
         let conn = self.conn();
@@ -535,7 +624,6 @@ impl Db {
         .collect()
     }
 
-    /// SQLite's own check of the database file: empty when it is sound.
     /// At a tidy stop: move the WAL's content into the main file and leave WAL mode, which removes `-wal` and
     /// `-shm`, so the database is one self-contained file (the next open switches WAL on again). A write that
     /// still comes after this is durable all the same, through a rollback journal.
@@ -544,6 +632,17 @@ impl Db {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         conn.pragma_update(None, "journal_mode", "DELETE")?;
         Ok(())
+    }
+
+    /// SQLite's own check of the database file: empty when it is sound.
+    /// A fast structural check (`quick_check`: pages and records, not index contents), for every start: a torn
+    /// or truncated file is caught before the daemon trusts it. The database is small (metadata only).
+    pub fn quick_check(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("PRAGMA quick_check")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let lines: Vec<String> = rows.collect::<std::result::Result<_, _>>()?;
+        Ok(lines.into_iter().filter(|l| l != "ok").collect())
     }
 
     pub fn integrity_check(&self) -> Result<Vec<String>> {
@@ -663,6 +762,18 @@ impl Db {
              UNION SELECT manifest_digest FROM downloads WHERE state NOT IN ('committed', 'failed') AND manifest_digest IS NOT NULL",
         )?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| digest_col(r?, "download blob")).collect()
+    }
+
+    /// Digests whose ingests a download owns: unfinished ones, and those that failed after `failed_since` (unix
+    /// seconds), whose bytes a new pull of the same image resumes from.
+    pub fn owned_ingests(&self, failed_since: i64) -> Result<HashSet<Digest>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT b.digest FROM download_blobs b JOIN downloads d ON d.id = b.download_id
+             WHERE d.state NOT IN ('committed', 'failed') OR (d.state = 'failed' AND d.updated_at >= ?1)",
+        )?;
+        let rows = st.query_map([failed_since], |r| r.get::<_, String>(0))?;
         rows.map(|r| digest_col(r?, "download blob")).collect()
     }
 

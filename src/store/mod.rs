@@ -2,6 +2,7 @@
 
 pub mod blobs;
 pub mod db;
+pub mod layout;
 pub mod secrets;
 
 pub use blobs::{BlobError, BlobStore, Ingest};
