@@ -467,3 +467,61 @@ fn fsck_finds_a_corrupt_blob_and_repair_lets_a_pull_fetch_it_again() {
     assert!(stdout(&out).contains("Pull complete"), "{}", stdout(&out));
     assert!(d.blobs().contains(&name));
 }
+
+/// A tmpfs of `size` mounted at a new directory; unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(tag: &str, size: &str) -> Tmpfs {
+        let root = tempdir(tag);
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs needs root");
+        Tmpfs(root)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fill the file system under `dir` to the last byte.
+fn fill(dir: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let block = vec![1u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[test]
+fn a_download_end_is_recorded_even_on_a_full_volume() {
+    use depot::store::{Db, DownloadState};
+    let fs = Tmpfs::mount("full-db", "4m");
+    let db = Db::open(&fs.0.join("depot.db")).unwrap();
+    assert!(fs.0.join("depot.db-reserve").exists(), "room is kept aside at open");
+    let id = db.create_download("127.0.0.1:5000/x:1", None, None).unwrap();
+    db.set_download_state(id, DownloadState::Fetching, None).unwrap();
+    fill(&fs.0);
+    // the volume is really full: an ordinary write fails
+    let mut failed = false;
+    for i in 0..200 {
+        if db.create_download(&format!("r:{i}"), None, None).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the volume never filled up");
+    // but a download's end is recorded all the same
+    db.set_download_state(id, DownloadState::Failed, Some("No space left on device"))
+        .unwrap();
+    assert_eq!(db.download(id).unwrap().unwrap().state, DownloadState::Failed);
+    drop(db);
+    let db = Db::open(&fs.0.join("depot.db")).unwrap();
+    assert!(db.unfinished_downloads().unwrap().iter().all(|d| d.id != id), "durable: it will not resume");
+}

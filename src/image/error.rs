@@ -37,6 +37,10 @@ pub enum ImageError {
     Db(#[from] DbError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    /// A pull failed and the failure could not be recorded: the database still says it runs, so it resumes at
+    /// the next start, and the client is told exactly that.
+    #[error("{error}; recording the failure failed too ({db}): the download stays queued and resumes at the next start")]
+    Unrecorded { error: String, db: DbError },
 }
 
 impl From<RegistryError> for ImageError {
@@ -88,6 +92,7 @@ impl ImageError {
             | ImageError::Transfer(_)
             | ImageError::Blob(_)
             | ImageError::Db(_)
+            | ImageError::Unrecorded { .. }
             | ImageError::Io { .. } => Internal,
         }
     }

@@ -61,21 +61,22 @@ pub(crate) fn deserialize_creds(s: &str) -> Option<Credentials> {
 }
 
 /// Run a pull job to its end on the current (blocking) thread and record the outcome.
+/// The outcome reaches the job's followers only once the database records it.
 pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
-    let r = pull(svc, job, spec);
-    let state = match &r {
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
-    };
-    if let Some(msg) = &state {
+    let r = pull(svc, job, spec).or_else(|e| {
+        let msg = e.to_string();
         log::warn!("pull of {} failed: {msg}", spec.reference);
-        if let Err(e) = svc
+        match svc
             .db
-            .set_download_state(job.download, DownloadState::Failed, Some(msg))
+            .set_download_state(job.download, DownloadState::Failed, Some(&msg))
         {
-            log::error!("recording the failure of download {}: {e}", job.download);
+            Ok(()) => Err(e),
+            Err(db) => {
+                log::error!("recording the failure of download {}: {db}", job.download);
+                Err(ImageError::Unrecorded { error: msg, db })
+            }
         }
-    }
+    });
     job.finish(r.map_err(std::sync::Arc::new));
 }
 

@@ -227,6 +227,17 @@ pub enum RefKind {
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// A file of [`RESERVE_BYTES`] beside the database, given back to the file system when a state change finds
+    /// the volume full, so that recording a download's end (above all its failure) never fails for want of
+    /// room. Made again at the next open.
+    reserve: Option<std::path::PathBuf>,
+}
+
+/// Room kept for state changes on a full volume: a handful of WAL frames is all one needs.
+pub const RESERVE_BYTES: u64 = 1024 * 1024;
+
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 pub fn now() -> i64 {
@@ -252,11 +263,35 @@ impl Db {
         let conn = Connection::open(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|_| DbError::Corrupt("permissions of the database file"))?;
-        Self::setup(conn)
+        let mut name = path.as_os_str().to_owned();
+        name.push("-reserve");
+        let reserve = std::path::PathBuf::from(name);
+        if let Err(e) = make_reserve(&reserve) {
+            log::warn!("cannot keep {RESERVE_BYTES} bytes in reserve for the database ({e}): the volume is full");
+        }
+        let mut db = Self::setup(conn)?;
+        db.reserve = Some(reserve);
+        Ok(db)
     }
 
     pub fn open_in_memory() -> Result<Db> {
         Self::setup(Connection::open_in_memory()?)
+    }
+
+    /// Run a write; if the volume is full, give the reserve back to the file system and run it once more.
+    fn with_room<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn();
+        match f(&conn) {
+            Err(e) if is_full(&e) => {
+                let Some(r) = self.reserve.as_ref().filter(|r| r.exists()) else {
+                    return Err(e.into());
+                };
+                log::warn!("the volume is full: using the database's reserve to record a state change");
+                let _ = std::fs::remove_file(r);
+                Ok(f(&conn)?)
+            }
+            r => Ok(r?),
+        }
     }
 
     fn setup(mut conn: Connection) -> Result<Db> {
@@ -269,7 +304,10 @@ impl Db {
         conn.pragma_update(None, "cache_size", -512)?; // 512 KiB: the daemon's memory budget is small
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn, MIGRATIONS)?;
-        Ok(Db { conn: Mutex::new(conn) })
+        Ok(Db {
+            conn: Mutex::new(conn),
+            reserve: None,
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -685,8 +723,10 @@ impl Db {
         Ok(())
     }
 
+    /// Move a download along its lifecycle. Succeeds on a full volume (see [`Db::with_room`]): a client is never
+    /// told an end the database does not record.
     pub fn set_download_state(&self, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
-        set_state(&self.conn(), id, state, error)
+        self.with_room(|c| set_state(c, id, state, error))
     }
 
     /// Record what the reference resolved to, so a resumed download fetches exactly the same image.
@@ -801,7 +841,7 @@ impl Db {
     }
 }
 
-fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&str>) -> Result<()> {
+fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&str>) -> rusqlite::Result<()> {
     // Credentials outlive the download by not one transaction.
     conn.execute(
         "UPDATE downloads SET state = ?2, error = ?3, updated_at = ?4,
@@ -809,6 +849,27 @@ fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&st
         params![id, state.as_str(), error, now()],
     )?;
     Ok(())
+}
+
+/// Make the reserve file (whole, or not at all), unless it is there already. Its blocks are really allocated:
+/// a sparse file would give nothing back.
+fn make_reserve(path: &Path) -> std::io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+        return Ok(());
+    }
+    let r = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path)?;
+        let zeros = vec![0u8; 64 * 1024];
+        for _ in 0..RESERVE_BYTES / zeros.len() as u64 {
+            f.write_all(&zeros)?;
+        }
+        f.sync_all()
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    r
 }
 
 /// Apply the migrations past the database's `user_version`, each in its own transaction with the version bump,
