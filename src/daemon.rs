@@ -139,6 +139,9 @@ fn reconcile(db: &Db, store: &BlobStore, cfg: &Config, fresh: bool) -> Result<()
     Ok(())
 }
 
+/// Threads for the handlers' blocking work: SQLite has one connection, so more would only queue on it.
+const POOL_THREADS: usize = 4;
+
 /// Bind the listeners and serve until SIGTERM or SIGINT (then: socket removed, WAL checkpointed) or SIGKILL.
 pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
     // Before any thread exists, so that every thread inherits the mask and only the waiter below sees them.
@@ -149,6 +152,7 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
         context: "blocking signals".into(),
         source: e.into(),
     })?;
+    crate::pool::init(POOL_THREADS);
     let sock = cfg.socket_path();
     let unix =
         http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;

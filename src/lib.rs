@@ -14,6 +14,7 @@ pub mod image;
 pub mod logger;
 pub mod net;
 pub mod platform;
+pub mod pool;
 pub mod progress;
 pub mod reference;
 pub mod registry;

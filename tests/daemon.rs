@@ -523,5 +523,8 @@ fn a_download_end_is_recorded_even_on_a_full_volume() {
     assert_eq!(db.download(id).unwrap().unwrap().state, DownloadState::Failed);
     drop(db);
     let db = Db::open(&fs.0.join("depot.db")).unwrap();
-    assert!(db.unfinished_downloads().unwrap().iter().all(|d| d.id != id), "durable: it will not resume");
+    assert!(
+        db.unfinished_downloads().unwrap().iter().all(|d| d.id != id),
+        "durable: it will not resume"
+    );
 }

@@ -39,7 +39,9 @@ pub enum ImageError {
     Io { context: String, source: std::io::Error },
     /// A pull failed and the failure could not be recorded: the database still says it runs, so it resumes at
     /// the next start, and the client is told exactly that.
-    #[error("{error}; recording the failure failed too ({db}): the download stays queued and resumes at the next start")]
+    #[error(
+        "{error}; recording the failure failed too ({db}): the download stays queued and resumes at the next start"
+    )]
     Unrecorded { error: String, db: DbError },
 }
 

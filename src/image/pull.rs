@@ -63,17 +63,17 @@ pub(crate) fn deserialize_creds(s: &str) -> Option<Credentials> {
 /// Run a pull job to its end on the current (blocking) thread and record the outcome.
 /// The outcome reaches the job's followers only once the database records it.
 pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
-    let r = pull(svc, job, spec).or_else(|e| {
+    let r = pull(svc, job, spec).map_err(|e| {
         let msg = e.to_string();
         log::warn!("pull of {} failed: {msg}", spec.reference);
         match svc
             .db
             .set_download_state(job.download, DownloadState::Failed, Some(&msg))
         {
-            Ok(()) => Err(e),
+            Ok(()) => e,
             Err(db) => {
                 log::error!("recording the failure of download {}: {db}", job.download);
-                Err(ImageError::Unrecorded { error: msg, db })
+                ImageError::Unrecorded { error: msg, db }
             }
         }
     });

@@ -122,19 +122,31 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
     }
     let dangling = bool_filter(&filters, "dangling")?;
     let images = e.images.clone();
-    let rows = blocking::unblock(move || images.list()).await.map_err(ApiError::from)?;
-    let created_of = |name: &str| -> Result<i64, ApiError> {
-        let (id, _) = e.images.resolve(name).map_err(ApiError::from)?;
-        Ok(rows.iter().find(|r| r.id == id).and_then(|r| r.created).unwrap_or(0))
+    let (b, s) = (filters.get("before").cloned(), filters.get("since").cloned());
+    // One trip to the pool: the list and the images `before`/`since` name.
+    let (rows, before_ids, since_ids) = crate::pool::run(move || {
+        let ids = |names: Option<BTreeSet<String>>| {
+            names
+                .map(|n| {
+                    n.iter()
+                        .map(|n| images.resolve(n).map(|r| r.0))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()
+        };
+        Ok::<_, crate::image::ImageError>((images.list()?, ids(b)?, ids(s)?))
+    })
+    .await
+    .map_err(ApiError::from)?;
+    let created_of = |ids: Option<Vec<crate::digest::Digest>>| {
+        ids.map(|ids| {
+            ids.iter()
+                .map(|id| rows.iter().find(|r| &r.id == id).and_then(|r| r.created).unwrap_or(0))
+                .collect::<Vec<_>>()
+        })
     };
-    let before = filters
-        .get("before")
-        .map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>())
-        .transpose()?;
-    let since = filters
-        .get("since")
-        .map(|s| s.iter().map(|n| created_of(n)).collect::<Result<Vec<_>, _>>())
-        .transpose()?;
+    let before = created_of(before_ids);
+    let since = created_of(since_ids);
     let refs_filter = filters.get("reference");
     let labels_filter = filters.get("label");
     let mut out = Vec::new();
@@ -201,7 +213,7 @@ pub async fn delete(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError>
     let q = query_pairs(req.uri().query());
     let force = bool_value(query_get(&q, "force"));
     let (images, name) = (e.images.clone(), name.to_string());
-    let items = blocking::unblock(move || images.delete(&name, force))
+    let items = crate::pool::run(move || images.delete(&name, force))
         .await
         .map_err(ApiError::from)?;
     let body: Vec<serde_json::Value> = items

@@ -133,7 +133,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let images = e.images.clone();
     let specs: Vec<PullSpec> = if all_tags {
         let (r, c) = (reference.clone(), creds.clone());
-        let tags = blocking::unblock(move || {
+        let tags = crate::pool::run(move || {
             let repo = images.registry.repo(r.domain(), r.path(), c);
             repo.tags()
                 .map_err(|e| crate::image::error::pull_error(e, &r.familiar(), &r.familiar_name()))
@@ -166,7 +166,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
         ));
     };
     let images = e.images.clone();
-    let job = blocking::unblock(move || images.pull(first))
+    let job = crate::pool::run(move || images.pull(first))
         .await
         .map_err(ApiError::from)?;
     let mut cursor = 0;
@@ -195,7 +195,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
             }
             let Some(spec) = rest.next() else { break };
             let svc = images.clone();
-            job = match blocking::unblock(move || svc.pull(spec)).await {
+            job = match crate::pool::run(move || svc.pull(spec)).await {
                 Ok(j) => j,
                 Err(err) => {
                     let _ = tx.send(error_line(&err.to_string())).await;
