@@ -2,7 +2,7 @@
 # Release binaries of depot for the NAS CPUs, fully static and stripped, with checks and a size table.
 #   cross/build.sh                    all three: x86_64 (QDK x86_64), aarch64 (arm_64), armv7 (arm-x41)
 #   cross/build.sh aarch64 armv7      some of them
-# Output: target/<triple>/release/depot, and target/cross/sizes.md. Installs the toolchain if missing.
+# Output: target/<triple>/dist/depot (the `dist` profile: LTO, one codegen unit), and target/cross/sizes.md. Installs the toolchain if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cross/setup.sh
@@ -25,8 +25,8 @@ for a in "${@:-x86_64 aarch64 armv7}"; do
   for arch in $a; do
     t=$(triple "$arch")
     log=target/cross/build-$arch.log
-    "$CARGO" build --release --locked --target "$t" --config cross/cargo-config.toml > "$log" 2>&1 || { tail -30 "$log"; fail=1; continue; }
-    b=target/$t/release/depot
+    "$CARGO" build --profile dist --locked --target "$t" --config cross/cargo-config.toml > "$log" 2>&1 || { tail -30 "$log"; fail=1; continue; }
+    b=target/$t/dist/depot
     [ -x "$b" ] || { echo "cross/build: $arch failed, see $log" >&2; fail=1; continue; }
     size=$(stat -c %s "$b")
     kind=$(file -b "$b")

@@ -10,7 +10,7 @@ case $arch in
   armv7) t=armv7-unknown-linux-gnueabihf; run=(qemu-arm -cpu cortex-a9) ;;
   *) echo "usage: $0 x86_64|aarch64|armv7 REGISTRY" >&2; exit 2 ;;
 esac
-b=target/$t/release/depot
+b=target/$t/dist/depot
 [ -x "$b" ] || { echo "smoke: $b missing (cross/build.sh $arch)" >&2; exit 1; }
 w=$(mktemp -d /tmp/depot-smoke.XXXXXX)
 "${run[@]}" "$b" serve --data-root "$w/root" --tcp none --platform linux/amd64 --log-level warn 2> "$w/log" &

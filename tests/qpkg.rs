@@ -468,7 +468,7 @@ fn install_start_stop_upgrade_uninstall_in_a_simulated_qts() {
 fn wrong_arch_is_refused_by_the_header() {
     let out = tempdir("qpkg-out");
     // the payload does not matter to the header's check; ship the aarch64 binary if it was built
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/aarch64-unknown-linux-gnu/release/depot");
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/aarch64-unknown-linux-gnu/dist/depot");
     let bin = if bin.exists() {
         bin
     } else {

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CLIENTS=${CLIENTS:-100}
 REQS=${REQS:-50}
-BIN=${DEPOT_BIN:-$ROOT/target/release/depot}
-[ -n "${DEPOT_BIN:-}" ] || cargo build --release --quiet
+BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
+[ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 W=$(mktemp -d /tmp/depot-load.XXXXXX)
 cleanup() {
   [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 RUNS=${RUNS:-3}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet
-BIN=$ROOT/target/release/depot
+cargo build --profile dist --quiet
+BIN=$ROOT/target/dist/depot
 W=$(mktemp -d /tmp/depot-bench.XXXXXX)
 cleanup() {
   [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true

@@ -66,12 +66,12 @@ pub fn tempdir(tag: &str) -> PathBuf {
     p
 }
 
-/// A static release binary of `cross/build.sh` (tests/run builds them first).
+/// A static, size-checked binary of `cross/build.sh` (the `dist` profile; tests/run builds them first).
 pub fn static_binary(triple: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join(triple)
-        .join("release/depot");
+        .join("dist/depot");
     assert!(
         p.exists(),
         "{} is missing: run cross/build.sh (tests/run does)",
