@@ -10,7 +10,7 @@ use super::ImageService;
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::manifest::{parse_config, parse_manifest, ImageManifest, Manifest};
+use crate::registry::manifest::{parse_config, parse_manifest, ImageConfig, ImageManifest, Manifest};
 use crate::registry::{Credentials, Repo};
 use crate::store::db::{LayerRecord, NewImage, RefKind};
 use crate::store::DownloadState;
@@ -204,20 +204,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.
     svc.db
         .set_download_state(job.download, DownloadState::Verifying, None)?;
-    let img = NewImage {
-        id: cfg_digest.clone(),
-        manifest_digest,
-        manifests,
-        os: cfg.platform.os.clone(),
-        architecture: cfg.platform.architecture.clone(),
-        variant: cfg.platform.variant.clone(),
-        created: cfg.created,
-        labels: cfg
-            .labels
-            .as_ref()
-            .map(|l| serde_json::to_string(l).unwrap_or_default()),
-        layers,
-    };
+    let img = new_image(&cfg_digest, &manifest_digest, manifests, &cfg, layers);
     svc.db.commit_image(&img, &refs, Some(job.download))?;
     svc.sync_layout();
     job.emit(PullEvent::Digest(resolved));
@@ -231,6 +218,30 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
         image_id: cfg_digest,
         up_to_date,
     })
+}
+
+/// The rows of an image, from its config (`id` is the config's digest) and its layers.
+pub(crate) fn new_image(
+    id: &Digest,
+    manifest_digest: &Digest,
+    manifests: Vec<(Digest, String)>,
+    cfg: &ImageConfig,
+    layers: Vec<LayerRecord>,
+) -> NewImage {
+    NewImage {
+        id: id.clone(),
+        manifest_digest: manifest_digest.clone(),
+        manifests,
+        os: cfg.platform.os.clone(),
+        architecture: cfg.platform.architecture.clone(),
+        variant: cfg.platform.variant.clone(),
+        created: cfg.created,
+        labels: cfg
+            .labels
+            .as_ref()
+            .map(|l| serde_json::to_string(l).unwrap_or_default()),
+        layers,
+    }
 }
 
 /// Fetch every missing layer with a pool of workers, the daemon-wide slot limit applying on top.

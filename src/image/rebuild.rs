@@ -14,7 +14,7 @@ use super::pull::MAX_CONFIG_BYTES;
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::manifest::{parse_config, parse_manifest, Manifest};
-use crate::store::db::{NewImage, RefKind};
+use crate::store::db::RefKind;
 use crate::store::layout;
 use crate::store::{BlobStore, Db};
 use crate::transfer::{Claims, Slots, Transfers};
@@ -124,20 +124,7 @@ fn restore(
         }
         refs.push((name.clone(), r.name(), kind));
     }
-    let img = NewImage {
-        id: m.config.digest.clone(),
-        manifest_digest: manifest.clone(),
-        manifests,
-        os: cfg.platform.os.clone(),
-        architecture: cfg.platform.architecture.clone(),
-        variant: cfg.platform.variant.clone(),
-        created: cfg.created,
-        labels: cfg
-            .labels
-            .as_ref()
-            .map(|l| serde_json::to_string(l).unwrap_or_default()),
-        layers,
-    };
+    let img = super::pull::new_image(&m.config.digest, manifest, manifests, &cfg, layers);
     db.commit_image(&img, &refs, None).map_err(|e| e.to_string())?;
     Ok(refs.len())
 }

@@ -12,20 +12,7 @@ CLIENTS=${CLIENTS:-100}
 REQS=${REQS:-50}
 BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
 [ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
-W=$(mktemp -d /tmp/depot-load.XXXXXX)
-cleanup() {
-  [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true
-  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null || true
-  [ -n "${OWN_PEERS:-}" ] && tests/peers/down.sh "$OWN_PEERS"
-  rm -rf "$W"
-}
-trap cleanup EXIT
-if [ -z "${DEPOT_TEST_PEERS:-}" ] || [ ! -f "$DEPOT_TEST_PEERS/env" ]; then
-  OWN_PEERS=$W/peers
-  tests/peers/up.sh "$OWN_PEERS" > "$W/peers.log" 2>&1
-  DEPOT_TEST_PEERS=$OWN_PEERS
-fi
-. "$DEPOT_TEST_PEERS/env"
+. tests/bench/lib.sh
 
 "$BIN" serve --data-root "$W/root" --log-level warn 2>"$W/depot.log" &
 DPID=$!

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pull benchmark: the 505 MB, 4-layer big:1 image from a loopback registry, by depot (release build), by
+# Pull benchmark: the 505 MB, 4-layer big:1 image from a loopback registry, by depot (dist build), by
 # `skopeo copy … oci:` and, when containerd is installed, by `ctr images pull`, in one run on one machine.
 # Prints wall time and peak RSS (median of RUNS) and the ratios to depot. Not a test: nothing is asserted.
 #   tests/bench/pull.sh            uses $DEPOT_TEST_PEERS if set, else starts its own peers
@@ -11,20 +11,7 @@ RUNS=${RUNS:-3}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --profile dist --quiet
 BIN=$ROOT/target/dist/depot
-W=$(mktemp -d /tmp/depot-bench.XXXXXX)
-cleanup() {
-  [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true
-  [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null || true
-  [ -n "${OWN_PEERS:-}" ] && tests/peers/down.sh "$OWN_PEERS"
-  rm -rf "$W"
-}
-trap cleanup EXIT
-if [ -z "${DEPOT_TEST_PEERS:-}" ] || [ ! -f "$DEPOT_TEST_PEERS/env" ]; then
-  OWN_PEERS=$W/peers
-  tests/peers/up.sh "$OWN_PEERS" > "$W/peers.log" 2>&1
-  DEPOT_TEST_PEERS=$OWN_PEERS
-fi
-. "$DEPOT_TEST_PEERS/env"
+. tests/bench/lib.sh
 IMG=$PLAIN/big:1
 
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }

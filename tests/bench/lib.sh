@@ -1,0 +1,17 @@
+# Shared by the benchmark scripts (sourced): a work directory removed at exit, the test peers (those of
+# $DEPOT_TEST_PEERS, else started here and stopped at exit), and the daemon and helper PIDs ended at exit.
+W=$(mktemp -d /tmp/depot-bench.XXXXXX)
+bench_cleanup() {
+  [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true
+  [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null || true
+  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null || true
+  [ -n "${OWN_PEERS:-}" ] && tests/peers/down.sh "$OWN_PEERS"
+  rm -rf "$W"
+}
+trap bench_cleanup EXIT
+if [ -z "${DEPOT_TEST_PEERS:-}" ] || [ ! -f "$DEPOT_TEST_PEERS/env" ]; then
+  OWN_PEERS=$W/peers
+  tests/peers/up.sh "$OWN_PEERS" > "$W/peers.log" 2>&1
+  DEPOT_TEST_PEERS=$OWN_PEERS
+fi
+. "$DEPOT_TEST_PEERS/env"
