@@ -166,9 +166,7 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
              with host networking) can pull and delete images; browsers are refused by Host and Origin checks"
         );
     }
-    let engine: Arc<dyn Handler> = Arc::new(Engine {
-        images: d.images.clone(),
-    });
+    let engine: Arc<dyn Handler> = Arc::new(Engine::new(d.images.clone()));
     let images = d.images.clone();
     let unix = Arc::new(unix);
     let on_signal = unix.clone();

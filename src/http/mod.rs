@@ -1,6 +1,10 @@
 //! Server plumbing shared by both APIs: listeners (unix socket and TCP), hyper connections on smol, bodies,
 //! query strings. No image knowledge here.
 
+pub mod router;
+
+pub use router::{Found, Params, Router};
+
 use bytes::Bytes;
 use futures_lite::{Stream, StreamExt};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};

@@ -5,7 +5,7 @@ mod auth;
 mod images;
 mod pull;
 
-use crate::http::{decoded_path, full, json, Handler, Req, Resp};
+use crate::http::{decoded_path, full, json, Found, Handler, Params, Req, Resp, Router};
 use crate::image::{ErrorClass, ImageError, ImageService};
 use hyper::{Method, StatusCode};
 use std::future::Future;
@@ -18,6 +18,39 @@ pub const MIN_API_VERSION: &str = "1.24";
 #[derive(Clone)]
 pub struct Engine {
     pub images: Arc<ImageService>,
+    routes: Arc<Router<Route>>,
+}
+
+/// Every endpoint of the Engine API depot serves; [`routes`] maps methods and paths to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Ping,
+    Version,
+    ImagesCreate,
+    ImagesList,
+    ImageDelete,
+}
+
+/// The routing table (spec §0): fixed paths before the patterns that could also match them.
+pub fn routes() -> Router<Route> {
+    use Method as M;
+    Router::new(vec![
+        (M::GET, "/_ping", Route::Ping),
+        (M::HEAD, "/_ping", Route::Ping),
+        (M::GET, "/version", Route::Version),
+        (M::POST, "/images/create", Route::ImagesCreate),
+        (M::GET, "/images/json", Route::ImagesList),
+        (M::DELETE, "/images/{name…}", Route::ImageDelete),
+    ])
+}
+
+impl Engine {
+    pub fn new(images: Arc<ImageService>) -> Engine {
+        Engine {
+            images,
+            routes: Arc::new(routes()),
+        }
+    }
 }
 
 /// An error answered as `{"message": …}` with its status.
@@ -149,18 +182,31 @@ impl Engine {
         }
         let v = ApiVersion(version.unwrap_or(API_VERSION));
         let method = req.method().clone();
-        let res: Result<Resp, ApiError> = match (&method, route) {
-            (&Method::OPTIONS, _) => Ok(full(StatusCode::OK, "", "")),
-            (&Method::GET | &Method::HEAD, "/_ping") => Ok(ping(method == Method::HEAD)),
-            (&Method::GET, "/version") => Ok(version_info()),
-            (&Method::POST, "/images/create") => pull::create(self, req).await,
-            (&Method::GET, "/images/json") => images::list(self, &req, v).await,
-            (&Method::DELETE, p) if p.starts_with("/images/") => {
-                images::delete(self, &req, &p["/images/".len()..]).await
+        if method == Method::OPTIONS {
+            return full(StatusCode::OK, "", "");
+        }
+        let (route, params) = match self.routes.find(&method, route) {
+            Found::Route(r, p) => (*r, p),
+            // dockerd answers a known path with the wrong method like an unknown one
+            Found::WrongMethod | Found::NotFound => {
+                return ApiError::new(StatusCode::NOT_FOUND, "page not found").into_response()
             }
-            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
         };
+        let res = self.dispatch(route, params, req, v).await;
         res.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+impl Engine {
+    async fn dispatch(&self, route: Route, params: Params, req: Req, v: ApiVersion<'_>) -> Result<Resp, ApiError> {
+        let name = || params.get("name").unwrap_or_default().to_string();
+        match route {
+            Route::Ping => Ok(ping(req.method() == Method::HEAD)),
+            Route::Version => Ok(version_info()),
+            Route::ImagesCreate => pull::create(self, req).await,
+            Route::ImagesList => images::list(self, &req, v).await,
+            Route::ImageDelete => images::delete(self, &req, &name()).await,
+        }
     }
 }
 
