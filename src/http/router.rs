@@ -120,7 +120,7 @@ impl<R> Router<R> {
         let mut known_path = false;
         for r in &self.routes {
             if let Some(params) = capture(&r.segs, &parts) {
-                if &r.method == method {
+                if r.method == *method {
                     return Found::Route(&r.route, params);
                 }
                 known_path = true;
