@@ -100,7 +100,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         );
     }
     // Ended downloads are history after 30 days.
-    images.db.prune_downloads(crate::store::db::now() - 30 * 24 * 3600)?;
+    images.forget_downloads(crate::store::db::now() - 30 * 24 * 3600)?;
     let resumed = images.resume_unfinished()?;
     if resumed > 0 {
         log::info!("recovery: resuming {resumed} unfinished downloads");
@@ -176,7 +176,7 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
             if let Ok(sig) = signals.wait() {
                 log::info!("{sig}: stopping (downloads resume at the next start)");
                 on_signal.remove_file();
-                if let Err(e) = images.db.checkpoint() {
+                if let Err(e) = images.checkpoint() {
                     log::warn!("checkpointing the database: {e}");
                 }
                 std::process::exit(0);

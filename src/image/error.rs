@@ -1,4 +1,5 @@
-//! Errors of image operations. Each variant names a class the API layers map to a status exhaustively.
+//! Errors of image operations, in depot's own words: each API renders them in its own (Docker's strings live in
+//! `api/engine`), and each variant names a class the APIs map to a status exhaustively.
 
 use crate::platform::PlatformError;
 use crate::reference::ReferenceError;
@@ -15,15 +16,20 @@ pub enum ImageError {
     Platform(#[from] PlatformError),
     #[error("{0}")]
     InvalidParameter(String),
-    #[error("No such image: {0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("'{0}' is a reserved name")]
+    #[error("an image name is needed")]
+    BlankName,
+    /// `reference` as the user would write it, with `:latest` added to a bare name.
+    #[error("image {reference} not found")]
+    NotFound { reference: String },
+    /// Deleting by id an image that several repositories or tags name, without force.
+    #[error("image {} is referenced in several repositories; remove it by name, or force it", .id.short())]
+    InUse { id: crate::digest::Digest },
+    #[error("{0} is a reserved name")]
     Reserved(String),
-    #[error("manifest for {reference} not found: {errors}")]
+    #[error("the registry has no manifest {reference}: {errors}")]
     ManifestUnknown { reference: String, errors: ErrorList },
-    #[error("pull access denied for {name}, repository does not exist or may require 'docker login': {}", if .errors.0.is_empty() { "denied: requested access to the resource is denied".to_string() } else { .errors.to_string() })]
+    /// The registry refused: the repository does not exist, or it needs credentials.
+    #[error("the registry denied access to {name} (it does not exist or needs credentials){}", if .errors.0.is_empty() { String::new() } else { format!(": {}", .errors) })]
     AccessDenied { name: String, errors: ErrorList },
     #[error(transparent)]
     Registry(RegistryError),
@@ -71,9 +77,14 @@ impl ImageError {
     pub fn class(&self) -> ErrorClass {
         use ErrorClass::*;
         match self {
-            ImageError::Reference(_) | ImageError::Platform(_) | ImageError::InvalidParameter(_) => InvalidParameter,
-            ImageError::NotFound(_) | ImageError::ManifestUnknown { .. } | ImageError::AccessDenied { .. } => NotFound,
-            ImageError::Conflict(_) => Conflict,
+            ImageError::Reference(_)
+            | ImageError::Platform(_)
+            | ImageError::InvalidParameter(_)
+            | ImageError::BlankName => InvalidParameter,
+            ImageError::NotFound { .. } | ImageError::ManifestUnknown { .. } | ImageError::AccessDenied { .. } => {
+                NotFound
+            }
+            ImageError::InUse { .. } => Conflict,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {
                 RegistryError::NoCredentials { .. } => Unauthorized,

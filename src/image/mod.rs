@@ -13,7 +13,7 @@ pub use pull::PullSpec;
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::{AnyReference, Reference};
-use crate::registry::Registry;
+use crate::registry::{Credentials, Registry};
 use crate::store::blobs::GcReport;
 use crate::store::db::{ImageRow, RefKind};
 use crate::store::{BlobStore, Db};
@@ -22,15 +22,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The image service both APIs call. Its state is private: callers use its typed methods, and none of them
+/// reaches the registry client or the database directly.
 pub struct ImageService {
-    pub db: Arc<Db>,
-    pub store: BlobStore,
-    pub registry: Arc<Registry>,
-    pub transfers: Arc<Transfers>,
+    db: Arc<Db>,
+    store: BlobStore,
+    registry: Arc<Registry>,
+    transfers: Arc<Transfers>,
     /// The platform pulled when the caller names none.
-    pub platform: Platform,
+    platform: Platform,
     /// Layers fetched at once by one pull (the daemon-wide limit is `transfers.slots`).
-    pub concurrency: usize,
+    concurrency: usize,
     /// Seals the credentials a download keeps while it runs (never in plain text in the database).
     sealer: crate::store::Sealer,
     jobs: Mutex<HashMap<String, Arc<PullJob>>>,
@@ -156,6 +158,23 @@ impl ImageService {
         Ok(n)
     }
 
+    /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).
+    pub fn remote_tags(&self, reference: &Reference, creds: Option<Credentials>) -> Result<Vec<String>, ImageError> {
+        let repo = self.registry.repo(reference.domain(), reference.path(), creds);
+        repo.tags()
+            .map_err(|e| error::pull_error(e, &reference.familiar(), &reference.familiar_name()))
+    }
+
+    /// Forget downloads that ended before `before` (unix seconds).
+    pub fn forget_downloads(&self, before: i64) -> Result<usize, ImageError> {
+        Ok(self.db.prune_downloads(before)?)
+    }
+
+    /// At a tidy stop: make the database one self-contained file (see [`Db::checkpoint`]).
+    pub fn checkpoint(&self) -> Result<(), ImageError> {
+        Ok(self.db.checkpoint()?)
+    }
+
     pub fn list(&self) -> Result<Vec<ImageRow>, ImageError> {
         Ok(self.db.list_images()?)
     }
@@ -167,7 +186,7 @@ impl ImageService {
                 Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{name}:latest"),
                 _ => name.to_string(),
             };
-            ImageError::NotFound(shown)
+            ImageError::NotFound { reference: shown }
         };
         match AnyReference::parse(name)? {
             AnyReference::Id(d) => {
@@ -198,7 +217,7 @@ impl ImageService {
     /// `DELETE /images/{name}` semantics (spec §5.6). Blobs no other image needs are removed with the image.
     pub fn delete(&self, name: &str, force: bool) -> Result<Vec<DeleteItem>, ImageError> {
         if name.is_empty() {
-            return Err(ImageError::InvalidParameter("image name cannot be blank".into()));
+            return Err(ImageError::BlankName);
         }
         let (id, by_ref) = self.resolve(name)?;
         let refs = self.db.refs_of(&id)?;
@@ -225,10 +244,7 @@ impl ImageService {
                 let repos: std::collections::HashSet<&String> = refs.iter().map(|x| &x.1).collect();
                 let tags = refs.iter().filter(|x| x.2 == RefKind::Tag).count();
                 if !force && (repos.len() > 1 || tags > 1) {
-                    return Err(ImageError::Conflict(format!(
-                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                        id.short()
-                    )));
+                    return Err(ImageError::InUse { id });
                 }
                 remove.extend(refs.iter().map(|x| x.0.clone()));
             }

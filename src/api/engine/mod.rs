@@ -96,15 +96,48 @@ impl From<crate::http::BodyError> for ApiError {
     }
 }
 
+/// An image error in dockerd's words (the CLI and scripts match on them); depot's own words where dockerd has
+/// none for the case.
+pub fn docker_message(e: &ImageError) -> String {
+    match e {
+        ImageError::BlankName => "image name cannot be blank".into(),
+        ImageError::NotFound { reference } => format!("No such image: {reference}"),
+        ImageError::InUse { id } => format!(
+            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+            id.short()
+        ),
+        ImageError::Reserved(name) => format!("'{name}' is a reserved name"),
+        ImageError::ManifestUnknown { reference, errors } => format!("manifest for {reference} not found: {errors}"),
+        ImageError::AccessDenied { name, errors } => format!(
+            "pull access denied for {name}, repository does not exist or may require 'docker login': {}",
+            if errors.0.is_empty() {
+                "denied: requested access to the resource is denied".to_string()
+            } else {
+                errors.to_string()
+            }
+        ),
+        ImageError::Reference(_)
+        | ImageError::Unrecorded { .. }
+        | ImageError::Platform(_)
+        | ImageError::InvalidParameter(_)
+        | ImageError::Registry(_)
+        | ImageError::Manifest(_)
+        | ImageError::Transfer(_)
+        | ImageError::Blob(_)
+        | ImageError::Db(_)
+        | ImageError::Io { .. } => e.to_string(),
+    }
+}
+
 impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> ApiError {
-        ApiError::new(status_of(e.class()), e.to_string())
+        ApiError::from(&e)
     }
 }
 
 impl From<&ImageError> for ApiError {
     fn from(e: &ImageError) -> ApiError {
-        ApiError::new(status_of(e.class()), e.to_string())
+        ApiError::new(status_of(e.class()), docker_message(e))
     }
 }
 

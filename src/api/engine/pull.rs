@@ -133,13 +133,9 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let images = e.images.clone();
     let specs: Vec<PullSpec> = if all_tags {
         let (r, c) = (reference.clone(), creds.clone());
-        let tags = crate::pool::run(move || {
-            let repo = images.registry.repo(r.domain(), r.path(), c);
-            repo.tags()
-                .map_err(|e| crate::image::error::pull_error(e, &r.familiar(), &r.familiar_name()))
-        })
-        .await
-        .map_err(ApiError::from)?;
+        let tags = crate::pool::run(move || images.remote_tags(&r, c))
+            .await
+            .map_err(ApiError::from)?;
         let mut specs = Vec::new();
         for t in tags {
             let r = reference
@@ -198,7 +194,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
             job = match crate::pool::run(move || svc.pull(spec)).await {
                 Ok(j) => j,
                 Err(err) => {
-                    let _ = tx.send(error_line(&err.to_string())).await;
+                    let _ = tx.send(error_line(&super::docker_message(&err))).await;
                     return;
                 }
             };
@@ -251,7 +247,7 @@ async fn follow(
         }
         match batch.outcome {
             Some(Ok(o)) => return Follow::Done(o.up_to_date),
-            Some(Err(e)) => return Follow::Failed(e.to_string()),
+            Some(Err(e)) => return Follow::Failed(super::docker_message(&e)),
             None => {}
         }
     }
