@@ -2,6 +2,7 @@
 //! parse requests into these calls and map [`ImageError`] classes to statuses.
 
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod pull;
 pub mod rebuild;
@@ -43,11 +44,24 @@ pub struct ImageService {
     /// Serialises rewrites of `index.json`: each reads the database after its own change, so the last one
     /// written reflects every change before it.
     layout_lock: Mutex<()>,
+    /// What happened to images, for `/events` and the station's event log.
+    pub events: events::EventBus,
 }
 
 /// `meta` key: set when the database did not see the store being filled (created over existing blobs, or
 /// rebuilt from `index.json`), so a blob it does not know may still be somebody's: never collect those.
 pub const META_BLOB_GC: &str = "blob_gc";
+
+/// Facts about this image service.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// Stable for the life of the data root.
+    pub id: String,
+    pub images: usize,
+    pub data_root: std::path::PathBuf,
+    pub insecure_registries: Vec<String>,
+    pub platform: Platform,
+}
 
 /// One line of a delete's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +91,7 @@ impl ImageService {
             jobs: Mutex::new(HashMap::new()),
             gc_lock: std::sync::RwLock::new(()),
             layout_lock: Mutex::new(()),
+            events: events::EventBus::default(),
         }
     }
 
@@ -156,6 +171,42 @@ impl ImageService {
             self.spawn(job, spec);
         }
         Ok(n)
+    }
+
+    /// An event's attributes for image `id`: its labels, and `name`.
+    pub(crate) fn event_attrs(&self, id: &Digest, name: &str) -> std::collections::BTreeMap<String, String> {
+        let mut a: std::collections::BTreeMap<String, String> = self
+            .db
+            .image_labels(id)
+            .ok()
+            .flatten()
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default();
+        a.insert("name".into(), name.into());
+        a
+    }
+
+    /// What `/info` and the station report about the store.
+    pub fn facts(&self) -> Result<Facts, ImageError> {
+        let id = match self.db.meta("daemon_id")? {
+            Some(id) => id,
+            None => {
+                let mut b = [0u8; 16];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+                    .map_err(|_| ImageError::InvalidParameter("no system randomness".into()))?;
+                let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                let id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+                self.db.set_meta("daemon_id", &id)?;
+                id
+            }
+        };
+        Ok(Facts {
+            id,
+            images: self.db.list_images()?.len(),
+            data_root: self.store.root().to_path_buf(),
+            insecure_registries: self.registry.options().insecure.clone(),
+            platform: self.platform.clone(),
+        })
     }
 
     /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).
@@ -256,8 +307,15 @@ impl ImageService {
         let last = refs.iter().all(|(n, _, _)| remove.contains(n));
         let layers = if last { self.db.image_layers(&id)? } else { Vec::new() };
         let own_blobs = if last { self.db.blobs_of_image(&id)? } else { Vec::new() };
+        let attrs = self.event_attrs(&id, id.as_str());
         self.db.remove(&remove, last.then_some(&id))?;
         self.sync_layout();
+        for _ in &remove {
+            self.events.emit(events::Action::Untag, id.as_str(), attrs.clone());
+        }
+        if last {
+            self.events.emit(events::Action::Delete, id.as_str(), attrs);
+        }
         if last {
             out.push(DeleteItem::Deleted(id.to_string()));
             let removed = self.collect(&own_blobs)?;

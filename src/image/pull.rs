@@ -207,6 +207,11 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
     let img = new_image(&cfg_digest, &manifest_digest, manifests, &cfg, layers);
     svc.db.commit_image(&img, &refs, Some(job.download))?;
     svc.sync_layout();
+    svc.events.emit(
+        super::events::Action::Pull,
+        r.familiar(),
+        svc.event_attrs(&cfg_digest, &r.familiar_name()),
+    );
     job.emit(PullEvent::Digest(resolved));
     let what = if up_to_date {
         "Image is up to date for"

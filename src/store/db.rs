@@ -628,6 +628,17 @@ impl Db {
         .collect()
     }
 
+    /// An image's config labels (JSON object text), if it has any.
+    pub fn image_labels(&self, id: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT labels FROM images WHERE id = ?1", [id.as_str()], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
     /// The image manifest of every image.
     pub fn image_manifests(&self) -> Result<HashSet<Digest>> {
         let conn = self.conn();

@@ -2,8 +2,11 @@
 //! This module holds routing, version negotiation and error mapping; one file per endpoint group.
 
 mod auth;
+mod events;
 mod images;
 mod pull;
+mod system;
+mod timestamp;
 
 use crate::http::{decoded_path, full, json, Found, Handler, Params, Req, Resp, Router};
 use crate::image::{ErrorClass, ImageError, ImageService};
@@ -29,6 +32,9 @@ pub enum Route {
     ImagesCreate,
     ImagesList,
     ImageDelete,
+    Events,
+    Info,
+    BuildPrune,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -41,6 +47,9 @@ pub fn routes() -> Router<Route> {
         (M::POST, "/images/create", Route::ImagesCreate),
         (M::GET, "/images/json", Route::ImagesList),
         (M::DELETE, "/images/{name…}", Route::ImageDelete),
+        (M::GET, "/events", Route::Events),
+        (M::GET, "/info", Route::Info),
+        (M::POST, "/build/prune", Route::BuildPrune),
     ])
 }
 
@@ -126,6 +135,12 @@ pub fn docker_message(e: &ImageError) -> String {
         | ImageError::Blob(_)
         | ImageError::Db(_)
         | ImageError::Io { .. } => e.to_string(),
+    }
+}
+
+impl From<std::sync::Arc<ImageError>> for ApiError {
+    fn from(e: std::sync::Arc<ImageError>) -> ApiError {
+        ApiError::from(e.as_ref())
     }
 }
 
@@ -239,6 +254,9 @@ impl Engine {
             Route::ImagesCreate => pull::create(self, req).await,
             Route::ImagesList => images::list(self, &req, v).await,
             Route::ImageDelete => images::delete(self, &req, &name()).await,
+            Route::Events => events::events(self, &req).await,
+            Route::Info => system::info(self).await,
+            Route::BuildPrune => system::build_prune(&crate::http::query_pairs(req.uri().query())),
         }
     }
 }

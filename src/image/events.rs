@@ -1,0 +1,164 @@
+//! The image service's event bus: every operation that changes or moves images (pull, push, tag, untag, delete,
+//! load, save, import, prune) says so here, once; the Engine API's `/events` and the station's event log read it.
+//!
+//! Memory is bounded: the last [`KEEP`] events are kept for replay (`since`), as dockerd keeps 256; a follower
+//! that falls further behind misses the oldest, it never holds the bus up.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+/// Events kept for replay.
+pub const KEEP: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pull,
+    Push,
+    Tag,
+    Untag,
+    Delete,
+    Load,
+    Save,
+    Import,
+    Prune,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Tag => "tag",
+            Action::Untag => "untag",
+            Action::Delete => "delete",
+            Action::Load => "load",
+            Action::Save => "save",
+            Action::Import => "import",
+            Action::Prune => "prune",
+        }
+    }
+}
+
+/// One image event. `actor` is what the action was about (a familiar ref for pull and push, an image id for the
+/// others, empty for prune); `attributes` carry `name` (and the image's labels) or, for prune, `reclaimed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub action: Action,
+    pub actor: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Unix time in nanoseconds.
+    pub time_nano: i64,
+}
+
+#[derive(Default)]
+struct Ring {
+    events: VecDeque<(u64, Event)>,
+    next: u64,
+}
+
+#[derive(Default)]
+pub struct EventBus {
+    ring: Mutex<Ring>,
+    changed: event_listener::Event,
+}
+
+pub fn now_nano() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl EventBus {
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn emit(&self, action: Action, actor: impl Into<String>, attributes: BTreeMap<String, String>) {
+        let e = Event {
+            action,
+            actor: actor.into(),
+            attributes,
+            time_nano: now_nano(),
+        };
+        {
+            let mut r = self.ring();
+            let seq = r.next;
+            r.next += 1;
+            r.events.push_back((seq, e));
+            while r.events.len() > KEEP {
+                r.events.pop_front();
+            }
+        }
+        self.changed.notify(usize::MAX);
+    }
+
+    /// A cursor for a new follower: past everything now kept (only new events), or, with `since` (unix
+    /// nanoseconds), at the first kept event at or after it.
+    pub fn cursor(&self, since: Option<i64>) -> u64 {
+        let r = self.ring();
+        match since {
+            None => r.next,
+            Some(t) => r
+                .events
+                .iter()
+                .find(|(_, e)| e.time_nano >= t)
+                .map(|(s, _)| *s)
+                .unwrap_or(r.next),
+        }
+    }
+
+    /// Events at or after `cursor` (advanced past them); waits until there is one.
+    pub async fn next(&self, cursor: &mut u64) -> Vec<Event> {
+        loop {
+            let listener = self.changed.listen();
+            {
+                let r = self.ring();
+                let out: Vec<Event> = r
+                    .events
+                    .iter()
+                    .filter(|(s, _)| *s >= *cursor)
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                if !out.is_empty() {
+                    *cursor = r.next;
+                    return out;
+                }
+            }
+            listener.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_follow_and_bounded() {
+        let bus = EventBus::default();
+        let name = |n: &str| BTreeMap::from([("name".to_string(), n.to_string())]);
+        bus.emit(Action::Pull, "busybox:latest", name("busybox"));
+        let mid = now_nano();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        bus.emit(Action::Tag, "sha256:1", name("foo:bar"));
+        let mut live = bus.cursor(None);
+        let mut from_mid = bus.cursor(Some(mid));
+        let mut all = bus.cursor(Some(0));
+        smol::block_on(async {
+            assert_eq!(bus.next(&mut all).await.len(), 2);
+            let got = bus.next(&mut from_mid).await;
+            assert_eq!((got.len(), got[0].action), (1, Action::Tag));
+            bus.emit(Action::Untag, "sha256:1", name("sha256:1"));
+            let got = bus.next(&mut live).await;
+            assert_eq!((got.len(), got[0].action), (1, Action::Untag), "only new events");
+        });
+        for i in 0..(KEEP + 10) {
+            bus.emit(Action::Delete, format!("sha256:{i}"), BTreeMap::new());
+        }
+        let mut c = bus.cursor(Some(0));
+        let got = smol::block_on(bus.next(&mut c));
+        assert_eq!(got.len(), KEEP, "bounded");
+        assert_eq!(got.last().unwrap().actor, format!("sha256:{}", KEEP + 9));
+    }
+}
