@@ -98,6 +98,11 @@ pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> R
     r
 }
 
+/// An answer with no body (`201 Created` of a tag).
+pub fn empty(status: StatusCode) -> Resp {
+    full(status, "", Bytes::new())
+}
+
 pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Resp {
     let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
     full(status, "application/json", body)

@@ -63,6 +63,14 @@ pub struct Facts {
     pub platform: Platform,
 }
 
+/// An image as stored, for inspect and history: its row, its config document (exact bytes) and its layers.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub row: ImageRow,
+    pub config: Vec<u8>,
+    pub layers: Vec<crate::store::db::LayerRecord>,
+}
+
 /// One line of a delete's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteItem {
@@ -263,6 +271,37 @@ impl ImageService {
                 Err(not_found())
             }
         }
+    }
+
+    /// The stored facts of the image `name` resolves to.
+    pub fn inspect(&self, name: &str) -> Result<Inspected, ImageError> {
+        let (id, _) = self.resolve(name)?;
+        let row = self.db.image_row(&id)?.ok_or_else(|| ImageError::NotFound {
+            reference: name.to_string(),
+        })?;
+        let config = self.store.read(&id, pull::MAX_CONFIG_BYTES)?;
+        let layers = self.db.image_layers(&id)?;
+        Ok(Inspected { row, config, layers })
+    }
+
+    /// Point `target` (a tag; the default tag when it has none) at the image `source` resolves to. A tag that
+    /// names another image moves.
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<Digest, ImageError> {
+        if source.is_empty() {
+            return Err(ImageError::BlankName);
+        }
+        if target.digest().is_some() {
+            return Err(ImageError::InvalidParameter(format!(
+                "{target}: a tag cannot be a digest reference"
+            )));
+        }
+        let target = target.clone().with_default_tag();
+        let (id, _) = self.resolve(source)?;
+        self.db.tag(&target.to_string(), &target.name(), &id)?;
+        self.sync_layout();
+        self.events
+            .emit(events::Action::Tag, id.as_str(), self.event_attrs(&id, &target.familiar()));
+        Ok(id)
     }
 
     /// `DELETE /images/{name}` semantics (spec §5.6). Blobs no other image needs are removed with the image.

@@ -193,6 +193,8 @@ pub struct ImageRow {
     /// Canonical ref names, tags then digests, each sorted.
     pub tags: Vec<String>,
     pub digests: Vec<String>,
+    /// When a tag operation (not a pull) last named this image, unix seconds.
+    pub last_tag_time: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,10 +447,22 @@ impl Db {
 
     /// All images with their refs, newest first.
     pub fn list_images(&self) -> Result<Vec<ImageRow>> {
+        self.images_where(None)
+    }
+
+    /// One image with its refs.
+    pub fn image_row(&self, id: &Digest) -> Result<Option<ImageRow>> {
+        Ok(self.images_where(Some(id))?.pop())
+    }
+
+    fn images_where(&self, id: Option<&Digest>) -> Result<Vec<ImageRow>> {
         let conn = self.conn();
-        let mut refs = conn.prepare_cached("SELECT image_id, name, kind FROM refs ORDER BY name")?;
+        let only = id.map(|d| d.as_str().to_string());
+        let mut refs = conn.prepare_cached(
+            "SELECT image_id, name, kind FROM refs WHERE ?1 IS NULL OR image_id = ?1 ORDER BY name",
+        )?;
         let mut by_image: std::collections::HashMap<String, (Vec<String>, Vec<String>)> = Default::default();
-        for r in refs.query_map([], |r| {
+        for r in refs.query_map([&only], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })? {
             let (id, name, kind) = r?;
@@ -460,24 +474,24 @@ impl Db {
             }
         }
         let mut st = conn.prepare_cached(
-            "SELECT id, manifest_digest, os, architecture, variant, created, size, labels FROM images
-             ORDER BY coalesce(created, 0) DESC, id",
+            "SELECT id, manifest_digest, os, architecture, variant, created, size, labels, last_tag_time FROM images
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY coalesce(created, 0) DESC, id",
         )?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map([&only], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, i64>(6)?,
                 r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<i64>>(8)?,
             ))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            let (id, md, os, architecture, variant, created, size, labels) = r?;
+            let ((id, md), os, architecture, variant, created, size, labels, last_tag_time) = r?;
             let (tags, digests) = by_image.remove(&id).unwrap_or_default();
             out.push(ImageRow {
                 id: digest_col(id, "images.id")?,
@@ -490,9 +504,26 @@ impl Db {
                 labels,
                 tags,
                 digests,
+                last_tag_time,
             });
         }
         Ok(out)
+    }
+
+    /// Point tag `name` (in `repo`) at image `id`, moving it from any other image, and note the time of this
+    /// tag operation on the image.
+    pub fn tag(&self, name: &str, repo: &str, id: &Digest) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let t = now();
+        tx.execute(
+            "INSERT INTO refs (name, repo, kind, image_id, created_at) VALUES (?1, ?2, 'tag', ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at",
+            params![name, repo, id.as_str(), t],
+        )?;
+        tx.execute("UPDATE images SET last_tag_time = ?2 WHERE id = ?1", params![id.as_str(), t])?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<LayerRecord>> {

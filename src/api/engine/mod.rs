@@ -4,6 +4,7 @@
 mod auth;
 mod events;
 mod images;
+mod inspect;
 mod pull;
 mod system;
 mod timestamp;
@@ -35,6 +36,9 @@ pub enum Route {
     Events,
     Info,
     BuildPrune,
+    ImageInspect,
+    ImageHistory,
+    ImageTag,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -46,6 +50,9 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/version", Route::Version),
         (M::POST, "/images/create", Route::ImagesCreate),
         (M::GET, "/images/json", Route::ImagesList),
+        (M::GET, "/images/{name…}/json", Route::ImageInspect),
+        (M::GET, "/images/{name…}/history", Route::ImageHistory),
+        (M::POST, "/images/{name…}/tag", Route::ImageTag),
         (M::DELETE, "/images/{name…}", Route::ImageDelete),
         (M::GET, "/events", Route::Events),
         (M::GET, "/info", Route::Info),
@@ -255,6 +262,9 @@ impl Engine {
             Route::ImagesList => images::list(self, &req, v).await,
             Route::ImageDelete => images::delete(self, &req, &name()).await,
             Route::Events => events::events(self, &req).await,
+            Route::ImageInspect => inspect::inspect(self, &name(), v).await,
+            Route::ImageHistory => inspect::history(self, &name()).await,
+            Route::ImageTag => inspect::tag(self, &req, &name()).await,
             Route::Info => system::info(self).await,
             Route::BuildPrune => system::build_prune(&crate::http::query_pairs(req.uri().query())),
         }
