@@ -24,6 +24,9 @@ pub enum ImageError {
     /// Deleting by id an image that several repositories or tags name, without force.
     #[error("image {} is referenced in several repositories; remove it by name, or force it", .id.short())]
     InUse { id: crate::digest::Digest },
+    /// Another operation that runs alone is running.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0} is a reserved name")]
     Reserved(String),
     #[error("the registry has no manifest {reference}: {errors}")]
@@ -84,7 +87,7 @@ impl ImageError {
             ImageError::NotFound { .. } | ImageError::ManifestUnknown { .. } | ImageError::AccessDenied { .. } => {
                 NotFound
             }
-            ImageError::InUse { .. } => Conflict,
+            ImageError::InUse { .. } | ImageError::Busy(_) => Conflict,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {
                 RegistryError::NoCredentials { .. } => Unauthorized,

@@ -46,6 +46,8 @@ pub struct ImageService {
     layout_lock: Mutex<()>,
     /// What happened to images, for `/events` and the station's event log.
     pub events: events::EventBus,
+    /// Set while a prune runs.
+    pruning: std::sync::atomic::AtomicBool,
 }
 
 /// `meta` key: set when the database did not see the store being filled (created over existing blobs, or
@@ -69,6 +71,34 @@ pub struct Inspected {
     pub row: ImageRow,
     pub config: Vec<u8>,
     pub layers: Vec<crate::store::db::LayerRecord>,
+}
+
+/// Whether `labels` has `want`: a `key`, or `key=value` exactly (Docker's label filter).
+pub fn label_matches(labels: Option<&std::collections::BTreeMap<String, String>>, want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels.and_then(|l| l.get(k)).is_some_and(|x| x == v),
+        None => labels.is_some_and(|l| l.contains_key(want)),
+    }
+}
+
+/// Which images a prune removes.
+#[derive(Debug, Clone, Default)]
+pub struct PruneFilter {
+    /// Every image, not only the untagged ones.
+    pub all: bool,
+    /// Only images created before this (unix seconds).
+    pub until: Option<i64>,
+    /// Every one of these must match (`key` or `key=value`).
+    pub labels: Vec<String>,
+    /// None of these may match.
+    pub not_labels: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub deleted: Vec<DeleteItem>,
+    /// Uncompressed bytes of the layers whose blobs went.
+    pub reclaimed: u64,
 }
 
 /// One line of a delete's answer.
@@ -100,6 +130,7 @@ impl ImageService {
             gc_lock: std::sync::RwLock::new(()),
             layout_lock: Mutex::new(()),
             events: events::EventBus::default(),
+            pruning: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -238,6 +269,26 @@ impl ImageService {
         Ok(self.db.list_images()?)
     }
 
+    /// Layer sizes across images: per image, the bytes of its layers that other images share too; and the
+    /// bytes of all distinct layers (uncompressed, as Docker counts them).
+    pub fn layer_sharing(&self) -> Result<(HashMap<Digest, u64>, u64), ImageError> {
+        let usage = self.db.layer_usage()?;
+        let mut users: HashMap<&Digest, std::collections::HashSet<&Digest>> = HashMap::new();
+        let mut sizes: HashMap<&Digest, u64> = HashMap::new();
+        for (img, layer, n) in &usage {
+            users.entry(layer).or_default().insert(img);
+            sizes.insert(layer, *n);
+        }
+        let mut shared: HashMap<Digest, u64> = HashMap::new();
+        for (img, layer, n) in &usage {
+            let e = shared.entry(img.clone()).or_default();
+            if users[layer].len() > 1 {
+                *e += n;
+            }
+        }
+        Ok((shared, sizes.values().sum()))
+    }
+
     /// Resolve an image endpoint's `{name}` (spec §3.2): full id, name, then id prefix.
     pub fn resolve(&self, name: &str) -> Result<(Digest, Option<Reference>), ImageError> {
         let not_found = || {
@@ -299,13 +350,60 @@ impl ImageService {
         let (id, _) = self.resolve(source)?;
         self.db.tag(&target.to_string(), &target.name(), &id)?;
         self.sync_layout();
-        self.events
-            .emit(events::Action::Tag, id.as_str(), self.event_attrs(&id, &target.familiar()));
+        self.events.emit(
+            events::Action::Tag,
+            id.as_str(),
+            self.event_attrs(&id, &target.familiar()),
+        );
         Ok(id)
     }
 
     /// `DELETE /images/{name}` semantics (spec §5.6). Blobs no other image needs are removed with the image.
     pub fn delete(&self, name: &str, force: bool) -> Result<Vec<DeleteItem>, ImageError> {
+        Ok(self.delete_counted(name, force)?.0)
+    }
+
+    /// Remove the images `f` selects, as deletes by id with force; one at a time may run.
+    pub fn prune(&self, f: &PruneFilter) -> Result<PruneReport, ImageError> {
+        if self.pruning.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(ImageError::Busy("a prune operation is already running".into()));
+        }
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.pruning);
+        let mut report = PruneReport::default();
+        for row in self.db.list_images()? {
+            let labels: Option<std::collections::BTreeMap<String, String>> =
+                row.labels.as_deref().and_then(|l| serde_json::from_str(l).ok());
+            let selected = (f.all || row.tags.is_empty())
+                && f.until.is_none_or(|u| row.created.unwrap_or(0) < u)
+                && f.labels.iter().all(|w| label_matches(labels.as_ref(), w))
+                && !f.not_labels.iter().any(|w| label_matches(labels.as_ref(), w));
+            if !selected {
+                continue;
+            }
+            match self.delete_counted(row.id.as_str(), true) {
+                Ok((items, bytes)) => {
+                    report.deleted.extend(items);
+                    report.reclaimed += bytes;
+                }
+                // gone meanwhile: nothing to prune
+                Err(ImageError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("reclaimed".to_string(), report.reclaimed.to_string());
+        self.events.emit(events::Action::Prune, "", attrs);
+        Ok(report)
+    }
+
+    /// A delete, and the uncompressed bytes of the layers whose blobs it removed.
+    fn delete_counted(&self, name: &str, force: bool) -> Result<(Vec<DeleteItem>, u64), ImageError> {
         if name.is_empty() {
             return Err(ImageError::BlankName);
         }
@@ -347,6 +445,7 @@ impl ImageService {
         let layers = if last { self.db.image_layers(&id)? } else { Vec::new() };
         let own_blobs = if last { self.db.blobs_of_image(&id)? } else { Vec::new() };
         let attrs = self.event_attrs(&id, id.as_str());
+        let mut reclaimed = 0;
         self.db.remove(&remove, last.then_some(&id))?;
         self.sync_layout();
         for _ in &remove {
@@ -358,6 +457,11 @@ impl ImageService {
         if last {
             out.push(DeleteItem::Deleted(id.to_string()));
             let removed = self.collect(&own_blobs)?;
+            reclaimed = layers
+                .iter()
+                .filter(|l| removed.contains(&l.digest))
+                .map(|l| l.uncompressed_size)
+                .sum();
             // Like the classic store, report the layer chain ids whose content went away.
             let mut chain: Option<Digest> = None;
             for l in &layers {
@@ -371,7 +475,7 @@ impl ImageService {
                 chain = Some(c);
             }
         }
-        Ok(out)
+        Ok((out, reclaimed))
     }
 
     /// Remove committed blobs no image or unfinished download needs; returns what went.

@@ -458,9 +458,8 @@ impl Db {
     fn images_where(&self, id: Option<&Digest>) -> Result<Vec<ImageRow>> {
         let conn = self.conn();
         let only = id.map(|d| d.as_str().to_string());
-        let mut refs = conn.prepare_cached(
-            "SELECT image_id, name, kind FROM refs WHERE ?1 IS NULL OR image_id = ?1 ORDER BY name",
-        )?;
+        let mut refs = conn
+            .prepare_cached("SELECT image_id, name, kind FROM refs WHERE ?1 IS NULL OR image_id = ?1 ORDER BY name")?;
         let mut by_image: std::collections::HashMap<String, (Vec<String>, Vec<String>)> = Default::default();
         for r in refs.query_map([&only], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
@@ -521,7 +520,10 @@ impl Db {
              ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at",
             params![name, repo, id.as_str(), t],
         )?;
-        tx.execute("UPDATE images SET last_tag_time = ?2 WHERE id = ?1", params![id.as_str(), t])?;
+        tx.execute(
+            "UPDATE images SET last_tag_time = ?2 WHERE id = ?1",
+            params![id.as_str(), t],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -655,6 +657,24 @@ impl Db {
                 variant,
                 ref_name,
             })
+        })
+        .collect()
+    }
+
+    /// Every (image, layer blob, uncompressed size) triple: what shared sizes and disk usage are computed from.
+    pub fn layer_usage(&self) -> Result<Vec<(Digest, Digest, u64)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT image_id, digest, uncompressed_size FROM image_layers")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        rows.map(|r| {
+            let (i, d, n) = r?;
+            Ok((
+                digest_col(i, "image_layers.image_id")?,
+                digest_col(d, "image_layers.digest")?,
+                n as u64,
+            ))
         })
         .collect()
     }

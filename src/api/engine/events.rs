@@ -46,12 +46,8 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
         && any("image", &|v| {
             v == e.actor || v == name || v == strip_tag(&e.actor) || v == strip_tag(name)
         })
-        && f.get("label").is_none_or(|vals| {
-            vals.iter().all(|want| match want.split_once('=') {
-                Some((k, val)) => e.attributes.get(k).is_some_and(|x| x == val),
-                None => e.attributes.contains_key(want.as_str()),
-            })
-        })
+        && f.get("label")
+            .is_none_or(|vals| vals.iter().all(|w| crate::image::label_matches(Some(&e.attributes), w)))
         && [
             "container",
             "network",

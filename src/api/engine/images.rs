@@ -1,8 +1,8 @@
-//! `GET /images/json` and `DELETE /images/{name}`.
+//! `GET /images/json`, `DELETE /images/{name}`, `POST /images/prune` and `GET /system/df`.
 
 use super::{ApiError, ApiVersion, Engine};
 use crate::http::{bool_value, json, query_get, query_pairs, Req, Resp};
-use crate::image::DeleteItem;
+use crate::image::{label_matches, DeleteItem, PruneFilter};
 use crate::reference::Reference;
 use crate::store::db::ImageRow;
 use hyper::StatusCode;
@@ -114,14 +114,16 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
             return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'")));
         }
     }
-    if filters.contains_key("until") {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "the 'until' filter of image listing is not implemented yet",
-        ));
-    }
+    let until = until_filter(&filters)?;
+    let with_shared = bool_value(query_get(&q, "shared-size"));
     let dangling = bool_filter(&filters, "dangling")?;
     let images = e.images.clone();
+    let sharing = if with_shared {
+        let images = images.clone();
+        Some(crate::pool::run(move || images.layer_sharing()).await?.0)
+    } else {
+        None
+    };
     let (b, s) = (filters.get("before").cloned(), filters.get("since").cloned());
     // One trip to the pool: the list and the images `before`/`since` name.
     let (rows, before_ids, since_ids) = crate::pool::run(move || {
@@ -157,19 +159,16 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
         {
             continue;
         }
+        if until.is_some_and(|u| created >= u) {
+            continue;
+        }
         let is_dangling = row.tags.is_empty();
         if dangling.is_some_and(|d| d != is_dangling) {
             continue;
         }
         let labels = labels_of(row);
-        if let Some(lf) = labels_filter {
-            let ok = lf.iter().all(|want| match want.split_once('=') {
-                Some((k, val)) => labels.as_ref().and_then(|l| l.get(k)).is_some_and(|x| x == val),
-                None => labels.as_ref().is_some_and(|l| l.contains_key(want.as_str())),
-            });
-            if !ok {
-                continue;
-            }
+        if labels_filter.is_some_and(|lf| !lf.iter().all(|w| label_matches(labels.as_ref(), w))) {
+            continue;
         }
         let mut tags: Vec<String> = row.tags.iter().map(|t| Reference::familiar_of(t)).collect();
         let mut digests: Vec<String> = row.digests.iter().map(|t| Reference::familiar_of(t)).collect();
@@ -196,34 +195,143 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
                 digests.push("<none>@<none>".into());
             }
         }
-        let mut item = serde_json::json!({
-            "Containers": -1, "Created": created, "Id": row.id.as_str(), "Labels": labels, "ParentId": "",
-            "RepoDigests": digests, "RepoTags": tags, "SharedSize": -1, "Size": row.size,
-        });
-        if v.before("1.44") {
-            item["VirtualSize"] = row.size.into();
-        }
-        out.push(item);
+        let shared = sharing
+            .as_ref()
+            .map(|s| s.get(&row.id).copied().unwrap_or(0) as i64)
+            .unwrap_or(-1);
+        out.push(summary(row, tags, digests, labels, shared, -1, v));
     }
+    // `all` shows intermediate images, which depot never has: every image is a top-level one.
     let _ = bool_value(query_get(&q, "all"));
     Ok(json(StatusCode::OK, &out))
+}
+
+/// Docker's `ImageSummary`.
+fn summary(
+    row: &ImageRow,
+    tags: Vec<String>,
+    digests: Vec<String>,
+    labels: Option<BTreeMap<String, String>>,
+    shared: i64,
+    containers: i64,
+    v: ApiVersion<'_>,
+) -> serde_json::Value {
+    let mut item = serde_json::json!({
+        "Containers": containers, "Created": row.created.unwrap_or(0), "Id": row.id.as_str(), "Labels": labels,
+        "ParentId": "", "RepoDigests": digests, "RepoTags": tags, "SharedSize": shared, "Size": row.size,
+    });
+    if v.before("1.44") {
+        item["VirtualSize"] = row.size.into();
+    }
+    item
+}
+
+/// The `until` filter (one value at most) as unix seconds.
+fn until_filter(filters: &BTreeMap<String, BTreeSet<String>>) -> Result<Option<i64>, ApiError> {
+    let Some(vals) = filters.get("until") else {
+        return Ok(None);
+    };
+    if vals.len() > 1 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "more than one until filter specified",
+        ));
+    }
+    let now = crate::image::events::now_nano();
+    vals.iter()
+        .next()
+        .map(|v| {
+            super::timestamp::parse(v, now)
+                .map(|ns| ns / 1_000_000_000)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
+        })
+        .transpose()
+}
+
+fn items(list: Vec<DeleteItem>) -> Vec<serde_json::Value> {
+    list.into_iter()
+        .map(|i| match i {
+            DeleteItem::Untagged(s) => serde_json::json!({ "Untagged": s }),
+            DeleteItem::Deleted(s) => serde_json::json!({ "Deleted": s }),
+        })
+        .collect()
+}
+
+/// `POST /images/prune?filters=` (spec §5.10).
+pub async fn prune(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let filters = parse_filters(query_get(&q, "filters"))?;
+    for k in filters.keys() {
+        if !matches!(k.as_str(), "dangling" | "until" | "label" | "label!") {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'")));
+        }
+    }
+    let f = PruneFilter {
+        all: bool_filter(&filters, "dangling")? == Some(false),
+        until: until_filter(&filters)?,
+        labels: filters
+            .get("label")
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default(),
+        not_labels: filters
+            .get("label!")
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default(),
+    };
+    let images = e.images.clone();
+    let r = crate::pool::run(move || images.prune(&f)).await?;
+    let deleted = if r.deleted.is_empty() {
+        serde_json::Value::Null
+    } else {
+        items(r.deleted).into()
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": r.reclaimed}),
+    ))
+}
+
+/// `GET /system/df` (spec §5.15): images with their shared sizes; no containers, volumes or build cache.
+pub async fn df(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let types: Vec<&str> = q.iter().filter(|(k, _)| k == "type").map(|(_, v)| v.as_str()).collect();
+    let want = |t: &str| types.is_empty() || types.contains(&t);
+    let images = e.images.clone();
+    let (rows, (shared, layers_size)) =
+        crate::pool::run(move || Ok::<_, crate::image::ImageError>((images.list()?, images.layer_sharing()?))).await?;
+    let list: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let fam = |v: &[String]| v.iter().map(|t| Reference::familiar_of(t)).collect::<Vec<_>>();
+            let s = shared.get(&r.id).copied().unwrap_or(0) as i64;
+            summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v)
+        })
+        .collect();
+    let mut body = serde_json::json!({"LayersSize": layers_size});
+    let b = body.as_object_mut().expect("an object");
+    if want("image") {
+        b.insert("Images".into(), list.into());
+    }
+    if want("container") {
+        b.insert("Containers".into(), serde_json::json!([]));
+    }
+    if want("volume") {
+        b.insert("Volumes".into(), serde_json::json!([]));
+    }
+    if want("build-cache") {
+        b.insert("BuildCache".into(), serde_json::json!([]));
+    }
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub async fn delete(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
     let force = bool_value(query_get(&q, "force"));
     let (images, name) = (e.images.clone(), name.to_string());
-    let items = crate::pool::run(move || images.delete(&name, force))
+    let list = crate::pool::run(move || images.delete(&name, force))
         .await
         .map_err(ApiError::from)?;
-    let body: Vec<serde_json::Value> = items
-        .into_iter()
-        .map(|i| match i {
-            DeleteItem::Untagged(s) => serde_json::json!({ "Untagged": s }),
-            DeleteItem::Deleted(s) => serde_json::json!({ "Deleted": s }),
-        })
-        .collect();
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(StatusCode::OK, &items(list)))
 }
 
 #[cfg(test)]

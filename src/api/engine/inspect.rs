@@ -102,7 +102,11 @@ pub fn document(i: &Inspected, v: ApiVersion<'_>) -> Value {
 /// the layer each non-empty entry made.
 pub fn history_rows(i: &Inspected) -> Vec<Value> {
     let cfg: Value = serde_json::from_slice(&i.config).unwrap_or(Value::Null);
-    let entries = cfg.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+    let entries = cfg
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut layers = i.layers.iter();
     let mut rows: Vec<Value> = entries
         .iter()
@@ -160,7 +164,9 @@ pub async fn tag(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError> {
         target = target.with_tag(t).map_err(|e| bad(e.to_string()))?;
     }
     if target.tag().is_some_and(|t| t == "sha256") {
-        return Err(bad("refusing to create an ambiguous tag using digest algorithm as name".into()));
+        return Err(bad(
+            "refusing to create an ambiguous tag using digest algorithm as name".into(),
+        ));
     }
     let (images, name) = (e.images.clone(), name.to_string());
     crate::pool::run(move || images.tag(&name, &target)).await?;
@@ -213,7 +219,10 @@ mod tests {
         assert_eq!(d["RepoTags"], json!(["busybox:latest"]));
         assert_eq!(d["RepoDigests"], json!([]));
         assert_eq!(d["Created"], "2024-09-26T21:31:42.12Z");
-        assert_eq!(d["Comment"], "last", "the last history comment when the config has none");
+        assert_eq!(
+            d["Comment"], "last",
+            "the last history comment when the config has none"
+        );
         assert_eq!(d["Config"]["Cmd"], json!(["sh"]));
         assert_eq!(d["Config"]["ExposedPorts"], json!({"80/tcp": {}}));
         assert_eq!(d["Config"]["Tty"], false, "legacy keys are present below 1.50");
@@ -241,7 +250,10 @@ mod tests {
         let h = history_rows(&i);
         assert_eq!(h.len(), 3);
         assert_eq!(h[0]["CreatedBy"], "ADD b");
-        assert_eq!((h[0]["Size"].as_u64(), h[1]["Size"].as_u64(), h[2]["Size"].as_u64()), (Some(200), Some(0), Some(100)));
+        assert_eq!(
+            (h[0]["Size"].as_u64(), h[1]["Size"].as_u64(), h[2]["Size"].as_u64()),
+            (Some(200), Some(0), Some(100))
+        );
         assert_eq!(h[0]["Id"], i.row.id.as_str());
         assert_eq!(h[1]["Id"], "<missing>");
         assert_eq!(h[0]["Tags"], json!(["x:1"]));

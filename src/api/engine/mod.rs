@@ -39,6 +39,8 @@ pub enum Route {
     ImageInspect,
     ImageHistory,
     ImageTag,
+    ImagesPrune,
+    SystemDf,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -50,6 +52,8 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/version", Route::Version),
         (M::POST, "/images/create", Route::ImagesCreate),
         (M::GET, "/images/json", Route::ImagesList),
+        (M::POST, "/images/prune", Route::ImagesPrune),
+        (M::GET, "/system/df", Route::SystemDf),
         (M::GET, "/images/{name…}/json", Route::ImageInspect),
         (M::GET, "/images/{name…}/history", Route::ImageHistory),
         (M::POST, "/images/{name…}/tag", Route::ImageTag),
@@ -133,6 +137,7 @@ pub fn docker_message(e: &ImageError) -> String {
             }
         ),
         ImageError::Reference(_)
+        | ImageError::Busy(_)
         | ImageError::Unrecorded { .. }
         | ImageError::Platform(_)
         | ImageError::InvalidParameter(_)
@@ -262,6 +267,8 @@ impl Engine {
             Route::ImagesList => images::list(self, &req, v).await,
             Route::ImageDelete => images::delete(self, &req, &name()).await,
             Route::Events => events::events(self, &req).await,
+            Route::ImagesPrune => images::prune(self, &req).await,
+            Route::SystemDf => images::df(self, &req, v).await,
             Route::ImageInspect => inspect::inspect(self, &name(), v).await,
             Route::ImageHistory => inspect::history(self, &name()).await,
             Route::ImageTag => inspect::tag(self, &req, &name()).await,
