@@ -1,21 +1,34 @@
-//! Real clients other than the docker CLI: docker-py.
+//! Real clients other than the docker CLI: docker-py, low and high level.
 
 mod common;
 
 use common::*;
 use std::process::Command;
 
+fn run_script(name: &str, d: &Depot, reg: &str) -> std::process::Output {
+    let script = format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
+    Command::new("python3")
+        .arg(script)
+        .arg(&d.sock)
+        .arg(reg)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn docker_py_high_level_client() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let out = run_script("docker_py_high.py", &d, &p.plain);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out).trim(), "docker-py high-level ok");
+}
+
 #[test]
 fn docker_py_low_level_client() {
     let p = peers();
     let d = Depot::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/docker_py.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&d.sock)
-        .arg(&p.plain)
-        .output()
-        .unwrap();
+    let out = run_script("docker_py.py", &d, &p.plain);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out).trim(), "docker-py ok");
 }

@@ -1,0 +1,39 @@
+"""docker-py's high-level client against depot: images.pull/list/get/tag/remove/prune, events, df, info.
+usage: docker_py_high.py SOCKET REGISTRY"""
+import sys
+import time
+
+import docker
+
+sock, reg = sys.argv[1:3]
+c = docker.DockerClient(base_url="unix://" + sock, version="auto")
+since = int(time.time()) - 1
+img = c.images.pull(f"{reg}/test", tag="1")  # pulls, then inspects
+assert img.tags == [f"{reg}/test:1"], img.tags
+assert img.id.startswith("sha256:"), img.id
+assert img.labels == {"org.example.test": "1"}, img.labels
+assert img.attrs["RootFS"]["Type"] == "layers"
+assert [i.id for i in c.images.list()] == [img.id]
+assert c.images.get(f"{reg}/test:1").id == img.id
+assert img.tag("pytag", "v1") is True
+assert sorted(c.images.get(img.id).tags) == sorted([f"{reg}/test:1", "pytag:v1"])
+hist = img.history()
+assert hist[0]["Id"] == img.id and hist[0]["Tags"], hist
+try:
+    c.images.get("nope:1")
+    raise SystemExit("get of a missing image must raise")
+except docker.errors.ImageNotFound:
+    pass
+info = c.info()
+assert info["Images"] == 1 and info["Swarm"]["LocalNodeState"] == "inactive", info
+df = c.df()
+assert df["Images"][0]["Id"] == img.id and df["LayersSize"] > 0, df
+c.images.remove("pytag:v1")
+c.images.remove(f"{reg}/test:1")
+assert c.images.list() == []
+pruned = c.images.prune(filters={"dangling": False})
+assert pruned["ImagesDeleted"] is None and pruned["SpaceReclaimed"] == 0, pruned
+actions = [e["Action"] for e in c.events(since=since, until=int(time.time()) + 1, decode=True)]
+assert actions[:3] == ["pull", "tag", "untag"], actions
+assert "delete" in actions and actions[-1] == "prune", actions
+print("docker-py high-level ok")

@@ -1,0 +1,212 @@
+//! The Engine API's image commands through the real docker CLI: info, inspect, history, tag, image prune,
+//! system df, events, builder prune, and `docker inspect` falling through the container probes.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+    stdout(out)
+}
+
+#[test]
+fn info_and_inspect_fall_through() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let text = ok(&d.docker(&["info"]));
+    for want in [
+        "Images: 0",
+        "Swarm: inactive",
+        "OSType: linux",
+        &format!("Docker Root Dir: {}", d.root.display()),
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+    assert!(stderr(&d.docker(&["info"])).is_empty() || !stderr(&d.docker(&["info"])).contains("ERROR"));
+    let r = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &r]));
+    let id = ok(&d.docker(&["info", "--format", "{{.Images}} {{.ID}}"]));
+    assert!(id.starts_with("1 "), "{id}");
+    // `docker inspect X` asks for a container first; the 404 sends it on to the image
+    let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["inspect", &r]))).unwrap();
+    assert_eq!(v[0]["RepoTags"][0], r);
+    let out = d.docker(&["inspect", "nothing-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("No such object: nothing-here"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn inspect_history_and_tag() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let r = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &r]));
+    let f = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}} {{.Config.Cmd}} {{index .Config.Labels \"org.example.test\"}} {{len .RootFS.Layers}} {{.Metadata.LastTagTime}}",
+        &r,
+    ]));
+    assert_eq!(f.trim(), "linux/amd64 [/bin/sh] 1 1 0001-01-01 00:00:00 +0000 UTC");
+    let id = ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", &r]))
+        .trim()
+        .to_string();
+    // by short id, as the CLI's users do
+    ok(&d.docker(&["image", "inspect", &id[7..19]]));
+    let h = ok(&d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}",
+        &r,
+    ]));
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines.len(), 2, "{h}");
+    assert!(lines[0].starts_with(&format!("{id}|umoci config|0B|set cmd")), "{h}");
+    assert!(lines[1].starts_with("<missing>|umoci repack|"), "{h}");
+    // tag: moves, sets LastTagTime, shows in images
+    ok(&d.docker(&["tag", &r, "mine/test:v2"]));
+    ok(&d.docker(&["tag", &id, "mine/test"]));
+    let tags = ok(&d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", "mine/test"]));
+    assert_eq!(
+        tags.lines().collect::<Vec<_>>(),
+        vec!["mine/test:latest", "mine/test:v2"]
+    );
+    let t = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Metadata.LastTagTime}}",
+        "mine/test:v2",
+    ]));
+    assert!(!t.starts_with("0001"), "{t}");
+    let out = d.docker(&["tag", "nope:1", "x:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such image: nope:1"), "{}", stderr(&out));
+    let out = d.docker(&["tag", &r, "Bad/Name"]);
+    assert!(stderr(&out).contains("invalid reference format"), "{}", stderr(&out));
+    let (s, v) = d.json("POST", &format!("/v1.47/images/{id}/tag?repo=x&tag=sha256"));
+    assert_eq!(
+        (s, v["message"].as_str().unwrap()),
+        (
+            400,
+            "refusing to create an ambiguous tag using digest algorithm as name"
+        )
+    );
+    let (s, _) = d.json("POST", &format!("/v1.47/images/{id}/tag?repo=x@{id}"));
+    assert_eq!(s, 400);
+    // the tag is in the OCI layout too
+    let index = std::fs::read_to_string(d.root.join("index.json")).unwrap();
+    assert!(index.contains("docker.io/mine/test:v2"), "{index}");
+}
+
+#[test]
+fn image_prune_and_system_df() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    for r in ["test:1", "multi:1"] {
+        ok(&d.docker(&["pull", "-q", &format!("{}/{r}", p.plain)]));
+    }
+    let df = ok(&d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}"]));
+    assert!(df.lines().next().unwrap().starts_with("Images 2 3.04"), "{df}");
+    let v = ok(&d.docker(&["system", "df", "-v", "--format", "{{json .Images}}"]));
+    let imgs: serde_json::Value = serde_json::from_str(v.trim()).unwrap();
+    assert!(
+        imgs.as_array().unwrap().iter().all(|i| i["SharedSize"] != "-1"),
+        "{imgs}"
+    );
+    // nothing dangling: a plain prune removes nothing
+    let out = ok(&d.docker(&["image", "prune", "-f"]));
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+    // `until` in the past of both images' creation: nothing either
+    let out = ok(&d.docker(&["image", "prune", "-a", "-f", "--filter", "until=2000-01-01T00:00:00Z"]));
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+    let out = ok(&d.docker(&["image", "prune", "-a", "-f", "--filter", "label=stage=multi"]));
+    assert!(out.contains(&format!("untagged: {}/multi:1", p.plain)), "{out}");
+    assert_eq!(d.images().len(), 1);
+    let out = ok(&d.docker(&["image", "prune", "-a", "-f"]));
+    assert!(out.contains("deleted: sha256:"), "{out}");
+    assert!(!out.contains("Total reclaimed space: 0B"), "{out}");
+    assert!(d.images().is_empty());
+    assert!(d.blobs().is_empty(), "{:?}", d.blobs());
+    let (s, v) = d.json("POST", "/images/prune?filters=%7B%22bogus%22%3A%7B%22x%22%3Atrue%7D%7D");
+    assert_eq!((s, v["message"].as_str().unwrap()), (400, "invalid filter 'bogus'"));
+    let out = ok(&d.docker(&["builder", "prune", "-f"]));
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+}
+
+#[test]
+fn events_replay_filter_and_follow() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let r = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &r]));
+    ok(&d.docker(&["tag", &r, "ev/test:1"]));
+    ok(&d.docker(&["rmi", "ev/test:1"]));
+    let until = (since + 3).to_string();
+    let out = ok(&d.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until,
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("pull {r}"), "{out}");
+    assert!(
+        lines[1].starts_with("tag sha256:") && lines[2].starts_with("untag sha256:"),
+        "{out}"
+    );
+    let out = ok(&d.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        "event=tag",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]));
+    assert_eq!(out.trim(), "tag ev/test:1");
+    // live: a follower started first sees a later rmi (headers are sent at once, or the CLI would wait)
+    let sock = d.sock.clone();
+    let follower = std::thread::spawn(move || {
+        std::process::Command::new("timeout")
+            .args([
+                "5",
+                "docker",
+                "events",
+                "--filter",
+                "event=delete",
+                "--format",
+                "{{.Action}}",
+            ])
+            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    ok(&d.docker(&["rmi", &r]));
+    let out = follower.join().unwrap();
+    assert_eq!(stdout(&out).trim(), "delete", "{}", stderr(&out));
+    let (s, v) = d.json("GET", "/events?since=10&until=5");
+    assert_eq!(
+        (s, v["message"].as_str().unwrap()),
+        (400, "`since` time must be before `until`")
+    );
+}
