@@ -140,6 +140,56 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError>
     }
 }
 
+/// A blocking writer whose bytes become a streamed response body: written in chunks of 64 KiB through a bounded
+/// channel, so a slow client slows the writer instead of filling memory. A write fails once the client is gone.
+pub struct BodyWriter {
+    tx: async_channel::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+const BODY_CHUNK: usize = 64 * 1024;
+
+impl BodyWriter {
+    /// The writer and the stream to answer with (see [`streaming`]).
+    pub fn new() -> (BodyWriter, async_channel::Receiver<Bytes>) {
+        let (tx, rx) = async_channel::bounded(8);
+        (
+            BodyWriter {
+                tx,
+                buf: Vec::with_capacity(BODY_CHUNK),
+            },
+            rx,
+        )
+    }
+}
+
+impl io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(BODY_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == BODY_CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BODY_CHUNK)));
+        self.tx
+            .send_blocking(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        let _ = io::Write::flush(self);
+    }
+}
+
 /// `application/x-www-form-urlencoded` query pairs, decoded (`+` is a space, as Go's `ParseQuery`).
 pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(q.unwrap_or("").as_bytes())

@@ -24,6 +24,9 @@ pub enum ImageError {
     /// Deleting by id an image that several repositories or tags name, without force.
     #[error("image {} is referenced in several repositories; remove it by name, or force it", .id.short())]
     InUse { id: crate::digest::Digest },
+    /// A tag that names no image (save).
+    #[error("no image is tagged {reference}")]
+    UnknownTag { reference: String },
     /// Another operation that runs alone is running.
     #[error("{0}")]
     Busy(String),
@@ -84,9 +87,10 @@ impl ImageError {
             | ImageError::Platform(_)
             | ImageError::InvalidParameter(_)
             | ImageError::BlankName => InvalidParameter,
-            ImageError::NotFound { .. } | ImageError::ManifestUnknown { .. } | ImageError::AccessDenied { .. } => {
-                NotFound
-            }
+            ImageError::NotFound { .. }
+            | ImageError::UnknownTag { .. }
+            | ImageError::ManifestUnknown { .. }
+            | ImageError::AccessDenied { .. } => NotFound,
             ImageError::InUse { .. } | ImageError::Busy(_) => Conflict,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {

@@ -1,11 +1,13 @@
 //! Image operations over the store: pull, list, delete, garbage collection. No HTTP types here: the API layers
 //! parse requests into these calls and map [`ImageError`] classes to statuses.
 
+pub mod archive;
 pub mod error;
 pub mod events;
 pub mod job;
 pub mod pull;
 pub mod rebuild;
+pub mod save;
 
 pub use error::{ErrorClass, ImageError};
 pub use job::{LayerStatus, PullEvent, PullJob, PullOutcome};

@@ -67,7 +67,11 @@ pub enum Compression {
 impl Descriptor {
     /// How a layer blob is compressed, from its media type.
     pub fn compression(&self) -> Result<Compression, ManifestError> {
-        let mt = self.media_type.as_str();
+        Descriptor::compression_of(&self.media_type)
+    }
+
+    /// How a layer of media type `mt` is compressed.
+    pub fn compression_of(mt: &str) -> Result<Compression, ManifestError> {
         let base = mt
             .strip_prefix("application/vnd.oci.image.layer.")
             .map(|r| r.trim_start_matches("nondistributable.").to_string());

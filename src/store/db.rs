@@ -565,6 +565,19 @@ impl Db {
         opt_digest(id, "refs.image_id")
     }
 
+    /// The tags of repository `repo` (canonical names) with their images, sorted by name.
+    pub fn repo_tags(&self, repo: &str) -> Result<Vec<(String, Digest)>> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare_cached("SELECT name, image_id FROM refs WHERE repo = ?1 AND kind = 'tag' ORDER BY name")?;
+        let rows = st.query_map([repo], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (n, i) = r?;
+            Ok((n, digest_col(i, "refs.image_id")?))
+        })
+        .collect()
+    }
+
     /// Images whose id hex starts with `prefix` (lowercase hex).
     pub fn images_by_prefix(&self, prefix: &str) -> Result<Vec<Digest>> {
         let conn = self.conn();

@@ -1,6 +1,7 @@
 //! The Docker Engine image API (spec/docker-engine-api.md), for the docker CLI, docker-py and skopeo.
 //! This module holds routing, version negotiation and error mapping; one file per endpoint group.
 
+mod archive;
 mod auth;
 mod events;
 mod images;
@@ -41,6 +42,8 @@ pub enum Route {
     ImageTag,
     ImagesPrune,
     SystemDf,
+    ImageSave,
+    ImagesSave,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -53,10 +56,12 @@ pub fn routes() -> Router<Route> {
         (M::POST, "/images/create", Route::ImagesCreate),
         (M::GET, "/images/json", Route::ImagesList),
         (M::POST, "/images/prune", Route::ImagesPrune),
+        (M::GET, "/images/get", Route::ImagesSave),
         (M::GET, "/system/df", Route::SystemDf),
         (M::GET, "/images/{name…}/json", Route::ImageInspect),
         (M::GET, "/images/{name…}/history", Route::ImageHistory),
         (M::POST, "/images/{name…}/tag", Route::ImageTag),
+        (M::GET, "/images/{name…}/get", Route::ImageSave),
         (M::DELETE, "/images/{name…}", Route::ImageDelete),
         (M::GET, "/events", Route::Events),
         (M::GET, "/info", Route::Info),
@@ -122,6 +127,7 @@ pub fn docker_message(e: &ImageError) -> String {
     match e {
         ImageError::BlankName => "image name cannot be blank".into(),
         ImageError::NotFound { reference } => format!("No such image: {reference}"),
+        ImageError::UnknownTag { .. } => "reference does not exist".into(),
         ImageError::InUse { id } => format!(
             "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
             id.short()
@@ -268,6 +274,8 @@ impl Engine {
             Route::ImageDelete => images::delete(self, &req, &name()).await,
             Route::Events => events::events(self, &req).await,
             Route::ImagesPrune => images::prune(self, &req).await,
+            Route::ImageSave => archive::save(self, vec![name()]).await,
+            Route::ImagesSave => archive::save_many(self, &req).await,
             Route::SystemDf => images::df(self, &req, v).await,
             Route::ImageInspect => inspect::inspect(self, &name(), v).await,
             Route::ImageHistory => inspect::history(self, &name()).await,

@@ -1,0 +1,151 @@
+//! `save`: images as one tar in Docker's archive layout since v25 — an OCI image layout (`oci-layout`,
+//! `index.json`, `blobs/sha256/…` with uncompressed layers, as dockerd writes them) plus the docker-archive
+//! `manifest.json` and `repositories` — streamed: layers are decompressed from the store as they are written.
+
+use super::archive::{decompressed, TarWriter};
+use super::{events, ImageError, ImageService};
+use crate::digest::Digest;
+use crate::reference::{AnyReference, Reference};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// What one save writes: each image once, with the tags it is saved under (none when named by id or digest).
+#[derive(Debug, Default)]
+pub struct SavePlan {
+    pub images: Vec<(Digest, Vec<Reference>)>,
+}
+
+impl ImageService {
+    /// Resolve the names of a save before any byte is written: `name:tag` is one image, a bare repository name
+    /// every tag of it, an id (or a digest reference) the image without tags.
+    pub fn save_plan(&self, names: &[String]) -> Result<SavePlan, ImageError> {
+        let mut plan = SavePlan::default();
+        let mut add = |id: Digest, tag: Option<Reference>| match plan.images.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
+            None => plan.images.push((id, tag.into_iter().collect())),
+        };
+        for name in names {
+            if name.is_empty() {
+                return Err(ImageError::BlankName);
+            }
+            match AnyReference::parse(name)? {
+                AnyReference::Id(_) => add(self.resolve(name)?.0, None),
+                AnyReference::Named(r) if r.tag().is_none() && r.digest().is_none() => {
+                    let tags = self.db.repo_tags(&r.name())?;
+                    if tags.is_empty() {
+                        // not a repository we have: an id prefix, or nothing
+                        add(self.resolve(name)?.0, None);
+                    }
+                    for (t, id) in tags {
+                        add(id, Some(Reference::parse(&t)?));
+                    }
+                }
+                AnyReference::Named(r) if r.digest().is_some() => add(self.resolve(name)?.0, None),
+                AnyReference::Named(r) => match self.db.resolve_ref(&r.to_string())? {
+                    Some(id) => add(id, Some(r)),
+                    None => {
+                        return Err(ImageError::UnknownTag {
+                            reference: r.familiar(),
+                        })
+                    }
+                },
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Write `plan` to `out` as a tar. Memory stays bounded whatever the image sizes.
+    pub fn save(&self, plan: &SavePlan, out: impl Write) -> Result<(), ImageError> {
+        let io = |context: String| move |source| ImageError::Io { context, source };
+        let mut tw = TarWriter::new(out, 0);
+        let mut written: HashSet<Digest> = HashSet::new();
+        let mut index = Vec::new();
+        let mut manifest_json = Vec::new();
+        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        tw.dir("blobs/").map_err(io("writing the archive".into()))?;
+        tw.dir("blobs/sha256/").map_err(io("writing the archive".into()))?;
+        for (id, tags) in &plan.images {
+            let img = self.inspect(id.as_str())?;
+            let mut layer_paths = Vec::new();
+            let mut sources = serde_json::Map::new();
+            let mut descs = Vec::new();
+            for l in &img.layers {
+                let path = format!("blobs/sha256/{}", l.diff_id.hex());
+                if written.insert(l.diff_id.clone()) {
+                    let c = crate::registry::manifest::Descriptor::compression_of(&l.media_type)?;
+                    let blob = self.store.open_blob(&l.digest)?;
+                    let mut r = decompressed(std::io::BufReader::new(blob), c, self.transfers.zstd_window_log_max)
+                        .map_err(io(format!("layer {}", l.digest)))?;
+                    tw.file(&path, l.uncompressed_size, &mut r)
+                        .map_err(io(format!("writing layer {}", l.diff_id)))?;
+                }
+                let desc = json!({"mediaType": OCI_LAYER, "digest": l.diff_id.as_str(), "size": l.uncompressed_size});
+                sources.insert(l.diff_id.to_string(), desc.clone());
+                descs.push(desc);
+                layer_paths.push(path);
+            }
+            let cfg_path = format!("blobs/sha256/{}", id.hex());
+            if written.insert(id.clone()) {
+                tw.bytes(&cfg_path, &img.config)
+                    .map_err(io("writing the config".into()))?;
+            }
+            let manifest = serde_json::to_vec(&json!({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": id.as_str(), "size": img.config.len()},
+                "layers": descs,
+            }))
+            .unwrap_or_default();
+            let mdigest = Digest::of(&manifest);
+            if written.insert(mdigest.clone()) {
+                tw.bytes(&format!("blobs/sha256/{}", mdigest.hex()), &manifest)
+                    .map_err(io("writing a manifest".into()))?;
+            }
+            let desc = |annotations: Value| {
+                json!({"mediaType": OCI_MANIFEST, "digest": mdigest.as_str(), "size": manifest.len(),
+                       "annotations": annotations})
+            };
+            if tags.is_empty() {
+                index.push(desc(json!({})));
+            }
+            for t in tags {
+                let tag = t.tag().unwrap_or("latest");
+                index.push(desc(json!({"io.containerd.image.name": t.to_string(),
+                                       "org.opencontainers.image.ref.name": tag})));
+                if let Some(top) = img.layers.last() {
+                    repositories
+                        .entry(t.familiar_name())
+                        .or_default()
+                        .insert(tag.to_string(), top.diff_id.hex().to_string());
+                }
+            }
+            let repo_tags: Value = if tags.is_empty() {
+                Value::Null
+            } else {
+                tags.iter().map(|t| t.familiar()).collect::<Vec<_>>().into()
+            };
+            manifest_json.push(json!({"Config": cfg_path, "RepoTags": repo_tags, "Layers": layer_paths,
+                                      "LayerSources": sources}));
+            self.events
+                .emit(events::Action::Save, id.as_str(), self.event_attrs(id, id.as_str()));
+        }
+        let w = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
+        let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": index});
+        let e = io("writing the archive".into());
+        (|| {
+            tw.bytes("index.json", &w(&index))?;
+            tw.bytes("manifest.json", &w(&Value::from(manifest_json)))?;
+            tw.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            if !repositories.is_empty() {
+                tw.bytes("repositories", &w(&json!(repositories)))?;
+            }
+            tw.finish().map(|_| ())
+        })()
+        .map_err(e)
+    }
+}
