@@ -5,6 +5,7 @@ pub mod archive;
 pub mod error;
 pub mod events;
 pub mod job;
+pub mod load;
 pub mod pull;
 pub mod rebuild;
 pub mod save;
@@ -225,6 +226,13 @@ impl ImageService {
             .unwrap_or_default();
         a.insert("name".into(), name.into());
         a
+    }
+
+    /// A fresh path in the data root's `tmp/` (emptied at every start) for a large upload on its way in.
+    pub fn scratch_path(&self, what: &str) -> std::path::PathBuf {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store.root().join("tmp").join(format!("{what}-{n}"))
     }
 
     /// What `/info` and the station report about the store.

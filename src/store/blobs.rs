@@ -129,6 +129,26 @@ impl BlobStore {
         res.map_err(io_err(expected))
     }
 
+    /// A writer for a blob whose digest is known only at the end (a layer of a loaded archive): bytes go to a
+    /// private temp file in `ingest/` (a stray if the daemon dies, removed at the next start) and are hashed as
+    /// they go.
+    pub fn writer(&self) -> Result<BlobWriter, BlobError> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.ingest.join(format!(".put-{}-w{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io_err("new blob"))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            tmp,
+            file: Some(io::BufWriter::with_capacity(128 * 1024, file)),
+            hasher: Hasher::default(),
+        })
+    }
+
     /// Open the ingest for `expected`, keeping any bytes a previous attempt left. `on_existing` sees those bytes
     /// in order, so that callers can rebuild state derived from them (a decompressor, a diff_id hash).
     pub fn ingest(&self, expected: &Digest) -> Result<Ingest, BlobError> {
@@ -262,6 +282,62 @@ fn remove_any(p: &Path) -> io::Result<()> {
         fs::remove_dir_all(p)
     } else {
         fs::remove_file(p)
+    }
+}
+
+/// See [`BlobStore::writer`]. Dropped without [`BlobWriter::commit`], it leaves nothing behind.
+pub struct BlobWriter {
+    store: BlobStore,
+    tmp: PathBuf,
+    file: Option<io::BufWriter<File>>,
+    hasher: Hasher,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already committed"))?;
+        let n = f.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl BlobWriter {
+    /// Make the bytes a blob under their digest (an existing blob is success). Survives a crash as: the temp
+    /// file (a stray) or the complete blob, durable.
+    pub fn commit(mut self) -> Result<(Digest, u64), BlobError> {
+        let (digest, len) = std::mem::take(&mut self.hasher).finish();
+        let f = self.file.take().expect("committed once");
+        let r = (|| {
+            let f = f.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            f.set_permissions(fs::Permissions::from_mode(0o444))?;
+            let target = self.store.blobs.join(digest.hex());
+            if target.exists() {
+                fs::remove_file(&self.tmp)?;
+            } else {
+                fs::rename(&self.tmp, &target)?;
+                fsutil::fsync_dir(&self.store.blobs)?;
+            }
+            Ok(())
+        })();
+        r.map_err(io_err(&digest))?;
+        Ok((digest, len))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -404,6 +480,23 @@ mod tests {
         let d = crate::testutil::tempdir();
         let s = BlobStore::open(&d).unwrap();
         (d, s)
+    }
+
+    #[test]
+    fn writer_commits_under_the_computed_digest_or_leaves_nothing() {
+        let (d, s) = store();
+        let mut w = s.writer().unwrap();
+        w.write_all(b"loaded layer").unwrap();
+        let (dg, n) = w.commit().unwrap();
+        assert_eq!((dg.clone(), n), (Digest::of(b"loaded layer"), 12));
+        assert_eq!(s.read(&dg, 100).unwrap(), b"loaded layer");
+        let mut w = s.writer().unwrap();
+        w.write_all(b"loaded layer").unwrap();
+        assert_eq!(w.commit().unwrap().0, dg, "an existing blob is success");
+        let mut w = s.writer().unwrap();
+        w.write_all(b"abandoned").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(d.join("ingest")).unwrap().count(), 0, "no temp file left");
     }
 
     #[test]

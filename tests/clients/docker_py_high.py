@@ -28,12 +28,18 @@ info = c.info()
 assert info["Images"] == 1 and info["Swarm"]["LocalNodeState"] == "inactive", info
 df = c.df()
 assert df["Images"][0]["Id"] == img.id and df["LayersSize"] > 0, df
+saved = b"".join(img.save(named=True))
+assert saved[257:262] == b"ustar", "a tar archive"
 c.images.remove("pytag:v1")
 c.images.remove(f"{reg}/test:1")
 assert c.images.list() == []
+loaded = c.images.load(saved)
+assert [i.id for i in loaded] == [img.id], loaded
+c.images.remove(img.id, force=True)
 pruned = c.images.prune(filters={"dangling": False})
 assert pruned["ImagesDeleted"] is None and pruned["SpaceReclaimed"] == 0, pruned
 actions = [e["Action"] for e in c.events(since=since, until=int(time.time()) + 1, decode=True)]
-assert actions[:3] == ["pull", "tag", "untag"], actions
+assert actions[:3] == ["pull", "tag", "save"], actions
+assert "load" in actions, actions
 assert "delete" in actions and actions[-1] == "prune", actions
 print("docker-py high-level ok")

@@ -44,6 +44,7 @@ pub enum Route {
     SystemDf,
     ImageSave,
     ImagesSave,
+    ImagesLoad,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -57,6 +58,7 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/images/json", Route::ImagesList),
         (M::POST, "/images/prune", Route::ImagesPrune),
         (M::GET, "/images/get", Route::ImagesSave),
+        (M::POST, "/images/load", Route::ImagesLoad),
         (M::GET, "/system/df", Route::SystemDf),
         (M::GET, "/images/{name…}/json", Route::ImageInspect),
         (M::GET, "/images/{name…}/history", Route::ImageHistory),
@@ -276,6 +278,7 @@ impl Engine {
             Route::ImagesPrune => images::prune(self, &req).await,
             Route::ImageSave => archive::save(self, vec![name()]).await,
             Route::ImagesSave => archive::save_many(self, &req).await,
+            Route::ImagesLoad => archive::load(self, req).await,
             Route::SystemDf => images::df(self, &req, v).await,
             Route::ImageInspect => inspect::inspect(self, &name(), v).await,
             Route::ImageHistory => inspect::history(self, &name()).await,

@@ -1,0 +1,358 @@
+//! `load`: images from a tar archive — Docker's archive (`manifest.json`, both the v25 layout and the older
+//! `<id>/layer.tar` one) or a plain OCI image layout (`index.json`) — already streamed to a file on the volume
+//! (never held in memory). Every layer, gzip, zstd or plain, is checked against the config's `diff_ids` while it
+//! is copied into the store; tags move to the loaded images.
+
+use super::archive::sniff;
+use super::{events, pull, ImageError, ImageService};
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::manifest::{parse_config, parse_manifest, Compression, Manifest};
+use crate::store::db::{LayerRecord, RefKind};
+use crate::transfer::diff::DiffHasher;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+const MAX_JSON: u64 = 8 * 1024 * 1024;
+/// More members than any real archive has: a hostile one is refused before it costs much memory.
+const MAX_MEMBERS: usize = 200_000;
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// What a load reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadEvent {
+    /// Bytes of a layer read so far (`id`: the short diff_id).
+    Layer {
+        id: String,
+        current: u64,
+        total: u64,
+    },
+    /// A tag that named another image now names a loaded one.
+    Renamed {
+        tag: String,
+        old: Digest,
+    },
+    Loaded {
+        tag: String,
+    },
+    LoadedId {
+        id: Digest,
+    },
+}
+
+/// Where a member's bytes are in the archive file.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    offset: u64,
+    size: u64,
+}
+
+/// A member's bytes as a reader (positional reads: members are visited in any order).
+struct MemberReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for MemberReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min((self.end - self.pos) as usize);
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+/// One image the archive holds: where its config and layers are, and its tags.
+struct Item {
+    config: String,
+    layers: Vec<String>,
+    tags: Vec<String>,
+}
+
+fn bad(msg: impl Into<String>) -> ImageError {
+    ImageError::InvalidParameter(format!("invalid archive: {}", msg.into()))
+}
+
+fn index_members(f: &File) -> Result<HashMap<String, Member>, ImageError> {
+    let mut members = HashMap::new();
+    let mut a = tar::Archive::new(f);
+    let entries = a.entries().map_err(|e| bad(e.to_string()))?;
+    for e in entries {
+        let e = e.map_err(|e| bad(e.to_string()))?;
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = e.path().map_err(|e| bad(e.to_string()))?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").to_string();
+        members.insert(
+            path,
+            Member {
+                offset: e.raw_file_position(),
+                size: e.size(),
+            },
+        );
+        if members.len() > MAX_MEMBERS {
+            return Err(bad(format!("more than {MAX_MEMBERS} members")));
+        }
+    }
+    Ok(members)
+}
+
+impl ImageService {
+    /// Load the archive in `path`. Images come in the archive's order; an error stops at the image it met,
+    /// leaving the images before it loaded (each one whole: a ref points at an image only once every blob is in).
+    pub fn load(&self, path: &Path, on: &mut dyn FnMut(LoadEvent)) -> Result<Vec<Digest>, ImageError> {
+        let io = |c: &str| {
+            let c = c.to_string();
+            move |source| ImageError::Io { context: c, source }
+        };
+        let f = File::open(path).map_err(io("opening the uploaded archive"))?;
+        let members = index_members(&f)?;
+        let member = |p: &str| members.get(p).copied().ok_or_else(|| bad(format!("{p} is missing")));
+        let read_json = |p: &str| -> Result<Vec<u8>, ImageError> {
+            let m = member(p)?;
+            if m.size > MAX_JSON {
+                return Err(bad(format!("{p} is larger than {MAX_JSON} bytes")));
+            }
+            let mut buf = Vec::new();
+            MemberReader {
+                file: &f,
+                pos: m.offset,
+                end: m.offset + m.size,
+            }
+            .read_to_end(&mut buf)
+            .map_err(io(p))?;
+            Ok(buf)
+        };
+        let items = if members.contains_key("manifest.json") {
+            self.docker_items(&read_json("manifest.json")?)?
+        } else if members.contains_key("index.json") {
+            self.oci_items(&read_json("index.json")?, &read_json)?
+        } else {
+            return Err(bad("no manifest.json or index.json"));
+        };
+        let mut loaded = Vec::new();
+        for item in items {
+            let config = read_json(&item.config)?;
+            let id = Digest::of(&config);
+            let cfg = parse_config(&config)?;
+            if cfg.diff_ids.len() != item.layers.len() {
+                return Err(bad(format!(
+                    "{} lists {} layers, its config {} diff_ids",
+                    item.config,
+                    item.layers.len(),
+                    cfg.diff_ids.len()
+                )));
+            }
+            // Nothing this load commits is collected by a concurrent delete before the image exists.
+            let _no_gc = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+            let mut layers = Vec::new();
+            for (i, (p, want)) in item.layers.iter().zip(&cfg.diff_ids).enumerate() {
+                let rec = self.load_layer(&f, member(p)?, want, on).map_err(|e| match e {
+                    LayerFailure::DiffId(got) => bad(format!(
+                        "invalid diffID for layer {i}: expected \"{want}\", got \"{got}\""
+                    )),
+                    LayerFailure::Image(e) => e,
+                })?;
+                layers.push(rec);
+            }
+            self.store.put(&id, &config)?;
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": id.as_str(), "size": config.len()},
+                "layers": layers.iter().map(|l| serde_json::json!({
+                    "mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size})).collect::<Vec<_>>(),
+            }))
+            .unwrap_or_default();
+            let mdigest = Digest::of(&manifest);
+            self.store.put(&mdigest, &manifest)?;
+            let mut refs = Vec::new();
+            let mut tags = Vec::new();
+            for t in &item.tags {
+                let r = Reference::parse(t)?.with_default_tag();
+                if r.digest().is_some() {
+                    continue;
+                }
+                if let Some(old) = self.db.resolve_ref(&r.to_string())?.filter(|o| *o != id) {
+                    tags.push(LoadEvent::Renamed { tag: r.familiar(), old });
+                }
+                tags.push(LoadEvent::Loaded { tag: r.familiar() });
+                refs.push((r.to_string(), r.name(), RefKind::Tag));
+            }
+            let img = pull::new_image(
+                &id,
+                &mdigest,
+                vec![(mdigest.clone(), OCI_MANIFEST.into())],
+                &cfg,
+                layers,
+            );
+            self.db.commit_image(&img, &refs, None)?;
+            drop(_no_gc);
+            self.sync_layout();
+            self.events
+                .emit(events::Action::Load, id.as_str(), self.event_attrs(&id, id.as_str()));
+            if tags.is_empty() {
+                on(LoadEvent::LoadedId { id: id.clone() });
+            }
+            for t in tags {
+                on(t);
+            }
+            loaded.push(id);
+        }
+        Ok(loaded)
+    }
+
+    /// `manifest.json` of a docker archive: `[{"Config", "RepoTags", "Layers"}]`.
+    fn docker_items(&self, text: &[u8]) -> Result<Vec<Item>, ImageError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct E {
+            config: String,
+            #[serde(default)]
+            repo_tags: Option<Vec<String>>,
+            layers: Vec<String>,
+        }
+        let list: Vec<E> = serde_json::from_slice(text).map_err(|e| bad(format!("manifest.json: {e}")))?;
+        Ok(list
+            .into_iter()
+            .map(|e| Item {
+                config: e.config,
+                layers: e.layers,
+                tags: e.repo_tags.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// `index.json` of an OCI layout: each image manifest (an index's entry for this daemon's platform), named
+    /// by `io.containerd.image.name`, or by `org.opencontainers.image.ref.name` when that is a whole reference.
+    fn oci_items(
+        &self,
+        text: &[u8],
+        read: &dyn Fn(&str) -> Result<Vec<u8>, ImageError>,
+    ) -> Result<Vec<Item>, ImageError> {
+        let v: serde_json::Value = serde_json::from_slice(text).map_err(|e| bad(format!("index.json: {e}")))?;
+        let blob = |d: &Digest| format!("blobs/{}/{}", d.algorithm(), d.hex());
+        let mut items = Vec::new();
+        for desc in v["manifests"].as_array().cloned().unwrap_or_default() {
+            let d: Digest = desc["digest"]
+                .as_str()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e| bad(format!("index.json: {e}")))?;
+            let mt = desc["mediaType"].as_str();
+            let image = match parse_manifest(&read(&blob(&d))?, mt)? {
+                Manifest::Image(m) => m,
+                Manifest::Index(idx) => {
+                    let e = idx.select(&self.platform)?;
+                    match parse_manifest(&read(&blob(&e.digest))?, Some(&e.media_type))? {
+                        Manifest::Image(m) => m,
+                        Manifest::Index(_) => return Err(bad("an index inside an index")),
+                    }
+                }
+            };
+            let ann = &desc["annotations"];
+            let name = ann["io.containerd.image.name"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    ann["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .filter(|n| n.contains(':') || n.contains('/'))
+                        .map(str::to_string)
+                });
+            items.push(Item {
+                config: blob(&image.config.digest),
+                layers: image.layers.iter().map(|l| blob(&l.digest)).collect(),
+                tags: name.into_iter().collect(),
+            });
+        }
+        Ok(items)
+    }
+
+    /// Copy one layer into the store, checking its diff_id on the way.
+    fn load_layer(
+        &self,
+        f: &File,
+        m: Member,
+        want: &Digest,
+        on: &mut dyn FnMut(LoadEvent),
+    ) -> Result<LayerRecord, LayerFailure> {
+        let io = |source| {
+            LayerFailure::Image(ImageError::Io {
+                context: format!("loading layer {want}"),
+                source,
+            })
+        };
+        let mut r = MemberReader {
+            file: f,
+            pos: m.offset,
+            end: m.offset + m.size,
+        };
+        let mut head = [0u8; 4];
+        let n = f.read_at(&mut head, m.offset).map_err(io)?;
+        let c = sniff(&head[..n]);
+        let mut diff = DiffHasher::new(c, self.transfers.zstd_window_log_max).map_err(io)?;
+        let mut w = self.store.writer().map_err(|e| LayerFailure::Image(e.into()))?;
+        let id = want.short().to_string();
+        let mut buf = vec![0u8; 128 * 1024];
+        let (mut done, mut last) = (0u64, 0u64);
+        loop {
+            let n = r.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n]).map_err(io)?;
+            diff.update(&buf[..n])
+                .map_err(|e| LayerFailure::Image(bad(format!("layer {want} does not decompress: {e}"))))?;
+            done += n as u64;
+            if done - last >= (m.size / 100).max(512 * 1024) || done == m.size {
+                on(LoadEvent::Layer {
+                    id: id.clone(),
+                    current: done,
+                    total: m.size,
+                });
+                last = done;
+            }
+        }
+        let (got, usize) = diff
+            .finish()
+            .map_err(|e| LayerFailure::Image(bad(format!("layer {want} does not decompress: {e}"))))?;
+        if &got != want {
+            return Err(LayerFailure::DiffId(got));
+        }
+        let (digest, size) = w.commit().map_err(|e| LayerFailure::Image(e.into()))?;
+        let media_type = match c {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        };
+        let rec = LayerRecord {
+            digest: digest.clone(),
+            diff_id: got.clone(),
+            media_type: media_type.into(),
+            size,
+            uncompressed_size: usize,
+        };
+        let _ = self.db.put_blob_meta(&crate::store::db::BlobMeta {
+            digest,
+            size,
+            media_type: media_type.into(),
+            diff_id: Some(got),
+            uncompressed_size: Some(usize),
+        });
+        Ok(rec)
+    }
+}
+
+enum LayerFailure {
+    DiffId(Digest),
+    Image(ImageError),
+}

@@ -1,0 +1,164 @@
+//! save and load with the real docker CLI, skopeo and hostile archives: round trips keep ids and tags, layers
+//! are checked against the config's diff_ids, a broken archive leaves no image and a healthy daemon.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+    stdout(out)
+}
+
+fn ids(d: &Depot) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .images()
+        .iter()
+        .map(|i| i["Id"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn save_rmi_load_round_trip_and_skopeo_reads_the_archive() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let (a, b) = (format!("{}/test:1", p.plain), format!("{}/multi:1", p.plain));
+    ok(&d.docker(&["pull", "-q", &a]));
+    ok(&d.docker(&["pull", "-q", &b]));
+    let before = ids(&d);
+    let dir = tempdir("save");
+    let tar = dir.join("images.tar");
+    ok(&d.docker(&["save", "-o", tar.to_str().unwrap(), &a, &b]));
+    // another tool reads what depot wrote, in both of its layouts
+    let out = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("docker-archive:{}:{a}", tar.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cfg["config"]["Labels"]["org.example.test"], "1");
+    let out = Command::new("skopeo")
+        .args(["inspect"])
+        .arg(format!("oci-archive:{}:1", tar.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&d.docker(&["rmi", &a, &b]));
+    assert!(d.images().is_empty() && d.blobs().is_empty());
+    let out = ok(&d.docker(&["load", "-i", tar.to_str().unwrap()]));
+    assert_eq!(out, format!("Loaded image: {a}\nLoaded image: {b}\n"));
+    assert_eq!(ids(&d), before, "the same image ids");
+    d.blobs(); // every blob hashes to its name
+               // loading again moves nothing and says the same
+    let out = ok(&d.docker(&["load", "-i", tar.to_str().unwrap()]));
+    assert_eq!(out, format!("Loaded image: {a}\nLoaded image: {b}\n"));
+    // a tag that named another image moves to the loaded one
+    ok(&d.docker(&["tag", &b, &a]));
+    let out = ok(&d.docker(&["load", "-i", tar.to_str().unwrap()]));
+    assert!(
+        out.contains(&format!("The image {a} already exists, renaming the old one with ID")),
+        "{out}"
+    );
+    let t = ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", &a]));
+    assert!(before.contains(&t.trim().to_string()));
+    // save by repository name saves its tags; an unknown tag is an error before any byte
+    let out = d.docker(&["save", "-o", dir.join("x.tar").to_str().unwrap(), "nope:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("reference does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn load_oci_archives_with_zstd_layers_and_unnamed_images() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let dir = tempdir("oci-load");
+    let arch = dir.join("zstd.tar");
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/test:1-zstd", p.plain))
+        .arg(format!("oci-archive:{}:sk/zstd:1", arch.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ok(&d.docker(&["load", "-i", arch.to_str().unwrap()]));
+    assert_eq!(out.trim(), "Loaded image: sk/zstd:1");
+    let v = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"org.example.test\"}}",
+        "sk/zstd:1",
+    ]));
+    assert_eq!(v.trim(), "1");
+    // an OCI layout whose ref name is only a tag: loaded, unnamed
+    let plain = dir.join("plain.tar");
+    let st = Command::new("tar")
+        .arg("cf")
+        .arg(&plain)
+        .arg("-C")
+        .arg(p.images.join("oci-test"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = ok(&d.docker(&["load", "-i", plain.to_str().unwrap()]));
+    assert!(out.trim().starts_with("Loaded image ID: sha256:"), "{out}");
+}
+
+#[test]
+fn broken_archives_leave_nothing_and_the_daemon_well() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let a = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &a]));
+    let dir = tempdir("bad-load");
+    let tar = dir.join("good.tar");
+    ok(&d.docker(&["save", "-o", tar.to_str().unwrap(), &a]));
+    ok(&d.docker(&["rmi", &a]));
+    // flip one byte in the middle of the (uncompressed) layer
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let (off, size) = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.raw_file_position(), e.size()))
+        .max_by_key(|x| x.1)
+        .unwrap();
+    let at = (off + size / 2) as usize;
+    bytes[at] ^= 0x55;
+    let bad = dir.join("bad.tar");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = d.docker(&["load", "-i", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid diffID for layer 0: expected"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(d.images().is_empty(), "no image from a bad archive");
+    assert!(
+        d.blobs().is_empty(),
+        "the bad layer never reached blobs/: {:?}",
+        d.blobs()
+    );
+    for junk in [&b"not a tar at all"[..], &[0u8; 2048][..]] {
+        std::fs::write(dir.join("junk.tar"), junk).unwrap();
+        let out = d.docker(&["load", "-i", dir.join("junk.tar").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert!(stderr(&out).contains("invalid archive"), "{}", stderr(&out));
+    }
+    assert_eq!(d.get("/_ping").0, 200);
+    assert!(
+        std::fs::read_dir(d.root.join("tmp")).unwrap().next().is_none(),
+        "uploads are removed"
+    );
+    assert!(
+        std::fs::read_dir(d.root.join("ingest")).unwrap().next().is_none(),
+        "no temp blob left"
+    );
+}
