@@ -162,3 +162,40 @@ fn broken_archives_leave_nothing_and_the_daemon_well() {
         "no temp blob left"
     );
 }
+
+#[test]
+fn skopeo_docker_daemon_transport_both_ways() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let host = format!("unix://{}", d.sock.display());
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false", "--dest-daemon-host", &host])
+        .arg(format!("docker://{}/multi:1", p.plain))
+        .arg("docker-daemon:sk/multi:1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for(30, "the loaded image", || !d.images().is_empty());
+    assert_eq!(d.images()[0]["RepoTags"][0], "sk/multi:1");
+    let dir = tempdir("skopeo-daemon");
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-daemon-host",
+            &host,
+            "docker-daemon:sk/multi:1",
+        ])
+        .arg(format!("oci:{}:x", dir.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // skopeo rewrites the config as OCI: compare what it says, the layers' diff_ids
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| std::fs::read(dir.join("blobs/sha256").join(&d[7..])).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let cfg: serde_json::Value = serde_json::from_slice(&blob(m["config"]["digest"].as_str().unwrap())).unwrap();
+    let (_, ours) = d.json("GET", "/images/sk/multi:1/json");
+    assert_eq!(cfg["rootfs"]["diff_ids"], ours["RootFS"]["Layers"]);
+}

@@ -50,7 +50,7 @@ fn ping_version_and_headers() {
     assert_eq!(s, 200);
     assert_eq!(
         (v["ApiVersion"].as_str(), v["MinAPIVersion"].as_str()),
-        (Some("1.47"), Some("1.24"))
+        (Some("1.47"), Some("1.22"))
     );
     assert_eq!(v["Components"][0]["Name"], "Engine");
     assert_eq!(v["Os"], "linux");
@@ -63,12 +63,23 @@ fn ping_version_and_headers() {
             "client version 1.99 is too new. Maximum supported API version is 1.47"
         )
     );
-    let (s, _, b) = d.request("GET", "/v1.23/images/json", &[]);
+    let (s, h, b) = d.request("GET", "/v1.21/images/json", &[]);
     assert_eq!(s, 400);
     assert!(
-        String::from_utf8_lossy(&b).starts_with("client version 1.23 is too old"),
+        String::from_utf8_lossy(&b)
+            .starts_with("client version 1.21 is too old. Minimum supported API version is 1.22"),
         "plain text below 1.24"
     );
+    assert!(h["content-type"].starts_with("text/plain"));
+    // 1.22 and 1.23 are served (skopeo's docker-daemon: transport speaks 1.22), their errors in plain text
+    let (s, _, _) = d.request("GET", "/v1.22/images/json", &[]);
+    assert_eq!(s, 200);
+    let (s, h, b) = d.request("GET", "/v1.23/images/nope/json", &[]);
+    assert_eq!(
+        (s, String::from_utf8_lossy(&b).trim()),
+        (404, "No such image: nope:latest")
+    );
+    assert!(h["content-type"].starts_with("text/plain"));
     // unknown routes and methods
     for (m, p) in [
         ("GET", "/containers/x/json"),

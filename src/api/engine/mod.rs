@@ -18,7 +18,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub const API_VERSION: &str = "1.47";
-pub const MIN_API_VERSION: &str = "1.24";
+/// dockerd 28 accepts 1.24 and up; 1.22 and 1.23 are accepted as dockerd 20.10 did, because containers/image
+/// (skopeo's `docker-daemon:` transport) pins its client to 1.22. Below 1.24 errors are plain text, as in moby.
+pub const MIN_API_VERSION: &str = "1.22";
 
 #[derive(Clone)]
 pub struct Engine {
@@ -97,6 +99,15 @@ impl ApiError {
 
     pub fn into_response(self) -> Resp {
         json(self.status, &serde_json::json!({ "message": self.message }))
+    }
+
+    /// As a client of API `v` expects it: JSON from 1.24 on, plain text below (moby `MakeErrorHandler`).
+    pub fn into_response_for(self, v: ApiVersion<'_>) -> Resp {
+        if v.before("1.24") {
+            full(self.status, "text/plain; charset=utf-8", format!("{}\n", self.message))
+        } else {
+            self.into_response()
+        }
     }
 }
 
@@ -257,11 +268,11 @@ impl Engine {
             Found::Route(r, p) => (*r, p),
             // dockerd answers a known path with the wrong method like an unknown one
             Found::WrongMethod | Found::NotFound => {
-                return ApiError::new(StatusCode::NOT_FOUND, "page not found").into_response()
+                return ApiError::new(StatusCode::NOT_FOUND, "page not found").into_response_for(v)
             }
         };
         let res = self.dispatch(route, params, req, v).await;
-        res.unwrap_or_else(ApiError::into_response)
+        res.unwrap_or_else(|e| e.into_response_for(v))
     }
 }
 
