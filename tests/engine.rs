@@ -210,3 +210,43 @@ fn events_replay_filter_and_follow() {
         (400, "`since` time must be before `until`")
     );
 }
+
+#[test]
+fn docker_login_then_private_pull() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    for reg in [&p.basic, &p.token] {
+        let login = |pw: &str| {
+            let mut c = std::process::Command::new("docker");
+            c.args(["login", "-u", "testuser", "--password-stdin", reg.as_str()])
+                .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+                .env("DOCKER_CONFIG", d.root.join(".docker-config"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(pw.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let out = login("wrong\n");
+        assert_eq!(out.status.code(), Some(1), "{reg}");
+        assert!(
+            stderr(&out).contains("unauthorized: incorrect username or password"),
+            "{}",
+            stderr(&out)
+        );
+        let out = login("testpass\n");
+        assert!(
+            stdout(&out).contains("Login Succeeded"),
+            "{reg}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        // the CLI now sends the stored credentials with the pull
+        ok(&d.docker(&["pull", "-q", &format!("{reg}/test:1")]));
+    }
+    assert_eq!(d.images().len(), 1, "the same image from both registries");
+    let (s, v) = d.json("POST", "/auth");
+    assert_eq!(s, 400, "{v}");
+}

@@ -24,6 +24,9 @@ pub enum ImageError {
     /// Deleting by id an image that several repositories or tags name, without force.
     #[error("image {} is referenced in several repositories; remove it by name, or force it", .id.short())]
     InUse { id: crate::digest::Digest },
+    /// The registry refused the credentials of a login.
+    #[error("{url}: the registry refused the username or password")]
+    LoginFailed { url: String },
     /// A tag that names no image (save).
     #[error("no image is tagged {reference}")]
     UnknownTag { reference: String },
@@ -92,6 +95,7 @@ impl ImageError {
             | ImageError::ManifestUnknown { .. }
             | ImageError::AccessDenied { .. } => NotFound,
             ImageError::InUse { .. } | ImageError::Busy(_) => Conflict,
+            ImageError::LoginFailed { .. } => Unauthorized,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {
                 RegistryError::NoCredentials { .. } => Unauthorized,

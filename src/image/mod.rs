@@ -258,6 +258,28 @@ impl ImageService {
         })
     }
 
+    /// Check `creds` against `server` (a host, a URL, or empty for Docker Hub) as `docker login` does. The
+    /// identity token, when the registry issued one.
+    pub fn login(&self, server: &str, creds: Credentials) -> Result<Option<String>, ImageError> {
+        let host = server
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let domain = match host {
+            "" | "index.docker.io" | "docker.io" | "registry-1.docker.io" => crate::reference::DEFAULT_DOMAIN,
+            h => h,
+        };
+        let repo = self.registry.repo(domain, "", Some(creds));
+        repo.login().map_err(|e| match e {
+            crate::registry::RegistryError::Denied { url, .. }
+            | crate::registry::RegistryError::NoCredentials { url } => ImageError::LoginFailed { url },
+            e => e.into(),
+        })
+    }
+
     /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).
     pub fn remote_tags(&self, reference: &Reference, creds: Option<Credentials>) -> Result<Vec<String>, ImageError> {
         let repo = self.registry.repo(reference.domain(), reference.path(), creds);

@@ -126,6 +126,9 @@ pub struct TokenResponse {
     pub access_token: Option<String>,
     #[serde(default)]
     pub expires_in: Option<u64>,
+    /// An OAuth refresh token (Docker's "identity token"), from the `POST` form.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 impl TokenResponse {

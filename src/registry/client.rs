@@ -306,11 +306,24 @@ impl Repo {
     /// Docker token spec: `GET realm?service&scope` (Basic credentials when we have them); OAuth2 `POST` form with
     /// `grant_type=refresh_token` for identity tokens, and `grant_type=password` when the GET form is refused.
     fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<(String, u64), RegistryError> {
+        self.fetch_token_full(realm, service, scope).map(|(t, ttl, _)| (t, ttl))
+    }
+
+    /// A token for `scope` (none when empty), with its lifetime and any refresh token the server gave.
+    fn fetch_token_full(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(String, u64, Option<String>), RegistryError> {
         let token_err = |msg: String| RegistryError::Token {
             realm: realm.to_string(),
             msg,
         };
-        let mut form: Vec<(&str, &str)> = vec![("scope", scope), ("client_id", "depot")];
+        let mut form: Vec<(&str, &str)> = vec![("client_id", "depot")];
+        if !scope.is_empty() {
+            form.push(("scope", scope));
+        }
         if let Some(s) = service {
             form.push(("service", s));
         }
@@ -329,7 +342,10 @@ impl Repo {
                 ..
             }) => post(vec![("grant_type", "refresh_token"), ("refresh_token", t.as_str())])?,
             creds => {
-                let mut q: Vec<(&str, &str)> = vec![("scope", scope)];
+                let mut q: Vec<(&str, &str)> = Vec::new();
+                if !scope.is_empty() {
+                    q.push(("scope", scope));
+                }
                 if let Some(s) = service {
                     q.push(("service", s));
                 }
@@ -361,8 +377,11 @@ impl Repo {
         let body = read_capped(resp, MAX_TOKEN_BODY, realm)?;
         let t: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| token_err(format!("bad token response: {e}")))?;
-        t.into_token()
-            .ok_or_else(|| token_err("token response holds no token".into()))
+        let refresh = t.refresh_token.clone().filter(|r| !r.is_empty());
+        let (tok, ttl) = t
+            .into_token()
+            .ok_or_else(|| token_err("token response holds no token".into()))?;
+        Ok((tok, ttl, refresh))
     }
 
     /// GET `path` (relative to `/v2/<repo>/`) with auth, redirects and the retry policy; returns a 2xx
@@ -438,6 +457,49 @@ impl Repo {
                 continue;
             }
             return Err(error_from(r.status(), r, &url));
+        }
+    }
+
+    /// Check the credentials against the registry as `docker login` does: `/v2/` with Basic credentials, or a
+    /// token without scope from the registry's token service. `Ok` carries an identity (refresh) token when
+    /// the service issued one.
+    pub fn login(&self) -> Result<Option<String>, RegistryError> {
+        let base = self.base()?;
+        let url = format!("{base}/v2/");
+        let challenge = self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let denied = |status: u16| RegistryError::Denied {
+            url: url.clone(),
+            status,
+            errors: super::ErrorList(vec![("UNAUTHORIZED".into(), "incorrect username or password".into())]),
+        };
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic { .. }) => {
+                let Some(c) = &self.creds else {
+                    return Err(RegistryError::NoCredentials { url });
+                };
+                let r = self
+                    .host
+                    .agent
+                    .get(&url)
+                    .header("Authorization", c.basic_header())
+                    .call()
+                    .map_err(|e| transport(&url, e))?;
+                match r.status().as_u16() {
+                    200..=299 => Ok(None),
+                    s @ (401 | 403) => Err(denied(s)),
+                    _ => Err(error_from(r.status(), r, &url)),
+                }
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                match self.fetch_token_full(&realm, service.as_deref(), "") {
+                    Ok((_, _, refresh)) => Ok(refresh),
+                    Err(RegistryError::Token { msg, .. }) if msg.contains("401") || msg.contains("403") => {
+                        Err(denied(401))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         }
     }
 

@@ -6,6 +6,30 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 
+/// `POST /auth` (spec §5.12): check an AuthConfig against its registry. 200 with `Status` and `IdentityToken`,
+/// 401 for refused credentials.
+pub async fn login(e: &super::Engine, req: crate::http::Req) -> Result<crate::http::Resp, super::ApiError> {
+    use hyper::StatusCode;
+    let body = crate::http::read_body(req.into_body(), crate::http::MAX_SMALL_BODY).await?;
+    let bad = |m: String| super::ApiError::new(StatusCode::BAD_REQUEST, m);
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid auth config: {e}")))?;
+    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let creds = Credentials {
+        username: get("username"),
+        password: get("password"),
+        identity_token: Some(get("identitytoken")).filter(|t| !t.is_empty()),
+    };
+    if creds.is_empty() {
+        return Err(bad("a username and password, or an identity token, are needed".into()));
+    }
+    let (images, server) = (e.images.clone(), get("serveraddress"));
+    let token = crate::pool::run(move || images.login(&server, creds)).await?;
+    Ok(crate::http::json(
+        StatusCode::OK,
+        &serde_json::json!({"IdentityToken": token.unwrap_or_default(), "Status": "Login Succeeded"}),
+    ))
+}
+
 pub fn decode(header: Option<&str>) -> Option<Credentials> {
     let h = header?.trim();
     if h.is_empty() || h == "null" {

@@ -47,6 +47,7 @@ pub enum Route {
     ImageSave,
     ImagesSave,
     ImagesLoad,
+    Auth,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -69,6 +70,7 @@ pub fn routes() -> Router<Route> {
         (M::DELETE, "/images/{name…}", Route::ImageDelete),
         (M::GET, "/events", Route::Events),
         (M::GET, "/info", Route::Info),
+        (M::POST, "/auth", Route::Auth),
         (M::POST, "/build/prune", Route::BuildPrune),
     ])
 }
@@ -141,6 +143,7 @@ pub fn docker_message(e: &ImageError) -> String {
         ImageError::BlankName => "image name cannot be blank".into(),
         ImageError::NotFound { reference } => format!("No such image: {reference}"),
         ImageError::UnknownTag { .. } => "reference does not exist".into(),
+        ImageError::LoginFailed { url } => format!("Get \"{url}\": unauthorized: incorrect username or password"),
         ImageError::InUse { id } => format!(
             "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
             id.short()
@@ -295,6 +298,7 @@ impl Engine {
             Route::ImageHistory => inspect::history(self, &name()).await,
             Route::ImageTag => inspect::tag(self, &req, &name()).await,
             Route::Info => system::info(self).await,
+            Route::Auth => auth::login(self, req).await,
             Route::BuildPrune => system::build_prune(&crate::http::query_pairs(req.uri().query())),
         }
     }
