@@ -250,3 +250,73 @@ fn docker_login_then_private_pull() {
     let (s, v) = d.json("POST", "/auth");
     assert_eq!(s, 400, "{v}");
 }
+
+#[test]
+fn push_uploads_skips_and_mounts() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let src = format!("{}/multi:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &src]));
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE,
+        r#"{"username":"testuser","password":"testpass"}"#,
+    );
+    let push = |name: &str, tag: &str| {
+        let (s, _, b) = d.request(
+            "POST",
+            &format!("/v1.47/images/{name}/push?tag={tag}"),
+            &[("X-Registry-Auth", &auth)],
+        );
+        assert_eq!(s, 200);
+        String::from_utf8_lossy(&b).to_string()
+    };
+    // to another registry (the one with htpasswd): every layer is uploaded
+    let dst = format!("{}/pushed/multi", p.basic);
+    ok(&d.docker(&["tag", &src, &format!("{dst}:7")]));
+    let out = push(&dst, "7");
+    assert!(
+        out.starts_with(&format!("{{\"status\":\"The push refers to repository [{dst}]\"}}")),
+        "{out}"
+    );
+    assert_eq!(out.matches("\"status\":\"Pushed\"").count(), 5, "{out}");
+    assert!(out.contains("\"aux\":{\"Digest\":\"sha256:"), "{out}");
+    // the registry serves what depot pushed, byte for byte: the digest is the one pulled from the source
+    let manifest_digest = d.images()[0]["RepoDigests"][0]
+        .as_str()
+        .unwrap()
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&format!("7: digest: {manifest_digest} size: ")), "{out}");
+    let sk = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--creds", "testuser:testpass"])
+        .arg(format!("docker://{dst}:7"))
+        .output()
+        .unwrap();
+    assert!(sk.status.success(), "{}", stderr(&sk));
+    let v: serde_json::Value = serde_json::from_slice(&sk.stdout).unwrap();
+    assert_eq!(v["Digest"], manifest_digest.as_str());
+    // again: nothing is uploaded
+    let out = push(&dst, "7");
+    assert_eq!(out.matches("Layer already exists").count(), 5, "{out}");
+    // to another repository of that registry: layers are mounted, not uploaded
+    let other = format!("{}/other/multi", p.basic);
+    ok(&d.docker(&["tag", &src, &format!("{other}:1")]));
+    let out = push(&other, "1");
+    assert_eq!(out.matches("Mounted from pushed/multi").count(), 5, "{out}");
+    // the pushed digest is recorded; a push of what is not here fails in the stream
+    let digests = ok(&d.docker(&["images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", &dst]));
+    assert_eq!(digests.trim(), format!("{dst}@{manifest_digest}"));
+    let out = d.docker(&["push", &format!("{}/nothing:1", p.plain)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("tag does not exist"), "{}", stderr(&out));
+    // without credentials the registry refuses, in the stream
+    let (s, _, b) = d.request("POST", &format!("/v1.47/images/{dst}/push?tag=7"), &[]);
+    assert_eq!(s, 200);
+    assert!(
+        String::from_utf8_lossy(&b).contains("errorDetail"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+}

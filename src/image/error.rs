@@ -27,6 +27,12 @@ pub enum ImageError {
     /// The registry refused the credentials of a login.
     #[error("{url}: the registry refused the username or password")]
     LoginFailed { url: String },
+    /// A push of a tag this store does not have.
+    #[error("no local image is tagged {reference}")]
+    NoLocalTag { reference: String },
+    /// A push of a repository this store has no tag of.
+    #[error("no local image is tagged in repository {name}")]
+    NoLocalRepo { name: String },
     /// A tag that names no image (save).
     #[error("no image is tagged {reference}")]
     UnknownTag { reference: String },
@@ -92,6 +98,8 @@ impl ImageError {
             | ImageError::BlankName => InvalidParameter,
             ImageError::NotFound { .. }
             | ImageError::UnknownTag { .. }
+            | ImageError::NoLocalTag { .. }
+            | ImageError::NoLocalRepo { .. }
             | ImageError::ManifestUnknown { .. }
             | ImageError::AccessDenied { .. } => NotFound,
             ImageError::InUse { .. } | ImageError::Busy(_) => Conflict,

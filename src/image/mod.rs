@@ -7,6 +7,7 @@ pub mod events;
 pub mod job;
 pub mod load;
 pub mod pull;
+pub mod push;
 pub mod rebuild;
 pub mod save;
 

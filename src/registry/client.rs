@@ -47,22 +47,24 @@ pub struct Registry {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
-struct Host {
+pub(super) struct Host {
     /// What we connect to (`registry-1.docker.io` for `docker.io`).
-    endpoint: String,
-    agent: ureq::Agent,
+    pub(super) endpoint: String,
+    pub(super) agent: ureq::Agent,
     insecure_ok: bool,
     base: Mutex<Option<String>>,
-    challenge: Mutex<Option<Challenge>>,
+    pub(super) challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// One repository on one registry, with the caller's credentials.
 pub struct Repo {
-    host: Arc<Host>,
-    opts: RegistryOptions,
-    path: String,
-    creds: Option<Credentials>,
+    pub(super) host: Arc<Host>,
+    pub(super) opts: RegistryOptions,
+    pub(super) path: String,
+    pub(super) creds: Option<Credentials>,
+    /// Tokens are asked for `pull,push` (a push) or `pull`.
+    pub(super) push: bool,
 }
 
 /// A manifest as fetched: the exact bytes (the digest is over them), the media type and the parsed document.
@@ -105,6 +107,15 @@ impl Registry {
             opts: self.opts.clone(),
             path: path.to_string(),
             creds: creds.filter(|c| !c.is_empty()),
+            push: false,
+        }
+    }
+
+    /// A repository to push to: its tokens are asked for `pull,push`.
+    pub fn repo_for_push(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repo {
+        Repo {
+            push: true,
+            ..self.repo(domain, path, creds)
         }
     }
 
@@ -126,7 +137,7 @@ impl Registry {
     }
 }
 
-fn transport(url: &str, e: impl std::fmt::Display) -> RegistryError {
+pub(super) fn transport(url: &str, e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Transport {
         url: url.to_string(),
         msg: e.to_string(),
@@ -138,7 +149,7 @@ fn authority(url: &str) -> &str {
     rest.split(['/', '?', '#']).next().unwrap_or("")
 }
 
-fn resolve_location(base_url: &str, loc: &str) -> String {
+pub(super) fn resolve_location(base_url: &str, loc: &str) -> String {
     if loc.contains("://") {
         return loc.to_string();
     }
@@ -157,11 +168,11 @@ fn resolve_location(base_url: &str, loc: &str) -> String {
     format!("{}/{}", &base_url[..dir_end], loc)
 }
 
-fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn read_capped(r: Response<Body>, limit: u64, url: &str) -> Result<Vec<u8>, RegistryError> {
+pub(super) fn read_capped(r: Response<Body>, limit: u64, url: &str) -> Result<Vec<u8>, RegistryError> {
     let mut buf = Vec::new();
     r.into_body()
         .into_reader()
@@ -177,7 +188,7 @@ fn read_capped(r: Response<Body>, limit: u64, url: &str) -> Result<Vec<u8>, Regi
     Ok(buf)
 }
 
-fn error_from(status: StatusCode, r: Response<Body>, url: &str) -> RegistryError {
+pub(super) fn error_from(status: StatusCode, r: Response<Body>, url: &str) -> RegistryError {
     let remaining = header(&r, "ratelimit-remaining").map(str::to_string);
     let retry_after = header(&r, "retry-after").and_then(crate::net::retry::parse_retry_after);
     let body = read_capped(r, MAX_ERROR_BODY, url).unwrap_or_default();
@@ -231,12 +242,13 @@ impl Repo {
     }
 
     fn scope(&self) -> String {
-        format!("repository:{}:pull", self.path)
+        let actions = if self.push { "pull,push" } else { "pull" };
+        format!("repository:{}:{actions}", self.path)
     }
 
     /// `https://host` or, for a registry allowed to be insecure whose TLS fails, `http://host`. Probes `/v2/`
     /// once per host and keeps the challenge it answers with.
-    fn base(&self) -> Result<String, RegistryError> {
+    pub(super) fn base(&self) -> Result<String, RegistryError> {
         if let Some(b) = self.host.base.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(b);
         }
@@ -274,7 +286,7 @@ impl Repo {
     }
 
     /// The `Authorization` value for our scope under the host's current challenge; fetches a token if needed.
-    fn authorization(&self, fresh: bool) -> Result<Option<String>, RegistryError> {
+    pub(super) fn authorization(&self, fresh: bool) -> Result<Option<String>, RegistryError> {
         let challenge = self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match challenge {
             None => Ok(None),

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
+pub mod push;
 
 pub use auth::Credentials;
 pub use client::{BlobStream, FetchedManifest, Registry, RegistryOptions, Repo};

@@ -509,6 +509,39 @@ impl Db {
         Ok(out)
     }
 
+    /// Record digest ref `name` (`repo@sha256:…`) for image `id` (after a push).
+    pub fn add_digest_ref(&self, name: &str, repo: &str, id: &Digest) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO refs (name, repo, kind, image_id, created_at) VALUES (?1, ?2, 'digest', ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+            params![name, repo, id.as_str(), now()],
+        )?;
+        Ok(())
+    }
+
+    /// Repositories (canonical names) whose images have blob `d`, for cross-repository mounts.
+    pub fn repos_with_blob(&self, d: &Digest) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT DISTINCT r.repo FROM refs r JOIN image_layers l ON l.image_id = r.image_id WHERE l.digest = ?1
+             ORDER BY r.repo",
+        )?;
+        let rows = st.query_map([d.as_str()], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The media type the image's own manifest was stored with.
+    pub fn manifest_media_type(&self, id: &Digest, manifest: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT media_type FROM image_manifests WHERE image_id = ?1 AND digest = ?2",
+                [id.as_str(), manifest.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Point tag `name` (in `repo`) at image `id`, moving it from any other image, and note the time of this
     /// tag operation on the image.
     pub fn tag(&self, name: &str, repo: &str, id: &Digest) -> Result<()> {

@@ -128,3 +128,57 @@ pub async fn load(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     }
     Ok(streaming(StatusCode::OK, "application/json", out_rx))
 }
+
+fn push_line(e: &crate::image::push::PushEvent) -> Vec<Bytes> {
+    use crate::image::push::PushEvent as P;
+    let layer = |status: &str, id: &str| serde_json::json!({"status": status, "progressDetail": {}, "id": id});
+    match e {
+        P::Preparing { id } => vec![stream_line(layer("Preparing", id))],
+        P::Progress { id, current, total } => vec![stream_line(serde_json::json!({
+            "status": "Pushing", "progressDetail": {"current": current, "total": total},
+            "progress": crate::progress::bar(*current, *total), "id": id}))],
+        P::Pushed { id } => vec![stream_line(layer("Pushed", id))],
+        P::Exists { id } => vec![stream_line(layer("Layer already exists", id))],
+        P::Mounted { id, from } => vec![stream_line(layer(&format!("Mounted from {from}"), id))],
+        P::Done { tag, digest, size } => vec![
+            stream_line(serde_json::json!({"status": format!("{tag}: digest: {digest} size: {size}")})),
+            stream_line(serde_json::json!({"progressDetail": {},
+                "aux": {"Tag": tag, "Digest": digest.as_str(), "Size": size}})),
+        ],
+    }
+}
+
+/// `POST /images/{name}/push?tag=` (spec §5.11): the first line names the repository; everything after,
+/// errors included, is in the stream.
+pub async fn push(e: &Engine, req: Req, name: &str) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let mut r = crate::reference::Reference::parse(name).map_err(|e| bad(e.to_string()))?;
+    if let Some(t) = query_get(&q, "tag").filter(|t| !t.is_empty()) {
+        r = r.with_tag(t).map_err(|e| bad(e.to_string()))?;
+    }
+    let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
+    // docker-py sends `{}`; whatever comes must be well-formed
+    crate::http::read_body(req.into_body(), crate::http::MAX_SMALL_BODY).await?;
+    let (tx, rx) = async_channel::bounded::<Bytes>(64);
+    let first = stream_line(serde_json::json!({
+        "status": format!("The push refers to repository [{}]", r.name())}));
+    let _ = tx.try_send(first);
+    let images = e.images.clone();
+    std::thread::Builder::new()
+        .name("push".into())
+        .spawn(move || {
+            let r = images.push_targets(&r).and_then(|targets| {
+                images.push(&targets, creds, &mut |ev| {
+                    for l in push_line(&ev) {
+                        let _ = tx.send_blocking(l);
+                    }
+                })
+            });
+            if let Err(err) = r {
+                let _ = tx.send_blocking(super::pull::error_line(&super::docker_message(&err)));
+            }
+        })
+        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting a push: {err}")))?;
+    Ok(streaming(StatusCode::OK, "application/json", rx))
+}

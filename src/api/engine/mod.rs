@@ -48,6 +48,7 @@ pub enum Route {
     ImagesSave,
     ImagesLoad,
     Auth,
+    ImagePush,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -67,6 +68,7 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/images/{name…}/history", Route::ImageHistory),
         (M::POST, "/images/{name…}/tag", Route::ImageTag),
         (M::GET, "/images/{name…}/get", Route::ImageSave),
+        (M::POST, "/images/{name…}/push", Route::ImagePush),
         (M::DELETE, "/images/{name…}", Route::ImageDelete),
         (M::GET, "/events", Route::Events),
         (M::GET, "/info", Route::Info),
@@ -143,6 +145,8 @@ pub fn docker_message(e: &ImageError) -> String {
         ImageError::BlankName => "image name cannot be blank".into(),
         ImageError::NotFound { reference } => format!("No such image: {reference}"),
         ImageError::UnknownTag { .. } => "reference does not exist".into(),
+        ImageError::NoLocalTag { reference } => format!("tag does not exist: {reference}"),
+        ImageError::NoLocalRepo { name } => format!("An image does not exist locally with the tag: {name}"),
         ImageError::LoginFailed { url } => format!("Get \"{url}\": unauthorized: incorrect username or password"),
         ImageError::InUse { id } => format!(
             "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
@@ -293,6 +297,7 @@ impl Engine {
             Route::ImageSave => archive::save(self, vec![name()]).await,
             Route::ImagesSave => archive::save_many(self, &req).await,
             Route::ImagesLoad => archive::load(self, req).await,
+            Route::ImagePush => archive::push(self, req, &name()).await,
             Route::SystemDf => images::df(self, &req, v).await,
             Route::ImageInspect => inspect::inspect(self, &name(), v).await,
             Route::ImageHistory => inspect::history(self, &name()).await,

@@ -1,0 +1,224 @@
+//! `push`: an image's own manifest, config and layer blobs, byte for byte as stored (so digests survive a pull
+//! and a push), to a registry: blobs it has are skipped, blobs another repository of the same registry has are
+//! mounted, the rest uploaded whole; each blob with one retry budget.
+
+use super::{events, ImageError, ImageService};
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::manifest::{parse_manifest, Manifest};
+use crate::registry::push::Sent;
+use crate::registry::{Credentials, RegistryError};
+use std::io::Read;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushEvent {
+    /// Per layer (`id`: the short diff_id, as Docker shows them).
+    Preparing {
+        id: String,
+    },
+    Progress {
+        id: String,
+        current: u64,
+        total: u64,
+    },
+    Pushed {
+        id: String,
+    },
+    Exists {
+        id: String,
+    },
+    Mounted {
+        id: String,
+        from: String,
+    },
+    /// One tag done: the manifest's digest and size.
+    Done {
+        tag: String,
+        digest: Digest,
+        size: u64,
+    },
+}
+
+/// Counts bytes as they are read, reporting every 1%.
+struct Counting<'a> {
+    inner: std::fs::File,
+    done: u64,
+    last: u64,
+    total: u64,
+    report: &'a mut dyn FnMut(u64, u64),
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.last >= (self.total / 100).max(256 * 1024) || (n == 0 && self.done != self.last) {
+            (self.report)(self.done, self.total);
+            self.last = self.done;
+        }
+        Ok(n)
+    }
+}
+
+impl ImageService {
+    /// The tags a push of `name` sends: `name` with its tag, or every tag of the repository when it has none.
+    pub fn push_targets(&self, name: &Reference) -> Result<Vec<(Reference, Digest)>, ImageError> {
+        if name.tag().is_some() {
+            let id = self
+                .db
+                .resolve_ref(&name.to_string())?
+                .ok_or_else(|| ImageError::NoLocalTag {
+                    reference: name.familiar(),
+                })?;
+            return Ok(vec![(name.clone(), id)]);
+        }
+        let tags = self.db.repo_tags(&name.name())?;
+        if tags.is_empty() {
+            return Err(ImageError::NoLocalRepo {
+                name: name.familiar_name(),
+            });
+        }
+        tags.into_iter()
+            .map(|(t, id)| Ok((Reference::parse(&t)?, id)))
+            .collect()
+    }
+
+    /// Push each of `targets` (from [`ImageService::push_targets`]).
+    pub fn push(
+        &self,
+        targets: &[(Reference, Digest)],
+        creds: Option<Credentials>,
+        on: &mut dyn FnMut(PushEvent),
+    ) -> Result<(), ImageError> {
+        for (r, id) in targets {
+            self.push_one(r, id, creds.clone(), on)?;
+        }
+        Ok(())
+    }
+
+    fn push_one(
+        &self,
+        r: &Reference,
+        id: &Digest,
+        creds: Option<Credentials>,
+        on: &mut dyn FnMut(PushEvent),
+    ) -> Result<(), ImageError> {
+        let row = self.db.image_row(id)?.ok_or_else(|| ImageError::NotFound {
+            reference: r.familiar(),
+        })?;
+        let mdigest = row.manifest_digest.clone();
+        let media_type = self
+            .db
+            .manifest_media_type(id, &mdigest)?
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+        let bytes = self.store.read(&mdigest, self.registry.options().max_manifest_bytes)?;
+        let Manifest::Image(m) = parse_manifest(&bytes, Some(&media_type))? else {
+            return Err(ImageError::InvalidParameter(format!(
+                "{mdigest} is an index, not an image manifest"
+            )));
+        };
+        let diff_ids: std::collections::HashMap<Digest, Digest> = self
+            .db
+            .image_layers(id)?
+            .into_iter()
+            .map(|l| (l.digest, l.diff_id))
+            .collect();
+        let repo = self.registry.repo_for_push(r.domain(), r.path(), creds);
+        let short = |d: &Digest| diff_ids.get(d).unwrap_or(d).short().to_string();
+        for l in &m.layers {
+            on(PushEvent::Preparing { id: short(&l.digest) });
+        }
+        let blobs =
+            m.layers
+                .iter()
+                .map(|l| (&l.digest, l.size, true))
+                .chain([(&m.config.digest, m.config.size, false)]);
+        for (d, size, is_layer) in blobs {
+            let lid = short(d);
+            let sent = self.push_blob(&repo, r, d, size, &mut |current, total| {
+                if is_layer {
+                    on(PushEvent::Progress {
+                        id: lid.clone(),
+                        current,
+                        total,
+                    });
+                }
+            })?;
+            if is_layer {
+                on(match sent {
+                    Sent::Exists => PushEvent::Exists { id: lid },
+                    Sent::Mounted { from } => PushEvent::Mounted { id: lid, from },
+                    Sent::Uploaded => PushEvent::Pushed { id: lid },
+                });
+            }
+        }
+        let tag = r.tag().unwrap_or("latest").to_string();
+        self.retrying(|| repo.put_manifest(&tag, &media_type, &bytes))?;
+        self.db
+            .add_digest_ref(&format!("{}@{mdigest}", r.name()), &r.name(), id)?;
+        self.sync_layout();
+        self.events.emit(
+            events::Action::Push,
+            r.familiar(),
+            self.event_attrs(id, &r.familiar_name()),
+        );
+        on(PushEvent::Done {
+            tag,
+            digest: mdigest,
+            size: bytes.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Run `f` within one retry budget of the policy.
+    fn retrying<T>(&self, mut f: impl FnMut() -> Result<T, RegistryError>) -> Result<T, ImageError> {
+        let mut budget = self.transfers.retry.budget();
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e) => match budget.failed(e.retry()) {
+                    Some(delay) => std::thread::sleep(delay),
+                    None => return Err(e.into()),
+                },
+            }
+        }
+    }
+
+    fn push_blob(
+        &self,
+        repo: &crate::registry::Repo,
+        r: &Reference,
+        d: &Digest,
+        size: u64,
+        report: &mut dyn FnMut(u64, u64),
+    ) -> Result<Sent, ImageError> {
+        if self.retrying(|| repo.has_blob(d))? {
+            return Ok(Sent::Exists);
+        }
+        // Another repository of the same registry that has it lends it without an upload.
+        let domain = format!("{}/", r.domain());
+        for other in self.db.repos_with_blob(d)? {
+            let Some(path) = other.strip_prefix(&domain).filter(|p| *p != r.path()) else {
+                continue;
+            };
+            if self.retrying(|| repo.mount(d, path))? {
+                return Ok(Sent::Mounted { from: path.to_string() });
+            }
+        }
+        self.retrying(|| {
+            let f = self.store.open_blob(d).map_err(|e| RegistryError::Transport {
+                url: d.to_string(),
+                msg: e.to_string(),
+            })?;
+            let mut body = Counting {
+                inner: f,
+                done: 0,
+                last: 0,
+                total: size,
+                report: &mut *report,
+            };
+            repo.upload(d, size, &mut body)
+        })?;
+        Ok(Sent::Uploaded)
+    }
+}
