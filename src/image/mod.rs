@@ -77,6 +77,16 @@ pub struct Inspected {
     pub layers: Vec<crate::store::db::LayerRecord>,
 }
 
+/// What a registry holds under a reference, without pulling it (`/distribution/{name}/json`).
+#[derive(Debug, Clone)]
+pub struct RemoteDescriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// The platforms of an index's entries (attestations left out), or the one of an image manifest's config.
+    pub platforms: Vec<Platform>,
+}
+
 /// Whether `labels` has `want`: a `key`, or `key=value` exactly (Docker's label filter).
 pub fn label_matches(labels: Option<&std::collections::BTreeMap<String, String>>, want: &str) -> bool {
     match want.split_once('=') {
@@ -278,6 +288,41 @@ impl ImageService {
             crate::registry::RegistryError::Denied { url, .. }
             | crate::registry::RegistryError::NoCredentials { url } => ImageError::LoginFailed { url },
             e => e.into(),
+        })
+    }
+
+    /// What `reference` resolves to in its registry: the manifest's descriptor and the platforms it offers.
+    pub fn remote_descriptor(
+        &self,
+        reference: &Reference,
+        creds: Option<Credentials>,
+    ) -> Result<RemoteDescriptor, ImageError> {
+        let repo = self.registry.repo(reference.domain(), reference.path(), creds);
+        let r = reference.clone().with_default_tag();
+        let which = r.digest().map(|d| d.to_string()).or(r.tag().map(str::to_string)).unwrap_or_default();
+        let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
+        let fm = repo.manifest(&which).map_err(fail)?;
+        let (media_type, platforms) = match &fm.manifest {
+            crate::registry::manifest::Manifest::Index(idx) => (
+                idx.media_type.clone(),
+                idx.manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref())
+                    .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
+                    .filter(|p| p.os != "unknown")
+                    .collect(),
+            ),
+            crate::registry::manifest::Manifest::Image(m) => {
+                let cfg = repo.blob_bytes(&m.config.digest, pull::MAX_CONFIG_BYTES).map_err(fail)?;
+                let cfg = crate::registry::manifest::parse_config(&cfg)?;
+                (m.media_type.clone(), vec![cfg.platform])
+            }
+        };
+        Ok(RemoteDescriptor {
+            media_type,
+            size: fm.bytes.len() as u64,
+            digest: fm.digest,
+            platforms,
         })
     }
 

@@ -1,4 +1,5 @@
-"""docker-py's high-level client against depot: images.pull/list/get/tag/remove/prune, events, df, info.
+"""docker-py's high-level client against depot: registry data, images.pull/list/get/tag/save/load/remove/prune,
+events, df, info.
 usage: docker_py_high.py SOCKET REGISTRY"""
 import sys
 import time
@@ -8,6 +9,9 @@ import docker
 sock, reg = sys.argv[1:3]
 c = docker.DockerClient(base_url="unix://" + sock, version="auto")
 since = int(time.time()) - 1
+rd = c.images.get_registry_data(f"{reg}/test:1")  # /distribution/{name}/json, nothing pulled
+assert rd.id.startswith("sha256:") and rd.has_platform("linux/amd64"), rd.attrs
+assert c.images.list() == []
 img = c.images.pull(f"{reg}/test", tag="1")  # pulls, then inspects
 assert img.tags == [f"{reg}/test:1"], img.tags
 assert img.id.startswith("sha256:"), img.id

@@ -173,6 +173,30 @@ pub async fn tag(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError> {
     Ok(empty(StatusCode::CREATED))
 }
 
+/// `GET /distribution/{name}/json`: the registry's descriptor and platforms for `name`, without pulling.
+pub async fn distribution(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError> {
+    let r = Reference::parse(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
+    let images = e.images.clone();
+    let d = crate::pool::run(move || images.remote_descriptor(&r, creds)).await?;
+    let platforms: Vec<Value> = d
+        .platforms
+        .iter()
+        .map(|p| {
+            let mut v = json!({"architecture": p.architecture, "os": p.os});
+            if let Some(var) = &p.variant {
+                v["variant"] = var.clone().into();
+            }
+            v
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({"Descriptor": {"mediaType": d.media_type, "digest": d.digest.as_str(), "size": d.size},
+                "Platforms": platforms}),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

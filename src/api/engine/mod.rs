@@ -49,6 +49,7 @@ pub enum Route {
     ImagesLoad,
     Auth,
     ImagePush,
+    Distribution,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/events", Route::Events),
         (M::GET, "/info", Route::Info),
         (M::POST, "/auth", Route::Auth),
+        (M::GET, "/distribution/{name…}/json", Route::Distribution),
         (M::POST, "/build/prune", Route::BuildPrune),
     ])
 }
@@ -304,6 +306,7 @@ impl Engine {
             Route::ImageTag => inspect::tag(self, &req, &name()).await,
             Route::Info => system::info(self).await,
             Route::Auth => auth::login(self, req).await,
+            Route::Distribution => inspect::distribution(self, &req, &name()).await,
             Route::BuildPrune => system::build_prune(&crate::http::query_pairs(req.uri().query())),
         }
     }
