@@ -42,6 +42,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retry_delay_ms",
     "log_level",
     "tcp_hosts",
+    "search_index",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +156,12 @@ impl Config {
                 .registry
                 .insecure
                 .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
+            "search_index" => {
+                if !(v.starts_with("https://") || v.starts_with("http://")) {
+                    return Err(bad("expected an http(s) URL"));
+                }
+                self.registry.search_index = v.trim_end_matches('/').to_string()
+            }
             "certs_dir" => self.registry.net.certs_dir = opt(v).map(PathBuf::from),
             "connect_timeout" => self.registry.net.connect_timeout = secs(key, v)?,
             "read_timeout" => self.registry.net.read_timeout = secs(key, v)?,
@@ -261,6 +268,7 @@ impl Config {
             ("log_level", self.log_level.clone()),
             ("insecure_registries", r.insecure.join(",")),
             ("certs_dir", self.certs_dir().display().to_string()),
+            ("search_index", r.search_index.clone()),
             ("connect_timeout", r.net.connect_timeout.as_secs_f64().to_string()),
             ("read_timeout", r.net.read_timeout.as_secs_f64().to_string()),
             ("retries", r.net.retry.attempts.to_string()),

@@ -73,6 +73,9 @@ struct Serve {
     /// registry HOST[:PORT] that may be reached over plain HTTP (repeatable)
     #[argh(option)]
     insecure_registry: Vec<String>,
+    /// the search index URL, Docker Hub style (default https://index.docker.io)
+    #[argh(option)]
+    search_index: Option<String>,
     /// certs.d directory (<host[:port]>/ca.crt, client.cert, client.key)
     #[argh(option)]
     certs_dir: Option<String>,
@@ -321,6 +324,7 @@ impl Serve {
             ("concurrent_downloads", &self.max_concurrent_downloads),
             ("memory_budget_mb", &self.memory_budget_mb),
             ("certs_dir", &self.certs_dir),
+            ("search_index", &self.search_index),
             ("connect_timeout", &self.connect_timeout),
             ("read_timeout", &self.read_timeout),
             ("retries", &self.retries),

@@ -320,3 +320,59 @@ fn push_uploads_skips_and_mounts() {
         String::from_utf8_lossy(&b)
     );
 }
+
+#[test]
+fn search_an_index_and_a_registrys_catalog() {
+    use common::net::{Hostile, Reply};
+    let p = peers();
+    // Docker Hub's index search: no real peer here serves it, so a small server of ours stands in
+    let index = Hostile::start(|r| {
+        if !r.path.starts_with("/v1/search?") || r.headers.get("x-docker-token").map(String::as_str) != Some("true") {
+            return Reply::status(404, "{}");
+        }
+        Reply::ok(
+            br#"{"query":"busybox","num_results":3,"results":[
+              {"name":"library/busybox","description":"Busybox base image.","star_count":3000,"is_official":true,"is_automated":false},
+              {"name":"someone/busybox","description":"a fork","star_count":5,"is_official":false,"is_automated":false},
+              {"name":"other/busybox-ish","description":"","star_count":40,"is_official":false,"is_automated":false}]}"#
+                .to_vec(),
+            "application/json",
+        )
+    });
+    let d = Depot::start(&["--search-index", &format!("http://{}", index.addr)]);
+    let out = ok(&d.docker(&[
+        "search",
+        "--format",
+        "{{.Name}} {{.StarCount}} {{.IsOfficial}}",
+        "busybox",
+    ]));
+    assert_eq!(
+        out,
+        "busybox 3000 [OK]\nsomeone/busybox 5 \nother/busybox-ish 40 \n"
+    );
+    let out = ok(&d.docker(&[
+        "search",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        "is-official=true",
+        "busybox",
+    ]));
+    assert_eq!(out.trim(), "busybox");
+    let out = ok(&d.docker(&["search", "--format", "{{.Name}}", "--filter", "stars=10", "busybox"]));
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["busybox", "other/busybox-ish"]);
+    assert!(
+        index.requests().iter().all(|r| r.path.contains("q=busybox")),
+        "the term went upstream"
+    );
+    // a term naming a registry searches its catalog
+    let out = ok(&d.docker(&["search", "--format", "{{.Name}}", &format!("{}/multi", p.plain)]));
+    let names: Vec<&str> = out.lines().collect();
+    assert!(names.contains(&format!("{}/multi", p.plain).as_str()), "{out}");
+    assert!(names.contains(&format!("{}/multiarch", p.plain).as_str()), "{out}");
+    assert!(!names.contains(&format!("{}/test", p.plain).as_str()), "{out}");
+    let (s, _) = d.json("GET", "/images/search?term=x&limit=101");
+    assert_eq!(s, 400);
+    let (s, _) = d.json("GET", "/images/search?term=https://x/y");
+    assert_eq!(s, 400);
+}

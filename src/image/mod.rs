@@ -87,6 +87,15 @@ pub struct RemoteDescriptor {
     pub platforms: Vec<Platform>,
 }
 
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub name: String,
+    pub description: String,
+    pub stars: u64,
+    pub official: bool,
+}
+
 /// Whether `labels` has `want`: a `key`, or `key=value` exactly (Docker's label filter).
 pub fn label_matches(labels: Option<&std::collections::BTreeMap<String, String>>, want: &str) -> bool {
     match want.split_once('=') {
@@ -299,7 +308,11 @@ impl ImageService {
     ) -> Result<RemoteDescriptor, ImageError> {
         let repo = self.registry.repo(reference.domain(), reference.path(), creds);
         let r = reference.clone().with_default_tag();
-        let which = r.digest().map(|d| d.to_string()).or(r.tag().map(str::to_string)).unwrap_or_default();
+        let which = r
+            .digest()
+            .map(|d| d.to_string())
+            .or(r.tag().map(str::to_string))
+            .unwrap_or_default();
         let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
         let fm = repo.manifest(&which).map_err(fail)?;
         let (media_type, platforms) = match &fm.manifest {
@@ -313,7 +326,9 @@ impl ImageService {
                     .collect(),
             ),
             crate::registry::manifest::Manifest::Image(m) => {
-                let cfg = repo.blob_bytes(&m.config.digest, pull::MAX_CONFIG_BYTES).map_err(fail)?;
+                let cfg = repo
+                    .blob_bytes(&m.config.digest, pull::MAX_CONFIG_BYTES)
+                    .map_err(fail)?;
                 let cfg = crate::registry::manifest::parse_config(&cfg)?;
                 (m.media_type.clone(), vec![cfg.platform])
             }
@@ -324,6 +339,50 @@ impl ImageService {
             digest: fm.digest,
             platforms,
         })
+    }
+
+    /// Search images: a term that starts with a registry host (`registry:5000/foo`) lists that registry's
+    /// `_catalog` and keeps the repositories containing the rest; any other term goes to the Docker Hub style
+    /// index (`search_index`), `library/` stripped from official names.
+    pub fn search(&self, term: &str, limit: u32, creds: Option<Credentials>) -> Result<Vec<SearchHit>, ImageError> {
+        let (host, rest) = match term.split_once('/') {
+            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => (Some(h), r),
+            _ => (None, term),
+        };
+        if let Some(host) = host.filter(|h| !matches!(*h, "docker.io" | "index.docker.io")) {
+            let want = rest.to_lowercase();
+            let repos = self.registry.catalog(host, creds)?;
+            return Ok(repos
+                .into_iter()
+                .filter(|r| r.to_lowercase().contains(&want))
+                .take(limit as usize)
+                .map(|r| SearchHit {
+                    name: format!("{host}/{r}"),
+                    description: String::new(),
+                    stars: 0,
+                    official: false,
+                })
+                .collect());
+        }
+        let hits = self.registry.search_index(rest, limit)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| {
+                let official = h["is_official"].as_bool().unwrap_or(false);
+                let name = h["name"].as_str().unwrap_or("").to_string();
+                SearchHit {
+                    name: if official {
+                        name.strip_prefix("library/").map(str::to_string).unwrap_or(name)
+                    } else {
+                        name
+                    },
+                    description: h["description"].as_str().unwrap_or("").to_string(),
+                    stars: h["star_count"].as_u64().unwrap_or(0),
+                    official,
+                }
+            })
+            .take(limit as usize)
+            .collect())
     }
 
     /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).

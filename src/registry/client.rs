@@ -28,6 +28,8 @@ pub struct RegistryOptions {
     /// Registries (`host[:port]`) that may be reached over plain HTTP after TLS fails. Loopback always may.
     pub insecure: Vec<String>,
     pub max_manifest_bytes: u64,
+    /// Where Docker Hub style searches go (`<index>/v1/search`).
+    pub search_index: String,
 }
 
 impl Default for RegistryOptions {
@@ -36,6 +38,7 @@ impl Default for RegistryOptions {
             net: NetOptions::default(),
             insecure: Vec::new(),
             max_manifest_bytes: 4 * 1024 * 1024,
+            search_index: "https://index.docker.io".into(),
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct Repo {
     pub(super) creds: Option<Credentials>,
     /// Tokens are asked for `pull,push` (a push) or `pull`.
     pub(super) push: bool,
+    /// A scope that is not this repository's (`registry:catalog:*`).
+    pub(super) scope: Option<String>,
 }
 
 /// A manifest as fetched: the exact bytes (the digest is over them), the media type and the parsed document.
@@ -108,7 +113,39 @@ impl Registry {
             path: path.to_string(),
             creds: creds.filter(|c| !c.is_empty()),
             push: false,
+            scope: None,
         }
+    }
+
+    /// The registry's repository list, `/v2/_catalog` (paginated, bounded to 10,000 names).
+    pub fn catalog(&self, domain: &str, creds: Option<Credentials>) -> Result<Vec<String>, RegistryError> {
+        let r = Repo {
+            scope: Some("registry:catalog:*".into()),
+            ..self.repo(domain, "", creds)
+        };
+        r.catalog()
+    }
+
+    /// Docker Hub style search: `GET <index>/v1/search?q=&n=`; the `results` as they come.
+    pub fn search_index(&self, term: &str, limit: u32) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let index = &self.opts.search_index;
+        let host = index.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+        let agent = self.net.agent_for(host);
+        let url = format!("{index}/v1/search");
+        let r = agent
+            .get(&url)
+            .query("q", term)
+            .query("n", limit.to_string())
+            .header("X-Docker-Token", "true")
+            .call()
+            .map_err(|e| transport(&url, e))?;
+        if !r.status().is_success() {
+            return Err(error_from(r.status(), r, &url));
+        }
+        let body = read_capped(r, 4 * 1024 * 1024, &url)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| transport(&url, format!("bad search answer: {e}")))?;
+        Ok(v["results"].as_array().cloned().unwrap_or_default())
     }
 
     /// A repository to push to: its tokens are asked for `pull,push`.
@@ -242,6 +279,9 @@ impl Repo {
     }
 
     fn scope(&self) -> String {
+        if let Some(s) = &self.scope {
+            return s.clone();
+        }
         let actions = if self.push { "pull,push" } else { "pull" };
         format!("repository:{}:{actions}", self.path)
     }
@@ -418,7 +458,11 @@ impl Repo {
     /// the attempt), redirects (credentials only to the registry's own origin), no retries.
     fn get_once(&self, path: &str, accept: Option<&str>, range_from: u64) -> Result<Response<Body>, RegistryError> {
         let base = self.base()?;
-        let start_url = format!("{base}/v2/{}/{path}", self.path);
+        // a path from the root (`/v2/_catalog`) or one under this repository
+        let start_url = match path.strip_prefix('/') {
+            Some(abs) => format!("{base}/{abs}"),
+            None => format!("{base}/v2/{}/{path}", self.path),
+        };
         let origin = authority(&start_url).to_string();
         let mut refreshed_auth = false;
         loop {
@@ -580,6 +624,29 @@ impl Repo {
             });
         }
         Ok(bytes)
+    }
+
+    /// `/v2/_catalog`, following `Link` pagination (bounded).
+    fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Repos {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let mut out = Vec::new();
+        let mut next = "/v2/_catalog?n=1000".to_string();
+        for _ in 0..10 {
+            let resp = self.get(&next, Some("application/json"))?;
+            let link = header(&resp, "link").map(str::to_string);
+            let body = read_capped(resp, 16 * 1024 * 1024, &next)?;
+            let r: Repos = serde_json::from_slice(&body).map_err(|e| transport(&next, format!("bad catalog: {e}")))?;
+            out.extend(r.repositories.unwrap_or_default());
+            match link.as_deref().and_then(|l| l.split(['<', '>']).nth(1)) {
+                Some(n) if n.starts_with("/v2/_catalog") => next = n.to_string(),
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
     }
 
     /// All tags, following `Link: <…>; rel="next"` pagination (bounded).

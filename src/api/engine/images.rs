@@ -366,3 +366,49 @@ mod tests {
         assert!(!glob_match("busybox", "busybox:latest"));
     }
 }
+
+/// `GET /images/search?term=&limit=&filters=` (spec §5.7).
+pub async fn search(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let term = query_get(&q, "term").unwrap_or("").to_string();
+    if term.contains("://") {
+        return Err(bad(format!(
+            "invalid repository name: repository name ({term}) should not have a scheme"
+        )));
+    }
+    let limit = match query_get(&q, "limit").filter(|l| !l.is_empty()) {
+        None => 25,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n @ 1..=100) => n,
+            _ => return Err(bad("limit must be between 1 and 100".into())),
+        },
+    };
+    let filters = parse_filters(query_get(&q, "filters"))?;
+    for k in filters.keys() {
+        if !matches!(k.as_str(), "is-official" | "is-automated" | "stars") {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+    }
+    if bool_filter(&filters, "is-automated")? == Some(true) {
+        return Ok(json(StatusCode::OK, &serde_json::json!([])));
+    }
+    let official = bool_filter(&filters, "is-official")?;
+    let mut stars = 0u64;
+    for v in filters.get("stars").into_iter().flatten() {
+        let n: u64 = v.parse().map_err(|_| bad(format!("invalid filter 'stars={v}'")))?;
+        stars = stars.max(n);
+    }
+    let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
+    let images = e.images.clone();
+    let hits = crate::pool::run(move || images.search(&term, limit, creds)).await?;
+    let out: Vec<serde_json::Value> = hits
+        .into_iter()
+        .filter(|h| official.is_none_or(|o| h.official == o) && h.stars >= stars)
+        .map(|h| {
+            serde_json::json!({"star_count": h.stars, "is_official": h.official, "name": h.name,
+                               "is_automated": false, "description": h.description})
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &out))
+}

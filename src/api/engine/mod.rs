@@ -50,6 +50,7 @@ pub enum Route {
     Auth,
     ImagePush,
     Distribution,
+    ImagesSearch,
 }
 
 /// The routing table (spec §0): fixed paths before the patterns that could also match them.
@@ -63,6 +64,7 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/images/json", Route::ImagesList),
         (M::POST, "/images/prune", Route::ImagesPrune),
         (M::GET, "/images/get", Route::ImagesSave),
+        (M::GET, "/images/search", Route::ImagesSearch),
         (M::POST, "/images/load", Route::ImagesLoad),
         (M::GET, "/system/df", Route::SystemDf),
         (M::GET, "/images/{name…}/json", Route::ImageInspect),
@@ -299,6 +301,7 @@ impl Engine {
             Route::ImageSave => archive::save(self, vec![name()]).await,
             Route::ImagesSave => archive::save_many(self, &req).await,
             Route::ImagesLoad => archive::load(self, req).await,
+            Route::ImagesSearch => images::search(self, &req).await,
             Route::ImagePush => archive::push(self, req, &name()).await,
             Route::SystemDf => images::df(self, &req, v).await,
             Route::ImageInspect => inspect::inspect(self, &name(), v).await,
