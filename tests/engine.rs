@@ -346,10 +346,7 @@ fn search_an_index_and_a_registrys_catalog() {
         "{{.Name}} {{.StarCount}} {{.IsOfficial}}",
         "busybox",
     ]));
-    assert_eq!(
-        out,
-        "busybox 3000 [OK]\nsomeone/busybox 5 \nother/busybox-ish 40 \n"
-    );
+    assert_eq!(out, "busybox 3000 [OK]\nsomeone/busybox 5 \nother/busybox-ish 40 \n");
     let out = ok(&d.docker(&[
         "search",
         "--format",

@@ -334,39 +334,6 @@ pub async fn delete(e: &Engine, req: &Req, name: &str) -> Result<Resp, ApiError>
     Ok(json(StatusCode::OK, &items(list)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_both_encodings() {
-        let cli = parse_filters(Some(
-            r#"{"dangling":{"false":true},"reference":{"127.0.0.1:5000/*":true}}"#,
-        ))
-        .unwrap();
-        let py = parse_filters(Some(r#"{"dangling":["false"],"reference":["127.0.0.1:5000/*"]}"#)).unwrap();
-        assert_eq!(cli, py);
-        assert!(parse_filters(Some("")).unwrap().is_empty());
-        assert!(parse_filters(Some("[1]")).is_err());
-        assert!(parse_filters(Some(r#"{"a":1}"#)).is_err());
-        let f = parse_filters(Some(r#"{"dangling":["maybe"]}"#)).unwrap();
-        assert_eq!(
-            bool_filter(&f, "dangling").err().unwrap().message,
-            "invalid filter 'dangling=[maybe]'"
-        );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("127.0.0.1:5000/*", "127.0.0.1:5000/test"));
-        assert!(!glob_match("127.0.0.1:5000/*", "127.0.0.1:5000/a/b"));
-        assert!(glob_match("busy*", "busybox"));
-        assert!(glob_match("b?sybox:[l]atest", "busybox:latest"));
-        assert!(glob_match("[^a]usybox", "busybox"));
-        assert!(!glob_match("busybox", "busybox:latest"));
-    }
-}
-
 /// `GET /images/search?term=&limit=&filters=` (spec §5.7).
 pub async fn search(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
@@ -411,4 +378,37 @@ pub async fn search(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
         })
         .collect();
     Ok(json(StatusCode::OK, &out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_both_encodings() {
+        let cli = parse_filters(Some(
+            r#"{"dangling":{"false":true},"reference":{"127.0.0.1:5000/*":true}}"#,
+        ))
+        .unwrap();
+        let py = parse_filters(Some(r#"{"dangling":["false"],"reference":["127.0.0.1:5000/*"]}"#)).unwrap();
+        assert_eq!(cli, py);
+        assert!(parse_filters(Some("")).unwrap().is_empty());
+        assert!(parse_filters(Some("[1]")).is_err());
+        assert!(parse_filters(Some(r#"{"a":1}"#)).is_err());
+        let f = parse_filters(Some(r#"{"dangling":["maybe"]}"#)).unwrap();
+        assert_eq!(
+            bool_filter(&f, "dangling").err().unwrap().message,
+            "invalid filter 'dangling=[maybe]'"
+        );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("127.0.0.1:5000/*", "127.0.0.1:5000/test"));
+        assert!(!glob_match("127.0.0.1:5000/*", "127.0.0.1:5000/a/b"));
+        assert!(glob_match("busy*", "busybox"));
+        assert!(glob_match("b?sybox:[l]atest", "busybox:latest"));
+        assert!(glob_match("[^a]usybox", "busybox"));
+        assert!(!glob_match("busybox", "busybox:latest"));
+    }
 }
