@@ -24,12 +24,52 @@ pub struct Client {
     pub socket: PathBuf,
 }
 
+/// A request body: none, in memory, or streamed (a file read by a thread of its own).
+pub enum Outgoing {
+    Empty,
+    Bytes(Bytes),
+    Stream(async_channel::Receiver<std::io::Result<Bytes>>),
+}
+
+/// Stream `r` as a request body, 64 KiB at a time.
+fn stream_reader(mut r: impl std::io::Read + Send + 'static) -> Outgoing {
+    let (tx, rx) = async_channel::bounded(8);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx.send_blocking(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send_blocking(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Outgoing::Stream(rx)
+}
+
 impl Client {
     async fn send(
         &self,
         method: Method,
         uri: &str,
         headers: &[(&str, String)],
+    ) -> Result<Response<hyper::body::Incoming>, CliError> {
+        self.send_body(method, uri, headers, Outgoing::Empty).await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, String)],
+        body: Outgoing,
     ) -> Result<Response<hyper::body::Incoming>, CliError> {
         let conn_err = |e: &dyn std::fmt::Display| CliError::Connect {
             socket: self.socket.display().to_string(),
@@ -49,9 +89,16 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| CliError::Protocol(e.to_string()))?;
+        let body: http_body_util::combinators::BoxBody<Bytes, std::io::Error> = match body {
+            Outgoing::Empty => Empty::<Bytes>::new().map_err(|e| match e {}).boxed(),
+            Outgoing::Bytes(b) => http_body_util::Full::new(b).map_err(|e| match e {}).boxed(),
+            Outgoing::Stream(rx) => {
+                let frames =
+                    futures_lite::StreamExt::map(rx, |r: std::io::Result<Bytes>| r.map(hyper::body::Frame::data));
+                http_body_util::StreamBody::new(frames).boxed()
+            }
+        };
+        let req = req.body(body).map_err(|e| CliError::Protocol(e.to_string()))?;
         sender
             .send_request(req)
             .await
@@ -158,25 +205,29 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
     if let Some(p) = platform {
         uri.push_str(&format!("&platform={}", enc(p)));
     }
-    let auth = match creds {
-        Some(uc) => {
-            let (u, p) = uc
-                .split_once(':')
-                .ok_or_else(|| CliError::Usage("--creds takes USER:PASSWORD".into()))?;
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE
-                .encode(serde_json::json!({"username": u, "password": p}).to_string())
-        }
-        None => "e30=".to_string(),
-    };
-    let mut resp = c.send(Method::POST, &uri, &[("x-registry-auth", auth)]).await?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let body = body_bytes(resp).await?;
-        let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        return Err(daemon_error(status, &v, &body));
-    }
-    let mut r_ = Renderer {
+    let resp = c
+        .send(Method::POST, &uri, &[("x-registry-auth", registry_auth(creds)?)])
+        .await?;
+    follow(resp, &mut out, "pull", |m| {
+        m.get("status")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.starts_with("Status: "))
+    })
+    .await?;
+    let _ = writeln!(out, "{r}");
+    Ok(())
+}
+
+/// Render a JSON message stream (pull, push, load) until it ends; an `errorDetail` is the command's error, and
+/// a stream that ends before `done` saw its last message is one too.
+async fn follow(
+    resp: Response<hyper::body::Incoming>,
+    out: &mut impl Write,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<(), CliError> {
+    let mut resp = check(resp).await?;
+    let mut r = Renderer {
         tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         ids: Vec::new(),
     };
@@ -184,7 +235,7 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
     let mut finished = false;
     let cut = |why: &str| {
         CliError::Protocol(format!(
-            "the daemon ended the stream before the pull finished{why} (a restarted daemon resumes it by itself)"
+            "the daemon ended the stream before the {what} finished{why} (a restarted daemon resumes a pull by itself)"
         ))
     };
     while let Some(frame) = resp.body_mut().frame().await {
@@ -203,17 +254,177 @@ pub async fn pull(c: &Client, reference: &str, platform: Option<&str>, creds: Op
             {
                 return Err(CliError::Daemon(err.to_string()));
             }
-            finished |= m
-                .get("status")
-                .and_then(|s| s.as_str())
-                .is_some_and(|s| s.starts_with("Status: "));
-            let _ = r_.message(&mut out, &m);
+            finished |= done(&m);
+            if let Some(text) = m.get("stream").and_then(|s| s.as_str()) {
+                let _ = write!(out, "{text}");
+            } else if m.get("status").is_some() {
+                let _ = r.message(out, &m);
+            }
         }
     }
     if !finished {
         return Err(cut(""));
     }
-    let _ = writeln!(out, "{r}");
+    Ok(())
+}
+
+/// The response if it succeeded, else the daemon's message as the error.
+async fn check(resp: Response<hyper::body::Incoming>) -> Result<Response<hyper::body::Incoming>, CliError> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let body = body_bytes(resp).await?;
+    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    Err(daemon_error(status, &v, &body))
+}
+
+/// An image name in a path, as the docker CLI puts it (`/` and `:` left as they are).
+fn path_name(n: &str) -> String {
+    enc(n).replace("%2F", "/").replace("%3A", ":").replace("%40", "@")
+}
+
+fn registry_auth(creds: Option<&str>) -> Result<String, CliError> {
+    use base64::Engine;
+    Ok(match creds {
+        Some(uc) => {
+            let (u, p) = uc
+                .split_once(':')
+                .ok_or_else(|| CliError::Usage("--creds takes USER:PASSWORD".into()))?;
+            base64::engine::general_purpose::URL_SAFE
+                .encode(serde_json::json!({"username": u, "password": p}).to_string())
+        }
+        None => "e30=".to_string(),
+    })
+}
+
+pub async fn inspect(c: &Client, names: &[String]) -> Result<(), CliError> {
+    let mut docs = Vec::new();
+    for n in names {
+        docs.push(c.call(Method::GET, &format!("/images/{}/json", path_name(n))).await?);
+    }
+    let text = serde_json::to_string_pretty(&docs).unwrap_or_default();
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
+}
+
+pub async fn tag(c: &Client, source: &str, target: &str) -> Result<(), CliError> {
+    let t = Reference::parse(target).map_err(|e| CliError::Usage(format!("invalid reference {target:?}: {e}")))?;
+    let uri = format!(
+        "/images/{}/tag?repo={}&tag={}",
+        path_name(source),
+        enc(&t.name()),
+        enc(t.tag().unwrap_or("latest"))
+    );
+    check(c.send(Method::POST, &uri, &[]).await?).await.map(|_| ())
+}
+
+/// Save to `out` (a file, else standard output, which must not be a terminal).
+pub async fn save(c: &Client, names: &[String], out: Option<&std::path::Path>) -> Result<(), CliError> {
+    let uri = format!(
+        "/images/get?{}",
+        names
+            .iter()
+            .map(|n| format!("names={}", enc(n)))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    let mut sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            return Err(CliError::Usage(
+                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
+            ))
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut resp = check(c.send(Method::GET, &uri, &[]).await?).await?;
+    while let Some(frame) = resp.body_mut().frame().await {
+        let frame = frame.map_err(|e| CliError::Protocol(format!("the save ended early: {e}")))?;
+        if let Ok(d) = frame.into_data() {
+            sink.write_all(&d)
+                .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))?;
+        }
+    }
+    sink.flush()
+        .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))
+}
+
+/// Load from `input` (a file, else standard input).
+pub async fn load(c: &Client, input: Option<&std::path::Path>) -> Result<(), CliError> {
+    let body = match input {
+        Some(p) => stream_reader(std::fs::File::open(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?),
+        None => stream_reader(std::io::stdin()),
+    };
+    let resp = c
+        .send_body(
+            Method::POST,
+            "/images/load?quiet=0",
+            &[("content-type", "application/x-tar".into())],
+            body,
+        )
+        .await?;
+    follow(resp, &mut std::io::stdout().lock(), "load", |m| {
+        m.get("stream")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.starts_with("Loaded image"))
+    })
+    .await
+}
+
+pub async fn push(c: &Client, name: &str, creds: Option<&str>) -> Result<(), CliError> {
+    let r = Reference::parse(name).map_err(|e| CliError::Usage(format!("invalid reference {name:?}: {e}")))?;
+    let uri = format!(
+        "/images/{}/push?tag={}",
+        path_name(&r.name()),
+        enc(r.tag().unwrap_or(""))
+    );
+    let resp = c
+        .send(Method::POST, &uri, &[("x-registry-auth", registry_auth(creds)?)])
+        .await?;
+    follow(resp, &mut std::io::stdout().lock(), "push", |m| m.get("aux").is_some()).await
+}
+
+pub async fn login(c: &Client, server: &str, user: &str, password: &str) -> Result<(), CliError> {
+    let body = serde_json::json!({"username": user, "password": password, "serveraddress": server}).to_string();
+    let resp = c
+        .send_body(
+            Method::POST,
+            "/auth",
+            &[("content-type", "application/json".into())],
+            Outgoing::Bytes(Bytes::from(body)),
+        )
+        .await?;
+    let resp = check(resp).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body_bytes(resp).await?).unwrap_or_default();
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        v["Status"].as_str().unwrap_or("Login Succeeded")
+    );
+    Ok(())
+}
+
+/// Prune dangling images, or all with `all`; prints what went and the space reclaimed.
+pub async fn prune(c: &Client, all: bool) -> Result<(), CliError> {
+    let filters = enc(&format!(r#"{{"dangling":{{"{}":true}}}}"#, !all));
+    let v = c
+        .call(Method::POST, &format!("/images/prune?filters={filters}"))
+        .await?;
+    let mut out = std::io::stdout().lock();
+    for item in v["ImagesDeleted"].as_array().cloned().unwrap_or_default() {
+        if let Some(u) = item["Untagged"].as_str() {
+            let _ = writeln!(out, "untagged: {u}");
+        }
+        if let Some(d) = item["Deleted"].as_str() {
+            let _ = writeln!(out, "deleted: {d}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Total reclaimed space: {}",
+        progress::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+    );
     Ok(())
 }
 
@@ -301,11 +512,7 @@ pub async fn rm(c: &Client, names: &[String], force: bool) -> Result<(), CliErro
     let mut failed = None;
     let mut out = std::io::stdout().lock();
     for n in names {
-        let uri = format!(
-            "/images/{}?force={}",
-            enc(n).replace("%2F", "/").replace("%3A", ":"),
-            if force { 1 } else { 0 }
-        );
+        let uri = format!("/images/{}?force={}", path_name(n), if force { 1 } else { 0 });
         match c.call(Method::DELETE, &uri).await {
             Ok(v) => {
                 for item in v.as_array().cloned().unwrap_or_default() {

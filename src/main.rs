@@ -33,6 +33,115 @@ enum Cmd {
     Pull(Pull),
     Images(Images),
     Rm(Rm),
+    Inspect(Inspect),
+    Tag(Tag),
+    Save(Save),
+    Load(Load),
+    Push(Push),
+    Login(Login),
+    Prune(Prune),
+}
+
+/// show an image's details (Docker's inspect document)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "inspect")]
+struct Inspect {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// image references or ids
+    #[argh(positional, greedy)]
+    images: Vec<String>,
+}
+
+/// give an image another name (moves the name if another image has it)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "tag")]
+struct Tag {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// the image (reference or id)
+    #[argh(positional)]
+    source: String,
+    /// the new name, e.g. registry:5000/app:1
+    #[argh(positional)]
+    target: String,
+}
+
+/// write images to a tar archive (Docker's layout: docker load and skopeo read it)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "save")]
+struct Save {
+    /// the file to write (default: standard output)
+    #[argh(option, short = 'o')]
+    output: Option<PathBuf>,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// image references (a repository name saves all its tags) or ids
+    #[argh(positional, greedy)]
+    images: Vec<String>,
+}
+
+/// read images from a tar archive (docker save's, or an OCI layout)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "load")]
+struct Load {
+    /// the archive (default: standard input)
+    #[argh(option, short = 'i')]
+    input: Option<PathBuf>,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+}
+
+/// push an image (or every tag of a repository) to its registry
+#[derive(FromArgs)]
+#[argh(subcommand, name = "push")]
+struct Push {
+    /// registry credentials USER:PASSWORD
+    #[argh(option)]
+    creds: Option<String>,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// what to push, e.g. registry:5000/app:1
+    #[argh(positional)]
+    reference: String,
+}
+
+/// check credentials against a registry (as docker login does; depot keeps nothing)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "login")]
+struct Login {
+    /// user name
+    #[argh(option, short = 'u')]
+    username: String,
+    /// password (prefer --password-stdin)
+    #[argh(option, short = 'p')]
+    password: Option<String>,
+    /// read the password from standard input
+    #[argh(switch)]
+    password_stdin: bool,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// the registry (default: Docker Hub)
+    #[argh(positional, default = "String::new()")]
+    server: String,
+}
+
+/// remove dangling images, or with -a every image
+#[derive(FromArgs)]
+#[argh(subcommand, name = "prune")]
+struct Prune {
+    /// every image, not only untagged ones
+    #[argh(switch, short = 'a')]
+    all: bool,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
 }
 
 // Daemon settings, shared by `serve` and `config`: each is also a key of the config file (`-` becomes `_`).
@@ -249,7 +358,9 @@ fn early_exit(args: &[&str], early: argh::EarlyExit) -> ExitCode {
         print!("{}", early.output);
         return ExitCode::SUCCESS;
     }
-    let commands = ["serve", "config", "fsck", "pull", "images", "rm"];
+    let commands = [
+        "serve", "config", "fsck", "pull", "images", "rm", "inspect", "tag", "save", "load", "push", "login", "prune",
+    ];
     let first = args.iter().find(|a| !a.starts_with('-'));
     let msg = match first {
         Some(c) if !commands.contains(c) && early.output.contains(&format!("Unrecognized argument: {c}")) => {
@@ -302,6 +413,40 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::pull(&c, &p.reference, p.platform.as_deref(), p.creds.as_deref()))
         }
         Cmd::Images(i) => smol::block_on(cli::images(&client(i.host)?)),
+        Cmd::Inspect(i) => {
+            if i.images.is_empty() {
+                return Err(format!(
+                    "{USAGE_ERROR}missing argument: images\nsee 'depot inspect --help'"
+                ));
+            }
+            smol::block_on(cli::inspect(&client(i.host)?, &i.images))
+        }
+        Cmd::Tag(t) => smol::block_on(cli::tag(&client(t.host)?, &t.source, &t.target)),
+        Cmd::Save(sv) => {
+            if sv.images.is_empty() {
+                return Err(format!(
+                    "{USAGE_ERROR}missing argument: images\nsee 'depot save --help'"
+                ));
+            }
+            smol::block_on(cli::save(&client(sv.host)?, &sv.images, sv.output.as_deref()))
+        }
+        Cmd::Load(l) => smol::block_on(cli::load(&client(l.host)?, l.input.as_deref())),
+        Cmd::Push(p) => smol::block_on(cli::push(&client(p.host)?, &p.reference, p.creds.as_deref())),
+        Cmd::Login(l) => {
+            let password = match (l.password, l.password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| format!("reading the password: {e}"))?;
+                    line.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => return Err(format!("{USAGE_ERROR}give the password with -p or --password-stdin")),
+            };
+            smol::block_on(cli::login(&client(l.host)?, &l.server, &l.username, &password))
+        }
+        Cmd::Prune(p) => smol::block_on(cli::prune(&client(p.host)?, p.all)),
         Cmd::Rm(r) => {
             if r.images.is_empty() {
                 return Err(format!("{USAGE_ERROR}missing argument: images\nsee 'depot rm --help'"));

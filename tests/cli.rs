@@ -205,3 +205,70 @@ fn pull_fails_clearly_when_the_daemon_dies_mid_pull() {
         stderr(&out)
     );
 }
+
+#[test]
+fn admin_verbs_without_a_docker_cli() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let a = format!("{}/test:1", p.plain);
+    let ok = |args: &[&str]| {
+        let out = d.cli(args);
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&["pull", &a]);
+    ok(&["tag", &a, "mine/x:2"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", "mine/x:2"])).unwrap();
+    assert_eq!(v[0]["RepoTags"], serde_json::json!([a.clone(), "mine/x:2"]));
+    let dir = tempdir("cli-save");
+    let tar = dir.join("x.tar");
+    ok(&["save", "-o", tar.to_str().unwrap(), "mine/x:2"]);
+    ok(&["rm", "mine/x:2", &a]);
+    assert!(d.images().is_empty());
+    assert_eq!(ok(&["load", "-i", tar.to_str().unwrap()]), "Loaded image: mine/x:2\n");
+    // standard input works too
+    let out = Command::new(bin())
+        .arg("load")
+        .env("DEPOT_SOCKET", &d.sock)
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "Loaded image: mine/x:2\n", "{}", stderr(&out));
+    let login = |pw: &str| {
+        let mut c = Command::new(bin())
+            .args(["login", "-u", "testuser", "--password-stdin", &p.basic])
+            .env("DEPOT_SOCKET", &d.sock)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(pw.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    assert_eq!(stdout(&login("testpass\n")), "Login Succeeded\n");
+    let bad = login("wrong\n");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("incorrect username or password"),
+        "{}",
+        stderr(&bad)
+    );
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dst = format!("{}/cli-{run}/x:2", p.basic);
+    ok(&["tag", "mine/x:2", &dst]);
+    let out = ok(&["push", "--creds", "testuser:testpass", &dst]);
+    assert!(out.contains(": Pushed") && out.contains("2: digest: sha256:"), "{out}");
+    let out = d.cli(&["push", &dst]);
+    assert_eq!(out.status.code(), Some(1), "no credentials: the registry refuses");
+    let out = ok(&["prune", "-a"]);
+    assert!(
+        out.contains("deleted: sha256:") && out.contains("Total reclaimed space: 1.99MB"),
+        "{out}"
+    );
+    assert!(d.images().is_empty());
+}

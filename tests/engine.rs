@@ -272,7 +272,10 @@ fn push_uploads_skips_and_mounts() {
     };
     // to another registry (the one with htpasswd): every layer is uploaded. Names of this run's own: the peers
     // outlive a test run, and a registry links blobs per repository.
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let dst = format!("{}/pushed-{run}/multi", p.basic);
     ok(&d.docker(&["tag", &src, &format!("{dst}:7")]));
     let out = push(&dst, "7");
@@ -306,7 +309,11 @@ fn push_uploads_skips_and_mounts() {
     let other = format!("{}/other-{run}/multi", p.basic);
     ok(&d.docker(&["tag", &src, &format!("{other}:1")]));
     let out = push(&other, "1");
-    assert_eq!(out.matches(&format!("Mounted from pushed-{run}/multi")).count(), 5, "{out}");
+    assert_eq!(
+        out.matches(&format!("Mounted from pushed-{run}/multi")).count(),
+        5,
+        "{out}"
+    );
     // the pushed digest is recorded; a push of what is not here fails in the stream
     let digests = ok(&d.docker(&["images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", &dst]));
     assert_eq!(digests.trim(), format!("{dst}@{manifest_digest}"));
