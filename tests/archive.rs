@@ -199,3 +199,79 @@ fn skopeo_docker_daemon_transport_both_ways() {
     let (_, ours) = d.json("GET", "/images/sk/multi:1/json");
     assert_eq!(cfg["rootfs"]["diff_ids"], ours["RootFS"]["Layers"]);
 }
+
+#[test]
+fn import_from_the_body_and_from_a_url() {
+    use common::net::{Hostile, Reply};
+    let d = Depot::start(&[]);
+    let dir = tempdir("import");
+    std::fs::create_dir_all(dir.join("root/etc")).unwrap();
+    std::fs::write(dir.join("root/etc/motd"), "imported\n").unwrap();
+    let tgz = dir.join("root.tgz");
+    let st = Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(dir.join("root"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\"]",
+        "-c",
+        "ENV A=1",
+        "-c",
+        "EXPOSE 80",
+        "-m",
+        "my root",
+        tgz.to_str().unwrap(),
+        "imp/root:1",
+    ]));
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let f = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Comment}}|{{.Config.Cmd}}|{{.Config.Env}}|{{len .RootFS.Layers}}",
+        "imp/root:1",
+    ]));
+    assert_eq!(f.trim(), "my root|[/bin/sh]|[A=1]|1");
+    // the same bytes from a URL (a small server of ours)
+    let bytes = std::fs::read(&tgz).unwrap();
+    let srv = Hostile::start(move |r| match r.path.as_str() {
+        "/root.tgz" => Reply::ok(bytes.clone(), "application/gzip"),
+        _ => Reply::status(404, "{}"),
+    });
+    let (s, _, b) = d.request(
+        "POST",
+        &format!(
+            "/v1.47/images/create?fromSrc=http://{}/root.tgz&repo=imp/url&tag=2",
+            srv.addr
+        ),
+        &[],
+    );
+    let text = String::from_utf8_lossy(&b).to_string();
+    assert_eq!(s, 200);
+    assert!(
+        text.contains("Downloading from http://") && text.contains("\"status\":\"sha256:"),
+        "{text}"
+    );
+    let same = |n: &str| ok(&d.docker(&["image", "inspect", "--format", "{{index .RootFS.Layers 0}}", n]));
+    assert_eq!(same("imp/url:2"), same("imp/root:1"), "one layer, whatever the route");
+    // what is not a tar, or a change docker does not know, is refused and leaves nothing
+    let before = d.images().len();
+    std::fs::write(dir.join("junk"), b"this is not a tarball at all, just some text").unwrap();
+    let out = d.docker(&["import", dir.join("junk").to_str().unwrap(), "imp/junk:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a tar") || stderr(&out).contains("empty tar"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["import", "-c", "RUN rm -rf /", tgz.to_str().unwrap(), "imp/bad:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(d.images().len(), before);
+}

@@ -156,7 +156,7 @@ impl ImageService {
             let _no_gc = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
             let mut layers = Vec::new();
             for (i, (p, want)) in item.layers.iter().zip(&cfg.diff_ids).enumerate() {
-                let rec = self.load_layer(&f, member(p)?, want, on).map_err(|e| match e {
+                let rec = self.load_layer(&f, member(p)?, Some(want), on).map_err(|e| match e {
                     LayerFailure::DiffId(got) => bad(format!(
                         "invalid diffID for layer {i}: expected \"{want}\", got \"{got}\""
                     )),
@@ -278,16 +278,57 @@ impl ImageService {
     }
 
     /// Copy one layer into the store, checking its diff_id on the way.
+    /// Copy the whole of `f` into the store as one layer (import): its diff_id is whatever it is.
+    pub(crate) fn import_layer(&self, f: &File, on: &mut dyn FnMut(LoadEvent)) -> Result<LayerRecord, ImageError> {
+        let size = f
+            .metadata()
+            .map_err(|source| ImageError::Io {
+                context: "the uploaded layer".into(),
+                source,
+            })?
+            .len();
+        // What no diff_id vouches for must at least be a tar: every header read before a byte is stored.
+        let mut head = [0u8; 4];
+        let n = f.read_at(&mut head, 0).map_err(|source| ImageError::Io {
+            context: "the uploaded layer".into(),
+            source,
+        })?;
+        let r = MemberReader {
+            file: f,
+            pos: 0,
+            end: size,
+        };
+        let plain = super::archive::decompressed(r, sniff(&head[..n]), self.transfers.zstd_window_log_max)
+            .map_err(|e| bad(format!("the upload does not decompress: {e}")))?;
+        let mut a = tar::Archive::new(plain);
+        let mut entries = 0usize;
+        for e in a.entries().map_err(|e| bad(format!("not a tar: {e}")))? {
+            let mut e = e.map_err(|e| bad(format!("not a tar: {e}")))?;
+            io::copy(&mut e, &mut io::sink()).map_err(|e| bad(format!("not a tar: {e}")))?;
+            entries += 1;
+        }
+        if entries == 0 {
+            return Err(bad("the upload is an empty tar"));
+        }
+        self.load_layer(f, Member { offset: 0, size }, None, on)
+            .map_err(|e| match e {
+                LayerFailure::Image(e) => e,
+                LayerFailure::DiffId(_) => unreachable!("no diff_id was asked for"),
+            })
+    }
+
+    /// Copy one layer into the store, checking its diff_id on the way when `want` is given.
     fn load_layer(
         &self,
         f: &File,
         m: Member,
-        want: &Digest,
+        want: Option<&Digest>,
         on: &mut dyn FnMut(LoadEvent),
     ) -> Result<LayerRecord, LayerFailure> {
+        let what = want.map(|w| w.to_string()).unwrap_or_else(|| "import".into());
         let io = |source| {
             LayerFailure::Image(ImageError::Io {
-                context: format!("loading layer {want}"),
+                context: format!("loading layer {what}"),
                 source,
             })
         };
@@ -301,7 +342,7 @@ impl ImageService {
         let c = sniff(&head[..n]);
         let mut diff = DiffHasher::new(c, self.transfers.zstd_window_log_max).map_err(io)?;
         let mut w = self.store.writer().map_err(|e| LayerFailure::Image(e.into()))?;
-        let id = want.short().to_string();
+        let id = want.map(|w| w.short().to_string()).unwrap_or_else(|| "import".into());
         let mut buf = vec![0u8; 128 * 1024];
         let (mut done, mut last) = (0u64, 0u64);
         loop {
@@ -311,7 +352,7 @@ impl ImageService {
             }
             w.write_all(&buf[..n]).map_err(io)?;
             diff.update(&buf[..n])
-                .map_err(|e| LayerFailure::Image(bad(format!("layer {want} does not decompress: {e}"))))?;
+                .map_err(|e| LayerFailure::Image(bad(format!("layer {what} does not decompress: {e}"))))?;
             done += n as u64;
             if done - last >= (m.size / 100).max(512 * 1024) || done == m.size {
                 on(LoadEvent::Layer {
@@ -324,8 +365,8 @@ impl ImageService {
         }
         let (got, usize) = diff
             .finish()
-            .map_err(|e| LayerFailure::Image(bad(format!("layer {want} does not decompress: {e}"))))?;
-        if &got != want {
+            .map_err(|e| LayerFailure::Image(bad(format!("layer {what} does not decompress: {e}"))))?;
+        if want.is_some_and(|w| *w != got) {
             return Err(LayerFailure::DiffId(got));
         }
         let (digest, size) = w.commit().map_err(|e| LayerFailure::Image(e.into()))?;

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod error;
 pub mod events;
+pub mod import;
 pub mod job;
 pub mod load;
 pub mod pull;
@@ -383,6 +384,15 @@ impl ImageService {
             })
             .take(limit as usize)
             .collect())
+    }
+
+    /// Fetch `url` (http or https, through depot's resolver, TLS and proxies) into the file `path`.
+    pub fn download(&self, url: &str, path: &std::path::Path) -> Result<u64, ImageError> {
+        let mut f = std::fs::File::create(path).map_err(|source| ImageError::Io {
+            context: format!("storing {url}"),
+            source,
+        })?;
+        Ok(self.registry.download(url, &mut f)?)
     }
 
     /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).

@@ -148,6 +148,35 @@ impl Registry {
         Ok(v["results"].as_array().cloned().unwrap_or_default())
     }
 
+    /// A plain HTTP(S) GET of `url` into `out` (an import's source): redirects followed (at most 5), the stall
+    /// timeout applied. The number of bytes.
+    pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> Result<u64, RegistryError> {
+        let mut url = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let host = authority(&url).to_string();
+            let r = self
+                .net
+                .agent_for(&host)
+                .get(&url)
+                .call()
+                .map_err(|e| transport(&url, e))?;
+            if r.status().is_redirection() {
+                match header(&r, "location") {
+                    Some(loc) => {
+                        url = resolve_location(&url, loc);
+                        continue;
+                    }
+                    None => return Err(error_from(r.status(), r, &url)),
+                }
+            }
+            if !r.status().is_success() {
+                return Err(error_from(r.status(), r, &url));
+            }
+            return std::io::copy(&mut r.into_body().into_reader(), out).map_err(|e| transport(&url, e));
+        }
+        Err(RegistryError::Redirects { url })
+    }
+
     /// A repository to push to: its tokens are asked for `pull,push`.
     pub fn repo_for_push(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repo {
         Repo {

@@ -61,18 +61,18 @@ fn event_line(e: &LoadEvent) -> Bytes {
     })
 }
 
-/// `POST /images/load?quiet=`: the body (a tar, often chunked) is streamed to a file in `tmp/` by a thread of
-/// its own (memory stays flat whatever its size), then loaded there, its messages streamed back; every error is
-/// in the stream, as dockerd has it.
-pub async fn load(e: &Engine, req: Req) -> Result<Resp, ApiError> {
-    let q = query_pairs(req.uri().query());
-    let quiet = query_get(&q, "quiet").is_none_or(|v| bool_value(Some(v)));
-    let path = e.images.scratch_path("load");
+/// Receive the request body into a file of `tmp/` on a thread of its own (memory stays flat whatever its
+/// size), then run `job` there with the file and a sender for the response stream; every error is in the stream,
+/// as dockerd has it. The file is removed afterwards.
+async fn upload_then<F>(e: &Engine, req: Req, what: &str, job: F) -> Result<Resp, ApiError>
+where
+    F: FnOnce(&std::path::Path, &async_channel::Sender<Bytes>) -> Result<(), crate::image::ImageError> + Send + 'static,
+{
+    let path = e.images.scratch_path(what);
     let (up_tx, up_rx) = async_channel::bounded::<Upload>(8);
     let (out_tx, out_rx) = async_channel::bounded::<Bytes>(64);
-    let images = e.images.clone();
     std::thread::Builder::new()
-        .name("load".into())
+        .name(what.into())
         .spawn(move || {
             let fail = |msg: String| {
                 let _ = out_tx.send_blocking(super::pull::error_line(&msg));
@@ -91,19 +91,14 @@ pub async fn load(e: &Engine, req: Req) -> Result<Resp, ApiError> {
             match received {
                 Err(m) => fail(m),
                 Ok(()) => {
-                    let r = images.load(&path, &mut |ev| {
-                        if !(quiet && matches!(ev, LoadEvent::Layer { .. })) {
-                            let _ = out_tx.send_blocking(event_line(&ev));
-                        }
-                    });
-                    if let Err(err) = r {
+                    if let Err(err) = job(&path, &out_tx) {
                         fail(super::docker_message(&err));
                     }
                 }
             }
             let _ = std::fs::remove_file(&path);
         })
-        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting a load: {err}")))?;
+        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting the {what}: {err}")))?;
     let mut body = req.into_body();
     loop {
         match body.frame().await {
@@ -127,6 +122,83 @@ pub async fn load(e: &Engine, req: Req) -> Result<Resp, ApiError> {
         }
     }
     Ok(streaming(StatusCode::OK, "application/json", out_rx))
+}
+
+/// `POST /images/load?quiet=` (spec §5.9).
+pub async fn load(e: &Engine, req: Req) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let quiet = query_get(&q, "quiet").is_none_or(|v| bool_value(Some(v)));
+    let images = e.images.clone();
+    upload_then(e, req, "load", move |path, out| {
+        images
+            .load(path, &mut |ev| {
+                if !(quiet && matches!(ev, LoadEvent::Layer { .. })) {
+                    let _ = out.send_blocking(event_line(&ev));
+                }
+            })
+            .map(|_| ())
+    })
+    .await
+}
+
+/// `POST /images/create?fromSrc=-|URL&repo=&tag=&message=&changes=&platform=` (spec §5.2, import): the body, or
+/// the file at the URL, as a one-layer image. Ends with `{"status":"sha256:<id>"}`.
+pub async fn import(e: &Engine, req: Req) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let src = query_get(&q, "fromSrc").unwrap_or("-").to_string();
+    let reference = match query_get(&q, "repo").filter(|r| !r.is_empty()) {
+        None => None,
+        Some(repo) => {
+            let mut r = crate::reference::Reference::parse(repo).map_err(|e| bad(e.to_string()))?;
+            if let Some(t) = query_get(&q, "tag").filter(|t| !t.is_empty()) {
+                r = r.with_tag(t).map_err(|e| bad(e.to_string()))?;
+            }
+            Some(r)
+        }
+    };
+    let platform = match query_get(&q, "platform").filter(|p| !p.is_empty()) {
+        Some(p) => p
+            .parse()
+            .map_err(|e: crate::platform::PlatformError| bad(e.to_string()))?,
+        None => e.images.facts().map(|f| f.platform).map_err(ApiError::from)?,
+    };
+    let message = query_get(&q, "message")
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("Imported from {src}"));
+    let spec = crate::image::import::ImportSpec {
+        reference,
+        message,
+        changes: q
+            .iter()
+            .filter(|(k, _)| k == "changes")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        platform,
+    };
+    if src != "-" && !(src.starts_with("http://") || src.starts_with("https://")) {
+        return Err(bad(format!("fromSrc must be - or an http(s) URL, not {src:?}")));
+    }
+    let images = e.images.clone();
+    upload_then(e, req, "import", move |path, out| {
+        if src != "-" {
+            let _ = out.send_blocking(stream_line(
+                serde_json::json!({"status": format!("Downloading from {src}")}),
+            ));
+            images.download(&src, path)?;
+        }
+        let id = images.import(path, &spec, &mut |ev| {
+            if let LoadEvent::Layer { current, total, .. } = ev {
+                let _ = out.send_blocking(stream_line(serde_json::json!({
+                    "status": "Importing", "progressDetail": {"current": current, "total": total},
+                    "progress": crate::progress::bar(current, total)})));
+            }
+        })?;
+        let _ = out.send_blocking(stream_line(serde_json::json!({"status": id.as_str()})));
+        Ok(())
+    })
+    .await
 }
 
 fn push_line(e: &crate::image::push::PushEvent) -> Vec<Bytes> {

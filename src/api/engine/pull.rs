@@ -112,15 +112,12 @@ fn target(q: &[(String, String)]) -> Result<(Reference, bool), ApiError> {
 
 pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
+    if query_get(&q, "fromSrc").is_some_and(|s| !s.is_empty()) {
+        return super::archive::import(e, req).await;
+    }
     let headers = req.headers().clone();
     // A pull has no body; whatever comes must at least be well-formed before anything starts.
     read_body(req.into_body(), MAX_SMALL_BODY).await?;
-    if query_get(&q, "fromSrc").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "import (fromSrc) is not implemented yet",
-        ));
-    }
     let (reference, all_tags) = target(&q)?;
     let platform = match query_get(&q, "platform").filter(|p| !p.is_empty()) {
         Some(p) => Some(
