@@ -43,6 +43,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "log_level",
     "tcp_hosts",
     "search_index",
+    "registry_mirrors",
+    "mirrors",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +158,21 @@ impl Config {
                 .registry
                 .insecure
                 .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
+            // dockerd's `registry-mirrors`: mirrors of Docker Hub, as URLs
+            "registry_mirrors" => {
+                for url in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    self.add_mirror("docker.io", url).map_err(|m| bad(&m))?;
+                }
+            }
+            // per registry: `HOST=URL[,HOST=URL…]`
+            "mirrors" => {
+                for pair in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (host, url) = pair
+                        .split_once('=')
+                        .ok_or_else(|| bad("expected REGISTRY=MIRROR-URL"))?;
+                    self.add_mirror(host.trim(), url.trim()).map_err(|m| bad(&m))?;
+                }
+            }
             "search_index" => {
                 if !(v.starts_with("https://") || v.starts_with("http://")) {
                     return Err(bad("expected an http(s) URL"));
@@ -211,6 +228,28 @@ impl Config {
             c.set(k, v)?;
         }
         Ok(c)
+    }
+
+    /// Add `url` as a mirror of registry `domain`. A plain-HTTP mirror may be reached without TLS.
+    fn add_mirror(&mut self, domain: &str, url: &str) -> Result<(), String> {
+        let (plain, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (true, r),
+            (_, Some(r)) => (false, r),
+            _ => return Err(format!("mirror {url:?}: expected an http(s) URL")),
+        };
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(format!("mirror {url:?}: a mirror is a registry's root URL"));
+        }
+        let domain = match domain {
+            "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            d => d,
+        };
+        if plain && !self.registry.insecure.iter().any(|i| i == host) {
+            self.registry.insecure.push(host.to_string());
+        }
+        self.registry.mirrors.push((domain.to_string(), host.to_string()));
+        Ok(())
     }
 
     /// Resolve every relative path against `cwd`, once at start, so that logs and later work see absolute paths
@@ -269,6 +308,14 @@ impl Config {
             ("insecure_registries", r.insecure.join(",")),
             ("certs_dir", self.certs_dir().display().to_string()),
             ("search_index", r.search_index.clone()),
+            (
+                "mirrors",
+                r.mirrors
+                    .iter()
+                    .map(|(d, m)| format!("{d}={m}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("connect_timeout", r.net.connect_timeout.as_secs_f64().to_string()),
             ("read_timeout", r.net.read_timeout.as_secs_f64().to_string()),
             ("retries", r.net.retry.attempts.to_string()),

@@ -182,6 +182,12 @@ struct Serve {
     /// registry HOST[:PORT] that may be reached over plain HTTP (repeatable)
     #[argh(option)]
     insecure_registry: Vec<String>,
+    /// a mirror of Docker Hub, as a URL (repeatable; tried in order before Docker Hub)
+    #[argh(option)]
+    registry_mirror: Vec<String>,
+    /// a mirror of another registry, REGISTRY=URL (repeatable)
+    #[argh(option)]
+    mirror: Vec<String>,
     /// the search index URL, Docker Hub style (default https://index.docker.io)
     #[argh(option)]
     search_index: Option<String>,
@@ -480,6 +486,8 @@ impl Serve {
         let many = [
             ("insecure_registries", &self.insecure_registry),
             ("tcp_hosts", &self.tcp_host),
+            ("registry_mirrors", &self.registry_mirror),
+            ("mirrors", &self.mirror),
         ];
         one.iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))

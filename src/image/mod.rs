@@ -67,6 +67,8 @@ pub struct Facts {
     pub images: usize,
     pub data_root: std::path::PathBuf,
     pub insecure_registries: Vec<String>,
+    /// (registry, mirror host) in the order tried.
+    pub mirrors: Vec<(String, String)>,
     pub platform: Platform,
 }
 
@@ -275,6 +277,7 @@ impl ImageService {
             images: self.db.list_images()?.len(),
             data_root: self.store.root().to_path_buf(),
             insecure_registries: self.registry.options().insecure.clone(),
+            mirrors: self.registry.options().mirrors.clone(),
             platform: self.platform.clone(),
         })
     }

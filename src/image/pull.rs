@@ -80,9 +80,39 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
     job.finish(r.map_err(std::sync::Arc::new));
 }
 
+/// Pull through the registry's mirrors in order (anonymously), then from the registry itself: the first that
+/// completes wins. Bytes a failed mirror left in `ingest/` are resumed from by the next endpoint (same digests).
 fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcome, ImageError> {
     let r = &spec.reference;
+    for mirror in svc.registry.mirrors_of(r.domain()) {
+        let repo = svc.registry.repo(&mirror, r.path(), None);
+        match pull_from(svc, job, spec, &repo) {
+            Ok(o) => return Ok(o),
+            Err(e) if volume_full(&e) => return Err(e),
+            Err(e) => {
+                log::warn!("mirror {mirror} of {}: {e}; trying the next endpoint", r.domain());
+                // a failed layer cancels its siblings; the next endpoint starts afresh
+                job.cancel.store(false, Ordering::Relaxed);
+            }
+        }
+    }
     let repo = svc.registry.repo(r.domain(), r.path(), spec.creds.clone());
+    pull_from(svc, job, spec, &repo)
+}
+
+/// A full volume is full whichever endpoint the bytes come from.
+fn volume_full(e: &ImageError) -> bool {
+    use crate::store::BlobError;
+    let full =
+        |b: &BlobError| matches!(b, BlobError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull);
+    match e {
+        ImageError::Blob(b) | ImageError::Transfer(TransferError::Blob(b)) => full(b),
+        _ => false,
+    }
+}
+
+fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) -> Result<PullOutcome, ImageError> {
+    let r = &spec.reference;
     let row = svc
         .db
         .download(job.download)?
@@ -198,7 +228,7 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
     let layers = if svc.db.has_image(&cfg_digest)? {
         svc.db.image_layers(&cfg_digest)?
     } else {
-        fetch_layers(svc, job, &repo, &image_manifest, &cfg.diff_ids)?
+        fetch_layers(svc, job, repo, &image_manifest, &cfg.diff_ids)?
     };
 
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.

@@ -30,6 +30,8 @@ pub struct RegistryOptions {
     pub max_manifest_bytes: u64,
     /// Where Docker Hub style searches go (`<index>/v1/search`).
     pub search_index: String,
+    /// Per registry (`docker.io`, `host:port`), the mirrors (`host[:port]`) tried before it, in order.
+    pub mirrors: Vec<(String, String)>,
 }
 
 impl Default for RegistryOptions {
@@ -39,6 +41,7 @@ impl Default for RegistryOptions {
             insecure: Vec::new(),
             max_manifest_bytes: 4 * 1024 * 1024,
             search_index: "https://index.docker.io".into(),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -175,6 +178,16 @@ impl Registry {
             return std::io::copy(&mut r.into_body().into_reader(), out).map_err(|e| transport(&url, e));
         }
         Err(RegistryError::Redirects { url })
+    }
+
+    /// The mirrors of `domain`, in the order they are tried.
+    pub fn mirrors_of(&self, domain: &str) -> Vec<String> {
+        self.opts
+            .mirrors
+            .iter()
+            .filter(|(d, _)| d == domain)
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
     /// A repository to push to: its tokens are asked for `pull,push`.

@@ -23,6 +23,8 @@ pub struct Peers {
     pub tls: String,
     pub tls_ca: PathBuf,
     pub images: PathBuf,
+    /// A pull-through cache of `plain`.
+    pub mirror: String,
 }
 
 pub fn peers() -> Peers {
@@ -50,6 +52,7 @@ pub fn peers() -> Peers {
         tls: get("TLS"),
         tls_ca: get("TLS_CA").into(),
         images: get("IMAGES").into(),
+        mirror: get("MIRROR"),
         dir,
     }
 }

@@ -6,6 +6,7 @@
 #   token  registry with bearer tokens (tests/peers/token_server.py; anonymous pull of public/*)
 #   token2 a second token registry whose token server refuses GET once the images are pushed (POST form only)
 #   tls    registry serving HTTPS with a certificate from a test CA (DIR/tls/ca/ca.crt), no auth
+#   mirror a pull-through cache of plain (the distribution registry's proxy mode), for registry mirrors
 set -euo pipefail
 P=$(realpath -m "${1:?usage: up.sh DIR}")
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +59,7 @@ start_tls() { # port
   start_registry tls "$1" "" "tls: {certificate: $P/tls/server.crt, key: $P/tls/server.key}"
 }
 
-PLAIN=$(free_port); BASIC=$(free_port); TOKEN=$(free_port); TOKEN2=$(free_port); TLS=$(free_port)
+PLAIN=$(free_port); BASIC=$(free_port); TOKEN=$(free_port); TOKEN2=$(free_port); TLS=$(free_port); MIRROR=$(free_port)
 mkdir -p "$P/registry/basic"
 htpasswd -Bbn testuser testpass > "$P/registry/basic/htpasswd"
 start_registry plain "$PLAIN"
@@ -67,6 +68,7 @@ start_token token "$TOKEN"
 rm -f "$P/token2/no-get"   # left by an earlier run: images must be pushed with GET tokens first
 start_token token2 "$TOKEN2" "$P/token2/no-get"
 start_tls "$TLS"
+start_registry mirror "$MIRROR" "proxy: {remoteurl: \"http://127.0.0.1:$PLAIN\"}"
 
 cat > "$P/env" <<EOE
 PLAIN=127.0.0.1:$PLAIN
@@ -75,6 +77,7 @@ TOKEN=127.0.0.1:$TOKEN
 TOKEN2=127.0.0.1:$TOKEN2
 TLS=127.0.0.1:$TLS
 TLS_CA=$P/tls/ca/ca.crt
+MIRROR=127.0.0.1:$MIRROR
 IMAGES=$P/images
 EOE
 "$HERE/make-images.sh" "$P"

@@ -41,11 +41,33 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
         .map(|u| u.nodename().to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut insecure_cidrs = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
+    let mirrors_of = |d: &str| -> Vec<String> {
+        f.mirrors
+            .iter()
+            .filter(|(r, _)| r == d)
+            .map(|(_, m)| {
+                let scheme = if f.insecure_registries.contains(m) {
+                    "http"
+                } else {
+                    "https"
+                };
+                format!("{scheme}://{m}/")
+            })
+            .collect()
+    };
     let mut index_configs = serde_json::Map::new();
     index_configs.insert(
         "docker.io".into(),
-        serde_json::json!({"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}),
+        serde_json::json!({"Name": "docker.io", "Mirrors": mirrors_of("docker.io"), "Secure": true, "Official": true}),
     );
+    for (d, _) in &f.mirrors {
+        if d != "docker.io" && !index_configs.contains_key(d) {
+            index_configs.insert(
+                d.clone(),
+                serde_json::json!({"Name": d, "Mirrors": mirrors_of(d), "Secure": !f.insecure_registries.contains(d), "Official": false}),
+            );
+        }
+    }
     for r in &f.insecure_registries {
         if r.contains('/') {
             insecure_cidrs.push(r.clone());
@@ -77,7 +99,8 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
     });
     let rest = serde_json::json!({
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"InsecureRegistryCIDRs": insecure_cidrs, "IndexConfigs": index_configs, "Mirrors": []},
+            "RegistryConfig": {"InsecureRegistryCIDRs": insecure_cidrs, "IndexConfigs": index_configs,
+                               "Mirrors": mirrors_of("docker.io")},
             "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "MemTotal": mem_total(), "GenericResources": null, "DockerRootDir": f.data_root.display().to_string(),
             "HttpProxy": proxy("HTTP_PROXY"), "HttpsProxy": proxy("HTTPS_PROXY"), "NoProxy": proxy("NO_PROXY"),
