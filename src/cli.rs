@@ -64,7 +64,7 @@ impl Client {
         self.send_body(method, uri, headers, Outgoing::Empty).await
     }
 
-    async fn send_body(
+    pub async fn send_body(
         &self,
         method: Method,
         uri: &str,
@@ -296,6 +296,81 @@ fn registry_auth(creds: Option<&str>) -> Result<String, CliError> {
         }
         None => "e30=".to_string(),
     })
+}
+
+/// Load a tar stream into a Docker engine (`POST /images/load`): its `Loaded image…` lines, or its error. The
+/// engine is spoken to at API 1.41 (dockerd 20.10, Container Station's).
+pub async fn engine_load(engine: &Client, body: Outgoing) -> Result<Vec<String>, CliError> {
+    let resp = engine
+        .send_body(
+            Method::POST,
+            "/v1.41/images/load?quiet=1",
+            &[("content-type", "application/x-tar".into())],
+            body,
+        )
+        .await?;
+    let mut resp = check(resp).await?;
+    let mut text = Vec::new();
+    while let Some(frame) = resp.body_mut().frame().await {
+        let frame = frame.map_err(|e| CliError::Protocol(format!("the engine's answer: {e}")))?;
+        if let Ok(d) = frame.into_data() {
+            text.extend_from_slice(&d);
+        }
+    }
+    let mut loaded = Vec::new();
+    for line in text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+    {
+        let m: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+        if let Some(err) = m["errorDetail"]["message"].as_str() {
+            return Err(CliError::Daemon(format!(
+                "the container engine refused the image: {err}"
+            )));
+        }
+        if let Some(s) = m["stream"].as_str() {
+            loaded.extend(s.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        }
+    }
+    Ok(loaded)
+}
+
+/// `depot handoff`: save `names` from depot and load them into the container engine at `engine`, streamed end
+/// to end (nothing is held in memory or written to disk on the way).
+pub async fn handoff(c: &Client, engine: &Client, names: &[String]) -> Result<(), CliError> {
+    let uri = format!(
+        "/images/get?{}",
+        names
+            .iter()
+            .map(|n| format!("names={}", enc(n)))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    let mut resp = check(c.send(Method::GET, &uri, &[]).await?).await?;
+    let (tx, rx) = async_channel::bounded::<std::io::Result<Bytes>>(8);
+    let forward = async move {
+        while let Some(frame) = resp.body_mut().frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        if tx.send(Ok(d)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            }
+        }
+    };
+    let (_, loaded) = futures_lite::future::zip(forward, engine_load(engine, Outgoing::Stream(rx))).await;
+    let mut out = std::io::stdout().lock();
+    for l in loaded? {
+        let _ = writeln!(out, "{l}");
+    }
+    Ok(())
 }
 
 pub async fn inspect(c: &Client, names: &[String]) -> Result<(), CliError> {

@@ -18,6 +18,10 @@ pub struct Config {
     pub socket_group: Option<String>,
     /// TCP listener; off (`None`) unless set. It has no authentication yet, so enabling it logs a warning.
     pub tcp: Option<SocketAddr>,
+    /// The NAS's container engine (Container Station's dockerd), for hand-offs.
+    pub engine_socket: Option<PathBuf>,
+    /// Hand every pulled image to `engine_socket` as soon as the pull completes.
+    pub handoff_after_pull: bool,
     /// Names TCP clients may use in `Host` besides loopback addresses and `localhost` (DNS-rebinding defence).
     pub tcp_hosts: Vec<String>,
     pub platform: Platform,
@@ -45,6 +49,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "search_index",
     "registry_mirrors",
     "mirrors",
+    "engine_socket",
+    "handoff_after_pull",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,8 @@ impl Config {
             socket_group: None,
             tcp: None,
             tcp_hosts: Vec::new(),
+            engine_socket: None,
+            handoff_after_pull: false,
             platform: Platform::host(),
             concurrent_downloads: 3,
             memory_budget_mb: 256,
@@ -171,6 +179,14 @@ impl Config {
                         .split_once('=')
                         .ok_or_else(|| bad("expected REGISTRY=MIRROR-URL"))?;
                     self.add_mirror(host.trim(), url.trim()).map_err(|m| bad(&m))?;
+                }
+            }
+            "engine_socket" => self.engine_socket = opt(v).map(|p| PathBuf::from(p.trim_start_matches("unix://"))),
+            "handoff_after_pull" => {
+                self.handoff_after_pull = match v {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" | "" => false,
+                    _ => return Err(bad("expected true or false")),
                 }
             }
             "search_index" => {
@@ -261,9 +277,14 @@ impl Config {
             }
         };
         abs(&mut self.data_root);
-        for p in [&mut self.socket, &mut self.log_file, &mut self.registry.net.certs_dir]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.socket,
+            &mut self.log_file,
+            &mut self.registry.net.certs_dir,
+            &mut self.engine_socket,
+        ]
+        .into_iter()
+        .flatten()
         {
             abs(p);
         }
@@ -308,6 +329,8 @@ impl Config {
             ("insecure_registries", r.insecure.join(",")),
             ("certs_dir", self.certs_dir().display().to_string()),
             ("search_index", r.search_index.clone()),
+            ("engine_socket", o(&self.engine_socket)),
+            ("handoff_after_pull", self.handoff_after_pull.to_string()),
             (
                 "mirrors",
                 r.mirrors

@@ -89,6 +89,9 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         Sealer::open_or_create(&root.join("credentials.key"))?,
     ));
     images.sync_layout();
+    if let (true, Some(engine)) = (cfg.handoff_after_pull, &cfg.engine_socket) {
+        images.hand_off_pulls_to(engine.clone());
+    }
     let gc = images.gc(cfg.stale_ingest)?;
     if gc.blobs + gc.ingests + gc.strays > 0 {
         log::info!(

@@ -40,6 +40,22 @@ enum Cmd {
     Push(Push),
     Login(Login),
     Prune(Prune),
+    Handoff(Handoff),
+}
+
+/// hand images to the NAS's container engine (a Docker engine): saved from depot and loaded there, streamed
+#[derive(FromArgs)]
+#[argh(subcommand, name = "handoff")]
+struct Handoff {
+    /// the engine's socket (default: the config's engine_socket)
+    #[argh(option)]
+    engine: Option<String>,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    /// image references or ids
+    #[argh(positional, greedy)]
+    images: Vec<String>,
 }
 
 /// show an image's details (Docker's inspect document)
@@ -182,6 +198,12 @@ struct Serve {
     /// registry HOST[:PORT] that may be reached over plain HTTP (repeatable)
     #[argh(option)]
     insecure_registry: Vec<String>,
+    /// the NAS's container engine socket, for hand-offs (PATH or unix://PATH)
+    #[argh(option)]
+    engine_socket: Option<String>,
+    /// hand every pulled image to the container engine (true or false)
+    #[argh(option)]
+    handoff_after_pull: Option<String>,
     /// a mirror of Docker Hub, as a URL (repeatable; tried in order before Docker Hub)
     #[argh(option)]
     registry_mirror: Vec<String>,
@@ -366,6 +388,7 @@ fn early_exit(args: &[&str], early: argh::EarlyExit) -> ExitCode {
     }
     let commands = [
         "serve", "config", "fsck", "pull", "images", "rm", "inspect", "tag", "save", "load", "push", "login", "prune",
+        "handoff",
     ];
     let first = args.iter().find(|a| !a.starts_with('-'));
     let msg = match first {
@@ -453,6 +476,21 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::login(&client(l.host)?, &l.server, &l.username, &password))
         }
         Cmd::Prune(p) => smol::block_on(cli::prune(&client(p.host)?, p.all)),
+        Cmd::Handoff(h) => {
+            if h.images.is_empty() {
+                return Err(format!(
+                    "{USAGE_ERROR}missing argument: images\nsee 'depot handoff --help'"
+                ));
+            }
+            let engine = match h.engine {
+                Some(e) => PathBuf::from(e.trim_start_matches("unix://")),
+                None => detected()
+                    .engine_socket
+                    .ok_or("no container engine: give --engine PATH or set engine_socket in the config")?,
+            };
+            let engine = Client { socket: engine };
+            smol::block_on(cli::handoff(&client(h.host)?, &engine, &h.images))
+        }
         Cmd::Rm(r) => {
             if r.images.is_empty() {
                 return Err(format!("{USAGE_ERROR}missing argument: images\nsee 'depot rm --help'"));
@@ -476,6 +514,8 @@ impl Serve {
             ("memory_budget_mb", &self.memory_budget_mb),
             ("certs_dir", &self.certs_dir),
             ("search_index", &self.search_index),
+            ("engine_socket", &self.engine_socket),
+            ("handoff_after_pull", &self.handoff_after_pull),
             ("connect_timeout", &self.connect_timeout),
             ("read_timeout", &self.read_timeout),
             ("retries", &self.retries),

@@ -33,6 +33,9 @@ pub enum ImageError {
     /// A push of a repository this store has no tag of.
     #[error("no local image is tagged in repository {name}")]
     NoLocalRepo { name: String },
+    /// The container engine did not take a hand-off.
+    #[error("handing off to the container engine at {engine}: {msg}")]
+    Handoff { engine: String, msg: String },
     /// A tag that names no image (save).
     #[error("no image is tagged {reference}")]
     UnknownTag { reference: String },
@@ -124,6 +127,7 @@ impl ImageError {
             | ImageError::Transfer(_)
             | ImageError::Blob(_)
             | ImageError::Db(_)
+            | ImageError::Handoff { .. }
             | ImageError::Unrecorded { .. }
             | ImageError::Io { .. } => Internal,
         }

@@ -53,6 +53,8 @@ pub struct ImageService {
     pub events: events::EventBus,
     /// Set while a prune runs.
     pruning: std::sync::atomic::AtomicBool,
+    /// The container engine every completed pull is handed to, when configured.
+    handoff_to: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// `meta` key: set when the database did not see the store being filled (created over existing blobs, or
@@ -157,6 +159,7 @@ impl ImageService {
             layout_lock: Mutex::new(()),
             events: events::EventBus::default(),
             pruning: std::sync::atomic::AtomicBool::new(false),
+            handoff_to: std::sync::OnceLock::new(),
         }
     }
 
@@ -249,6 +252,11 @@ impl ImageService {
             .unwrap_or_default();
         a.insert("name".into(), name.into());
         a
+    }
+
+    /// Hand every image a pull completes to the container engine at `engine` (set once, at start).
+    pub fn hand_off_pulls_to(&self, engine: std::path::PathBuf) {
+        let _ = self.handoff_to.set(engine);
     }
 
     /// A fresh path in the data root's `tmp/` (emptied at every start) for a large upload on its way in.

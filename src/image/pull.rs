@@ -63,7 +63,23 @@ pub(crate) fn deserialize_creds(s: &str) -> Option<Credentials> {
 /// Run a pull job to its end on the current (blocking) thread and record the outcome.
 /// The outcome reaches the job's followers only once the database records it.
 pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
-    let r = pull(svc, job, spec).map_err(|e| {
+    let r = pull(svc, job, spec);
+    if let (Ok(_), Some(engine)) = (&r, svc.handoff_to.get()) {
+        // A hand-off that fails does not fail the pull: the image is in depot either way.
+        job.emit(PullEvent::Status("Handing off to the container engine".into()));
+        match svc.handoff(&[spec.reference.to_string()], engine) {
+            Ok(lines) => {
+                for l in lines {
+                    job.emit(PullEvent::Status(format!("Container engine: {l}")));
+                }
+            }
+            Err(e) => {
+                log::warn!("{e}");
+                job.emit(PullEvent::Status(format!("Hand-off failed: {e}")));
+            }
+        }
+    }
+    let r = r.map_err(|e| {
         let msg = e.to_string();
         log::warn!("pull of {} failed: {msg}", spec.reference);
         match svc

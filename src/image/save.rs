@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::reference::{AnyReference, Reference};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -20,7 +20,51 @@ pub struct SavePlan {
     pub images: Vec<(Digest, Vec<Reference>)>,
 }
 
+/// A writer whose bytes become a request body stream (the save side of a hand-off).
+struct ChanWriter(async_channel::Sender<std::io::Result<bytes::Bytes>>);
+
+impl Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(64 * 1024);
+        self.0
+            .send_blocking(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading"))?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl ImageService {
+    /// Hand `names` to the Docker engine at `engine` (Container Station's dockerd): saved as an archive its
+    /// `/images/load` reads (manifest.json with plain layers: dockerd 20.10 reads neither zstd nor OCI-only
+    /// archives), streamed end to end. The engine's `Loaded image…` lines.
+    pub fn handoff(&self, names: &[String], engine: &std::path::Path) -> Result<Vec<String>, ImageError> {
+        let plan = self.save_plan(names)?;
+        let (tx, rx) = async_channel::bounded(8);
+        let loaded = std::thread::scope(|s| {
+            let saver = s.spawn(move || self.save(&plan, BufWriter::with_capacity(64 * 1024, ChanWriter(tx))));
+            let client = crate::cli::Client {
+                socket: engine.to_path_buf(),
+            };
+            let loaded = smol::block_on(crate::cli::engine_load(&client, crate::cli::Outgoing::Stream(rx)));
+            let saved = saver
+                .join()
+                .unwrap_or_else(|_| Err(ImageError::InvalidParameter("the save failed".into())));
+            (loaded, saved)
+        });
+        match loaded {
+            (Ok(lines), Ok(())) => Ok(lines),
+            (Err(e), _) => Err(ImageError::Handoff {
+                engine: engine.display().to_string(),
+                msg: e.to_string(),
+            }),
+            (Ok(_), Err(e)) => Err(e),
+        }
+    }
+
     /// Resolve the names of a save before any byte is written: `name:tag` is one image, a bare repository name
     /// every tag of it, an id (or a digest reference) the image without tags.
     pub fn save_plan(&self, names: &[String]) -> Result<SavePlan, ImageError> {

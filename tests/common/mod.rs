@@ -433,3 +433,69 @@ pub fn log_lines(p: &Path) -> Vec<String> {
         .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
         .unwrap_or_default()
 }
+
+/// A real dockerd (Debian's docker.io, 20.10) on a socket and roots of its own, stopped by its PID on drop: the
+/// NAS's container engine in hand-off tests.
+pub struct Dockerd {
+    pub dir: PathBuf,
+    pub sock: PathBuf,
+    child: Child,
+}
+
+impl Dockerd {
+    pub fn start() -> Dockerd {
+        let dir = tempdir("dockerd");
+        let sock = dir.join("dockerd.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--host")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .args([
+                "--iptables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (tests/run installs docker.io)");
+        let d = Dockerd { dir, sock, child };
+        wait_for(60, "dockerd to answer", || {
+            request_unix(&d.sock, "GET", "/_ping", &[], Duration::from_secs(5)).0 == 200
+        });
+        d
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.join(".docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker CLI")
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // vfs layers are plain directories; the mount namespace leaves nothing mounted with --bridge=none
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

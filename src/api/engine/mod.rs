@@ -168,6 +168,7 @@ pub fn docker_message(e: &ImageError) -> String {
         ),
         ImageError::Reference(_)
         | ImageError::Busy(_)
+        | ImageError::Handoff { .. }
         | ImageError::Unrecorded { .. }
         | ImageError::Platform(_)
         | ImageError::InvalidParameter(_)
