@@ -206,24 +206,44 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
     Ok(json(StatusCode::OK, &out))
 }
 
-/// Docker's `ImageSummary`.
-fn summary(
-    row: &ImageRow,
+/// Docker's `ImageSummary`, serialised straight from this (a listing of 1,000 images builds no JSON tree).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Summary<'a> {
+    containers: i64,
+    created: i64,
+    id: &'a str,
+    labels: Option<BTreeMap<String, String>>,
+    parent_id: &'static str,
+    repo_digests: Vec<String>,
+    repo_tags: Vec<String>,
+    shared_size: i64,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_size: Option<u64>,
+}
+
+fn summary<'a>(
+    row: &'a ImageRow,
     tags: Vec<String>,
     digests: Vec<String>,
     labels: Option<BTreeMap<String, String>>,
     shared: i64,
     containers: i64,
     v: ApiVersion<'_>,
-) -> serde_json::Value {
-    let mut item = serde_json::json!({
-        "Containers": containers, "Created": row.created.unwrap_or(0), "Id": row.id.as_str(), "Labels": labels,
-        "ParentId": "", "RepoDigests": digests, "RepoTags": tags, "SharedSize": shared, "Size": row.size,
-    });
-    if v.before("1.44") {
-        item["VirtualSize"] = row.size.into();
+) -> Summary<'a> {
+    Summary {
+        containers,
+        created: row.created.unwrap_or(0),
+        id: row.id.as_str(),
+        labels,
+        parent_id: "",
+        repo_digests: digests,
+        repo_tags: tags,
+        shared_size: shared,
+        size: row.size,
+        virtual_size: v.before("1.44").then_some(row.size),
     }
-    item
 }
 
 /// The `until` filter (one value at most) as unix seconds.
@@ -304,7 +324,8 @@ pub async fn df(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiErr
         .map(|r| {
             let fam = |v: &[String]| v.iter().map(|t| Reference::familiar_of(t)).collect::<Vec<_>>();
             let s = shared.get(&r.id).copied().unwrap_or(0) as i64;
-            summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v)
+            serde_json::to_value(summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v))
+                .unwrap_or_default()
         })
         .collect();
     let mut body = serde_json::json!({"LayersSize": layers_size});
