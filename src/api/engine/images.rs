@@ -324,8 +324,7 @@ pub async fn df(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiErr
         .map(|r| {
             let fam = |v: &[String]| v.iter().map(|t| Reference::familiar_of(t)).collect::<Vec<_>>();
             let s = shared.get(&r.id).copied().unwrap_or(0) as i64;
-            serde_json::to_value(summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v))
-                .unwrap_or_default()
+            serde_json::to_value(summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v)).unwrap_or_default()
         })
         .collect();
     let mut body = serde_json::json!({"LayersSize": layers_size});
