@@ -5,12 +5,12 @@ mod common;
 use common::*;
 use std::process::Command;
 
-fn run_script(name: &str, d: &Depot, reg: &str) -> std::process::Output {
+fn run_script(name: &str, d: &Depot, regs: &[&String]) -> std::process::Output {
     let script = format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
     Command::new("python3")
         .arg(script)
         .arg(&d.sock)
-        .arg(reg)
+        .args(regs)
         .output()
         .unwrap()
 }
@@ -19,7 +19,7 @@ fn run_script(name: &str, d: &Depot, reg: &str) -> std::process::Output {
 fn docker_py_high_level_client() {
     let p = peers();
     let d = Depot::start(&[]);
-    let out = run_script("docker_py_high.py", &d, &p.plain);
+    let out = run_script("docker_py_high.py", &d, &[&p.plain, &p.basic]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out).trim(), "docker-py high-level ok");
 }
@@ -28,7 +28,7 @@ fn docker_py_high_level_client() {
 fn docker_py_low_level_client() {
     let p = peers();
     let d = Depot::start(&[]);
-    let out = run_script("docker_py.py", &d, &p.plain);
+    let out = run_script("docker_py.py", &d, &[&p.plain]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out).trim(), "docker-py ok");
 }

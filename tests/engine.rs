@@ -314,6 +314,24 @@ fn push_uploads_skips_and_mounts() {
         5,
         "{out}"
     );
+    // the docker CLI itself, after docker login
+    let login = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo testpass | docker login -u testuser --password-stdin {}",
+            p.basic
+        ))
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.root.join(".docker-config"))
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+    let cli_dst = format!("{}/cli-{run}/multi:3", p.basic);
+    ok(&d.docker(&["tag", &src, &cli_dst]));
+    let out = ok(&d.docker(&["push", &cli_dst]));
+    assert!(out.contains(&format!("3: digest: {manifest_digest}")), "{out}");
+    // rmi --no-prune is accepted (depot keeps no parent chains to prune)
+    ok(&d.docker(&["rmi", "--no-prune", &cli_dst]));
     // the pushed digest is recorded; a push of what is not here fails in the stream
     let digests = ok(&d.docker(&["images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", &dst]));
     assert_eq!(digests.trim(), format!("{dst}@{manifest_digest}"));

@@ -266,6 +266,11 @@ impl ImageService {
         self.store.root().join("tmp").join(format!("{what}-{n}"))
     }
 
+    /// The platform pulled (and imported) when the caller names none.
+    pub fn default_platform(&self) -> Platform {
+        self.platform.clone()
+    }
+
     /// What `/info` and the station report about the store.
     pub fn facts(&self) -> Result<Facts, ImageError> {
         let id = match self.db.meta("daemon_id")? {

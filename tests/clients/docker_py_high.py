@@ -1,12 +1,13 @@
 """docker-py's high-level client against depot: registry data, images.pull/list/get/tag/save/load/remove/prune,
 events, df, info.
-usage: docker_py_high.py SOCKET REGISTRY"""
+usage: docker_py_high.py SOCKET REGISTRY [PRIVATE-REGISTRY]"""
 import sys
 import time
 
 import docker
 
 sock, reg = sys.argv[1:3]
+private = sys.argv[3] if len(sys.argv) > 3 else None
 c = docker.DockerClient(base_url="unix://" + sock, version="auto")
 since = int(time.time()) - 1
 rd = c.images.get_registry_data(f"{reg}/test:1")  # /distribution/{name}/json, nothing pulled
@@ -46,4 +47,19 @@ actions = [e["Action"] for e in c.events(since=since, until=int(time.time()) + 1
 assert actions[:3] == ["pull", "tag", "save"], actions
 assert "load" in actions, actions
 assert "delete" in actions and actions[-1] == "prune", actions
+if private:
+    # login and push with the credentials docker-py keeps for the registry
+    res = c.login(username="testuser", password="testpass", registry=private)
+    assert res["Status"] == "Login Succeeded", res
+    img = c.images.pull(f"{reg}/test", tag="1")
+    dst = f"{private}/py-{int(time.time() * 1e6)}/test"
+    assert img.tag(dst, "1")
+    lines = list(c.images.push(dst, tag="1", stream=True, decode=True))
+    assert any("aux" in l for l in lines), lines
+    assert not any("error" in l for l in lines), lines
+    try:
+        c.login(username="testuser", password="wrong", registry=private, reauth=True)
+        raise SystemExit("a wrong password must raise")
+    except docker.errors.APIError as e:
+        assert e.status_code == 401, e
 print("docker-py high-level ok")
