@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Listing benchmark: GET /images/json with N images (default 1000, each a distinct one-layer image imported
-# through the API) on one daemon (dist build), REQS requests over one connection; prints p50/p99/max.
-# Not a test: nothing is asserted.
+# through the API), REQS requests over one connection: depot (dist build), then dockerd 20.10 (overlay2) when it
+# is installed, in the same run. Prints p50/p99/max per daemon. Not a test: nothing is asserted.
 #   tests/bench/list.sh            N=1000 REQS=300
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,11 +11,8 @@ REQS=${REQS:-300}
 BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
 [ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 W=$(mktemp -d /tmp/depot-list.XXXXXX)
-trap '[ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null; rm -rf "$W"' EXIT
-"$BIN" serve --data-root "$W/root" --log-level warn 2>"$W/depot.log" &
-DPID=$!
-until curl -sf --unix-socket "$W/root/depot.sock" http://x/_ping >/dev/null 2>&1; do sleep 0.01; done
-python3 - "$W/root/depot.sock" "$N" "$REQS" <<'PY'
+trap '[ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null; [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; rm -rf "$W"' EXIT
+cat > "$W/bench.py" <<'PY'
 import http.client, io, socket, sys, tarfile, time
 sock, n, reqs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 class Conn(http.client.HTTPConnection):
@@ -30,24 +27,36 @@ for i in range(n):
         data = f"image {i}\n".encode()
         info = tarfile.TarInfo(f"etc/id-{i}"); info.size = len(data)
         t.addfile(info, io.BytesIO(data))
-    c.request("POST", f"/v1.47/images/create?fromSrc=-&repo=bench/img{i % 50}&tag=t{i}", body=buf.getvalue(),
+    c.request("POST", f"/v1.41/images/create?fromSrc=-&repo=bench/img{i % 50}&tag=t{i}", body=buf.getvalue(),
               headers={"Content-Type": "application/x-tar"})
     r = c.getresponse(); r.read()
     assert r.status == 200
 made = time.monotonic() - t0
 lat = []
 for _ in range(reqs):
-    t = time.monotonic(); c.request("GET", "/v1.47/images/json"); r = c.getresponse(); body = r.read()
+    t = time.monotonic(); c.request("GET", "/v1.41/images/json"); r = c.getresponse(); body = r.read()
     lat.append(time.monotonic() - t)
     assert r.status == 200
 count = body.count(b'"Id"')
 lat.sort()
 ms = lambda x: f"{x * 1000:.2f} ms"
-print(f"| images listed | {count} (imported in {made:.1f} s) |")
-print("|---|---|")
-print(f"| GET /images/json p50 | {ms(lat[len(lat) // 2])} |")
-print(f"| GET /images/json p99 | {ms(lat[int(len(lat) * 0.99) - 1])} |")
-print(f"| GET /images/json max | {ms(lat[-1])} |")
-print(f"| response size | {len(body)} bytes |")
+print(f"| {sys.argv[4]} | {count} | {ms(lat[len(lat) // 2])} | {ms(lat[int(len(lat) * 0.99) - 1])} | "
+      f"{ms(lat[-1])} | {len(body)} B |", end="")
 PY
-echo "| daemon peak RSS | $(awk '/VmHWM/ {printf "%.1f MB", $2/1000}' /proc/$DPID/status) |"
+echo "| daemon | images | p50 | p99 | max | response | peak RSS |"
+echo "|---|---|---|---|---|---|---|"
+"$BIN" serve --data-root "$W/root" --log-level warn 2>"$W/depot.log" &
+DPID=$!
+until curl -sf --unix-socket "$W/root/depot.sock" http://x/_ping >/dev/null 2>&1; do sleep 0.01; done
+python3 "$W/bench.py" "$W/root/depot.sock" "$N" "$REQS" depot
+echo " $(awk '/VmHWM/ {printf "%.1f MB", $2/1000}' /proc/$DPID/status) |"
+kill "$DPID"; DPID=
+if command -v dockerd >/dev/null; then
+  dockerd --host "unix://$W/dockerd.sock" --data-root "$W/dockerd" --exec-root "$W/dockerd-exec" \
+    --pidfile "$W/dockerd.pid" --iptables=false --ip-masq=false --bridge=none --storage-driver=overlay2 \
+    > "$W/dockerd.log" 2>&1 &
+  CPID=$!
+  until curl -sf --unix-socket "$W/dockerd.sock" http://x/_ping >/dev/null 2>&1; do sleep 0.1; done
+  python3 "$W/bench.py" "$W/dockerd.sock" "$N" "$REQS" dockerd
+  echo " $(awk '/VmHWM/ {printf "%.1f MB", $2/1000}' /proc/$CPID/status) |"
+fi
