@@ -249,6 +249,21 @@ fn docker_login_then_private_pull() {
     assert_eq!(d.images().len(), 1, "the same image from both registries");
     let (s, v) = d.json("POST", "/auth");
     assert_eq!(s, 400, "{v}");
+    // a token service that speaks only the OAuth2 form issues a refresh token: it comes back as IdentityToken
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(&d.sock)
+        .args(["-X", "POST", "-H", "Content-Type: application/json", "--data"])
+        .arg(format!(
+            r#"{{"username":"testuser","password":"testpass","serveraddress":"{}","email":null}}"#,
+            p.token2
+        ))
+        .arg("http://d/v1.47/auth")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Status"], "Login Succeeded", "{v}");
+    assert!(!v["IdentityToken"].as_str().unwrap_or("").is_empty(), "{v}");
 }
 
 #[test]

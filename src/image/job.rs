@@ -22,21 +22,6 @@ pub enum LayerStatus {
     PullComplete,
 }
 
-impl LayerStatus {
-    /// Docker's wording.
-    pub fn text(&self) -> String {
-        match self {
-            LayerStatus::PullingFsLayer => "Pulling fs layer".into(),
-            LayerStatus::AlreadyExists => "Already exists".into(),
-            LayerStatus::Waiting => "Waiting".into(),
-            LayerStatus::Retrying(s) => format!("Retrying in {s} second{}", if *s == 1 { "" } else { "s" }),
-            LayerStatus::VerifyingChecksum => "Verifying Checksum".into(),
-            LayerStatus::DownloadComplete => "Download complete".into(),
-            LayerStatus::PullComplete => "Pull complete".into(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullEvent {
     /// `Pulling from <repository path>`, `id` the tag or digest.
@@ -53,8 +38,22 @@ pub enum PullEvent {
         current: u64,
         total: u64,
     },
+    /// The digest the reference resolved to.
     Digest(Digest),
-    Status(String),
+    /// An explicitly asked platform differs from the image's own.
+    PlatformMismatch {
+        reference: String,
+        found: String,
+        wanted: String,
+    },
+    /// The pull is complete.
+    Finished {
+        reference: String,
+        up_to_date: bool,
+    },
+    /// The container engine took the image (its own report, line by line) or refused it.
+    HandedOff(Vec<String>),
+    HandoffFailed(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +194,7 @@ mod tests {
     fn followers_replay_and_see_outcome() {
         let j = PullJob::new("k".into(), 1);
         j.layer("x", LayerStatus::PullingFsLayer);
-        j.emit(PullEvent::Status("s".into()));
+        j.emit(PullEvent::Digest(Digest::of(b"m")));
         j.finish(Ok(PullOutcome {
             image_id: Digest::of(b"c"),
             up_to_date: false,
@@ -209,6 +208,5 @@ mod tests {
             assert!(b.events.is_empty());
             assert!(b.outcome.unwrap().is_ok());
         });
-        assert_eq!(LayerStatus::Retrying(5).text(), "Retrying in 5 seconds");
     }
 }

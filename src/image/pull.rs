@@ -66,16 +66,11 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
     let r = pull(svc, job, spec);
     if let (Ok(_), Some(engine)) = (&r, svc.handoff_to.get()) {
         // A hand-off that fails does not fail the pull: the image is in depot either way.
-        job.emit(PullEvent::Status("Handing off to the container engine".into()));
         match svc.handoff(&[spec.reference.to_string()], engine) {
-            Ok(lines) => {
-                for l in lines {
-                    job.emit(PullEvent::Status(format!("Container engine: {l}")));
-                }
-            }
+            Ok(lines) => job.emit(PullEvent::HandedOff(lines)),
             Err(e) => {
                 log::warn!("{e}");
-                job.emit(PullEvent::Status(format!("Hand-off failed: {e}")));
+                job.emit(PullEvent::HandoffFailed(e.to_string()));
             }
         }
     }
@@ -222,11 +217,11 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         .into());
     }
     if spec.platform.is_some() && !want.matches(&cfg.platform) {
-        job.emit(PullEvent::Status(format!(
-            "WARNING: image with reference {} was found but its platform ({}) does not match the specified platform ({want})",
-            r.familiar(),
-            cfg.platform
-        )));
+        job.emit(PullEvent::PlatformMismatch {
+            reference: r.familiar(),
+            found: cfg.platform.to_string(),
+            wanted: want.to_string(),
+        });
     }
 
     // 3. Refs this pull sets.
@@ -259,12 +254,10 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         svc.event_attrs(&cfg_digest, &r.familiar_name()),
     );
     job.emit(PullEvent::Digest(resolved));
-    let what = if up_to_date {
-        "Image is up to date for"
-    } else {
-        "Downloaded newer image for"
-    };
-    job.emit(PullEvent::Status(format!("Status: {what} {}", r.familiar())));
+    job.emit(PullEvent::Finished {
+        reference: r.familiar(),
+        up_to_date,
+    });
     Ok(PullOutcome {
         image_id: cfg_digest,
         up_to_date,

@@ -49,6 +49,38 @@ fn line(m: &Message<'_>) -> Bytes {
     Bytes::from(v)
 }
 
+/// Docker's wording of a layer's state.
+fn layer_text(s: &crate::image::LayerStatus) -> String {
+    use crate::image::LayerStatus as L;
+    match s {
+        L::PullingFsLayer => "Pulling fs layer".into(),
+        L::AlreadyExists => "Already exists".into(),
+        L::Waiting => "Waiting".into(),
+        L::Retrying(n) => format!("Retrying in {n} second{}", if *n == 1 { "" } else { "s" }),
+        L::VerifyingChecksum => "Verifying Checksum".into(),
+        L::DownloadComplete => "Download complete".into(),
+        L::PullComplete => "Pull complete".into(),
+    }
+}
+
+/// The final line of a pull (of one tag, or of all of a repository's).
+fn finished_text(reference: &str, up_to_date: bool) -> String {
+    let what = if up_to_date {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
+    format!("Status: {what} {reference}")
+}
+
+/// A status-only message.
+fn status_line(s: &str) -> Bytes {
+    line(&Message {
+        status: Some(s),
+        ..Default::default()
+    })
+}
+
 pub fn event_line(e: &PullEvent) -> Bytes {
     match e {
         PullEvent::PullingFrom { path, id } => line(&Message {
@@ -57,7 +89,7 @@ pub fn event_line(e: &PullEvent) -> Bytes {
             ..Default::default()
         }),
         PullEvent::Layer { id, status } => line(&Message {
-            status: Some(&status.text()),
+            status: Some(&layer_text(status)),
             progress_detail: Some(Detail::default()),
             id: Some(id),
             ..Default::default()
@@ -76,10 +108,19 @@ pub fn event_line(e: &PullEvent) -> Bytes {
             status: Some(&format!("Digest: {d}")),
             ..Default::default()
         }),
-        PullEvent::Status(s) => line(&Message {
-            status: Some(s),
-            ..Default::default()
-        }),
+        PullEvent::PlatformMismatch {
+            reference,
+            found,
+            wanted,
+        } => status_line(&format!(
+            "WARNING: image with reference {reference} was found but its platform ({found}) does not match the specified platform ({wanted})"
+        )),
+        PullEvent::Finished { reference, up_to_date } => status_line(&finished_text(reference, *up_to_date)),
+        PullEvent::HandedOff(lines) => {
+            let text: Vec<String> = lines.iter().map(|l| format!("Container engine: {l}")).collect();
+            status_line(&text.join("\n"))
+        }
+        PullEvent::HandoffFailed(e) => status_line(&format!("Hand-off to the container engine failed: {e}")),
     }
 }
 
@@ -197,14 +238,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
             };
         }
         if all_tags {
-            let what = if downloaded {
-                "Downloaded newer image for"
-            } else {
-                "Image is up to date for"
-            };
-            let _ = tx
-                .send(event_line(&PullEvent::Status(format!("Status: {what} {name}"))))
-                .await;
+            let _ = tx.send(status_line(&finished_text(&name, !downloaded))).await;
         }
     })
     .detach();
@@ -234,7 +268,7 @@ async fn follow(
             None => job.next(&mut cursor).await,
         };
         for ev in &batch.events {
-            if all_tags && matches!(ev, PullEvent::Status(s) if s.starts_with("Status: ")) {
+            if all_tags && matches!(ev, PullEvent::Finished { .. }) {
                 continue;
             }
             if tx.send(event_line(ev)).await.is_err() {
