@@ -2,7 +2,7 @@
 # Release binaries of depot for the NAS CPUs, fully static and stripped, with checks and a size table.
 #   cross/build.sh                    all three: x86_64 (QDK x86_64), aarch64 (arm_64), armv7 (arm-x41)
 #   cross/build.sh aarch64 armv7      some of them
-# Output: target/<triple>/dist/depot (the `dist` profile: LTO, one codegen unit), and target/cross/sizes.md. Installs the toolchain if missing.
+# Output: target/<triple>/dist/depot (the `dist` profile: LTO, one codegen unit; built in target/cross/<arch>), and target/cross/sizes.md. Installs the toolchain if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cross/setup.sh
@@ -21,11 +21,28 @@ table=target/cross/sizes.md
   echo "|---|---|---|---|---|---|---|"
 } > "$table"
 fail=0
-for a in "${@:-x86_64 aarch64 armv7}"; do
-  for arch in $a; do
+arches=$(echo "${@:-x86_64 aarch64 armv7}")
+# The targets build at once, each in a target dir of its own (cargo locks a target dir per build): their
+# single-threaded LTO links then overlap with the others' compiling instead of following it.
+pids=()
+for arch in $arches; do
+  t=$(triple "$arch")
+  CARGO_TARGET_DIR=target/cross/$arch "$CARGO" build --profile dist --locked --target "$t" \
+    --config cross/cargo-config.toml > "target/cross/build-$arch.log" 2>&1 &
+  pids+=("$!")
+done
+built=()
+for pid in "${pids[@]}"; do
+  if wait "$pid"; then built+=(1); else built+=(0); fi
+done
+i=0
+for arch in $arches; do
     t=$(triple "$arch")
     log=target/cross/build-$arch.log
-    "$CARGO" build --profile dist --locked --target "$t" --config cross/cargo-config.toml > "$log" 2>&1 || { tail -30 "$log"; fail=1; continue; }
+    ok=${built[$i]}; i=$((i + 1))
+    [ "$ok" = 1 ] || { tail -30 "$log"; fail=1; continue; }
+    mkdir -p "target/$t/dist"
+    cp -f "target/cross/$arch/$t/dist/depot" "target/$t/dist/depot"
     b=target/$t/dist/depot
     [ -x "$b" ] || { echo "cross/build: $arch failed, see $log" >&2; fail=1; continue; }
     size=$(stat -c %s "$b")
@@ -44,7 +61,6 @@ for a in "${@:-x86_64 aarch64 armv7}"; do
       grep -o "Using '[a-z_]*'" "$log" | sort -u >&2
       fail=1
     fi
-  done
 done
 cat "$table"
 exit $fail
