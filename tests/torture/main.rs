@@ -208,7 +208,7 @@ fn sigkill_torture() {
         std::env::var("DEPOT_TORTURE_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(90),
+            .unwrap_or(60),
     );
     eprintln!("torture: seed {seed} (DEPOT_TORTURE_SEED={seed} replays the schedule)");
     let mut rng = Rng(seed);
