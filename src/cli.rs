@@ -298,18 +298,16 @@ fn registry_auth(creds: Option<&str>) -> Result<String, CliError> {
     })
 }
 
+/// POST a tar stream to `uri`.
+async fn post_tar(c: &Client, uri: &str, body: Outgoing) -> Result<Response<hyper::body::Incoming>, CliError> {
+    c.send_body(Method::POST, uri, &[("content-type", "application/x-tar".into())], body)
+        .await
+}
+
 /// Load a tar stream into a Docker engine (`POST /images/load`): its `Loaded image…` lines, or its error. The
 /// engine is spoken to at API 1.41 (dockerd 20.10, Container Station's).
 pub async fn engine_load(engine: &Client, body: Outgoing) -> Result<Vec<String>, CliError> {
-    let resp = engine
-        .send_body(
-            Method::POST,
-            "/v1.41/images/load?quiet=1",
-            &[("content-type", "application/x-tar".into())],
-            body,
-        )
-        .await?;
-    let mut resp = check(resp).await?;
+    let mut resp = check(post_tar(engine, "/v1.41/images/load?quiet=1", body).await?).await?;
     let mut text = Vec::new();
     while let Some(frame) = resp.body_mut().frame().await {
         let frame = frame.map_err(|e| CliError::Protocol(format!("the engine's answer: {e}")))?;
@@ -431,14 +429,7 @@ pub async fn load(c: &Client, input: Option<&std::path::Path>) -> Result<(), Cli
         Some(p) => stream_reader(std::fs::File::open(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?),
         None => stream_reader(std::io::stdin()),
     };
-    let resp = c
-        .send_body(
-            Method::POST,
-            "/images/load?quiet=0",
-            &[("content-type", "application/x-tar".into())],
-            body,
-        )
-        .await?;
+    let resp = post_tar(c, "/images/load?quiet=0", body).await?;
     follow(resp, &mut std::io::stdout().lock(), "load", |m| {
         m.get("stream")
             .and_then(|s| s.as_str())
