@@ -1,5 +1,6 @@
 //! `GET /images/{name}/get`, `GET /images/get?names=…` (save, spec §5.8) and `POST /images/load` (§5.9).
 
+use super::stream::{error_line, json_line};
 use super::{ApiError, Engine};
 use crate::http::{bool_value, query_get, query_pairs, streaming, BodyWriter, Req, Resp};
 use crate::image::load::LoadEvent;
@@ -43,14 +44,8 @@ enum Upload {
     Failed(String),
 }
 
-fn stream_line(v: serde_json::Value) -> Bytes {
-    let mut b = serde_json::to_vec(&v).unwrap_or_default();
-    b.extend_from_slice(b"\r\n");
-    Bytes::from(b)
-}
-
 fn event_line(e: &LoadEvent) -> Bytes {
-    stream_line(match e {
+    json_line(match e {
         LoadEvent::Layer { id, current, total } => serde_json::json!({
             "status": "Loading layer", "progressDetail": {"current": current, "total": total},
             "progress": crate::progress::bar(*current, *total), "id": id}),
@@ -75,7 +70,7 @@ where
         .name(what.into())
         .spawn(move || {
             let fail = |msg: String| {
-                let _ = out_tx.send_blocking(super::pull::error_line(&msg));
+                let _ = out_tx.send_blocking(error_line(&msg));
             };
             let received = (|| -> Result<(), String> {
                 let mut f = std::fs::File::create(&path).map_err(|e| format!("storing the upload: {e}"))?;
@@ -183,19 +178,19 @@ pub async fn import(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let images = e.images.clone();
     upload_then(e, req, "import", move |path, out| {
         if src != "-" {
-            let _ = out.send_blocking(stream_line(
+            let _ = out.send_blocking(json_line(
                 serde_json::json!({"status": format!("Downloading from {src}")}),
             ));
             images.download(&src, path)?;
         }
         let id = images.import(path, &spec, &mut |ev| {
             if let LoadEvent::Layer { current, total, .. } = ev {
-                let _ = out.send_blocking(stream_line(serde_json::json!({
+                let _ = out.send_blocking(json_line(serde_json::json!({
                     "status": "Importing", "progressDetail": {"current": current, "total": total},
                     "progress": crate::progress::bar(current, total)})));
             }
         })?;
-        let _ = out.send_blocking(stream_line(serde_json::json!({"status": id.as_str()})));
+        let _ = out.send_blocking(json_line(serde_json::json!({"status": id.as_str()})));
         Ok(())
     })
     .await
@@ -205,16 +200,16 @@ fn push_line(e: &crate::image::push::PushEvent) -> Vec<Bytes> {
     use crate::image::push::PushEvent as P;
     let layer = |status: &str, id: &str| serde_json::json!({"status": status, "progressDetail": {}, "id": id});
     match e {
-        P::Preparing { id } => vec![stream_line(layer("Preparing", id))],
-        P::Progress { id, current, total } => vec![stream_line(serde_json::json!({
+        P::Preparing { id } => vec![json_line(layer("Preparing", id))],
+        P::Progress { id, current, total } => vec![json_line(serde_json::json!({
             "status": "Pushing", "progressDetail": {"current": current, "total": total},
             "progress": crate::progress::bar(*current, *total), "id": id}))],
-        P::Pushed { id } => vec![stream_line(layer("Pushed", id))],
-        P::Exists { id } => vec![stream_line(layer("Layer already exists", id))],
-        P::Mounted { id, from } => vec![stream_line(layer(&format!("Mounted from {from}"), id))],
+        P::Pushed { id } => vec![json_line(layer("Pushed", id))],
+        P::Exists { id } => vec![json_line(layer("Layer already exists", id))],
+        P::Mounted { id, from } => vec![json_line(layer(&format!("Mounted from {from}"), id))],
         P::Done { tag, digest, size } => vec![
-            stream_line(serde_json::json!({"status": format!("{tag}: digest: {digest} size: {size}")})),
-            stream_line(serde_json::json!({"progressDetail": {},
+            json_line(serde_json::json!({"status": format!("{tag}: digest: {digest} size: {size}")})),
+            json_line(serde_json::json!({"progressDetail": {},
                 "aux": {"Tag": tag, "Digest": digest.as_str(), "Size": size}})),
         ],
     }
@@ -233,7 +228,7 @@ pub async fn push(e: &Engine, req: Req, name: &str) -> Result<Resp, ApiError> {
     // docker-py sends `{}`; whatever comes must be well-formed
     crate::http::read_body(req.into_body(), crate::http::MAX_SMALL_BODY).await?;
     let (tx, rx) = async_channel::bounded::<Bytes>(64);
-    let first = stream_line(serde_json::json!({
+    let first = json_line(serde_json::json!({
         "status": format!("The push refers to repository [{}]", r.name())}));
     let _ = tx.try_send(first);
     let images = e.images.clone();
@@ -248,7 +243,7 @@ pub async fn push(e: &Engine, req: Req, name: &str) -> Result<Resp, ApiError> {
                 })
             });
             if let Err(err) = r {
-                let _ = tx.send_blocking(super::pull::error_line(&super::docker_message(&err)));
+                let _ = tx.send_blocking(error_line(&super::docker_message(&err)));
             }
         })
         .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting a push: {err}")))?;

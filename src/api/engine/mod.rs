@@ -7,6 +7,7 @@ mod events;
 mod images;
 mod inspect;
 mod pull;
+mod stream;
 mod system;
 mod timestamp;
 
@@ -294,6 +295,13 @@ impl Engine {
         match route {
             Route::Ping => Ok(ping(req.method() == Method::HEAD)),
             Route::Version => Ok(version_info()),
+            // one endpoint, two operations: an import names its source, a pull its image
+            Route::ImagesCreate
+                if crate::http::query_get(&crate::http::query_pairs(req.uri().query()), "fromSrc")
+                    .is_some_and(|s| !s.is_empty()) =>
+            {
+                archive::import(self, req).await
+            }
             Route::ImagesCreate => pull::create(self, req).await,
             Route::ImagesList => images::list(self, &req, v).await,
             Route::ImageDelete => images::delete(self, &req, &name()).await,

@@ -2,6 +2,7 @@
 //! The 200 header is sent only with the first message, so that failures before any output (unknown tag, denied)
 //! are ordinary HTTP errors.
 
+use super::stream::{error_line, line, status_line, Detail, Message};
 use super::{auth, ApiError, Engine};
 use crate::http::{query_get, query_pairs, read_body, streaming, Req, Resp, MAX_SMALL_BODY};
 use crate::image::{ImageError, PullEvent, PullJob, PullSpec};
@@ -10,44 +11,7 @@ use crate::progress;
 use crate::reference::Reference;
 use bytes::Bytes;
 use hyper::StatusCode;
-use serde::Serialize;
 use std::sync::Arc;
-
-#[derive(Serialize, Default)]
-struct Detail {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    current: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct ErrDetail<'a> {
-    message: &'a str,
-}
-
-/// Docker's `JSONMessage`, field order included.
-#[derive(Serialize, Default)]
-struct Message<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'a str>,
-    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
-    progress_detail: Option<Detail>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    progress: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
-    error_detail: Option<ErrDetail<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-}
-
-fn line(m: &Message<'_>) -> Bytes {
-    let mut v = serde_json::to_vec(m).unwrap_or_default();
-    v.extend_from_slice(b"\r\n");
-    Bytes::from(v)
-}
 
 /// Docker's wording of a layer's state.
 fn layer_text(s: &crate::image::LayerStatus) -> String {
@@ -71,14 +35,6 @@ fn finished_text(reference: &str, up_to_date: bool) -> String {
         "Downloaded newer image for"
     };
     format!("Status: {what} {reference}")
-}
-
-/// A status-only message.
-fn status_line(s: &str) -> Bytes {
-    line(&Message {
-        status: Some(s),
-        ..Default::default()
-    })
 }
 
 pub fn event_line(e: &PullEvent) -> Bytes {
@@ -124,14 +80,6 @@ pub fn event_line(e: &PullEvent) -> Bytes {
     }
 }
 
-pub fn error_line(msg: &str) -> Bytes {
-    line(&Message {
-        error_detail: Some(ErrDetail { message: msg }),
-        error: Some(msg),
-        ..Default::default()
-    })
-}
-
 /// The references one request pulls: one, or every tag of a repository.
 fn target(q: &[(String, String)]) -> Result<(Reference, bool), ApiError> {
     let bad = |e: &dyn std::fmt::Display| ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
@@ -153,9 +101,6 @@ fn target(q: &[(String, String)]) -> Result<(Reference, bool), ApiError> {
 
 pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
-    if query_get(&q, "fromSrc").is_some_and(|s| !s.is_empty()) {
-        return super::archive::import(e, req).await;
-    }
     let headers = req.headers().clone();
     // A pull has no body; whatever comes must at least be well-formed before anything starts.
     read_body(req.into_body(), MAX_SMALL_BODY).await?;
