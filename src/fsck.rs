@@ -152,7 +152,7 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     r.strays = store.strays().map_err(io("listing the store"))?;
     if repair {
         for p in &r.strays {
-            if remove(p).is_ok() {
+            if crate::fsutil::remove_any(p).is_ok() {
                 r.removed_files += 1;
             }
         }
@@ -181,7 +181,7 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     }
     if repair {
         for p in &r.orphan_ingests {
-            if remove(p).is_ok() {
+            if crate::fsutil::remove_any(p).is_ok() {
                 r.removed_files += 1;
             }
         }
@@ -194,14 +194,6 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
         layout::write_index(root, &expected).map_err(io("writing index.json"))?;
     }
     Ok(r)
-}
-
-fn remove(p: &Path) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(p)?.is_dir() {
-        std::fs::remove_dir_all(p)
-    } else {
-        std::fs::remove_file(p)
-    }
 }
 
 /// The report as text, one finding per line, for `depot fsck`.

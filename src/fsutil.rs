@@ -41,6 +41,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     fsync_dir(dir)
 }
 
+/// Remove `p`, a file or a whole directory (not following a symlink). Used where stray entries are swept.
+pub fn remove_any(p: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(p)?.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    }
+}
+
 /// Create `dir` and its parents, then fsync the parent so the new entry is durable.
 pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {

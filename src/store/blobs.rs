@@ -217,14 +217,14 @@ impl BlobStore {
                 continue;
             }
             let len = fs::metadata(path.join("data")).map(|m| m.len()).unwrap_or(0);
-            if remove_any(&path).is_ok() {
+            if fsutil::remove_any(&path).is_ok() {
                 report.ingests += 1;
                 report.bytes += len;
             }
         }
         for path in self.strays()? {
             let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if remove_any(&path).is_ok() {
+            if fsutil::remove_any(&path).is_ok() {
                 report.strays += 1;
                 report.bytes += len;
             }
@@ -274,14 +274,6 @@ impl BlobStore {
             }
         }
         Ok(out)
-    }
-}
-
-fn remove_any(p: &Path) -> io::Result<()> {
-    if fs::symlink_metadata(p)?.is_dir() {
-        fs::remove_dir_all(p)
-    } else {
-        fs::remove_file(p)
     }
 }
 
