@@ -333,17 +333,16 @@ pub async fn engine_load(engine: &Client, body: Outgoing) -> Result<Vec<String>,
     Ok(loaded)
 }
 
+/// The save of `names`, as the docker CLI asks for it.
+fn save_uri(names: &[String]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("names={}", enc(n))).collect();
+    format!("/images/get?{}", q.join("&"))
+}
+
 /// `depot handoff`: save `names` from depot and load them into the container engine at `engine`, streamed end
 /// to end (nothing is held in memory or written to disk on the way).
 pub async fn handoff(c: &Client, engine: &Client, names: &[String]) -> Result<(), CliError> {
-    let uri = format!(
-        "/images/get?{}",
-        names
-            .iter()
-            .map(|n| format!("names={}", enc(n)))
-            .collect::<Vec<_>>()
-            .join("&")
-    );
+    let uri = save_uri(names);
     let mut resp = check(c.send(Method::GET, &uri, &[]).await?).await?;
     let (tx, rx) = async_channel::bounded::<std::io::Result<Bytes>>(8);
     let forward = async move {
@@ -394,14 +393,7 @@ pub async fn tag(c: &Client, source: &str, target: &str) -> Result<(), CliError>
 
 /// Save to `out` (a file, else standard output, which must not be a terminal).
 pub async fn save(c: &Client, names: &[String], out: Option<&std::path::Path>) -> Result<(), CliError> {
-    let uri = format!(
-        "/images/get?{}",
-        names
-            .iter()
-            .map(|n| format!("names={}", enc(n)))
-            .collect::<Vec<_>>()
-            .join("&")
-    );
+    let uri = save_uri(names);
     let mut sink: Box<dyn Write> = match out {
         Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?),
         None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
@@ -546,9 +538,9 @@ pub async fn images(c: &Client) -> Result<(), CliError> {
             ]);
         }
         for t in tags {
-            let (repo, tag) = match t.rfind(':') {
-                Some(i) if !t[i..].contains('/') => (t[..i].to_string(), t[i + 1..].to_string()),
-                _ => (t.clone(), "<none>".into()),
+            let (repo, tag) = match crate::reference::split_tag(&t) {
+                (repo, Some(tag)) => (repo.to_string(), tag.to_string()),
+                (repo, None) => (repo.to_string(), "<none>".into()),
             };
             rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
         }

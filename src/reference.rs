@@ -149,6 +149,15 @@ impl Reference {
     }
 }
 
+/// Split a written reference `name[:tag]` at its tag: the last `:` that a `/` does not follow (so a registry's
+/// `host:port` stays with the name).
+pub fn split_tag(s: &str) -> (&str, Option<&str>) {
+    match s.rfind(':') {
+        Some(i) if !s[i..].contains('/') => (&s[..i], Some(&s[i + 1..])),
+        _ => (s, None),
+    }
+}
+
 impl fmt::Display for Reference {
     /// The canonical, fully qualified string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -342,6 +351,19 @@ fn valid_domain(d: &str) -> bool {
             })
     });
     port_ok && host_ok
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags_and_ports() {
+        assert_eq!(split_tag("busybox:1"), ("busybox", Some("1")));
+        assert_eq!(split_tag("127.0.0.1:5000/test"), ("127.0.0.1:5000/test", None));
+        assert_eq!(split_tag("127.0.0.1:5000/test:1"), ("127.0.0.1:5000/test", Some("1")));
+        assert_eq!(split_tag("busybox"), ("busybox", None));
+    }
 }
 
 #[cfg(test)]

@@ -34,12 +34,7 @@ type Filters = BTreeMap<String, BTreeSet<String>>;
 pub fn matches(f: &Filters, e: &Event) -> bool {
     let any = |key: &str, ok: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|vals| vals.iter().any(|v| ok(v)));
     let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
-    let strip_tag = |s: &str| -> String {
-        match s.rfind(':') {
-            Some(i) if !s[i..].contains('/') => s[..i].to_string(),
-            _ => s.to_string(),
-        }
-    };
+    let strip_tag = |s: &str| crate::reference::split_tag(s).0.to_string();
     any("type", &|v| v == "image")
         && any("event", &|v| v == e.action.as_str())
         && any("scope", &|v| v == "local")

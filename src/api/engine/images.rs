@@ -175,10 +175,7 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
         if let Some(pats) = refs_filter {
             let keep = |s: &String| {
                 let name = s.split(['@']).next().unwrap_or(s);
-                let name = match name.rfind(':') {
-                    Some(i) if !name[i..].contains('/') => &name[..i],
-                    _ => name,
-                };
+                let name = crate::reference::split_tag(name).0;
                 pats.iter().any(|p| glob_match(p, s) || glob_match(p, name))
             };
             tags.retain(keep);
