@@ -50,16 +50,23 @@ pub fn remove_any(p: &Path) -> io::Result<()> {
     }
 }
 
-/// Create `dir` and its parents, then fsync the parent so the new entry is durable.
+/// Create `dir` and any missing parents, fsyncing the directory above each one made, so that every new name is
+/// durable (a power cut loses a name its directory was not synced for).
 pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir)?;
-    if let Some(p) = dir.parent() {
-        fsync_dir(p)?;
+    let parent = dir.parent().unwrap_or(Path::new(""));
+    if !parent.as_os_str().is_empty() {
+        create_dir_durable(parent)?;
     }
-    Ok(())
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // made meanwhile by someone else, who syncs it
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    fsync_dir(parent)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ pub mod db;
 pub mod layout;
 pub mod secrets;
 
-pub use blobs::{BlobError, BlobStore, BlobWriter, Ingest};
+pub use blobs::{BlobError, BlobStore, BlobWriter, Ingest, INGEST_SYNC_BYTES};
 pub use db::{Db, DbError, DownloadState};
 pub use secrets::{Sealer, SecretError};
 

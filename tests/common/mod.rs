@@ -129,6 +129,16 @@ impl Depot {
         d
     }
 
+    /// A daemon whose socket and log live outside its data root (a data root on a file system that a test
+    /// unmounts under it).
+    pub fn start_paths(root: PathBuf, sock: PathBuf, log: PathBuf, args: &[&str]) -> Depot {
+        let mut d = Depot::new(root, args);
+        d.sock = sock;
+        d.log = log;
+        d.spawn();
+        d
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
