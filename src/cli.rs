@@ -107,7 +107,29 @@ impl Client {
 
     /// A whole JSON answer, or the daemon's `{"message"}` as an error.
     async fn call(&self, method: Method, uri: &str) -> Result<serde_json::Value, CliError> {
-        let resp = self.send(method, uri, &[]).await?;
+        self.call_json(method, uri, None).await
+    }
+
+    /// [`Client::call`] with a JSON request body.
+    async fn call_json(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, CliError> {
+        let resp = match body {
+            None => self.send(method, uri, &[]).await?,
+            Some(b) => {
+                let bytes = Bytes::from(serde_json::to_vec(&b).unwrap_or_default());
+                self.send_body(
+                    method,
+                    uri,
+                    &[("content-type", "application/json".to_string())],
+                    Outgoing::Bytes(bytes),
+                )
+                .await?
+            }
+        };
         let status = resp.status();
         let body = body_bytes(resp).await?;
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
@@ -128,7 +150,12 @@ async fn body_bytes(resp: Response<hyper::body::Incoming>) -> Result<Bytes, CliE
 }
 
 fn daemon_error(status: StatusCode, v: &serde_json::Value, body: &[u8]) -> CliError {
-    let msg = v.get("message").and_then(|m| m.as_str()).map(str::to_string);
+    // the Engine API's `{"message"}` or the station API's `{"error":{"message"}}`
+    let msg = v
+        .get("message")
+        .or_else(|| v.get("error").and_then(|e| e.get("message")))
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
     CliError::Daemon(format!(
         "Error response from daemon: {}",
         msg.unwrap_or_else(|| format!("{status}: {}", String::from_utf8_lossy(body).trim()))
@@ -505,6 +532,43 @@ fn ago(secs: i64) -> String {
     }
 }
 
+/// `depot token create NAME`: the token is printed once, on stdout alone (for `$(…)`), its id on stderr.
+pub async fn token_create(c: &Client, name: &str) -> Result<(), CliError> {
+    let v = c
+        .call_json(Method::POST, "/api/v1/tokens", Some(serde_json::json!({"name": name})))
+        .await?;
+    eprintln!(
+        "token {} ({name}) created; it is shown once: keep it, e.g. in ~/.docker/config.json as \
+         \"HttpHeaders\": {{\"Authorization\": \"Bearer …\"}}",
+        v["id"]
+    );
+    println!("{}", v["token"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+pub async fn token_list(c: &Client) -> Result<(), CliError> {
+    let v = c.call(Method::GET, "/api/v1/tokens").await?;
+    let mut rows = vec![["ID".to_string(), "NAME".into(), "CREATED".into(), "LAST USED".into()]];
+    for t in v.as_array().cloned().unwrap_or_default() {
+        rows.push([
+            t["id"].to_string(),
+            t["name"].as_str().unwrap_or("").to_string(),
+            t["created_at"].as_i64().map(ago).unwrap_or_default(),
+            t["last_used"].as_i64().map(ago).unwrap_or_else(|| "never".into()),
+        ]);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+pub async fn token_rm(c: &Client, ids: &[String]) -> Result<(), CliError> {
+    for id in ids {
+        c.call(Method::DELETE, &format!("/api/v1/tokens/{}", enc(id))).await?;
+        println!("{id}");
+    }
+    Ok(())
+}
+
 pub async fn images(c: &Client) -> Result<(), CliError> {
     let v = c.call(Method::GET, "/images/json").await?;
     let mut rows = vec![[
@@ -545,7 +609,13 @@ pub async fn images(c: &Client) -> Result<(), CliError> {
             rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
         }
     }
-    let widths: Vec<usize> = (0..5)
+    print_table(&rows);
+    Ok(())
+}
+
+/// Columns padded to their widest cell, three spaces apart (the docker CLI's tables); the last is not padded.
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = std::io::stdout().lock();
@@ -554,7 +624,7 @@ pub async fn images(c: &Client) -> Result<(), CliError> {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i == 4 {
+                if i == N - 1 {
                     c.clone()
                 } else {
                     format!("{c:<w$}", w = widths[i])
@@ -563,7 +633,6 @@ pub async fn images(c: &Client) -> Result<(), CliError> {
             .collect();
         let _ = writeln!(out, "{}", line.join("   ").trim_end());
     }
-    Ok(())
 }
 
 pub async fn rm(c: &Client, names: &[String], force: bool) -> Result<(), CliError> {

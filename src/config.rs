@@ -16,8 +16,12 @@ pub struct Config {
     /// Unix socket of both APIs; `<data root>/depot.sock` unless set.
     pub socket: Option<PathBuf>,
     pub socket_group: Option<String>,
-    /// TCP listener; off (`None`) unless set. It has no authentication yet, so enabling it logs a warning.
+    /// TCP listener; off (`None`) unless set. Every route on it needs a session or an API token.
     pub tcp: Option<SocketAddr>,
+    /// Serve the Engine API on TCP too (to API-token holders only).
+    pub engine_tcp: bool,
+    /// The admin's password (else one is generated once into `<data root>/admin-password`). Never logged.
+    pub admin_password: Option<String>,
     /// The NAS's container engine (Container Station's dockerd), for hand-offs.
     pub engine_socket: Option<PathBuf>,
     /// Hand every pulled image to `engine_socket` as soon as the pull completes.
@@ -51,6 +55,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "mirrors",
     "engine_socket",
     "handoff_after_pull",
+    "engine_tcp",
+    "admin_password",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +89,14 @@ fn count<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
     })
 }
 
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
 fn opt(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
@@ -96,6 +110,8 @@ impl Config {
             socket: None,
             socket_group: None,
             tcp: None,
+            engine_tcp: false,
+            admin_password: None,
             tcp_hosts: Vec::new(),
             engine_socket: None,
             handoff_after_pull: false,
@@ -183,11 +199,18 @@ impl Config {
             }
             "engine_socket" => self.engine_socket = opt(v).map(|p| PathBuf::from(p.trim_start_matches("unix://"))),
             "handoff_after_pull" => {
-                self.handoff_after_pull = match v {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" | "" => false,
-                    _ => return Err(bad("expected true or false")),
+                self.handoff_after_pull = boolean(v).ok_or_else(|| bad("expected true or false"))?
+            }
+            "engine_tcp" => self.engine_tcp = boolean(v).ok_or_else(|| bad("expected true or false"))?,
+            "admin_password" => {
+                if !v.is_empty() && v.chars().count() < 8 {
+                    return Err(ConfigError::Value {
+                        key: key.into(),
+                        value: "(hidden)".into(),
+                        msg: "at least 8 characters".into(),
+                    });
                 }
+                self.admin_password = opt(v)
             }
             "search_index" => {
                 if !(v.starts_with("https://") || v.starts_with("http://")) {
@@ -331,6 +354,11 @@ impl Config {
             ("search_index", r.search_index.clone()),
             ("engine_socket", o(&self.engine_socket)),
             ("handoff_after_pull", self.handoff_after_pull.to_string()),
+            ("engine_tcp", self.engine_tcp.to_string()),
+            (
+                "admin_password",
+                if self.admin_password.is_some() { "(set)" } else { "" }.to_string(),
+            ),
             (
                 "mirrors",
                 r.mirrors

@@ -32,6 +32,8 @@ pub enum DaemonError {
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     Secret(#[from] crate::store::SecretError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -42,6 +44,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError 
 /// Everything a running daemon holds. Built by [`open`]; served by [`serve`].
 pub struct Daemon {
     pub images: Arc<ImageService>,
+    pub auth: Arc<crate::auth::Auth>,
     _lock: RootLock,
 }
 
@@ -79,6 +82,13 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         retry: cfg.registry.net.retry.clone(),
         zstd_window_log_max: cfg.zstd_window_log_max(),
     });
+    let auth = Arc::new(crate::auth::Auth::new(db.clone()));
+    if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), root)? {
+        log::warn!(
+            "created user admin for the TCP listener: its password is in {} (readable by root only)",
+            path.display()
+        );
+    }
     let images = Arc::new(ImageService::new(
         db,
         store,
@@ -108,7 +118,11 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     if resumed > 0 {
         log::info!("recovery: resuming {resumed} unfinished downloads");
     }
-    Ok(Daemon { images, _lock: lock })
+    Ok(Daemon {
+        images,
+        auth,
+        _lock: lock,
+    })
 }
 
 /// Bring the database up to what the data root holds before anything trusts it: images `index.json` names that
@@ -164,12 +178,21 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
         None => None,
     };
     if let Some(a) = cfg.tcp {
-        log::warn!(
-            "the Engine API is served on tcp://{a} without authentication: any local process (and any container \
-             with host networking) can pull and delete images; browsers are refused by Host and Origin checks"
+        log::info!(
+            "tcp://{a}: the station API for logged-in users and API tokens{}",
+            if cfg.engine_tcp {
+                ", the Engine API for API tokens"
+            } else {
+                " (the Engine API stays on the unix socket: engine_tcp = true serves it to API tokens)"
+            }
         );
     }
-    let engine: Arc<dyn Handler> = Arc::new(Engine::new(d.images.clone()));
+    let engine: Arc<dyn Handler> = Arc::new(crate::api::Api::new(
+        Engine::new(d.images.clone()),
+        crate::api::station::Station::new(d.images.clone(), d.auth.clone()),
+        d.auth.clone(),
+        cfg.engine_tcp,
+    ));
     let images = d.images.clone();
     let unix = Arc::new(unix);
     let on_signal = unix.clone();

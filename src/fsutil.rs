@@ -50,6 +50,12 @@ pub fn remove_any(p: &Path) -> io::Result<()> {
     }
 }
 
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
 /// Create `dir` and any missing parents, fsyncing the directory above each one made, so that every new name is
 /// durable (a power cut loses a name its directory was not synced for).
 pub fn create_dir_durable(dir: &Path) -> io::Result<()> {

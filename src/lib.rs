@@ -2,6 +2,7 @@
 //! `api → image → transfer → registry → store`.
 
 pub mod api;
+pub mod auth;
 pub mod board;
 pub mod cli;
 pub mod config;

@@ -41,6 +41,49 @@ enum Cmd {
     Login(Login),
     Prune(Prune),
     Handoff(Handoff),
+    Token(Token),
+}
+
+/// manage the API tokens that TCP clients (scripts, the docker CLI) authenticate with
+#[derive(FromArgs)]
+#[argh(subcommand, name = "token")]
+struct Token {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    #[argh(subcommand)]
+    cmd: TokenCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum TokenCmd {
+    Create(TokenCreate),
+    List(TokenList),
+    Rm(TokenRm),
+}
+
+/// create a token: printed once on stdout; the daemon keeps only its hash
+#[derive(FromArgs)]
+#[argh(subcommand, name = "create")]
+struct TokenCreate {
+    /// what the token is for (shown by `depot token list`)
+    #[argh(positional)]
+    name: String,
+}
+
+/// list the tokens (never the tokens themselves)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct TokenList {}
+
+/// revoke tokens by id
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rm")]
+struct TokenRm {
+    /// token ids (see `depot token list`)
+    #[argh(positional, greedy)]
+    ids: Vec<String>,
 }
 
 /// hand images to the NAS's container engine (a Docker engine): saved from depot and loaded there, streamed
@@ -204,6 +247,9 @@ struct Serve {
     /// hand every pulled image to the container engine (true or false)
     #[argh(option)]
     handoff_after_pull: Option<String>,
+    /// serve the Engine API on TCP too, to API-token holders (true or false; default false)
+    #[argh(option)]
+    engine_tcp: Option<String>,
     /// a mirror of Docker Hub, as a URL (repeatable; tried in order before Docker Hub)
     #[argh(option)]
     registry_mirror: Vec<String>,
@@ -442,6 +488,14 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::pull(&c, &p.reference, p.platform.as_deref(), p.creds.as_deref()))
         }
         Cmd::Images(i) => smol::block_on(cli::images(&client(i.host)?)),
+        Cmd::Token(t) => {
+            let c = client(t.host)?;
+            match t.cmd {
+                TokenCmd::Create(x) => smol::block_on(cli::token_create(&c, &x.name)),
+                TokenCmd::List(_) => smol::block_on(cli::token_list(&c)),
+                TokenCmd::Rm(x) => smol::block_on(cli::token_rm(&c, &x.ids)),
+            }
+        }
         Cmd::Inspect(i) => {
             if i.images.is_empty() {
                 return Err(format!(
@@ -516,6 +570,7 @@ impl Serve {
             ("search_index", &self.search_index),
             ("engine_socket", &self.engine_socket),
             ("handoff_after_pull", &self.handoff_after_pull),
+            ("engine_tcp", &self.engine_tcp),
             ("connect_timeout", &self.connect_timeout),
             ("read_timeout", &self.read_timeout),
             ("retries", &self.retries),

@@ -103,27 +103,6 @@ fn docker_cli_negotiates_and_inspect_probe_ends_cleanly() {
     assert!(stdout(&out).starts_with("REPOSITORY"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `curl` against the TCP listener: (status, body).
-fn curl(url: &str, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .arg(url)
-        .output()
-        .unwrap();
-    let text = stdout(&out);
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap_or(0), body.to_string())
-}
-
 #[test]
 fn tcp_is_off_by_default_and_refuses_browsers_and_foreign_hosts() {
     let out = Command::new(bin())
@@ -138,8 +117,9 @@ fn tcp_is_off_by_default_and_refuses_browsers_and_foreign_hosts() {
     let addr = format!("127.0.0.1:{}", free_port());
     let d = Depot::start(&["--tcp", &addr, "--tcp-host", "nas.lan"]);
     assert!(
-        d.log_text().contains("without authentication"),
-        "a warning when enabled"
+        d.log_text()
+            .contains("the station API for logged-in users and API tokens"),
+        "what is served on TCP, and to whom, is logged"
     );
     assert_eq!(curl(&format!("http://{addr}/_ping"), &[]), (200, "OK".into()));
     assert_eq!(
@@ -383,12 +363,32 @@ fn the_arm_64_profile_pulls_arm64_by_default() {
     assert!(d.log_text().contains("board arm_64"));
 }
 
+/// Fill the volume at `dir` with a file, leaving about `leave` bytes free; returns its path.
+fn filler(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
+    let st = nix::sys::statvfs::statvfs(dir).unwrap();
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let path = dir.join("filler");
+    let f = std::fs::File::create(&path).unwrap();
+    let mut left = free.saturating_sub(leave);
+    let chunk = vec![1u8; 1 << 20];
+    let mut w = std::io::BufWriter::new(f);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if std::io::Write::write_all(&mut w, &chunk[..n]).is_err() {
+            break;
+        }
+        left -= n as u64;
+    }
+    let _ = std::io::Write::flush(&mut w);
+    path
+}
+
 #[test]
-fn a_full_disk_fails_the_pull_cleanly_and_frees_the_partial_layer() {
+fn a_pull_that_cannot_fit_is_refused_and_one_that_fills_the_disk_fails_cleanly() {
     let p = peers();
     let root = tempdir("small-volume");
     let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=700m", "tmpfs"])
         .arg(&root)
         .status()
         .unwrap();
@@ -401,19 +401,54 @@ fn a_full_disk_fails_the_pull_cleanly_and_frees_the_partial_layer() {
     }
     let _u = Unmount(root.clone());
     let mut d = Depot::start_at(root.join("data"), &[]);
-    let (s, msgs) = d.pull_api(&format!("fromImage={}%2Fbig&tag=1", p.plain.replace(':', "%3A")), None);
+    let big = |addr: &str| format!("fromImage={}%2Fbig&tag=1", addr.replace(':', "%3A"));
+    // 1. known not to fit: refused before a byte is fetched, with the sizes
+    let full = filler(&root, 100 << 20);
+    let (s, msgs) = d.pull_api(&big(&p.plain), None);
+    let msg = msgs.last().unwrap()["message"].as_str().unwrap_or("").to_string();
+    assert_eq!(s, 500, "{msgs:?}");
+    assert!(
+        msg.starts_with(&format!(
+            "not enough space for {}/big:1: it needs 524.4MB more, the volume has",
+            p.plain
+        )),
+        "{msg}"
+    );
+    std::fs::remove_file(&full).unwrap();
+    // 2. fits when it starts, then the volume fills under it: it fails cleanly and gives the space back
+    let slow = common::net::Proxy::start(&p.plain, 100 * 1000 * 1000);
+    let pull = {
+        let sock = d.sock.clone();
+        let q = big(&slow.addr);
+        std::thread::spawn(move || {
+            request_unix(
+                &sock,
+                "POST",
+                &format!("/v1.47/images/create?{q}"),
+                &[],
+                Duration::from_secs(300),
+            )
+        })
+    };
+    let ingest = root.join("data/ingest");
+    wait_for(60, "the pull to write", || {
+        std::fs::read_dir(&ingest).is_ok_and(|rd| {
+            rd.filter_map(Result::ok)
+                .any(|e| std::fs::metadata(e.path().join("data")).is_ok_and(|m| m.len() > 30 << 20))
+        })
+    });
+    let full = filler(&root, 0);
+    let (s, _, body) = pull.join().unwrap();
     assert_eq!(s, 200);
-    let last = msgs.last().unwrap();
-    let err = last["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error: {last}"));
-    assert!(err.contains("No space left on device"), "{err}");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("No space left on device"), "{text}");
     assert_eq!(d.get("/_ping").0, 200, "the daemon stays healthy");
     assert!(d.images().is_empty());
     d.blobs(); // whatever is there is verified content
+    std::fs::remove_file(&full).unwrap();
     let free = nix::sys::statvfs::statvfs(&root).unwrap();
     let free_mb = free.blocks_available() as u64 * free.fragment_size() as u64 / 1_000_000;
-    assert!(free_mb >= 30, "the partial layers were freed ({free_mb} MB free)");
+    assert!(free_mb >= 650, "the partial layers were freed ({free_mb} MB free)");
     // and the volume is usable again: a small image fits
     let (s, msgs) = d.pull_api(&format!("fromImage={}%2Ftest&tag=1", p.plain.replace(':', "%3A")), None);
     assert_eq!(s, 200);

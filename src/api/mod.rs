@@ -1,3 +1,151 @@
 //! The HTTP APIs. Handlers parse a request into a typed call, call one service function and map the result.
+//!
+//! [`Api`] is what both listeners serve: the station API under its base paths, the Engine API everywhere else,
+//! behind one gate. The unix socket is trusted by its file mode and group; on TCP every route needs a session
+//! (cookie) or an API token (`Authorization: Bearer`), except `POST …/login` and `/_ping`. The Engine API on TCP
+//! is off unless enabled, and then takes tokens only: a browser's cookie never reaches it.
 
 pub mod engine;
+pub mod station;
+
+use crate::auth::{Auth, Principal};
+use crate::http::{decoded_path, peer_of, Handler, Peer, Req, Resp};
+use hyper::StatusCode;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Api {
+    pub engine: engine::Engine,
+    pub station: station::Station,
+    auth: Arc<Auth>,
+    /// Whether the Engine API answers on TCP (to token holders).
+    engine_tcp: bool,
+}
+
+impl Api {
+    pub fn new(engine: engine::Engine, station: station::Station, auth: Arc<Auth>, engine_tcp: bool) -> Api {
+        Api {
+            engine,
+            station,
+            auth,
+            engine_tcp,
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(req: &Req) -> Option<&str> {
+    let v = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Why a TCP request is refused: 401 (nobody), 403 (somebody, not for this).
+enum Refusal {
+    Unauthorized(&'static str),
+    Forbidden(&'static str),
+}
+
+impl Api {
+    /// The token's principal, if the request carries a valid one.
+    async fn token_principal(&self, req: &Req) -> Option<Principal> {
+        let token = bearer(req)?.to_string();
+        let auth = self.auth.clone();
+        match crate::pool::run(move || auth.token(&token)).await {
+            Ok(t) => t.map(|t| Principal::Token { id: t.id, name: t.name }),
+            Err(e) => {
+                log::warn!("checking an API token: {e}");
+                None
+            }
+        }
+    }
+
+    async fn station_call(&self, req: &Req, tcp: bool, rest: &str) -> Result<station::Caller, Refusal> {
+        let session = station::session_cookie(req);
+        if !tcp {
+            return Ok(station::Caller {
+                principal: Some(Principal::Local),
+                session,
+            });
+        }
+        if self.station.find(req.method(), rest).is_some_and(station::is_public) {
+            return Ok(station::Caller {
+                principal: None,
+                session,
+            });
+        }
+        if let Some(s) = session.as_deref().and_then(|id| self.auth.session(id)) {
+            return Ok(station::Caller {
+                principal: Some(Principal::User {
+                    name: s.user,
+                    admin: s.admin,
+                }),
+                session,
+            });
+        }
+        match self.token_principal(req).await {
+            Some(p) => Ok(station::Caller {
+                principal: Some(p),
+                session,
+            }),
+            None => Err(Refusal::Unauthorized(
+                "log in (POST /api/v1/login) or send an API token",
+            )),
+        }
+    }
+
+    async fn engine_call(&self, req: &Req, tcp: bool, path: &str) -> Result<(), Refusal> {
+        if !tcp || engine::is_ping(path) {
+            return Ok(());
+        }
+        if self.token_principal(req).await.is_none() {
+            return Err(Refusal::Unauthorized(
+                "the Engine API on TCP needs an API token (Authorization: Bearer; `depot token create`)",
+            ));
+        }
+        if !self.engine_tcp {
+            return Err(Refusal::Forbidden(
+                "the Engine API is not served on TCP here (engine_tcp = true enables it for token holders)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Handler for Api {
+    fn handle(&self, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> {
+        let api = self.clone();
+        Box::pin(async move {
+            let tcp = matches!(peer_of(&req), Peer::Tcp(_));
+            let path = decoded_path(req.uri().path());
+            match station::strip_base(&path) {
+                Some(rest) => match api.station_call(&req, tcp, rest).await {
+                    Ok(caller) => api.station.handle(req, caller).await,
+                    Err(Refusal::Unauthorized(m)) => {
+                        station::StationError::new(StatusCode::UNAUTHORIZED, m).into_response()
+                    }
+                    Err(Refusal::Forbidden(m)) => station::StationError::new(StatusCode::FORBIDDEN, m).into_response(),
+                },
+                None => match api.engine_call(&req, tcp, &path).await {
+                    Ok(()) => api.engine.handle(req).await,
+                    Err(Refusal::Unauthorized(m)) => {
+                        let mut r = api.engine.refuse(StatusCode::UNAUTHORIZED, m);
+                        r.headers_mut().insert(
+                            "www-authenticate",
+                            "Bearer realm=\"depot\"".parse().expect("static header"),
+                        );
+                        r
+                    }
+                    Err(Refusal::Forbidden(m)) => api.engine.refuse(StatusCode::FORBIDDEN, m),
+                },
+            }
+        })
+    }
+
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+        // the plumbing refuses before routing: the Engine's shape, which the docker CLI prints
+        self.engine.refuse(status, message)
+    }
+}

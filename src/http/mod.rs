@@ -214,11 +214,24 @@ pub fn decoded_path(p: &str) -> String {
     percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()
 }
 
-async fn serve_conn<S>(io: S, h: Arc<dyn Handler>, policy: Option<Arc<TcpPolicy>>)
+/// Which listener a request came in on: a handler reads it from the request's extensions. The unix socket is
+/// trusted by its file mode; a TCP peer must show a session or a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Unix,
+    Tcp(std::net::SocketAddr),
+}
+
+pub fn peer_of(req: &Req) -> Peer {
+    req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix)
+}
+
+async fn serve_conn<S>(io: S, h: Arc<dyn Handler>, peer: Peer, policy: Option<Arc<TcpPolicy>>)
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req: Req| {
+    let svc = hyper::service::service_fn(move |mut req: Req| {
+        req.extensions_mut().insert(peer);
         let refusal = policy.as_ref().and_then(|p| p.check(&req));
         let h = h.clone();
         async move {
@@ -346,7 +359,7 @@ pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>) {
     loop {
         match l.accept().await {
             Ok((s, _)) => {
-                smol::spawn(serve_conn(s, h.clone(), None)).detach();
+                smol::spawn(serve_conn(s, h.clone(), Peer::Unix, None)).detach();
             }
             Err(e) => {
                 log::warn!("accept on unix socket: {e}");
@@ -360,9 +373,9 @@ pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: T
     let policy = Arc::new(policy);
     loop {
         match l.accept().await {
-            Ok((s, _)) => {
+            Ok((s, addr)) => {
                 let _ = s.set_nodelay(true);
-                smol::spawn(serve_conn(s, h.clone(), Some(policy.clone()))).detach();
+                smol::spawn(serve_conn(s, h.clone(), Peer::Tcp(addr), Some(policy.clone()))).detach();
             }
             Err(e) => {
                 log::warn!("accept on tcp: {e}");

@@ -49,6 +49,18 @@ pub enum ImageError {
     /// The registry refused: the repository does not exist, or it needs credentials.
     #[error("the registry denied access to {name} (it does not exist or needs credentials){}", if .errors.0.is_empty() { String::new() } else { format!(": {}", .errors) })]
     AccessDenied { name: String, errors: ErrorList },
+    /// A download that would not fit: refused before its first layer byte.
+    #[error("not enough space for {reference}: it needs {} more, the volume has {} free", crate::progress::human_size(*.need), crate::progress::human_size(*.free))]
+    NoSpace { reference: String, need: u64, free: u64 },
+    /// A user paused the download: it keeps its bytes and continues when resumed.
+    #[error("download of {reference} paused")]
+    Paused { reference: String },
+    /// A user cancelled the download.
+    #[error("download of {reference} cancelled")]
+    Cancelled { reference: String },
+    /// No download with this id (or not one in a state the operation applies to).
+    #[error("no {what} download {id}")]
+    NoDownload { id: i64, what: &'static str },
     #[error(transparent)]
     Registry(RegistryError),
     #[error(transparent)]
@@ -88,6 +100,8 @@ pub enum ErrorClass {
     Unauthorized,
     RateLimited,
     Unavailable,
+    /// The volume has no room for it.
+    InsufficientStorage,
     Internal,
 }
 
@@ -104,8 +118,13 @@ impl ImageError {
             | ImageError::NoLocalTag { .. }
             | ImageError::NoLocalRepo { .. }
             | ImageError::ManifestUnknown { .. }
-            | ImageError::AccessDenied { .. } => NotFound,
-            ImageError::InUse { .. } | ImageError::Busy(_) => Conflict,
+            | ImageError::AccessDenied { .. }
+            | ImageError::NoDownload { .. } => NotFound,
+            ImageError::InUse { .. }
+            | ImageError::Busy(_)
+            | ImageError::Paused { .. }
+            | ImageError::Cancelled { .. } => Conflict,
+            ImageError::NoSpace { .. } => InsufficientStorage,
             ImageError::LoginFailed { .. } => Unauthorized,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {

@@ -13,6 +13,7 @@ pub mod rebuild;
 pub mod save;
 
 pub use error::{ErrorClass, ImageError};
+pub use job::Stop;
 pub use job::{LayerStatus, PullEvent, PullJob, PullOutcome};
 pub use pull::PullSpec;
 
@@ -80,6 +81,32 @@ pub struct Inspected {
     pub row: ImageRow,
     pub config: Vec<u8>,
     pub layers: Vec<crate::store::db::LayerRecord>,
+}
+
+/// An image in its registry, read without pulling it.
+#[derive(Debug, Clone)]
+pub struct RemoteImage {
+    /// What the reference resolved to (an index, or the image manifest itself).
+    pub digest: Digest,
+    /// The image manifest for the platform.
+    pub manifest_digest: Digest,
+    pub manifest: Vec<u8>,
+    pub config: Vec<u8>,
+    /// Config and layers, compressed: what a pull fetches.
+    pub size: u64,
+}
+
+/// One download as `downloadstatus` shows it.
+#[derive(Debug, Clone)]
+pub struct DownloadStatus {
+    pub row: crate::store::db::DownloadRow,
+    /// Bytes of every blob it fetches, once its manifest is resolved.
+    pub total: Option<u64>,
+    pub done: u64,
+    /// Bytes per second lately (0 when not running).
+    pub rate: u64,
+    /// A job of this daemon is working on it now.
+    pub running: bool,
 }
 
 /// What a registry holds under a reference, without pulling it (`/distribution/{name}/json`).
@@ -194,51 +221,165 @@ impl ImageService {
         }
     }
 
-    /// Restart every download that was running when the daemon stopped. They continue from the bytes on disk.
+    /// Restart every download that was running when the daemon stopped, except those a user paused. They
+    /// continue from the bytes on disk.
     pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, ImageError> {
         let rows = self.db.unfinished_downloads()?;
-        let n = rows.len();
-        for row in rows {
-            let reference = match Reference::parse(&row.reference) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.db
-                        .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&e.to_string()))?;
-                    continue;
-                }
-            };
-            let platform = row.platform.as_deref().and_then(|p| p.parse().ok());
-            let creds = match self.db.download_auth(row.id)? {
-                None => None,
-                Some(s) if crate::store::Sealer::is_sealed(&s) => match self.sealer.open(&s) {
-                    Ok(plain) => pull::deserialize_creds(&String::from_utf8_lossy(&plain)),
-                    Err(e) => {
-                        let msg = format!("{e}; pull {} again", row.reference);
-                        self.db
-                            .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&msg))?;
-                        continue;
-                    }
-                },
-                // Written by an older depot in plain text: seal it now.
-                Some(plain) => {
-                    self.db.set_download_auth(row.id, &self.sealer.seal(plain.as_bytes()))?;
-                    pull::deserialize_creds(&plain)
-                }
-            };
-            let spec = PullSpec {
-                reference,
-                platform,
-                creds,
-            };
-            log::info!("resuming download {} of {}", row.id, row.reference);
-            let job = Arc::new(PullJob::new(spec.key(), row.id));
-            self.jobs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(spec.key(), job.clone());
-            self.spawn(job, spec);
+        let mut n = 0;
+        for row in rows.into_iter().filter(|r| !r.paused) {
+            if self.restart(row)?.is_some() {
+                n += 1;
+            }
         }
         Ok(n)
+    }
+
+    /// Start the job of an unfinished download again (its credentials unsealed); `None` if it could not be (it is
+    /// then marked failed, with why).
+    fn restart(self: &Arc<Self>, row: crate::store::db::DownloadRow) -> Result<Option<Arc<PullJob>>, ImageError> {
+        let reference = match Reference::parse(&row.reference) {
+            Ok(r) => r,
+            Err(e) => {
+                self.db
+                    .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&e.to_string()))?;
+                return Ok(None);
+            }
+        };
+        let platform = row.platform.as_deref().and_then(|p| p.parse().ok());
+        let creds = match self.db.download_auth(row.id)? {
+            None => None,
+            Some(s) if crate::store::Sealer::is_sealed(&s) => match self.sealer.open(&s) {
+                Ok(plain) => pull::deserialize_creds(&String::from_utf8_lossy(&plain)),
+                Err(e) => {
+                    let msg = format!("{e}; pull {} again", row.reference);
+                    self.db
+                        .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&msg))?;
+                    return Ok(None);
+                }
+            },
+            // Written by an older depot in plain text: seal it now.
+            Some(plain) => {
+                self.db.set_download_auth(row.id, &self.sealer.seal(plain.as_bytes()))?;
+                pull::deserialize_creds(&plain)
+            }
+        };
+        let spec = PullSpec {
+            reference,
+            platform,
+            creds,
+        };
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = jobs.get(&spec.key()) {
+            return Ok(Some(j.clone()));
+        }
+        log::info!("resuming download {} of {}", row.id, row.reference);
+        let job = Arc::new(PullJob::new(spec.key(), row.id));
+        jobs.insert(spec.key(), job.clone());
+        drop(jobs);
+        self.spawn(job.clone(), spec);
+        Ok(Some(job))
+    }
+
+    /// The running job of download `id`, if any.
+    fn job_of(&self, id: i64) -> Option<Arc<PullJob>> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.values().find(|j| j.download == id).cloned()
+    }
+
+    /// Hold an unfinished download: its job stops, its bytes stay, and it is not resumed (not even by a
+    /// restart) until [`ImageService::resume_download`].
+    pub fn pause_download(&self, id: i64) -> Result<(), ImageError> {
+        if !self.db.set_download_paused(id, true)? {
+            return Err(ImageError::NoDownload { id, what: "unfinished" });
+        }
+        if let Some(j) = self.job_of(id) {
+            j.stop(job::Stop::Pause);
+        }
+        Ok(())
+    }
+
+    /// Continue a paused download (or one whose job is not running) from its bytes on disk.
+    pub fn resume_download(self: &Arc<Self>, id: i64) -> Result<(), ImageError> {
+        if let Some(j) = self.job_of(id) {
+            if j.stopped().is_none() {
+                return Ok(());
+            }
+            // a pause still winding down: wait for its end, so the resumed job does not join the stopping one
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while j.outcome().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if !self.db.set_download_paused(id, false)? {
+            return Err(ImageError::NoDownload { id, what: "unfinished" });
+        }
+        let row = self
+            .db
+            .download(id)?
+            .ok_or(ImageError::NoDownload { id, what: "unfinished" })?;
+        self.restart(row)?;
+        Ok(())
+    }
+
+    /// End an unfinished download as failed ("cancelled"); its bytes go with the next collection.
+    pub fn cancel_download(&self, id: i64) -> Result<(), ImageError> {
+        let row = self
+            .db
+            .download(id)?
+            .filter(|r| !r.state.is_terminal())
+            .ok_or(ImageError::NoDownload { id, what: "unfinished" })?;
+        match self.job_of(id) {
+            Some(j) => j.stop(job::Stop::Cancel),
+            None => {
+                let msg = ImageError::Cancelled {
+                    reference: row.reference,
+                }
+                .to_string();
+                self.db
+                    .set_download_state(id, crate::store::DownloadState::Failed, Some(&msg))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest downloads with their progress: what `downloadstatus` shows.
+    pub fn downloads(&self, limit: u32) -> Result<Vec<DownloadStatus>, ImageError> {
+        let rows = self.db.recent_downloads(limit)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let blobs = self.db.download_progress(row.id)?;
+            let total: u64 = blobs.iter().map(|b| b.1).sum();
+            let recorded: u64 = match row.state {
+                crate::store::DownloadState::Committed => total,
+                crate::store::DownloadState::Failed => blobs.iter().map(|b| b.2.min(b.1)).sum(),
+                // what is on disk, whatever was last recorded: a blob in the store is done (a config is stored
+                // whole), a partial one has its ingest (a paused download records nothing when it stops)
+                _ => blobs
+                    .iter()
+                    .map(|(d, size, done)| {
+                        if self.store.contains(d) {
+                            *size
+                        } else {
+                            (*done).max(self.store.ingest_len(d)).min(*size)
+                        }
+                    })
+                    .sum(),
+            };
+            let live = self.job_of(row.id).map(|j| (j.live(), j.stopped()));
+            // the job's count is fresher, but only covers layers it touched: a layer recorded as done that this
+            // job found in the store never shows in it
+            let done = live
+                .map_or(recorded, |(l, _)| recorded.max(l.done))
+                .min(total.max(recorded));
+            out.push(DownloadStatus {
+                total: (!blobs.is_empty()).then_some(total),
+                done,
+                rate: live.map_or(0, |(l, _)| l.rate),
+                running: live.is_some_and(|(_, stop)| stop.is_none()),
+                row,
+            });
+        }
+        Ok(out)
     }
 
     /// An event's attributes for image `id`: its labels, and `name`.
@@ -355,6 +496,53 @@ impl ImageService {
             size: fm.bytes.len() as u64,
             digest: fm.digest,
             platforms,
+        })
+    }
+
+    /// The image `reference` names for `platform` (the daemon's when `None`), read from its registry without
+    /// pulling: its manifest and config documents and the compressed size of what a pull would fetch.
+    pub fn remote_image(
+        &self,
+        reference: &Reference,
+        platform: Option<&Platform>,
+        creds: Option<Credentials>,
+    ) -> Result<RemoteImage, ImageError> {
+        use crate::registry::manifest::{parse_manifest, Manifest};
+        let repo = self.registry.repo(reference.domain(), reference.path(), creds);
+        let r = reference.clone().with_default_tag();
+        let which = r
+            .digest()
+            .map(|d| d.to_string())
+            .or(r.tag().map(str::to_string))
+            .unwrap_or_default();
+        let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
+        let want = platform.cloned().unwrap_or_else(|| self.platform.clone());
+        let top = repo.manifest(&which).map_err(fail)?;
+        let (manifest_digest, bytes, m) = match top.manifest {
+            Manifest::Image(m) => (top.digest.clone(), top.bytes, m),
+            Manifest::Index(idx) => {
+                let entry = idx.select(&want)?;
+                let fm = repo.manifest(entry.digest.as_str()).map_err(fail)?;
+                match parse_manifest(&fm.bytes, Some(&entry.media_type))? {
+                    Manifest::Image(m) => (fm.digest, fm.bytes, m),
+                    Manifest::Index(_) => {
+                        return Err(ImageError::InvalidParameter(format!(
+                            "index {} points at another index",
+                            top.digest
+                        )))
+                    }
+                }
+            }
+        };
+        let config = repo
+            .blob_bytes(&m.config.digest, pull::MAX_CONFIG_BYTES)
+            .map_err(fail)?;
+        Ok(RemoteImage {
+            digest: top.digest,
+            manifest_digest,
+            size: m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>(),
+            manifest: bytes,
+            config,
         })
     }
 
@@ -644,6 +832,31 @@ impl ImageService {
     /// Remove committed blobs no image or unfinished download needs; returns what went.
     /// Record `d` as owned by `download` (so no GC takes it before the image exists) and say whether it is in
     /// the store already.
+    /// Room the store keeps free beyond a download's needs (the database grows, other downloads run).
+    const SPACE_MARGIN: u64 = 64 << 20;
+
+    /// Refuse a download of `blobs` that the volume cannot hold: what is not in the store yet (less the bytes an
+    /// earlier attempt left in `ingest/`) must fit in the free space, with a margin.
+    pub(crate) fn check_space(&self, reference: &str, blobs: &[(Digest, u64)]) -> Result<(), ImageError> {
+        let need: u64 = blobs
+            .iter()
+            .filter(|(d, _)| !self.store.contains(d))
+            .map(|(d, size)| size.saturating_sub(self.store.ingest_len(d)))
+            .sum();
+        let free = crate::fsutil::free_space(self.store.root()).map_err(|source| ImageError::Io {
+            context: format!("free space of {}", self.store.root().display()),
+            source,
+        })?;
+        if need > 0 && need + Self::SPACE_MARGIN > free {
+            return Err(ImageError::NoSpace {
+                reference: reference.to_string(),
+                need,
+                free,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn own(&self, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
         let _shared = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         self.db.set_download_blob(download, d, size, 0)?;

@@ -64,6 +64,21 @@ pub(crate) fn deserialize_creds(s: &str) -> Option<Credentials> {
 /// The outcome reaches the job's followers only once the database records it.
 pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
     let r = pull(svc, job, spec);
+    // A user's stop is the outcome, whatever error the stop made the transfer end with.
+    let r = match (r, job.stopped()) {
+        (Err(_), Some(super::job::Stop::Pause)) => {
+            // the download stays unfinished in the database, held: resumed when the user says so
+            log::info!("download {} of {} paused", job.download, spec.reference);
+            job.finish(Err(std::sync::Arc::new(ImageError::Paused {
+                reference: spec.reference.to_string(),
+            })));
+            return;
+        }
+        (Err(_), Some(super::job::Stop::Cancel)) => Err(ImageError::Cancelled {
+            reference: spec.reference.to_string(),
+        }),
+        (r, _) => r,
+    };
     if let (Ok(_), Some(engine)) = (&r, svc.handoff_to.get()) {
         // A hand-off that fails does not fail the pull: the image is in depot either way.
         match svc.handoff(&[spec.reference.to_string()], engine) {
@@ -99,7 +114,9 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
         let repo = svc.registry.repo(&mirror, r.path(), None);
         match pull_from(svc, job, spec, &repo) {
             Ok(o) => return Ok(o),
-            Err(e) if volume_full(&e) => return Err(e),
+            Err(e) if volume_full(&e) || matches!(e, ImageError::NoSpace { .. }) || job.stopped().is_some() => {
+                return Err(e)
+            }
             Err(e) => {
                 log::warn!("mirror {mirror} of {}: {e}; trying the next endpoint", r.domain());
                 // a failed layer cancels its siblings; the next endpoint starts afresh
@@ -187,6 +204,14 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
     };
     svc.db
         .set_download_resolved(job.download, &resolved, &manifest_digest)?;
+    // The whole download is known now: its total counts from the first byte, and one that cannot fit is refused
+    // before it takes any room.
+    let blobs: Vec<(Digest, u64)> = std::iter::once(&image_manifest.config)
+        .chain(&image_manifest.layers)
+        .map(|d| (d.digest.clone(), d.size))
+        .collect();
+    svc.db.plan_download_blobs(job.download, &blobs)?;
+    svc.check_space(&r.familiar(), &blobs)?;
     svc.db.set_download_state(job.download, DownloadState::Fetching, None)?;
     job.emit(PullEvent::PullingFrom {
         path: r.path().to_string(),

@@ -178,6 +178,14 @@ impl BlobStore {
         })
     }
 
+    /// Bytes an earlier attempt left in the ingest of `d` (0 if none).
+    pub fn ingest_len(&self, d: &Digest) -> u64 {
+        d.sha256_hex()
+            .ok()
+            .and_then(|h| fs::metadata(self.ingest.join(h).join("data")).ok())
+            .map_or(0, |m| m.len())
+    }
+
     /// Delete a committed blob (the caller has established that nothing references it).
     pub fn delete(&self, d: &Digest) -> Result<bool, BlobError> {
         match fs::remove_file(self.path(d)?) {

@@ -100,7 +100,46 @@ pub const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 3: who may use the TCP listener: users (password hashes in PHC form) and API tokens (sha256 of the token;
+    // the token itself is shown once, at creation).
+    r#"
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used INTEGER
+    );
+    "#,
+    // 4: a user can pause a download; a paused one is not resumed at start. Orthogonal to the lifecycle state,
+    // which stays where the download stopped.
+    r#"
+    ALTER TABLE downloads ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
+
+/// A user of the station API and the owner's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub name: String,
+    pub password_hash: String,
+    pub admin: bool,
+}
+
+/// An API token, as listed (never with the token).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+}
 
 /// A download's lifecycle, persisted as data. Terminal states are `Committed` and `Failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +152,10 @@ pub enum DownloadState {
 }
 
 impl DownloadState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, DownloadState::Committed | DownloadState::Failed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DownloadState::Queued => "queued",
@@ -207,6 +250,11 @@ pub struct DownloadRow {
     pub resolved_digest: Option<Digest>,
     pub manifest_digest: Option<Digest>,
     pub image_id: Option<Digest>,
+    /// Held by a user: not resumed until they say so.
+    pub paused: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// One manifest descriptor of the OCI layout's `index.json`.
@@ -799,6 +847,99 @@ impl Db {
         Ok(lines.into_iter().filter(|l| l != "ok").collect())
     }
 
+    // --- users and tokens ---
+
+    pub fn user_count(&self) -> Result<i64> {
+        Ok(self.conn().query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT name, password_hash, admin FROM users WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(UserRow {
+                        name: r.get(0)?,
+                        password_hash: r.get(1)?,
+                        admin: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Create the user or replace its password and role.
+    pub fn put_user(&self, u: &UserRow) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO users (name, password_hash, admin, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash, admin = excluded.admin",
+            params![u.name, u.password_hash, u.admin, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn create_token(&self, name: &str, token_sha256: &str) -> Result<TokenRow> {
+        let conn = self.conn();
+        let t = now();
+        conn.execute(
+            "INSERT INTO tokens (name, token_sha256, created_at) VALUES (?1, ?2, ?3)",
+            params![name, token_sha256, t],
+        )?;
+        Ok(TokenRow {
+            id: conn.last_insert_rowid(),
+            name: name.to_string(),
+            created_at: t,
+            last_used: None,
+        })
+    }
+
+    /// The token with this hash, marked as used now.
+    pub fn use_token(&self, token_sha256: &str) -> Result<Option<TokenRow>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT id, name, created_at, last_used FROM tokens WHERE token_sha256 = ?1",
+                [token_sha256],
+                |r| {
+                    Ok(TokenRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                        last_used: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        if let Some(t) = &row {
+            // at most one write a minute per token: a polling client must not turn every read into a write
+            if t.last_used.is_none_or(|u| now() - u >= 60) {
+                conn.execute("UPDATE tokens SET last_used = ?2 WHERE id = ?1", params![t.id, now()])?;
+            }
+        }
+        Ok(row)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, name, created_at, last_used FROM tokens ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                last_used: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether a token with this id existed.
+    pub fn delete_token(&self, id: i64) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)
+    }
+
     // --- downloads ---
 
     /// A new download in state `queued`. `auth` (the registry credentials, sealed by the caller: see
@@ -859,16 +1000,50 @@ impl Db {
         Ok(self.downloads_where("id = ?1", params![id])?.pop())
     }
 
-    /// Downloads that were running when the daemon stopped.
+    /// Downloads that were running when the daemon stopped (paused ones too: the caller decides).
     pub fn unfinished_downloads(&self) -> Result<Vec<DownloadRow>> {
         self.downloads_where("state NOT IN ('committed', 'failed')", params![])
+    }
+
+    /// The newest `limit` downloads, oldest first.
+    pub fn recent_downloads(&self, limit: u32) -> Result<Vec<DownloadRow>> {
+        self.downloads_where(
+            "id IN (SELECT id FROM downloads ORDER BY id DESC LIMIT ?1)",
+            params![limit],
+        )
+    }
+
+    /// Hold or release an unfinished download; whether it is one.
+    pub fn set_download_paused(&self, id: i64, paused: bool) -> Result<bool> {
+        Ok(self.with_room(|c| {
+            c.execute(
+                "UPDATE downloads SET paused = ?2, updated_at = ?3 WHERE id = ?1 AND state NOT IN ('committed', 'failed')",
+                params![id, paused, now()],
+            )
+        })? > 0)
+    }
+
+    /// Record every blob a download will fetch with its size, before the first byte, so that its total is known
+    /// from the start; blobs already recorded keep their progress.
+    pub fn plan_download_blobs(&self, id: i64, blobs: &[(Digest, u64)]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (d, size) in blobs {
+            tx.execute(
+                "INSERT INTO download_blobs (download_id, digest, size, done) VALUES (?1, ?2, ?3, 0)
+                 ON CONFLICT(download_id, digest) DO NOTHING",
+                params![id, d.as_str(), *size as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn downloads_where(&self, cond: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<DownloadRow>> {
         let conn = self.conn();
         let sql = format!(
-            "SELECT id, reference, platform, state, error, resolved_digest, manifest_digest, image_id FROM downloads
-             WHERE {cond} ORDER BY id"
+            "SELECT id, reference, platform, state, error, resolved_digest, manifest_digest, image_id, paused,
+                    created_at, updated_at FROM downloads WHERE {cond} ORDER BY id"
         );
         let mut st = conn.prepare_cached(&sql)?;
         let rows = st.query_map(p, |r| {
@@ -881,11 +1056,12 @@ impl Db {
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
+                (r.get::<_, bool>(8)?, r.get::<_, i64>(9)?, r.get::<_, i64>(10)?),
             ))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            let (id, reference, platform, state, error, res, man, img) = r?;
+            let (id, reference, platform, state, error, res, man, img, (paused, created_at, updated_at)) = r?;
             out.push(DownloadRow {
                 id,
                 reference,
@@ -895,6 +1071,9 @@ impl Db {
                 resolved_digest: opt_digest(res, "downloads.resolved_digest")?,
                 manifest_digest: opt_digest(man, "downloads.manifest_digest")?,
                 image_id: opt_digest(img, "downloads.image_id")?,
+                paused,
+                created_at,
+                updated_at,
             });
         }
         Ok(out)
@@ -953,7 +1132,8 @@ fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&st
     // Credentials outlive the download by not one transaction.
     conn.execute(
         "UPDATE downloads SET state = ?2, error = ?3, updated_at = ?4,
-           auth = CASE WHEN ?2 IN ('committed', 'failed') THEN NULL ELSE auth END WHERE id = ?1",
+           auth = CASE WHEN ?2 IN ('committed', 'failed') THEN NULL ELSE auth END,
+           paused = CASE WHEN ?2 IN ('committed', 'failed') THEN 0 ELSE paused END WHERE id = ?1",
         params![id, state.as_str(), error, now()],
     )?;
     Ok(())

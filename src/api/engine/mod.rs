@@ -5,7 +5,7 @@ mod archive;
 mod auth;
 mod events;
 mod images;
-mod inspect;
+pub mod inspect;
 mod pull;
 mod stream;
 mod system;
@@ -129,7 +129,8 @@ pub fn status_of(class: ErrorClass) -> StatusCode {
         ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // dockerd answers a full disk with 500; the message says why
+        ErrorClass::InsufficientStorage | ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -169,6 +170,10 @@ pub fn docker_message(e: &ImageError) -> String {
         ),
         ImageError::Reference(_)
         | ImageError::Busy(_)
+        | ImageError::NoSpace { .. }
+        | ImageError::Paused { .. }
+        | ImageError::Cancelled { .. }
+        | ImageError::NoDownload { .. }
         | ImageError::Handoff { .. }
         | ImageError::Unrecorded { .. }
         | ImageError::Platform(_)
@@ -200,6 +205,12 @@ impl From<&ImageError> for ApiError {
     }
 }
 
+/// Whether `path` (with or without a version) is `/_ping`, which answers on TCP without a token: clients probe
+/// it before anything else.
+pub fn is_ping(path: &str) -> bool {
+    split_version(path).1 == "/_ping"
+}
+
 /// Compare dotted versions numerically per segment (`1.9 < 1.10`).
 fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let parse = |s: &str| s.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
@@ -224,6 +235,11 @@ fn split_version(path: &str) -> (Option<&str>, &str) {
 pub struct ApiVersion<'a>(&'a str);
 
 impl ApiVersion<'_> {
+    /// The newest version: what a client that names none gets.
+    pub fn newest() -> ApiVersion<'static> {
+        ApiVersion(API_VERSION)
+    }
+
     pub fn before(&self, v: &str) -> bool {
         version_cmp(self.0, v) == std::cmp::Ordering::Less
     }

@@ -1,0 +1,408 @@
+//! The image endpoints (spec §1.3): the list by category, inspect (local and remote), a repository's tags,
+//! delete, and downloads to start, watch, pause, resume and cancel.
+
+use super::{blocking, ok, Answer, Station, StationError};
+use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
+use crate::image::{DownloadStatus, PullSpec};
+use crate::reference::Reference;
+use crate::store::DownloadState;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Downloads `downloadstatus` lists, newest.
+const STATUS_LIMIT: u32 = 200;
+
+/// Only Docker images exist so far: LXC templates are another store.
+fn docker_only(image_type: &str) -> Result<(), StationError> {
+    match image_type {
+        "docker" => Ok(()),
+        "lxc" => Err(StationError::new(
+            StatusCode::NOT_FOUND,
+            "LXC templates are not kept by this depot yet",
+        )),
+        other => Err(StationError::bad_request(format!(
+            "image type {other:?}: expected docker or lxc"
+        ))),
+    }
+}
+
+fn reference(name: &str, tag: &str) -> Result<Reference, StationError> {
+    if name.is_empty() || tag.is_empty() {
+        return Err(StationError::bad_request("an image name and a tag are needed"));
+    }
+    Reference::parse(&format!("{name}:{tag}")).map_err(|e| StationError::bad_request(e.to_string()))
+}
+
+/// Local images grouped by repository: familiar name → [(tag, size)], tags sorted.
+fn local_repos(rows: &[crate::store::db::ImageRow]) -> BTreeMap<String, Vec<(String, u64)>> {
+    let mut repos: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for row in rows {
+        for t in &row.tags {
+            if let Ok(r) = Reference::parse(t) {
+                if let Some(tag) = r.tag() {
+                    repos
+                        .entry(r.familiar_name())
+                        .or_default()
+                        .push((tag.to_string(), row.size));
+                }
+            }
+        }
+    }
+    for tags in repos.values_mut() {
+        tags.sort();
+    }
+    repos
+}
+
+/// Repositories (familiar names) a running download is fetching.
+fn downloading(list: &[DownloadStatus]) -> std::collections::HashSet<String> {
+    list.iter()
+        .filter(|d| !d.row.state.is_terminal())
+        .filter_map(|d| Reference::parse(&d.row.reference).ok())
+        .map(|r| r.familiar_name())
+        .collect()
+}
+
+pub async fn list(st: &Station, req: &Req) -> Answer {
+    let q = query_pairs(req.uri().query());
+    let category = query_get(&q, "category").unwrap_or("local").to_string();
+    let image_type = query_get(&q, "type").unwrap_or("").to_string();
+    let filter = query_get(&q, "filter_text").unwrap_or("").to_string();
+    if !matches!(image_type.as_str(), "" | "docker" | "lxc") {
+        return Err(StationError::bad_request(format!(
+            "type {image_type:?}: expected docker, lxc or nothing"
+        )));
+    }
+    let images = st.images.clone();
+    let results: Vec<Value> = match category.as_str() {
+        "local" => {
+            let wants_docker = image_type != "lxc";
+            let needle = filter.to_lowercase();
+            blocking(move || -> Result<Vec<Value>, StationError> {
+                if !wants_docker {
+                    return Ok(Vec::new());
+                }
+                let rows = images.list()?;
+                let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+                Ok(local_repos(&rows)
+                    .into_iter()
+                    .filter(|(name, _)| name.to_lowercase().contains(&needle))
+                    .map(|(name, tags)| {
+                        json!({
+                            "description": "",
+                            "downloading": busy.contains(&name),
+                            "icon": "",
+                            "installed": true,
+                            "is_latest": tags.iter().filter(|t| t.0 == "latest").map(|t| &t.0).collect::<Vec<_>>(),
+                            "name": name,
+                            "repository": "local",
+                            "size": tags.iter().map(|t| t.1).collect::<Vec<_>>(),
+                            "tags": tags.iter().map(|t| &t.0).collect::<Vec<_>>(),
+                            "type": "docker",
+                        })
+                    })
+                    .collect())
+            })
+            .await?
+        }
+        "dockerhub" => {
+            if image_type == "lxc" {
+                Vec::new()
+            } else if filter.trim().is_empty() {
+                return Err(StationError::bad_request(
+                    "filter_text is the search term of category dockerhub",
+                ));
+            } else {
+                blocking(move || -> Result<Vec<Value>, StationError> {
+                    let hits = images.search(filter.trim(), 25, None)?;
+                    let local = local_repos(&images.list()?);
+                    let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+                    Ok(hits
+                        .into_iter()
+                        .map(|h| {
+                            let location = if h.official {
+                                format!("https://hub.docker.com/_/{}", h.name)
+                            } else {
+                                format!("https://hub.docker.com/r/{}", h.name)
+                            };
+                            json!({
+                                "description": h.description,
+                                "downloading": busy.contains(&h.name),
+                                "installed": local.contains_key(&h.name),
+                                "is_official": h.official,
+                                "is_trusted": false,
+                                "location": location,
+                                "name": h.name,
+                                "repository": "dockerhub",
+                                "star_count": h.stars,
+                                "type": "docker",
+                            })
+                        })
+                        .collect())
+                })
+                .await?
+            }
+        }
+        "qnap" | "official" => {
+            return Err(StationError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("category {category}: the curated catalog is not served by this depot yet"),
+            ))
+        }
+        other => {
+            return Err(StationError::bad_request(format!(
+                "category {other:?}: expected local, qnap, official or dockerhub"
+            )))
+        }
+    };
+    ok(&json!({
+        "category": category,
+        "filter_text": query_get(&q, "filter_text").unwrap_or(""),
+        "results": results,
+        "total_count": results.len(),
+        "type": image_type,
+    }))
+}
+
+pub async fn inspect(st: &Station, image_type: &str, name: &str, tag: &str) -> Answer {
+    docker_only(image_type)?;
+    let r = reference(name, tag)?;
+    let images = st.images.clone();
+    let i = blocking(move || images.inspect(&r.to_string())).await?;
+    ok(&crate::api::engine::inspect::document(
+        &i,
+        crate::api::engine::ApiVersion::newest(),
+    ))
+}
+
+/// The manifest and config a pull would fetch for this NAS's platform, and their compressed size, read from the
+/// registry without pulling.
+pub async fn remote_inspect(st: &Station, image_type: &str, name: &str, tag: &str) -> Answer {
+    docker_only(image_type)?;
+    let r = reference(name, tag)?;
+    let images = st.images.clone();
+    let (remote, platform) = blocking(move || {
+        let platform = images.default_platform();
+        images.remote_image(&r, None, None).map(|x| (x, platform))
+    })
+    .await?;
+    let doc = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap_or(Value::Null);
+    ok(&json!({
+        "digest": remote.digest.to_string(),
+        "manifest_digest": remote.manifest_digest.to_string(),
+        "platform": platform.to_string(),
+        "size": remote.size,
+        "manifest": doc(&remote.manifest),
+        "config": doc(&remote.config),
+    }))
+}
+
+/// `…/dockerhub/docker/{is_official}/{name}/tags`: the registry's tags (every page) and which are local.
+pub async fn tags(st: &Station, official: &str, name: &str) -> Answer {
+    let name = match official {
+        "1" if !name.contains('/') => format!("library/{name}"),
+        "0" | "1" => name.to_string(),
+        other => {
+            return Err(StationError::bad_request(format!(
+                "is_official {other:?}: expected 1 or 0"
+            )))
+        }
+    };
+    let r = Reference::parse(&name).map_err(|e| StationError::bad_request(e.to_string()))?;
+    let images = st.images.clone();
+    let (tags, local) = blocking(move || -> Result<_, StationError> {
+        let tags = images.remote_tags(&r, None)?;
+        let local = local_repos(&images.list()?)
+            .remove(&r.familiar_name())
+            .unwrap_or_default();
+        Ok((tags, local))
+    })
+    .await?;
+    let installed: Vec<&String> = local.iter().map(|t| &t.0).filter(|t| tags.contains(t)).collect();
+    ok(&json!({"installed": installed, "tags": tags}))
+}
+
+/// `DELETE …/image/local/{type}/{name}[/{tag}]`: one tag, or every tag of the repository. A name may contain
+/// `/`, so the last segment is a tag only if the repository before it has that tag.
+pub async fn delete(st: &Station, image_type: &str, path: &str) -> Answer {
+    docker_only(image_type)?;
+    if path.is_empty() {
+        return Err(StationError::bad_request("an image name is needed"));
+    }
+    let images = st.images.clone();
+    let path = path.to_string();
+    blocking(move || -> Result<(), StationError> {
+        let repos = local_repos(&images.list()?);
+        let targets: Vec<String> = match path.rsplit_once('/') {
+            Some((name, tag)) if repos.get(name).is_some_and(|t| t.iter().any(|x| x.0 == tag)) => {
+                vec![format!("{name}:{tag}")]
+            }
+            _ => match repos.get(&path) {
+                Some(tags) => tags.iter().map(|t| format!("{path}:{}", t.0)).collect(),
+                None => match path.split_once(':').filter(|_| !path.contains('/')) {
+                    Some(_) if images.inspect(&path).is_ok() => vec![path.clone()],
+                    _ => {
+                        return Err(StationError::new(
+                            StatusCode::NOT_FOUND,
+                            format!("Image not found: {path}"),
+                        ))
+                    }
+                },
+            },
+        };
+        for t in targets {
+            images.delete(&t, false)?;
+        }
+        Ok(())
+    })
+    .await?;
+    ok(&json!({}))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DownloadBody {
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[allow(dead_code)]
+    location: Option<String>,
+    #[allow(dead_code)]
+    icon: Option<String>,
+}
+
+/// Start a persistent download and answer at once (`{"id": …}`): its progress is in `downloadstatus`. A
+/// download that cannot fit is refused here, before it starts.
+pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str, name: &str, tag: &str) -> Answer {
+    docker_only(image_type)?;
+    match repository {
+        "dockerhub" => {}
+        "qnap" | "private" => {
+            return Err(StationError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("repository {repository}: not served by this depot yet"),
+            ))
+        }
+        other => {
+            return Err(StationError::bad_request(format!(
+                "repository {other:?}: expected dockerhub, qnap or private"
+            )))
+        }
+    }
+    let r = reference(name, tag)?;
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice::<DownloadBody>(&body)
+            .map_err(|e| StationError::bad_request(format!("malformed download body: {e}")))?;
+    }
+    let images = st.images.clone();
+    let job = blocking(move || {
+        images.pull(PullSpec {
+            reference: r,
+            platform: None,
+            creds: None,
+        })
+    })
+    .await?;
+    // Wait until the download is planned (its manifest resolved, its size checked against the free space) or
+    // has failed, so that a refusal is this request's answer; a slow registry gets a short wait at most.
+    let mut cursor = 0;
+    let planned = async {
+        loop {
+            let batch = job.next(&mut cursor).await;
+            if let Some(Err(e)) = batch.outcome {
+                return Err(StationError::from(e.as_ref()));
+            }
+            if batch.outcome.is_some() || !batch.events.is_empty() {
+                return Ok(());
+            }
+        }
+    };
+    let timeout = async {
+        async_io::Timer::after(std::time::Duration::from_secs(10)).await;
+        Ok(())
+    };
+    futures_lite::future::or(planned, timeout).await?;
+    Ok(crate::http::json(StatusCode::OK, &json!({"id": job.download})))
+}
+
+fn status_name(d: &DownloadStatus) -> &'static str {
+    match (d.row.state, d.row.paused) {
+        (DownloadState::Committed, _) => "complete",
+        (DownloadState::Failed, _) => "failed",
+        (_, true) => "paused",
+        (DownloadState::Queued, _) => "waiting",
+        (DownloadState::Fetching | DownloadState::Verifying, _) if d.running => "downloading",
+        // unfinished, not paused, no job: about to be resumed
+        (DownloadState::Fetching | DownloadState::Verifying, _) => "waiting",
+    }
+}
+
+/// Every recent download: name, tag, type, percent (null only while the total is unknown), bytes, rate,
+/// status and, for a failed one, why.
+pub async fn download_status(st: &Station) -> Answer {
+    let images = st.images.clone();
+    let list = blocking(move || images.downloads(STATUS_LIMIT)).await?;
+    let items: Vec<Value> = list
+        .iter()
+        .rev()
+        .map(|d| {
+            let (name, tag) = match Reference::parse(&d.row.reference) {
+                Ok(r) => (
+                    r.familiar_name(),
+                    r.tag()
+                        .map(str::to_string)
+                        .or(r.digest().map(|x| x.to_string()))
+                        .unwrap_or_default(),
+                ),
+                Err(_) => (d.row.reference.clone(), String::new()),
+            };
+            let percent = match (d.row.state, d.total) {
+                (DownloadState::Committed, _) => Some(100.0),
+                (_, Some(t)) if t > 0 => Some(((d.done as f64 / t as f64) * 1000.0).floor() / 10.0),
+                _ => None,
+            };
+            json!({
+                "id": d.row.id,
+                "name": name,
+                "tag": tag,
+                "type": "docker",
+                "status": status_name(d),
+                "percent": percent,
+                "bytes_done": d.done,
+                "bytes_total": d.total,
+                "rate": d.rate,
+                "message": if d.row.state == DownloadState::Failed { d.row.error.clone() } else { None },
+                "created_at": d.row.created_at,
+                "updated_at": d.row.updated_at,
+            })
+        })
+        .collect();
+    ok(&items)
+}
+
+fn download_id(id: &str) -> Result<i64, StationError> {
+    id.parse()
+        .map_err(|_| StationError::bad_request(format!("download id {id:?} is not a number")))
+}
+
+pub async fn pause(st: &Station, id: &str) -> Answer {
+    let id = download_id(id)?;
+    let images = st.images.clone();
+    blocking(move || images.pause_download(id)).await?;
+    ok(&json!({}))
+}
+
+pub async fn resume(st: &Station, id: &str) -> Answer {
+    let id = download_id(id)?;
+    let images = st.images.clone();
+    blocking(move || images.resume_download(id)).await?;
+    ok(&json!({}))
+}
+
+pub async fn cancel(st: &Station, id: &str) -> Answer {
+    let id = download_id(id)?;
+    let images = st.images.clone();
+    blocking(move || images.cancel_download(id)).await?;
+    ok(&json!({}))
+}

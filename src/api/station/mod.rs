@@ -1,0 +1,282 @@
+//! The Container Station API (spec/container-station-api.md), for the NAS's web UI and scripts written for
+//! Container Station: sessions and tokens, the image catalogs, downloads to watch and steer.
+//!
+//! It answers under every base path Container Station has used (`/api/v1`, `/containerstation/api/v1`,
+//! `/container-station/api/v1`), and every error as `{"error":{"code":N,"message":"…"}}`.
+
+mod images;
+mod session;
+
+pub use session::session_cookie;
+
+use crate::auth::{Auth, Principal};
+use crate::http::{decoded_path, json, Found, Params, Req, Resp, Router};
+use crate::image::{ErrorClass, ImageError, ImageService};
+use hyper::{Method, StatusCode};
+use std::sync::Arc;
+
+/// Base paths of the API, newest last.
+pub const BASES: [&str; 3] = ["/api/v1", "/containerstation/api/v1", "/container-station/api/v1"];
+
+/// The path below the API's base, if `path` is under one (`/api/v1/image/` → `/image/`).
+pub fn strip_base(path: &str) -> Option<&str> {
+    BASES.iter().find_map(|b| {
+        let rest = path.strip_prefix(b)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    })
+}
+
+#[derive(Clone)]
+pub struct Station {
+    pub images: Arc<ImageService>,
+    pub auth: Arc<Auth>,
+    routes: Arc<Router<Route>>,
+}
+
+/// Every endpoint of the station API; [`routes`] maps methods and paths to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Login,
+    LoginRefresh,
+    Logout,
+    TokenCreate,
+    TokenList,
+    TokenDelete,
+    ImageList,
+    DownloadStatus,
+    Download,
+    DownloadPause,
+    DownloadResume,
+    DownloadCancel,
+    ImageInspect,
+    RemoteInspect,
+    Tags,
+    ImageDelete,
+}
+
+/// The routing table, below the base path: fixed paths before the patterns that could also match them.
+pub fn routes() -> Router<Route> {
+    use Method as M;
+    Router::new(vec![
+        (M::POST, "/login", Route::Login),
+        (M::GET, "/login_refresh", Route::LoginRefresh),
+        (M::PUT, "/logout", Route::Logout),
+        (M::POST, "/tokens", Route::TokenCreate),
+        (M::GET, "/tokens", Route::TokenList),
+        (M::DELETE, "/tokens/{id}", Route::TokenDelete),
+        (M::GET, "/image/", Route::ImageList),
+        (M::GET, "/image", Route::ImageList),
+        (M::GET, "/image/downloadstatus", Route::DownloadStatus),
+        (M::PUT, "/image/downloads/{id}/pause", Route::DownloadPause),
+        (M::PUT, "/image/downloads/{id}/resume", Route::DownloadResume),
+        (M::DELETE, "/image/downloads/{id}", Route::DownloadCancel),
+        (
+            M::POST,
+            "/image/{repository}/{type}/{name…}/{tag}/download",
+            Route::Download,
+        ),
+        (M::GET, "/image/dockerhub/docker/{official}/{name…}/tags", Route::Tags),
+        (M::GET, "/image/{type}/{name…}/{tag}/inspect", Route::ImageInspect),
+        (
+            M::GET,
+            "/image/{type}/{name…}/{tag}/remote_inspect",
+            Route::RemoteInspect,
+        ),
+        (M::DELETE, "/image/local/{type}/{name…}", Route::ImageDelete),
+    ])
+}
+
+/// The routes a TCP client may use without a session or token.
+pub fn is_public(route: Route) -> bool {
+    matches!(route, Route::Login)
+}
+
+/// An error answered as `{"error":{"code":N,"message":"…"}}`.
+#[derive(Debug)]
+pub struct StationError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds for `Retry-After` (a throttled login).
+    pub retry_after: Option<u64>,
+}
+
+impl StationError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> StationError {
+        StationError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> StationError {
+        StationError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn into_response(self) -> Resp {
+        let mut r = json(
+            self.status,
+            &serde_json::json!({"error": {"code": self.status.as_u16(), "message": self.message}}),
+        );
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert("retry-after", s.into());
+        }
+        r
+    }
+}
+
+impl From<crate::http::BodyError> for StationError {
+    fn from(e: crate::http::BodyError) -> StationError {
+        let status = match e {
+            crate::http::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::http::BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
+        };
+        StationError::new(status, e.to_string())
+    }
+}
+
+impl From<crate::auth::AuthError> for StationError {
+    fn from(e: crate::auth::AuthError) -> StationError {
+        use crate::auth::AuthError as A;
+        let status = match &e {
+            A::BadCredentials => StatusCode::UNAUTHORIZED,
+            A::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            A::NoSuchToken(_) => StatusCode::NOT_FOUND,
+            A::Invalid(_) => StatusCode::BAD_REQUEST,
+            A::Db(_) | A::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let retry_after = match &e {
+            A::Throttled { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        StationError {
+            status,
+            message: e.to_string(),
+            retry_after,
+        }
+    }
+}
+
+impl From<ImageError> for StationError {
+    fn from(e: ImageError) -> StationError {
+        StationError::from(&e)
+    }
+}
+
+impl From<&ImageError> for StationError {
+    fn from(e: &ImageError) -> StationError {
+        let status = match e.class() {
+            ErrorClass::InvalidParameter => StatusCode::BAD_REQUEST,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Conflict => StatusCode::CONFLICT,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorClass::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        StationError::new(status, crate::api::engine::docker_message(e))
+    }
+}
+
+type Answer = Result<Resp, StationError>;
+
+/// Who is asking, as the gate established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Option<Principal>,
+    /// The session cookie's value, when one came with the request.
+    pub session: Option<String>,
+}
+
+impl Caller {
+    /// The user name events and answers show.
+    pub fn user(&self) -> &str {
+        match &self.principal {
+            Some(Principal::User { name, .. }) => name,
+            Some(Principal::Token { name, .. }) => name,
+            Some(Principal::Local) => "admin",
+            None => "anonymous",
+        }
+    }
+}
+
+impl Station {
+    pub fn new(images: Arc<ImageService>, auth: Arc<Auth>) -> Station {
+        Station {
+            images,
+            auth,
+            routes: Arc::new(routes()),
+        }
+    }
+
+    /// The route a request under the base path goes to, for the gate.
+    pub fn find(&self, method: &Method, rest: &str) -> Option<Route> {
+        match self.routes.find(method, rest) {
+            Found::Route(r, _) => Some(*r),
+            Found::WrongMethod | Found::NotFound => None,
+        }
+    }
+
+    pub async fn handle(&self, req: Req, caller: Caller) -> Resp {
+        let path = decoded_path(req.uri().path());
+        let rest = strip_base(&path).unwrap_or("");
+        let (route, params) = match self.routes.find(req.method(), rest) {
+            Found::Route(r, p) => (*r, p),
+            Found::WrongMethod => {
+                return StationError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{} is not allowed on {path}", req.method()),
+                )
+                .into_response()
+            }
+            Found::NotFound => {
+                return StationError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")).into_response()
+            }
+        };
+        self.dispatch(route, params, req, caller)
+            .await
+            .unwrap_or_else(StationError::into_response)
+    }
+
+    async fn dispatch(&self, route: Route, params: Params, req: Req, caller: Caller) -> Answer {
+        let p = |k: &str| params.get(k).unwrap_or_default().to_string();
+        match route {
+            Route::Login => session::login(self, req).await,
+            Route::LoginRefresh => session::refresh(self, &caller),
+            Route::Logout => session::logout(self, &caller),
+            Route::TokenCreate => session::create_token(self, req, &caller).await,
+            Route::TokenList => session::list_tokens(self, &caller).await,
+            Route::TokenDelete => session::delete_token(self, &caller, &p("id")).await,
+            Route::ImageList => images::list(self, &req).await,
+            Route::DownloadStatus => images::download_status(self).await,
+            Route::Download => images::download(self, req, &p("repository"), &p("type"), &p("name"), &p("tag")).await,
+            Route::DownloadPause => images::pause(self, &p("id")).await,
+            Route::DownloadResume => images::resume(self, &p("id")).await,
+            Route::DownloadCancel => images::cancel(self, &p("id")).await,
+            Route::ImageInspect => images::inspect(self, &p("type"), &p("name"), &p("tag")).await,
+            Route::RemoteInspect => images::remote_inspect(self, &p("type"), &p("name"), &p("tag")).await,
+            Route::Tags => images::tags(self, &p("official"), &p("name")).await,
+            Route::ImageDelete => images::delete(self, &p("type"), &p("name")).await,
+        }
+    }
+}
+
+/// An answer of `v` as JSON with 200.
+fn ok(v: &impl serde::Serialize) -> Answer {
+    Ok(json(StatusCode::OK, v))
+}
+
+/// Only an admin (or the trusted socket) may do this.
+fn require_admin(caller: &Caller) -> Result<(), StationError> {
+    match &caller.principal {
+        Some(Principal::Local) | Some(Principal::User { admin: true, .. }) => Ok(()),
+        _ => Err(StationError::new(StatusCode::FORBIDDEN, "this needs an administrator")),
+    }
+}
+
+/// Run blocking work on the pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    crate::pool::run(f).await
+}

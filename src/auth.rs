@@ -1,0 +1,352 @@
+//! Who may use depot over TCP. The unix socket is trusted by its file mode and group; on TCP a request carries
+//! a session (a cookie from `POST /api/v1/login`) or an API token (`Authorization: Bearer …`).
+//!
+//! - Users live in the database with argon2id password hashes (PHC strings). The first admin's password comes
+//!   from the config or is generated once into a 0600 file.
+//! - Sessions live in memory: a restart logs everyone out, and nothing secret is left on disk.
+//! - Tokens are 256 random bits shown once; the database keeps their sha256 (a KDF adds nothing to a secret that
+//!   long).
+//! - Failed logins are slowed per user name and per peer address: after a few failures each further attempt
+//!   must wait for a delay that doubles with every failure; an attempt inside the delay is refused without even
+//!   checking the password, so a guesser learns nothing faster than the delay allows.
+
+use crate::store::db::{TokenRow, UserRow};
+use crate::store::Db;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A session lasts this long after its login or last refresh.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// Failures allowed before attempts are delayed.
+const FREE_FAILURES: u32 = 3;
+/// The longest delay between attempts.
+const MAX_DELAY: Duration = Duration::from_secs(300);
+/// Password checks at once: each takes argon2's 19 MiB, and a NAS has little memory.
+const VERIFY_SLOTS: usize = 2;
+/// Throttle records kept at most (the oldest go first): a flood of peers cannot grow memory without bound.
+const MAX_THROTTLE_KEYS: usize = 10_000;
+pub const ADMIN: &str = "admin";
+/// The file the generated first admin password is written to, in the data root.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("incorrect username or password")]
+    BadCredentials,
+    #[error("too many failed logins: try again in {} s", .retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    #[error("no token with id {0}")]
+    NoSuchToken(i64),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] crate::store::DbError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+/// Who a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The unix socket: whoever may open it is trusted.
+    Local,
+    User {
+        name: String,
+        admin: bool,
+    },
+    Token {
+        id: i64,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The cookie's value: 256 random bits.
+    pub id: String,
+    pub user: String,
+    pub admin: bool,
+    /// Unix seconds of the login.
+    pub login_time: i64,
+    expires: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+impl Failures {
+    fn delay(&self) -> Duration {
+        if self.count < FREE_FAILURES {
+            return Duration::ZERO;
+        }
+        let shift = (self.count - FREE_FAILURES).min(16);
+        (Duration::from_secs(1) * (1u32 << shift)).min(MAX_DELAY)
+    }
+
+    /// How long an attempt must still wait, if at all.
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        let ready = self.last + self.delay();
+        (ready > now).then(|| ready - now)
+    }
+}
+
+pub struct Auth {
+    db: Arc<Db>,
+    sessions: Mutex<HashMap<String, Session>>,
+    throttle: Mutex<HashMap<String, Failures>>,
+    verify_slots: slots::Slots,
+    /// Checked against when the user does not exist, so that an unknown name costs the same time as a known one.
+    decoy_hash: String,
+}
+
+/// A counting semaphore for blocking threads (std has none).
+mod slots {
+    use std::sync::{Condvar, Mutex};
+
+    pub struct Slots {
+        free: Mutex<usize>,
+        cv: Condvar,
+    }
+
+    pub struct Slot<'a>(&'a Slots);
+
+    impl Slots {
+        pub fn new(n: usize) -> Slots {
+            Slots {
+                free: Mutex::new(n),
+                cv: Condvar::new(),
+            }
+        }
+
+        pub fn take(&self) -> Slot<'_> {
+            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+            while *free == 0 {
+                free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+            }
+            *free -= 1;
+            Slot(self)
+        }
+    }
+
+    impl Drop for Slot<'_> {
+        fn drop(&mut self) {
+            *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            self.0.cv.notify_one();
+        }
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("the system's random source");
+    b
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// argon2id (19 MiB, 2 passes: the OWASP minimum) in PHC form.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes encode");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+fn token_sha256(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// The prefix of every API token, so that one is recognisable in a config file or a leak scanner.
+pub const TOKEN_PREFIX: &str = "dpt_";
+
+impl Auth {
+    pub fn new(db: Arc<Db>) -> Auth {
+        Auth {
+            db,
+            sessions: Mutex::default(),
+            throttle: Mutex::default(),
+            verify_slots: slots::Slots::new(VERIFY_SLOTS),
+            decoy_hash: hash_password(&hex(&random_bytes::<16>())),
+        }
+    }
+
+    /// Make sure an admin exists. With no users yet: `password` if the config gives one, else a generated one
+    /// written to `<data_root>/admin-password` (0600), whose path is returned for the log. A password given in
+    /// the config also replaces the admin's at every start, so that editing the config is the way back in.
+    pub fn ensure_admin(&self, password: Option<&str>, data_root: &Path) -> Result<Option<PathBuf>, AuthError> {
+        if let Some(p) = password {
+            if p.len() < 8 {
+                return Err(AuthError::Invalid("admin_password: at least 8 characters".into()));
+            }
+            let current = self.db.user(ADMIN)?;
+            if !current.as_ref().is_some_and(|u| verify_password(p, &u.password_hash)) {
+                self.db.put_user(&UserRow {
+                    name: ADMIN.into(),
+                    password_hash: hash_password(p),
+                    admin: true,
+                })?;
+            }
+            return Ok(None);
+        }
+        if self.db.user_count()? > 0 {
+            return Ok(None);
+        }
+        // 20 characters of an unambiguous alphabet: ~100 bits
+        const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY3479";
+        let generated: String = random_bytes::<20>()
+            .iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect();
+        let path = data_root.join(ADMIN_PASSWORD_FILE);
+        // Survives a crash as: the file whole (then the user row follows) or no file (a new one is made at the
+        // next start, as no user exists yet).
+        crate::fsutil::write_atomic(&path, format!("{generated}\n").as_bytes(), 0o600).map_err(|source| {
+            AuthError::Io {
+                context: format!("writing {}", path.display()),
+                source,
+            }
+        })?;
+        self.db.put_user(&UserRow {
+            name: ADMIN.into(),
+            password_hash: hash_password(&generated),
+            admin: true,
+        })?;
+        Ok(Some(path))
+    }
+
+    /// Check a password; blocking (argon2 takes tens of milliseconds and 19 MiB). Refused without a check while
+    /// the user or the peer must wait.
+    pub fn login(&self, user: &str, password: &str, peer: Option<IpAddr>) -> Result<Session, AuthError> {
+        let keys = [Some(format!("user:{user}")), peer.map(|p| format!("peer:{p}"))];
+        let now = Instant::now();
+        {
+            let t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+            let wait = keys
+                .iter()
+                .flatten()
+                .filter_map(|k| t.get(k).and_then(|f| f.wait(now)))
+                .max();
+            if let Some(retry_after) = wait {
+                return Err(AuthError::Throttled { retry_after });
+            }
+        }
+        let row = self.db.user(user)?;
+        let ok = {
+            let _slot = self.verify_slots.take();
+            match &row {
+                Some(u) => verify_password(password, &u.password_hash),
+                None => {
+                    verify_password(password, &self.decoy_hash);
+                    false
+                }
+            }
+        };
+        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(u) = row.filter(|_| ok) else {
+            if t.len() >= MAX_THROTTLE_KEYS {
+                if let Some(oldest) = t.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone()) {
+                    t.remove(&oldest);
+                }
+            }
+            for k in keys.into_iter().flatten() {
+                let f = t.entry(k).or_insert(Failures {
+                    count: 0,
+                    last: Instant::now(),
+                });
+                f.count += 1;
+                f.last = Instant::now();
+            }
+            log::warn!(
+                "failed login for user {user:?}{}",
+                peer.map(|p| format!(" from {p}")).unwrap_or_default()
+            );
+            return Err(AuthError::BadCredentials);
+        };
+        for k in keys.into_iter().flatten() {
+            t.remove(&k);
+        }
+        drop(t);
+        Ok(self.start_session(u.name, u.admin))
+    }
+
+    fn start_session(&self, user: String, admin: bool) -> Session {
+        let s = Session {
+            id: hex(&random_bytes::<32>()),
+            user,
+            admin,
+            login_time: crate::store::db::now(),
+            expires: Instant::now() + SESSION_LIFETIME,
+        };
+        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        all.retain(|_, s| s.expires > now);
+        all.insert(s.id.clone(), s.clone());
+        s
+    }
+
+    /// The live session with this id.
+    pub fn session(&self, id: &str) -> Option<Session> {
+        let all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// Extend a live session by [`SESSION_LIFETIME`] from now.
+    pub fn refresh(&self, id: &str) -> Option<Session> {
+        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let s = all.get_mut(id).filter(|s| s.expires > Instant::now())?;
+        s.expires = Instant::now() + SESSION_LIFETIME;
+        Some(s.clone())
+    }
+
+    pub fn logout(&self, id: &str) -> Option<Session> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+    }
+
+    /// A new API token: the token itself (shown once) and its record.
+    pub fn create_token(&self, name: &str) -> Result<(String, TokenRow), AuthError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(AuthError::Invalid(
+                "a token name is 1 to 100 printable characters".into(),
+            ));
+        }
+        let token = format!("{TOKEN_PREFIX}{}", hex(&random_bytes::<32>()));
+        let row = self.db.create_token(name, &token_sha256(&token))?;
+        Ok((token, row))
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenRow>, AuthError> {
+        Ok(self.db.tokens()?)
+    }
+
+    pub fn revoke_token(&self, id: i64) -> Result<(), AuthError> {
+        if self.db.delete_token(id)? {
+            Ok(())
+        } else {
+            Err(AuthError::NoSuchToken(id))
+        }
+    }
+
+    /// The token presented as a bearer, if it is one of ours.
+    pub fn token(&self, presented: &str) -> Result<Option<TokenRow>, AuthError> {
+        if !presented.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        Ok(self.db.use_token(&token_sha256(presented))?)
+    }
+}

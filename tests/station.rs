@@ -1,0 +1,665 @@
+//! The Container Station API on TCP, as the NAS's web UI and scripts use it (curl with a cookie jar): who may
+//! do what, logins and their slowdown, tokens (also for the docker CLI), and downloads to start, watch, pause,
+//! resume and cancel against the real registry.
+
+mod common;
+
+use common::net::Proxy;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A daemon with a TCP listener, and a curl cookie jar.
+struct Tcp {
+    d: Depot,
+    addr: String,
+    jar: PathBuf,
+}
+
+impl Tcp {
+    fn start(extra: &[&str]) -> Tcp {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["--tcp", &addr];
+        args.extend_from_slice(extra);
+        let d = Depot::start(&args);
+        let jar = d.root.with_extension("jar");
+        Tcp { d, addr, jar }
+    }
+
+    fn password(&self) -> String {
+        std::fs::read_to_string(self.d.root.join("admin-password"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// (status, body as JSON (Null if not JSON), raw body)
+    fn call(&self, method: &str, path: &str, args: &[&str]) -> (u16, Value, String) {
+        let jar = self.jar.to_str().unwrap();
+        let mut a = vec!["-X", method, "-b", jar, "-c", jar];
+        a.extend_from_slice(args);
+        let (s, body) = curl(&format!("http://{}{path}", self.addr), &a);
+        (s, serde_json::from_str(&body).unwrap_or(Value::Null), body)
+    }
+
+    fn login(&self) {
+        let pw = self.password();
+        let (s, v, _) = self.call(
+            "POST",
+            "/api/v1/login",
+            &[
+                "--data-urlencode",
+                "username=admin",
+                "--data-urlencode",
+                &format!("password={pw}"),
+            ],
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// A token made with `depot token create` over the unix socket.
+    fn token(&self, name: &str) -> String {
+        let out = Command::new(bin())
+            .arg("-H")
+            .arg(&self.d.sock)
+            .args(["token", "create", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+}
+
+/// A path for a route pattern: every `{…}` filled with something plausible.
+fn sample(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|s| match s {
+            "{name…}" => "library/alpine",
+            "{id}" => "1",
+            "{official}" => "1",
+            "{type}" => "docker",
+            s if s.starts_with('{') => "x",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn error_message(v: &Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or("")
+}
+
+#[test]
+fn every_route_of_both_apis_needs_a_session_or_token_on_tcp() {
+    let t = Tcp::start(&["--engine-tcp", "true"]);
+    let mut checked = 0;
+    for r in depot::api::station::routes().routes() {
+        for base in depot::api::station::BASES {
+            let path = format!("{base}{}", sample(r.pattern));
+            let (s, v, body) = t.call(r.method.as_str(), &path, &["--data", "{}"]);
+            if depot::api::station::is_public(r.route) {
+                assert_ne!(s, 401, "{} {path} is public", r.method);
+                continue;
+            }
+            assert_eq!(s, 401, "{} {path}: {body}", r.method);
+            assert_eq!(v["error"]["code"], 401, "{path}: the station's error shape: {body}");
+            checked += 1;
+        }
+    }
+    for r in depot::api::engine::routes().routes() {
+        for prefix in ["", "/v1.47", "/v1.24"] {
+            let path = format!("{prefix}{}", sample(r.pattern));
+            let (s, v, body) = t.call(r.method.as_str(), &path, &[]);
+            if r.pattern == "/_ping" {
+                assert_eq!(s, 200, "{path}");
+                continue;
+            }
+            assert_eq!(s, 401, "{} {path}: {body}", r.method);
+            assert!(v["message"].as_str().unwrap_or("").contains("API token"), "{body}");
+            checked += 1;
+        }
+    }
+    // a session cookie opens the station API, never the Engine API
+    t.login();
+    assert_eq!(t.call("GET", "/api/v1/image/", &[]).0, 200);
+    assert_eq!(t.call("GET", "/v1.47/images/json", &[]).0, 401);
+    // the unix socket stays trusted by its file mode
+    assert_eq!(t.d.get("/api/v1/image/").0, 200);
+    assert_eq!(t.d.get("/v1.47/images/json").0, 200);
+    eprintln!("{checked} route and base path pairs refused without a session or token");
+    assert!(checked > 60, "{checked}");
+}
+
+#[test]
+fn login_by_form_and_json_sets_a_strict_cookie_refresh_and_logout_end_it() {
+    let t = Tcp::start(&[]);
+    let pw = t.password();
+    assert_eq!(pw.len(), 20);
+    let mode = std::fs::metadata(t.d.root.join("admin-password"))
+        .unwrap()
+        .permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    assert!(!t.d.log_text().contains(&pw), "the password is never logged");
+    // the 2021 JSON body, at the 2021 base path; the cookie's attributes
+    let body = serde_json::json!({"username": "admin", "password": pw}).to_string();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+        ])
+        .arg(format!("http://{}/container-station/api/v1/login", t.addr))
+        .output()
+        .unwrap();
+    let headers = stdout(&out).to_lowercase();
+    let cookie = headers
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("{headers}"));
+    for attr in [
+        "depot_session=",
+        "httponly",
+        "samesite=strict",
+        "path=/",
+        "max-age=28800",
+    ] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    // the 2015 form body; what login answers
+    let (s, v, _) = t.call(
+        "POST",
+        "/api/v1/login",
+        &[
+            "--data-urlencode",
+            "username=admin",
+            "--data-urlencode",
+            &format!("password={pw}"),
+        ],
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["username"], "admin");
+    assert_eq!(v["isAdmin"], true);
+    assert_eq!(v["anonymous"], false);
+    assert_eq!(v["logintime"].as_str().unwrap().len(), 19, "{v}");
+    let (s, v, _) = t.call("GET", "/api/v1/login_refresh", &[]);
+    assert_eq!((s, v["username"].as_str()), (200, Some("admin")));
+    assert_eq!(t.call("GET", "/api/v1/image/?category=local", &[]).0, 200);
+    let (s, v, _) = t.call("PUT", "/api/v1/logout", &[]);
+    assert_eq!((s, v["username"].as_str()), (200, Some("admin")));
+    let (s, v, _) = t.call("GET", "/api/v1/image/", &[]);
+    assert_eq!(s, 401, "logged out: {v}");
+    // wrong password, malformed bodies: the error shape
+    let (s, v, _) = t.call("POST", "/api/v1/login", &["--data", "username=admin&password=wrong"]);
+    assert_eq!(s, 401);
+    assert_eq!(error_message(&v), "incorrect username or password");
+    for bad in [
+        "username=admin",
+        "{\"username\":",
+        "{\"sid\":\"abc\"}",
+        "username=a&password=b&x=1",
+    ] {
+        let (s, v, _) = t.call("POST", "/api/v1/login", &["--data", bad]);
+        assert_eq!((s, v["error"]["code"].as_u64()), (400, Some(400)), "{bad}: {v}");
+    }
+}
+
+#[test]
+fn failed_logins_are_slowed_per_user_and_per_peer() {
+    let t = Tcp::start(&[]);
+    let pw = t.password();
+    let attempt = |user: &str, password: &str| {
+        let (s, v, _) = t.call(
+            "POST",
+            "/api/v1/login",
+            &[
+                "--data-urlencode",
+                &format!("username={user}"),
+                "--data-urlencode",
+                &format!("password={password}"),
+            ],
+        );
+        (s, v)
+    };
+    // a brute force of 30 guesses as fast as it can: after 3 free failures, each must wait a doubling delay
+    let start = Instant::now();
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        codes.push(attempt("admin", &format!("guess{i}")).0);
+    }
+    let checked = codes.iter().filter(|&&c| c == 401).count();
+    let throttled = codes.iter().filter(|&&c| c == 429).count();
+    eprintln!(
+        "30 guesses in {:.1} s: {checked} passwords checked, {throttled} refused unchecked",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(checked <= 5, "{codes:?}");
+    assert_eq!(checked + throttled, 30);
+    // the right password inside the delay is refused too: a guesser learns nothing faster
+    let (s, v) = attempt("admin", &pw);
+    assert_eq!(s, 429, "{v}");
+    assert!(
+        error_message(&v).starts_with("too many failed logins: try again in"),
+        "{v}"
+    );
+    // another user name from the same peer waits as well
+    assert_eq!(attempt("someone", "x").0, 429);
+    // the header says how long
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--data",
+            "username=admin&password=x",
+        ])
+        .arg(format!("http://{}/api/v1/login", t.addr))
+        .output()
+        .unwrap();
+    let retry: u64 = stdout(&out)
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("Retry-After");
+    assert!((1..=300).contains(&retry), "{retry}");
+}
+
+#[test]
+fn tokens_open_the_station_api_and_the_engine_api_for_the_docker_cli() {
+    let t = Tcp::start(&[]);
+    let token = t.token("ci");
+    assert!(token.starts_with("dpt_") && token.len() == 68, "{token}");
+    let bearer = format!("Authorization: Bearer {token}");
+    assert_eq!(t.call("GET", "/api/v1/image/", &["-H", &bearer]).0, 200);
+    // the Engine API on TCP is off unless enabled: a token holder is told so
+    let (s, v, _) = t.call("GET", "/v1.47/images/json", &["-H", &bearer]);
+    assert_eq!(s, 403, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("engine_tcp"), "{v}");
+    let (s, _, _) = t.call("GET", "/v1.47/images/json", &["-H", "Authorization: Bearer dpt_0000"]);
+    assert_eq!(s, 401);
+    // the database keeps a hash only
+    let db = std::fs::read(t.d.root.join("depot.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&token[4..]),
+        "the token itself is not stored"
+    );
+    drop(t);
+
+    // enabled: the real docker CLI, its token in config.json's HttpHeaders
+    let t = Tcp::start(&["--engine-tcp", "true"]);
+    let p = peers();
+    assert!(t
+        .d
+        .docker(&["pull", "-q", &format!("{}/test:1", p.plain)])
+        .status
+        .success());
+    let token = t.token("docker cli");
+    let cfg = t.d.root.with_extension("tcp-docker");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("config.json"),
+        serde_json::json!({"HttpHeaders": {"Authorization": format!("Bearer {token}")}}).to_string(),
+    )
+    .unwrap();
+    let docker = |config: &Path| {
+        Command::new("docker")
+            .args([
+                "-H",
+                &format!("tcp://{}", t.addr),
+                "images",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+            ])
+            .env("DOCKER_CONFIG", config)
+            .output()
+            .unwrap()
+    };
+    let out = docker(&cfg);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("{}/test:1", p.plain)),
+        "{}",
+        stdout(&out)
+    );
+    // without the header: refused, and the CLI says why
+    let empty = t.d.root.with_extension("tcp-docker-none");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = docker(&empty);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("API token"), "{}", stderr(&out));
+    // revoked: refused at once
+    let out = Command::new(bin())
+        .arg("-H")
+        .arg(&t.d.sock)
+        .args(["token", "list"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("docker cli"), "{}", stdout(&out));
+    let id = stdout(&out)
+        .lines()
+        .find(|l| l.contains("docker cli"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let out = Command::new(bin())
+        .arg("-H")
+        .arg(&t.d.sock)
+        .args(["token", "rm", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!docker(&cfg).status.success());
+    // a session may not manage tokens unless admin; the socket may; an unknown id is a 404 in the error shape
+    let (s, v, _) = t.call(
+        "DELETE",
+        "/api/v1/tokens/999",
+        &["-H", &format!("Authorization: Bearer {}", t.token("x"))],
+    );
+    assert_eq!(s, 403, "a token does not manage tokens: {v}");
+    t.login();
+    let (s, v, _) = t.call("DELETE", "/api/v1/tokens/999", &[]);
+    assert_eq!((s, v["error"]["code"].as_u64()), (404, Some(404)), "{v}");
+}
+
+fn status_of(t: &Tcp, id: u64) -> Value {
+    let (s, v, body) = t.call("GET", "/api/v1/image/downloadstatus", &[]);
+    assert_eq!(s, 200, "{body}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("download {id} not listed: {v}"))
+}
+
+#[test]
+fn a_download_started_here_is_watched_listed_inspected_and_deleted() {
+    let p = peers();
+    let t = Tcp::start(&[]);
+    t.login();
+    let (s, v, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/multi/1/download", p.plain),
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"description":"","location":"","icon":""}"#,
+        ],
+    );
+    assert_eq!(s, 200, "{body}");
+    let id = v["id"].as_u64().unwrap();
+    let mut seen = Vec::new();
+    wait_for(60, "the download to complete", || {
+        let d = status_of(&t, id);
+        seen.push(d["status"].as_str().unwrap().to_string());
+        d["status"] == "complete"
+    });
+    let d = status_of(&t, id);
+    assert_eq!(d["name"], format!("{}/multi", p.plain));
+    assert_eq!(d["tag"], "1");
+    assert_eq!(d["type"], "docker");
+    assert_eq!(d["percent"], 100.0);
+    assert!(d["bytes_total"].as_u64().unwrap() > 0);
+    assert_eq!(d["bytes_done"], d["bytes_total"], "{d}");
+    // the local list groups tags of a repository in parallel arrays
+    assert!(t
+        .d
+        .docker(&["tag", &format!("{}/multi:1", p.plain), &format!("{}/multi:2", p.plain)])
+        .status
+        .success());
+    let (s, v, _) = t.call(
+        "GET",
+        "/api/v1/image/?category=local&type=docker&filter_text=multi",
+        &[],
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["category"], "local");
+    assert_eq!(v["filter_text"], "multi");
+    assert_eq!(v["total_count"], 1, "{v}");
+    let item = &v["results"][0];
+    assert_eq!(item["name"], format!("{}/multi", p.plain));
+    assert_eq!(item["tags"], serde_json::json!(["1", "2"]));
+    assert_eq!(item["size"].as_array().unwrap().len(), 2);
+    assert_eq!(item["installed"], true);
+    assert_eq!(item["downloading"], false);
+    assert_eq!(item["repository"], "local");
+    // inspect: Docker's inspect document
+    let (s, v, _) = t.call("GET", &format!("/api/v1/image/docker/{}/multi/1/inspect", p.plain), &[]);
+    assert_eq!(s, 200);
+    assert!(v["Id"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(v["RepoTags"].as_array().unwrap().len(), 2);
+    // remote inspect: manifest and config from the registry, nothing pulled
+    let before = t.d.images().len();
+    let (s, v, body) = t.call(
+        "GET",
+        &format!("/api/v1/image/docker/{}/multiarch/1/remote_inspect", p.plain),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(v["platform"], "linux/amd64");
+    assert_eq!(v["config"]["architecture"], "amd64");
+    assert!(v["manifest"]["layers"].is_array());
+    assert!(v["size"].as_u64().unwrap() > 0);
+    assert_eq!(t.d.images().len(), before, "remote_inspect pulls nothing");
+    // tags of a repository, the local ones marked
+    let (s, v, body) = t.call(
+        "GET",
+        &format!("/api/v1/image/dockerhub/docker/0/{}/multi/tags", p.plain),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    assert!(v["tags"].as_array().unwrap().iter().any(|x| x == "1"), "{v}");
+    assert_eq!(v["installed"], serde_json::json!(["1"]));
+    // delete one tag, then the repository; then a 404 in the spec's shape
+    let del = |path: &str| t.call("DELETE", &format!("/api/v1/image/local/docker/{}/{path}", p.plain), &[]);
+    assert_eq!(del("multi/2").0, 200);
+    let (_, v, _) = t.call("GET", "/api/v1/image/?filter_text=multi", &[]);
+    assert_eq!(v["results"][0]["tags"], serde_json::json!(["1"]));
+    assert_eq!(del("multi").0, 200);
+    let (s, v, _) = del("multi");
+    assert_eq!(s, 404);
+    assert_eq!(
+        v,
+        serde_json::json!({"error": {"code": 404, "message": format!("Image not found: {}/multi", p.plain)}})
+    );
+    // bad input: the error shape, nothing started
+    for (path, code) in [
+        ("/api/v1/image/dockerhub/docker/UPPER/1/download", 400),
+        ("/api/v1/image/elsewhere/docker/x/1/download", 400),
+        ("/api/v1/image/dockerhub/vm/x/1/download", 400),
+    ] {
+        let (s, v, _) = t.call("POST", path, &[]);
+        assert_eq!(
+            (s, v["error"]["code"].as_u64()),
+            (code, Some(code as u64)),
+            "{path}: {v}"
+        );
+    }
+    let (s, _, _) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/multi/1/download", p.plain),
+        &["--data", "{not json"],
+    );
+    assert_eq!(s, 400);
+    let (s, v, _) = t.call("GET", "/api/v1/image/?category=nonsense", &[]);
+    assert_eq!((s, v["error"]["code"].as_u64()), (400, Some(400)));
+}
+
+/// The big image through a throttled link, so that it is still running when the test acts.
+fn big_download(t: &Tcp, slow: &Proxy) -> u64 {
+    let (s, v, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", slow.addr),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    v["id"].as_u64().unwrap()
+}
+
+#[test]
+fn downloads_pause_resume_cancel_and_survive_a_crash() {
+    let p = peers();
+    let slow = Proxy::start(&p.plain, 40 * 1000 * 1000);
+    let mut t = Tcp::start(&[]);
+    t.login();
+    let id = big_download(&t, &slow);
+    wait_for(60, "bytes to flow", || {
+        status_of(&t, id)["bytes_done"].as_u64().unwrap() > 20 << 20
+    });
+    wait_for(10, "a rate", || status_of(&t, id)["rate"].as_u64().unwrap() > 0);
+    let d = status_of(&t, id);
+    assert_eq!(d["status"], "downloading");
+    let pct = d["percent"].as_f64().expect("the total is known from the start");
+    assert!(pct > 0.0 && pct < 100.0, "{d}");
+    // pause: the bytes stop, the status says so
+    let (s, v, _) = t.call("PUT", &format!("/api/v1/image/downloads/{id}/pause"), &[]);
+    assert_eq!(s, 200, "{v}");
+    wait_for(20, "the pause to take", || status_of(&t, id)["status"] == "paused");
+    let served = slow.served();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(slow.served() - served < 1 << 20, "a paused download does not fetch");
+    // a crash and a restart: still paused, not resumed
+    t.d.restart();
+    t.login();
+    std::thread::sleep(Duration::from_millis(1000));
+    let d = status_of(&t, id);
+    assert_eq!(d["status"], "paused", "{d}");
+    let kept = d["bytes_done"].as_u64().unwrap();
+    assert!(kept > 20 << 20, "{d}");
+    // resume: it continues from its bytes and completes
+    let (s, v, _) = t.call("PUT", &format!("/api/v1/image/downloads/{id}/resume"), &[]);
+    assert_eq!(s, 200, "{v}");
+    // a kill in the middle of the resumed download: after the restart it shows resuming, then completes
+    wait_for(60, "the resumed download to move", || {
+        status_of(&t, id)["bytes_done"].as_u64().unwrap() > kept + (20 << 20)
+    });
+    t.d.kill9();
+    t.d.restart();
+    t.login();
+    let d = status_of(&t, id);
+    assert!(matches!(d["status"].as_str(), Some("downloading" | "waiting")), "{d}");
+    wait_for(120, "the download to complete", || {
+        status_of(&t, id)["status"] == "complete"
+    });
+    let size: u64 = status_of(&t, id)["bytes_total"].as_u64().unwrap();
+    assert!(
+        slow.served() < size + size / 10,
+        "resumes fetched {} for {size}",
+        slow.served()
+    );
+    // cancel another: failed, with why
+    assert_eq!(
+        t.d.docker(&["rmi", &format!("{}/big:1", slow.addr)]).status.code(),
+        Some(0)
+    );
+    let id2 = big_download(&t, &slow);
+    wait_for(60, "bytes to flow", || {
+        status_of(&t, id2)["bytes_done"].as_u64().unwrap() > 0
+    });
+    let (s, _, _) = t.call("DELETE", &format!("/api/v1/image/downloads/{id2}"), &[]);
+    assert_eq!(s, 200);
+    wait_for(20, "the cancel to take", || status_of(&t, id2)["status"] == "failed");
+    assert!(status_of(&t, id2)["message"].as_str().unwrap().contains("cancelled"));
+    // steering what is not running: 404 in the error shape
+    for (m, path) in [
+        ("PUT", format!("/api/v1/image/downloads/{id2}/pause")),
+        ("PUT", format!("/api/v1/image/downloads/{id2}/resume")),
+        ("DELETE", format!("/api/v1/image/downloads/{id}")),
+        ("PUT", "/api/v1/image/downloads/99999/pause".to_string()),
+    ] {
+        let (s, v, _) = t.call(m, &path, &[]);
+        assert_eq!((s, v["error"]["code"].as_u64()), (404, Some(404)), "{m} {path}: {v}");
+    }
+}
+
+#[test]
+fn a_download_that_cannot_fit_is_refused_before_it_starts() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test mounts a tmpfs: run it as root (tests/run does)");
+    }
+    let p = peers();
+    let base = tempdir("small-volume");
+    let vol = base.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=160m", "tmpfs"])
+        .arg(&vol)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(vol.clone());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let d = Depot::start_paths(
+        vol.join("depot"),
+        base.join("d.sock"),
+        base.join("d.log"),
+        &["--tcp", &addr],
+    );
+    let t = Tcp {
+        d,
+        addr,
+        jar: base.join("jar"),
+    };
+    t.login();
+    let (s, v, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", p.plain),
+        &[],
+    );
+    assert_eq!(s, 507, "{body}");
+    let msg = error_message(&v);
+    assert!(
+        msg.starts_with(&format!(
+            "not enough space for {}/big:1: it needs 524.4MB more, the volume has",
+            p.plain
+        )),
+        "{msg}"
+    );
+    assert!(msg.ends_with("MB free"), "{msg}");
+    let d = t.call("GET", "/api/v1/image/downloadstatus", &[]).1;
+    assert_eq!(d[0]["status"], "failed");
+    assert_eq!(d[0]["message"], msg);
+    // nothing of it was written; a small image still fits
+    let used: u64 = walk_size(&vol);
+    assert!(used < 8 << 20, "{used} bytes used after a refusal");
+    let (s, _, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/test/1/download", p.plain),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    drop(t);
+}
+
+fn walk_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.file_type() {
+                    Ok(ft) if ft.is_dir() => walk_size(&e.path()),
+                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
