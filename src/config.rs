@@ -22,6 +22,13 @@ pub struct Config {
     pub engine_tcp: bool,
     /// The admin's password (else one is generated once into `<data root>/admin-password`). Never logged.
     pub admin_password: Option<String>,
+    /// Bytes per second all downloads share; 0 is no limit. The station API can change it (kept in the
+    /// database, which then wins over this).
+    pub bandwidth_limit: u64,
+    /// Local time of day during which downloads run.
+    pub download_window: Option<crate::transfer::throttle::Window>,
+    /// The local time's offset from UTC in seconds, read once at start.
+    pub utc_offset: i32,
     /// The NAS's container engine (Container Station's dockerd), for hand-offs.
     pub engine_socket: Option<PathBuf>,
     /// Hand every pulled image to `engine_socket` as soon as the pull completes.
@@ -57,6 +64,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "handoff_after_pull",
     "engine_tcp",
     "admin_password",
+    "bandwidth_limit",
+    "download_window",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +98,28 @@ fn count<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
     })
 }
 
+/// Bytes per second: a number with an optional decimal (k, M, G) or binary (Ki, Mi, Gi) multiplier.
+pub fn rate(v: &str) -> Option<u64> {
+    let v = v.trim().trim_end_matches("/s").trim_end_matches('B');
+    if v.is_empty() || v == "none" {
+        return Some(0);
+    }
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    Some((n * mult) as u64)
+}
+
 fn boolean(v: &str) -> Option<bool> {
     match v {
         "true" | "1" | "yes" => Some(true),
@@ -112,6 +143,10 @@ impl Config {
             tcp: None,
             engine_tcp: false,
             admin_password: None,
+            bandwidth_limit: 0,
+            download_window: None,
+            // Only safe while a single thread runs (the `time` crate refuses otherwise): then 0, UTC.
+            utc_offset: time::UtcOffset::current_local_offset().map_or(0, |o| o.whole_seconds()),
             tcp_hosts: Vec::new(),
             engine_socket: None,
             handoff_after_pull: false,
@@ -202,6 +237,19 @@ impl Config {
                 self.handoff_after_pull = boolean(v).ok_or_else(|| bad("expected true or false"))?
             }
             "engine_tcp" => self.engine_tcp = boolean(v).ok_or_else(|| bad("expected true or false"))?,
+            "bandwidth_limit" => {
+                self.bandwidth_limit =
+                    rate(v).ok_or_else(|| bad("expected bytes per second, e.g. 2M or 500k; 0 for none"))?
+            }
+            "download_window" => {
+                self.download_window = match v.trim() {
+                    "" | "none" => None,
+                    w => Some(
+                        w.parse()
+                            .map_err(|e: crate::transfer::throttle::WindowError| bad(&e.to_string()))?,
+                    ),
+                }
+            }
             "admin_password" => {
                 if !v.is_empty() && v.chars().count() < 8 {
                     return Err(ConfigError::Value {
@@ -355,6 +403,11 @@ impl Config {
             ("engine_socket", o(&self.engine_socket)),
             ("handoff_after_pull", self.handoff_after_pull.to_string()),
             ("engine_tcp", self.engine_tcp.to_string()),
+            ("bandwidth_limit", self.bandwidth_limit.to_string()),
+            (
+                "download_window",
+                self.download_window.map(|w| w.to_string()).unwrap_or_default(),
+            ),
             (
                 "admin_password",
                 if self.admin_password.is_some() { "(set)" } else { "" }.to_string(),

@@ -81,6 +81,11 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         claims: Claims::default(),
         retry: cfg.registry.net.retry.clone(),
         zstd_window_log_max: cfg.zstd_window_log_max(),
+        throttle: Arc::new(crate::transfer::throttle::Throttle::new(
+            cfg.bandwidth_limit,
+            cfg.download_window,
+            cfg.utc_offset,
+        )),
     });
     let auth = Arc::new(crate::auth::Auth::new(db.clone()));
     if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), root)? {
@@ -99,6 +104,8 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         Sealer::open_or_create(&root.join("credentials.key"))?,
     ));
     images.sync_layout();
+    // settings changed through the API outlive the config's
+    images.restore_download_settings()?;
     if let (true, Some(engine)) = (cfg.handoff_after_pull, &cfg.engine_socket) {
         images.hand_off_pulls_to(engine.clone());
     }

@@ -250,6 +250,12 @@ struct Serve {
     /// serve the Engine API on TCP too, to API-token holders (true or false; default false)
     #[argh(option)]
     engine_tcp: Option<String>,
+    /// bytes per second all downloads share, e.g. 2M or 500k (default: no limit)
+    #[argh(option)]
+    bandwidth_limit: Option<String>,
+    /// local time of day downloads run in, HH:MM-HH:MM (default: always)
+    #[argh(option)]
+    download_window: Option<String>,
     /// a mirror of Docker Hub, as a URL (repeatable; tried in order before Docker Hub)
     #[argh(option)]
     registry_mirror: Vec<String>,
@@ -571,6 +577,8 @@ impl Serve {
             ("engine_socket", &self.engine_socket),
             ("handoff_after_pull", &self.handoff_after_pull),
             ("engine_tcp", &self.engine_tcp),
+            ("bandwidth_limit", &self.bandwidth_limit),
+            ("download_window", &self.download_window),
             ("connect_timeout", &self.connect_timeout),
             ("read_timeout", &self.read_timeout),
             ("retries", &self.retries),

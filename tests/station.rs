@@ -663,3 +663,84 @@ fn walk_size(p: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+fn put_settings(t: &Tcp, body: &str) -> (u16, Value, String) {
+    t.call(
+        "PUT",
+        "/api/v1/image/downloads/settings",
+        &["-H", "Content-Type: application/json", "--data", body],
+    )
+}
+
+#[test]
+fn the_bandwidth_limit_and_the_download_window_hold() {
+    let p = peers();
+    let mut t = Tcp::start(&["--bandwidth-limit", "80M"]);
+    t.login();
+    let (s, v, _) = t.call("GET", "/api/v1/image/downloads/settings", &[]);
+    assert_eq!(s, 200);
+    assert_eq!(v["bandwidth_limit"], 80_000_000);
+    assert_eq!(v["window"], Value::Null);
+    assert_eq!(v["window_open"], true);
+    // changed through the API: at once, and kept across a restart
+    let (s, v, _) = put_settings(&t, r#"{"bandwidth_limit":"50M"}"#);
+    assert_eq!((s, v["bandwidth_limit"].as_u64()), (200, Some(50_000_000)), "{v}");
+    for bad in [
+        r#"{"bandwidth_limit":"fast"}"#,
+        r#"{"window":"25:00-01:00"}"#,
+        r#"{"speed":1}"#,
+        "[]",
+    ] {
+        let (s, v, _) = put_settings(&t, bad);
+        assert_eq!((s, v["error"]["code"].as_u64()), (400, Some(400)), "{bad}: {v}");
+    }
+    t.d.restart();
+    t.login();
+    assert_eq!(
+        t.call("GET", "/api/v1/image/downloads/settings", &[]).1["bandwidth_limit"],
+        50_000_000
+    );
+    // 200 MB of the big image: the rate over them is the limit, within 10 %
+    let (s, v, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", p.plain),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    let id = v["id"].as_u64().unwrap();
+    let done = |t: &Tcp| status_of(t, id)["bytes_done"].as_u64().unwrap();
+    wait_for(30, "the first 10 MB", || done(&t) >= 10_000_000);
+    let (b0, t0) = (done(&t), Instant::now());
+    wait_for(60, "200 MB more", || done(&t) >= b0 + 200_000_000);
+    let (b1, secs) = (done(&t), t0.elapsed().as_secs_f64());
+    let rate = (b1 - b0) as f64 / secs;
+    eprintln!(
+        "{} bytes in {secs:.2} s: {:.1} MB/s under a limit of 50 MB/s",
+        b1 - b0,
+        rate / 1e6
+    );
+    assert!((45e6..=55e6).contains(&rate), "{rate}");
+    // a window that is closed now: the running download waits, and says why
+    let local = t.call("GET", "/api/v1/image/downloads/settings", &[]).1["local_time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (h, m) = local.split_once(':').unwrap();
+    let now = h.parse::<u32>().unwrap() * 60 + m.parse::<u32>().unwrap();
+    let at = |min: u32| format!("{:02}:{:02}", (min % 1440) / 60, min % 60);
+    let closed = format!("{}-{}", at(now + 120), at(now + 180));
+    let (s, v, _) = put_settings(&t, &format!(r#"{{"window":"{closed}","bandwidth_limit":0}}"#));
+    assert_eq!((s, v["window_open"].as_bool()), (200, Some(false)), "{v}");
+    wait_for(10, "the download to wait", || status_of(&t, id)["status"] == "waiting");
+    let d = status_of(&t, id);
+    assert_eq!(d["message"], format!("outside the download window {closed}"));
+    let held = done(&t);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(done(&t) - held < 2 << 20, "no bytes move outside the window");
+    // open again (null clears it): it completes
+    let (s, _, _) = put_settings(&t, r#"{"window":null}"#);
+    assert_eq!(s, 200);
+    wait_for(120, "the download to complete", || {
+        status_of(&t, id)["status"] == "complete"
+    });
+}

@@ -62,6 +62,21 @@ pub struct ImageService {
 /// rebuilt from `index.json`), so a blob it does not know may still be somebody's: never collect those.
 pub const META_BLOB_GC: &str = "blob_gc";
 
+/// `meta` keys of the download settings changed through the API.
+const META_BANDWIDTH_LIMIT: &str = "bandwidth_limit";
+const META_DOWNLOAD_WINDOW: &str = "download_window";
+
+/// What every download shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadSettings {
+    pub bandwidth_limit: u64,
+    pub window: Option<crate::transfer::throttle::Window>,
+    /// Outside the window now: downloads wait.
+    pub closed: bool,
+    /// The NAS's local time, minutes since midnight (what the window is read against).
+    pub local_minute: u16,
+}
+
 /// Facts about this image service.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -338,6 +353,45 @@ impl ImageService {
                 self.db
                     .set_download_state(id, crate::store::DownloadState::Failed, Some(&msg))?;
             }
+        }
+        Ok(())
+    }
+
+    /// The bandwidth limit (bytes/s, 0 none) and the download window all downloads share.
+    pub fn download_settings(&self) -> DownloadSettings {
+        DownloadSettings {
+            bandwidth_limit: self.transfers.throttle.rate(),
+            window: self.transfers.throttle.window(),
+            closed: self.transfers.throttle.closed(),
+            local_minute: self.transfers.throttle.local_minute(),
+        }
+    }
+
+    /// Change the limit and the window, at once for running downloads, and keep them across restarts.
+    pub fn set_download_settings(
+        &self,
+        bandwidth_limit: Option<u64>,
+        window: Option<Option<crate::transfer::throttle::Window>>,
+    ) -> Result<DownloadSettings, ImageError> {
+        if let Some(rate) = bandwidth_limit {
+            self.db.set_meta(META_BANDWIDTH_LIMIT, &rate.to_string())?;
+            self.transfers.throttle.set_rate(rate);
+        }
+        if let Some(w) = window {
+            self.db
+                .set_meta(META_DOWNLOAD_WINDOW, &w.map(|w| w.to_string()).unwrap_or_default())?;
+            self.transfers.throttle.set_window(w);
+        }
+        Ok(self.download_settings())
+    }
+
+    /// Apply the settings an API call stored (they win over the config's).
+    pub fn restore_download_settings(&self) -> Result<(), ImageError> {
+        if let Some(r) = self.db.meta(META_BANDWIDTH_LIMIT)?.and_then(|v| v.parse().ok()) {
+            self.transfers.throttle.set_rate(r);
+        }
+        if let Some(w) = self.db.meta(META_DOWNLOAD_WINDOW)? {
+            self.transfers.throttle.set_window(w.parse().ok());
         }
         Ok(())
     }

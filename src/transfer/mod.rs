@@ -6,6 +6,7 @@
 //! commits only after both the blob digest and the diff_id check out.
 
 pub mod diff;
+pub mod throttle;
 
 use crate::digest::Digest;
 use crate::net::{Retry, RetryPolicy};
@@ -173,6 +174,8 @@ pub struct Transfers {
     pub retry: RetryPolicy,
     /// See [`DiffHasher::new`]; from the board's memory budget.
     pub zstd_window_log_max: u32,
+    /// The bandwidth limit and download window every download shares.
+    pub throttle: std::sync::Arc<throttle::Throttle>,
 }
 
 /// One layer to fetch.
@@ -311,7 +314,8 @@ impl Transfers {
         let mut buf = vec![0u8; CHUNK];
         let mut last_persist = Instant::now();
         while ing.offset() < size {
-            if job.cancel.load(Ordering::Relaxed) {
+            // outside the download window no request is made: the link is the family's
+            if job.cancel.load(Ordering::Relaxed) || !self.throttle.wait_open(job.cancel) {
                 return Err(stop(&mut ing, job));
             }
             let (failure, how): (String, Retry) = match job.repo.blob(&desc.digest, ing.offset()) {
@@ -335,6 +339,9 @@ impl Transfers {
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                             Err(e) => break format!("read failed after {} of {size} bytes: {e}", ing.offset()),
                         };
+                        if !self.throttle.take(n, job.cancel) {
+                            break "cancelled".to_string();
+                        }
                         if ing.offset() + n as u64 > size {
                             // Never write past the declared size: an endless body must not fill the disk.
                             ing.reset()?;
@@ -474,6 +481,7 @@ mod tests {
             claims: Claims::default(),
             retry: RetryPolicy::default(),
             zstd_window_log_max: 27,
+            throttle: Default::default(),
         };
         let diff = Digest::of(&content);
         let rec = t.present(&db, &desc, &diff).unwrap().expect("present");

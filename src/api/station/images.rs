@@ -1,7 +1,7 @@
 //! The image endpoints (spec §1.3): the list by category, inspect (local and remote), a repository's tags,
 //! delete, and downloads to start, watch, pause, resume and cancel.
 
-use super::{blocking, ok, Answer, Station, StationError};
+use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
 use crate::image::{DownloadStatus, PullSpec};
 use crate::reference::Reference;
@@ -326,12 +326,13 @@ pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str
     Ok(crate::http::json(StatusCode::OK, &json!({"id": job.download})))
 }
 
-fn status_name(d: &DownloadStatus) -> &'static str {
+fn status_name(d: &DownloadStatus, window_closed: bool) -> &'static str {
     match (d.row.state, d.row.paused) {
         (DownloadState::Committed, _) => "complete",
         (DownloadState::Failed, _) => "failed",
         (_, true) => "paused",
         (DownloadState::Queued, _) => "waiting",
+        (DownloadState::Fetching, _) if d.running && window_closed => "waiting",
         (DownloadState::Fetching | DownloadState::Verifying, _) if d.running => "downloading",
         // unfinished, not paused, no job: about to be resumed
         (DownloadState::Fetching | DownloadState::Verifying, _) => "waiting",
@@ -342,11 +343,17 @@ fn status_name(d: &DownloadStatus) -> &'static str {
 /// status and, for a failed one, why.
 pub async fn download_status(st: &Station) -> Answer {
     let images = st.images.clone();
-    let list = blocking(move || images.downloads(STATUS_LIMIT)).await?;
+    let (list, settings) =
+        blocking(move || images.downloads(STATUS_LIMIT).map(|l| (l, images.download_settings()))).await?;
+    let waiting_why = settings
+        .window
+        .filter(|_| settings.closed)
+        .map(|w| format!("outside the download window {w}"));
     let items: Vec<Value> = list
         .iter()
         .rev()
         .map(|d| {
+            let status = status_name(d, settings.closed);
             let (name, tag) = match Reference::parse(&d.row.reference) {
                 Ok(r) => (
                     r.familiar_name(),
@@ -367,12 +374,16 @@ pub async fn download_status(st: &Station) -> Answer {
                 "name": name,
                 "tag": tag,
                 "type": "docker",
-                "status": status_name(d),
+                "status": status,
                 "percent": percent,
                 "bytes_done": d.done,
                 "bytes_total": d.total,
                 "rate": d.rate,
-                "message": if d.row.state == DownloadState::Failed { d.row.error.clone() } else { None },
+                "message": match status {
+                    "failed" => d.row.error.clone(),
+                    "waiting" => waiting_why.clone(),
+                    _ => None,
+                },
                 "created_at": d.row.created_at,
                 "updated_at": d.row.updated_at,
             })
@@ -405,4 +416,63 @@ pub async fn cancel(st: &Station, id: &str) -> Answer {
     let images = st.images.clone();
     blocking(move || images.cancel_download(id)).await?;
     ok(&json!({}))
+}
+
+fn settings_json(s: &crate::image::DownloadSettings) -> Value {
+    json!({
+        "bandwidth_limit": s.bandwidth_limit,
+        "window": s.window.map(|w| w.to_string()),
+        "window_open": !s.closed,
+        "local_time": format!("{:02}:{:02}", s.local_minute / 60, s.local_minute % 60),
+    })
+}
+
+pub async fn settings(st: &Station) -> Answer {
+    let images = st.images.clone();
+    ok(&settings_json(&blocking(move || images.download_settings()).await))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    /// Bytes per second (a number, or text such as "2M"); 0 is no limit.
+    bandwidth_limit: Option<Value>,
+    /// "HH:MM-HH:MM" in local time; null or "" is always.
+    #[serde(default, deserialize_with = "present")]
+    window: Option<Option<String>>,
+}
+
+/// Tell a JSON `null` (present: clear it) from an absent key (leave it).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(serde::Deserialize::deserialize(d)?))
+}
+
+pub async fn set_settings(st: &Station, req: Req, caller: &Caller) -> Answer {
+    require_admin(caller)?;
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    let b: SettingsBody =
+        serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed settings: {e}")))?;
+    let limit = match b.bandwidth_limit {
+        None => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| StationError::bad_request("bandwidth_limit: a whole number of bytes per second"))?,
+        ),
+        Some(Value::String(s)) => Some(
+            crate::config::rate(&s)
+                .ok_or_else(|| StationError::bad_request(format!("bandwidth_limit {s:?}: e.g. 2M or 500k")))?,
+        ),
+        Some(other) => return Err(StationError::bad_request(format!("bandwidth_limit {other}: a number"))),
+    };
+    let window = match b.window {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(w)) if w.trim().is_empty() => Some(None),
+        Some(Some(w)) => Some(Some(w.parse().map_err(
+            |e: crate::transfer::throttle::WindowError| StationError::bad_request(e.to_string()),
+        )?)),
+    };
+    let images = st.images.clone();
+    let s = blocking(move || images.set_download_settings(limit, window)).await?;
+    ok(&settings_json(&s))
 }
