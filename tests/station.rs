@@ -744,3 +744,77 @@ fn the_bandwidth_limit_and_the_download_window_hold() {
         status_of(&t, id)["status"] == "complete"
     });
 }
+
+#[test]
+fn the_event_log_tells_downloads_their_failures_and_deletes() {
+    let p = peers();
+    let t = Tcp::start(&[]);
+    t.login();
+    let start = |name: &str, tag: &str| {
+        t.call(
+            "POST",
+            &format!("/api/v1/image/dockerhub/docker/{}/{name}/{tag}/download", p.plain),
+            &[],
+        )
+    };
+    let (s, v, _) = start("test", "1");
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    wait_for(60, "the download", || status_of(&t, id)["status"] == "complete");
+    // a tag the registry does not have: refused at once, and logged as an error
+    let (s, v, _) = start("test", "no-such-tag");
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(
+        t.call("DELETE", &format!("/api/v1/image/local/docker/{}/test/1", p.plain), &[])
+            .0,
+        200
+    );
+    let (s, v, _) = t.call("GET", "/api/v1/event", &[]);
+    assert_eq!(s, 200);
+    let lines: Vec<(String, Value)> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let m = m.as_str().unwrap();
+            let mut parts = m.splitn(4, ':');
+            let (cat, user, ts) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            assert_eq!((cat, user), ("image", "system"), "{m}");
+            assert!(ts.parse::<u64>().unwrap() > 1_700_000_000);
+            (m.to_string(), serde_json::from_str(parts.next().unwrap()).unwrap())
+        })
+        .collect();
+    let find = |action: &str, state: &str| {
+        lines
+            .iter()
+            .find(|(_, j)| j["action"] == action && j["state"] == state)
+            .unwrap_or_else(|| panic!("no {action} {state} in {lines:?}"))
+            .1
+            .clone()
+    };
+    let ok = find("download", "success");
+    assert_eq!(
+        (ok["name"].as_str(), ok["tag"].as_str()),
+        (Some(format!("{}/test", p.plain).as_str()), Some("1"))
+    );
+    let err = find("download", "error");
+    assert_eq!(err["tag"], "no-such-tag");
+    assert!(err["message"].as_str().unwrap().contains("no-such-tag"), "{err}");
+    let del = find("delete", "success");
+    assert_eq!(del["name"], format!("{}/test", p.plain));
+    // paging: index and offset say where the answer starts and where to go on from
+    let (first, next) = (v["index"].as_u64().unwrap(), v["offset"].as_u64().unwrap());
+    assert_eq!(next - first, lines.len() as u64);
+    let (_, v, _) = t.call("GET", &format!("/api/v1/event?index={next}"), &[]);
+    assert_eq!(
+        (v["messages"].as_array().unwrap().len(), v["offset"].as_u64()),
+        (0, Some(next))
+    );
+    let (_, v, _) = t.call("GET", &format!("/api/v1/event?index={first}&offset={}", first + 1), &[]);
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    let (s, _, _) = t.call("GET", "/api/v1/event?index=x", &[]);
+    assert_eq!(s, 400);
+    // dockerd has no pull-failure event: the Engine API's /events leaves it out
+    let out = t.d.docker(&["events", "--since", "0", "--until", "1"]);
+    assert!(!stdout(&out).contains("pull_failed"), "{}", stdout(&out));
+}

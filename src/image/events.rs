@@ -21,6 +21,8 @@ pub enum Action {
     Save,
     Import,
     Prune,
+    /// A pull that ended without an image (depot's own: dockerd reports none, so `/events` leaves it out).
+    PullFailed,
 }
 
 impl Action {
@@ -35,7 +37,13 @@ impl Action {
             Action::Save => "save",
             Action::Import => "import",
             Action::Prune => "prune",
+            Action::PullFailed => "pull_failed",
         }
+    }
+
+    /// Whether dockerd has this event (what the Engine API's `/events` shows).
+    pub fn in_docker(self) -> bool {
+        !matches!(self, Action::PullFailed)
     }
 }
 
@@ -48,6 +56,9 @@ pub struct Event {
     pub attributes: BTreeMap<String, String>,
     /// Unix time in nanoseconds.
     pub time_nano: i64,
+    /// The reference an untag removed (dockerd's event names only the image id; the station's log names the
+    /// tag).
+    pub reference: Option<String>,
 }
 
 #[derive(Default)]
@@ -75,11 +86,23 @@ impl EventBus {
     }
 
     pub fn emit(&self, action: Action, actor: impl Into<String>, attributes: BTreeMap<String, String>) {
+        self.emit_about(action, actor, attributes, None)
+    }
+
+    /// [`EventBus::emit`], naming the reference the event is about.
+    pub fn emit_about(
+        &self,
+        action: Action,
+        actor: impl Into<String>,
+        attributes: BTreeMap<String, String>,
+        reference: Option<String>,
+    ) {
         let e = Event {
             action,
             actor: actor.into(),
             attributes,
             time_nano: now_nano(),
+            reference,
         };
         {
             let mut r = self.ring();
@@ -106,6 +129,14 @@ impl EventBus {
                 .map(|(s, _)| *s)
                 .unwrap_or(r.next),
         }
+    }
+
+    /// The kept events numbered `from` and up, with their numbers, and the number the next event will get;
+    /// does not wait.
+    pub fn since(&self, from: u64) -> (Vec<(u64, Event)>, u64) {
+        let r = self.ring();
+        let out = r.events.iter().filter(|(s, _)| *s >= from).cloned().collect();
+        (out, r.next)
     }
 
     /// Events at or after `cursor` (advanced past them); waits until there is one.

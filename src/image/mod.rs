@@ -853,8 +853,13 @@ impl ImageService {
         let mut reclaimed = 0;
         self.db.remove(&remove, last.then_some(&id))?;
         self.sync_layout();
-        for _ in &remove {
-            self.events.emit(events::Action::Untag, id.as_str(), attrs.clone());
+        for n in &remove {
+            self.events.emit_about(
+                events::Action::Untag,
+                id.as_str(),
+                attrs.clone(),
+                Some(Reference::familiar_of(n)),
+            );
         }
         if last {
             self.events.emit(events::Action::Delete, id.as_str(), attrs);

@@ -92,6 +92,14 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
     let r = r.map_err(|e| {
         let msg = e.to_string();
         log::warn!("pull of {} failed: {msg}", spec.reference);
+        svc.events.emit(
+            super::events::Action::PullFailed,
+            spec.reference.familiar(),
+            std::collections::BTreeMap::from([
+                ("name".to_string(), spec.reference.familiar_name()),
+                ("error".to_string(), msg.clone()),
+            ]),
+        );
         match svc
             .db
             .set_download_state(job.download, DownloadState::Failed, Some(&msg))

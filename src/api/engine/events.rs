@@ -35,7 +35,8 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
     let any = |key: &str, ok: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|vals| vals.iter().any(|v| ok(v)));
     let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
     let strip_tag = |s: &str| crate::reference::split_tag(s).0.to_string();
-    any("type", &|v| v == "image")
+    e.action.in_docker()
+        && any("type", &|v| v == "image")
         && any("event", &|v| v == e.action.as_str())
         && any("scope", &|v| v == "local")
         && any("image", &|v| {
@@ -137,6 +138,7 @@ mod tests {
                 ("org.example.test".into(), "1".into()),
             ]),
             time_nano: 1_727_386_302_123_456_789,
+            reference: None,
         };
         let f = |s: &str| parse_filters(Some(s)).unwrap();
         assert!(matches(&f(""), &ev));

@@ -4,6 +4,7 @@
 //! It answers under every base path Container Station has used (`/api/v1`, `/containerstation/api/v1`,
 //! `/container-station/api/v1`), and every error as `{"error":{"code":N,"message":"…"}}`.
 
+mod events;
 mod images;
 mod session;
 
@@ -54,6 +55,7 @@ pub enum Route {
     RemoteInspect,
     Tags,
     ImageDelete,
+    Events,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -87,6 +89,7 @@ pub fn routes() -> Router<Route> {
             Route::RemoteInspect,
         ),
         (M::DELETE, "/image/local/{type}/{name…}", Route::ImageDelete),
+        (M::GET, "/event", Route::Events),
     ])
 }
 
@@ -265,6 +268,7 @@ impl Station {
             Route::RemoteInspect => images::remote_inspect(self, &p("type"), &p("name"), &p("tag")).await,
             Route::Tags => images::tags(self, &p("official"), &p("name")).await,
             Route::ImageDelete => images::delete(self, &p("type"), &p("name")).await,
+            Route::Events => events::events(self, &req).await,
         }
     }
 }
