@@ -106,6 +106,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     images.sync_layout();
     // settings changed through the API outlive the config's
     images.restore_download_settings()?;
+    images.restore_registries()?;
     if let (true, Some(engine)) = (cfg.handoff_after_pull, &cfg.engine_socket) {
         images.hand_off_pulls_to(engine.clone());
     }

@@ -818,3 +818,140 @@ fn the_event_log_tells_downloads_their_failures_and_deletes() {
     let out = t.d.docker(&["events", "--since", "0", "--until", "1"]);
     assert!(!stdout(&out).contains("pull_failed"), "{}", stdout(&out));
 }
+
+#[test]
+fn private_registries_keep_sealed_credentials_that_downloads_use() {
+    let p = peers();
+    let t = Tcp::start(&[]);
+    t.login();
+    let post = |path: &str, body: Value| {
+        t.call(
+            "POST",
+            path,
+            &["-H", "Content-Type: application/json", "--data", &body.to_string()],
+        )
+    };
+    let patch = |path: &str, body: Value| {
+        t.call(
+            "PATCH",
+            path,
+            &["-H", "Content-Type: application/json", "--data", &body.to_string()],
+        )
+    };
+    // verified against the registry on save: a wrong password is refused and nothing is kept
+    let (s, v, _) = post(
+        "/api/v1/registry/",
+        serde_json::json!({"name": "home", "url": format!("http://{}", p.basic), "username": "testuser", "password": "wrong"}),
+    );
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(t.call("GET", "/api/v1/registry/", &[]).1["meta"]["total_count"], 0);
+    let (s, v, _) = post(
+        "/api/v1/registry/",
+        serde_json::json!({"name": "home", "url": format!("http://{}", p.basic)}),
+    );
+    assert_eq!(s, 401, "without credentials the registry refuses: {v}");
+    let (s, reg, body) = post(
+        "/api/v1/registry/",
+        serde_json::json!({"name": "home", "url": format!("http://{}", p.basic), "username": "testuser", "password": "testpass"}),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(reg["host"], p.basic);
+    assert_eq!(reg["has_password"], true);
+    assert_eq!(reg["insecure"], true, "http:// is insecure by definition");
+    assert!(!body.contains("testpass"), "the password is write-only: {body}");
+    let uri = reg["resource_uri"].as_str().unwrap().to_string();
+    assert_eq!(t.call("GET", &uri, &[]).1["name"], "home");
+    // sealed at rest: not in the database in clear
+    let db = std::fs::read(t.d.root.join("depot.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains("testpass"));
+    // a second record of the same name is a conflict
+    let (s, v, _) = post(
+        "/api/v1/registry/",
+        serde_json::json!({"name": "home", "url": format!("http://{}", p.plain)}),
+    );
+    assert_eq!((s, v["error"]["code"].as_u64()), (409, Some(409)), "{v}");
+    // a private image record in it; a download by registry_name uses the stored credentials
+    let (s, img, body) = post(
+        "/api/v1/image/",
+        serde_json::json!({"name": "test", "description": "ours", "registry": uri, "is_private_image": true}),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(img["state"], "Empty");
+    let img_uri = img["resource_uri"].as_str().unwrap().to_string();
+    let (s, v, body) = t.call(
+        "POST",
+        "/api/v1/image/private/docker/test/1/download",
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"registry_name":"home"}"#,
+        ],
+    );
+    assert_eq!(s, 200, "{body}");
+    let id = v["id"].as_u64().unwrap();
+    wait_for(60, "the private download", || status_of(&t, id)["status"] == "complete");
+    let (_, v, _) = t.call("GET", &img_uri, &[]);
+    assert_eq!(v["state"], "Success");
+    assert_eq!(
+        v["tags"],
+        serde_json::json!([format!("/api/v1/image/docker/{}/test/1/inspect", p.basic)])
+    );
+    assert_eq!(
+        t.call("GET", v["tags"][0].as_str().unwrap(), &[]).0,
+        200,
+        "tags are live resources"
+    );
+    // list filters
+    let n = |q: &str| {
+        t.call("GET", &format!("/api/v1/image/?{q}"), &[]).1["meta"]["total_count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(n("name=tes"), 1);
+    assert_eq!(n("name=nope"), 0);
+    assert_eq!(n("is_private_image=false"), 0);
+    assert_eq!(n("registry=home"), 1);
+    // update and delete
+    let (s, v, _) = patch(&img_uri, serde_json::json!({"description": "changed"}));
+    assert_eq!((s, v["description"].as_str()), (200, Some("changed")));
+    let (s, v, _) = t.call("DELETE", &uri, &[]);
+    assert_eq!(
+        (s, v["error"]["code"].as_u64()),
+        (409, Some(409)),
+        "a registry a record names stays: {v}"
+    );
+    assert_eq!(t.call("DELETE", &img_uri, &[]).0, 200);
+    assert_eq!(t.call("GET", &img_uri, &[]).0, 404);
+    // a password changed to a wrong one is refused; the record keeps the good one
+    let (s, _, _) = patch(&uri, serde_json::json!({"password": "wrong"}));
+    assert_eq!(s, 401);
+    assert_eq!(
+        t.d.docker(&["rmi", &format!("{}/test:1", p.basic)]).status.code(),
+        Some(0)
+    );
+    let (s, v, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/test/1/download", p.basic),
+        &[],
+    );
+    assert_eq!(s, 200, "a pull from the host uses the stored credentials: {body}");
+    let id = v["id"].as_u64().unwrap();
+    wait_for(60, "the download", || status_of(&t, id)["status"] == "complete");
+    assert_eq!(t.call("DELETE", &uri, &[]).0, 200);
+    assert_eq!(t.call("GET", &uri, &[]).0, 404);
+    // malformed bodies: the error shape
+    for bad in [
+        r#"{"name":"x","url":"ftp://a"}"#,
+        r#"{"nme":"x"}"#,
+        "[]",
+        r#"{"name":"a/b","url":"127.0.0.1:1"}"#,
+    ] {
+        let (s, v, _) = t.call(
+            "POST",
+            "/api/v1/registry/",
+            &["-H", "Content-Type: application/json", "--data", bad],
+        );
+        assert_eq!((s, v["error"]["code"].as_u64()), (400, Some(400)), "{bad}: {v}");
+    }
+}

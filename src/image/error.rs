@@ -58,6 +58,9 @@ pub enum ImageError {
     /// A user cancelled the download.
     #[error("download of {reference} cancelled")]
     Cancelled { reference: String },
+    /// No station record (a registry, a private image) with this id.
+    #[error("no {what} with id {id}")]
+    NoRecord { what: &'static str, id: i64 },
     /// No download with this id (or not one in a state the operation applies to).
     #[error("no {what} download {id}")]
     NoDownload { id: i64, what: &'static str },
@@ -119,12 +122,14 @@ impl ImageError {
             | ImageError::NoLocalRepo { .. }
             | ImageError::ManifestUnknown { .. }
             | ImageError::AccessDenied { .. }
-            | ImageError::NoDownload { .. } => NotFound,
+            | ImageError::NoDownload { .. }
+            | ImageError::NoRecord { .. } => NotFound,
             ImageError::InUse { .. }
             | ImageError::Busy(_)
             | ImageError::Paused { .. }
             | ImageError::Cancelled { .. } => Conflict,
             ImageError::NoSpace { .. } => InsufficientStorage,
+            ImageError::Db(DbError::Conflict(_)) => Conflict,
             ImageError::LoginFailed { .. } => Unauthorized,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {

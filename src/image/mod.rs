@@ -10,6 +10,7 @@ pub mod load;
 pub mod pull;
 pub mod push;
 pub mod rebuild;
+pub mod registries;
 pub mod save;
 
 pub use error::{ErrorClass, ImageError};
@@ -206,7 +207,10 @@ impl ImageService {
     }
 
     /// Start (or join) a pull. Returns at once; follow the job for progress and outcome.
-    pub fn pull(self: &Arc<Self>, spec: PullSpec) -> Result<Arc<PullJob>, ImageError> {
+    pub fn pull(self: &Arc<Self>, mut spec: PullSpec) -> Result<Arc<PullJob>, ImageError> {
+        if spec.creds.is_none() {
+            spec.creds = self.stored_creds(spec.reference.domain());
+        }
         let key = spec.key();
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(j) = jobs.get(&key) {
@@ -504,7 +508,12 @@ impl ImageService {
             "" | "index.docker.io" | "docker.io" | "registry-1.docker.io" => crate::reference::DEFAULT_DOMAIN,
             h => h,
         };
-        let repo = self.registry.repo(domain, "", Some(creds));
+        self.check_login(domain, Some(creds))
+    }
+
+    /// Reach `domain`'s `/v2/` with `creds` (or none) as `docker login` does.
+    fn check_login(&self, domain: &str, creds: Option<Credentials>) -> Result<Option<String>, ImageError> {
+        let repo = self.registry.repo(domain, "", creds);
         repo.login().map_err(|e| match e {
             crate::registry::RegistryError::Denied { url, .. }
             | crate::registry::RegistryError::NoCredentials { url } => ImageError::LoginFailed { url },
@@ -562,6 +571,7 @@ impl ImageService {
         creds: Option<Credentials>,
     ) -> Result<RemoteImage, ImageError> {
         use crate::registry::manifest::{parse_manifest, Manifest};
+        let creds = creds.or_else(|| self.stored_creds(reference.domain()));
         let repo = self.registry.repo(reference.domain(), reference.path(), creds);
         let r = reference.clone().with_default_tag();
         let which = r
@@ -655,6 +665,7 @@ impl ImageService {
 
     /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).
     pub fn remote_tags(&self, reference: &Reference, creds: Option<Credentials>) -> Result<Vec<String>, ImageError> {
+        let creds = creds.or_else(|| self.stored_creds(reference.domain()));
         let repo = self.registry.repo(reference.domain(), reference.path(), creds);
         repo.tags()
             .map_err(|e| error::pull_error(e, &reference.familiar(), &reference.familiar_name()))

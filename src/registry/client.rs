@@ -51,6 +51,8 @@ pub struct Registry {
     opts: RegistryOptions,
     net: Net,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Registries allowed plain HTTP at run time (a station registry record's insecure flag).
+    insecure_extra: Mutex<std::collections::HashSet<String>>,
 }
 
 pub(super) struct Host {
@@ -95,11 +97,27 @@ impl Registry {
             net: Net::new(opts.net.clone()),
             opts,
             hosts: Mutex::new(HashMap::new()),
+            insecure_extra: Mutex::default(),
         }
     }
 
     pub fn options(&self) -> &RegistryOptions {
         &self.opts
+    }
+
+    /// Allow (or stop allowing) plain HTTP to `domain` from now on.
+    pub fn set_insecure(&self, domain: &str, insecure: bool) {
+        let mut extra = self.insecure_extra.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = if insecure {
+            extra.insert(domain.to_string())
+        } else {
+            extra.remove(domain)
+        };
+        drop(extra);
+        if changed {
+            // the host's scheme was decided with the old rule
+            self.hosts.lock().unwrap_or_else(|p| p.into_inner()).remove(domain);
+        }
     }
 
     pub fn repo(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repo {
@@ -204,7 +222,13 @@ impl Registry {
         } else {
             domain
         };
-        let insecure_ok = is_loopback(endpoint) || self.opts.insecure.iter().any(|i| i == domain || i == endpoint);
+        let insecure_ok = is_loopback(endpoint)
+            || self.opts.insecure.iter().any(|i| i == domain || i == endpoint)
+            || self
+                .insecure_extra
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(domain);
         Host {
             endpoint: endpoint.to_string(),
             agent: self.net.agent_for(domain),

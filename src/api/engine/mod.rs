@@ -174,6 +174,7 @@ pub fn docker_message(e: &ImageError) -> String {
         | ImageError::Paused { .. }
         | ImageError::Cancelled { .. }
         | ImageError::NoDownload { .. }
+        | ImageError::NoRecord { .. }
         | ImageError::Handoff { .. }
         | ImageError::Unrecorded { .. }
         | ImageError::Platform(_)

@@ -269,18 +269,45 @@ struct DownloadBody {
     location: Option<String>,
     #[allow(dead_code)]
     icon: Option<String>,
+    /// For `repository` `private`: the registry record (by name) the image is in.
+    registry_name: Option<String>,
 }
 
 /// Start a persistent download and answer at once (`{"id": …}`): its progress is in `downloadstatus`. A
 /// download that cannot fit is refused here, before it starts.
 pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str, name: &str, tag: &str) -> Answer {
     docker_only(image_type)?;
-    match repository {
-        "dockerhub" => {}
-        "qnap" | "private" => {
+    let q = query_pairs(req.uri().query());
+    let query_registry = query_get(&q, "registry_name").map(str::to_string);
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    let b: DownloadBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DownloadBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed download body: {e}")))?
+    };
+    let r = match repository {
+        "dockerhub" => reference(name, tag)?,
+        "private" => {
+            let reg = b
+                .registry_name
+                .or(query_registry)
+                .ok_or_else(|| StationError::bad_request("repository private needs a registry_name"))?;
+            let images = st.images.clone();
+            let host = blocking(move || -> Result<String, StationError> {
+                images
+                    .registries()?
+                    .into_iter()
+                    .find(|x| x.name == reg)
+                    .map(|x| x.host)
+                    .ok_or_else(|| StationError::new(StatusCode::NOT_FOUND, format!("no registry named {reg:?}")))
+            })
+            .await?;
+            reference(&format!("{host}/{name}"), tag)?
+        }
+        "qnap" => {
             return Err(StationError::new(
                 StatusCode::NOT_IMPLEMENTED,
-                format!("repository {repository}: not served by this depot yet"),
+                "repository qnap: the vendor catalog's LXC images are not served by this depot yet",
             ))
         }
         other => {
@@ -288,13 +315,7 @@ pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str
                 "repository {other:?}: expected dockerhub, qnap or private"
             )))
         }
-    }
-    let r = reference(name, tag)?;
-    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::from_slice::<DownloadBody>(&body)
-            .map_err(|e| StationError::bad_request(format!("malformed download body: {e}")))?;
-    }
+    };
     let images = st.images.clone();
     let job = blocking(move || {
         images.pull(PullSpec {

@@ -6,6 +6,7 @@
 
 mod events;
 mod images;
+mod registries;
 mod session;
 
 pub use session::session_cookie;
@@ -56,6 +57,15 @@ pub enum Route {
     Tags,
     ImageDelete,
     Events,
+    Registries,
+    Registry,
+    RegistryCreate,
+    RegistryUpdate,
+    RegistryDelete,
+    PrivateImageCreate,
+    PrivateImage,
+    PrivateImageUpdate,
+    PrivateImageDelete,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -90,6 +100,26 @@ pub fn routes() -> Router<Route> {
         ),
         (M::DELETE, "/image/local/{type}/{name…}", Route::ImageDelete),
         (M::GET, "/event", Route::Events),
+        (M::GET, "/registry/", Route::Registries),
+        (M::GET, "/registry", Route::Registries),
+        (M::POST, "/registry/", Route::RegistryCreate),
+        (M::POST, "/registry", Route::RegistryCreate),
+        (M::GET, "/registry/{id}/", Route::Registry),
+        (M::GET, "/registry/{id}", Route::Registry),
+        (M::PATCH, "/registry/{id}/", Route::RegistryUpdate),
+        (M::PATCH, "/registry/{id}", Route::RegistryUpdate),
+        (M::PUT, "/registry/{id}/", Route::RegistryUpdate),
+        (M::PUT, "/registry/{id}", Route::RegistryUpdate),
+        (M::DELETE, "/registry/{id}/", Route::RegistryDelete),
+        (M::DELETE, "/registry/{id}", Route::RegistryDelete),
+        (M::POST, "/image/", Route::PrivateImageCreate),
+        (M::POST, "/image", Route::PrivateImageCreate),
+        (M::GET, "/image/{id}/", Route::PrivateImage),
+        (M::GET, "/image/{id}", Route::PrivateImage),
+        (M::PATCH, "/image/{id}/", Route::PrivateImageUpdate),
+        (M::PATCH, "/image/{id}", Route::PrivateImageUpdate),
+        (M::DELETE, "/image/{id}/", Route::PrivateImageDelete),
+        (M::DELETE, "/image/{id}", Route::PrivateImageDelete),
     ])
 }
 
@@ -256,6 +286,7 @@ impl Station {
             Route::TokenCreate => session::create_token(self, req, &caller).await,
             Route::TokenList => session::list_tokens(self, &caller).await,
             Route::TokenDelete => session::delete_token(self, &caller, &p("id")).await,
+            Route::ImageList if registries::is_record_query(&req) => registries::images(self, &req).await,
             Route::ImageList => images::list(self, &req).await,
             Route::DownloadStatus => images::download_status(self).await,
             Route::Download => images::download(self, req, &p("repository"), &p("type"), &p("name"), &p("tag")).await,
@@ -269,6 +300,15 @@ impl Station {
             Route::Tags => images::tags(self, &p("official"), &p("name")).await,
             Route::ImageDelete => images::delete(self, &p("type"), &p("name")).await,
             Route::Events => events::events(self, &req).await,
+            Route::Registries => registries::registries(self).await,
+            Route::Registry => registries::registry(self, &p("id")).await,
+            Route::RegistryCreate => registries::save_registry(self, req, &caller, None).await,
+            Route::RegistryUpdate => registries::save_registry(self, req, &caller, Some(&p("id"))).await,
+            Route::RegistryDelete => registries::delete_registry(self, &caller, &p("id")).await,
+            Route::PrivateImageCreate => registries::save_image(self, req, &caller, None).await,
+            Route::PrivateImage => registries::image(self, &p("id")).await,
+            Route::PrivateImageUpdate => registries::save_image(self, req, &caller, Some(&p("id"))).await,
+            Route::PrivateImageDelete => registries::delete_image(self, &caller, &p("id")).await,
         }
     }
 }

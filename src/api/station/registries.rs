@@ -1,0 +1,250 @@
+//! Private registries (`/registry/`) and private image records (`POST/GET/PATCH/DELETE /image/`): the
+//! Tutum-style resources of the station API. Passwords are write-only.
+
+use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
+use crate::http::{json, query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
+use crate::image::registries::{PrivateImage, RegistryInfo, RegistryPatch};
+use crate::store::db::PrivateImageRow;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+fn registry_json(r: &RegistryInfo) -> Value {
+    json!({
+        "id": r.id, "name": r.name, "url": r.url, "host": r.host, "username": r.username,
+        "has_password": r.has_password, "insecure": r.insecure,
+        "resource_uri": format!("/api/v1/registry/{}/", r.id),
+    })
+}
+
+fn image_json(i: &PrivateImage) -> Value {
+    let full = match &i.registry {
+        Some(r) => format!("{}/{}", r.host, i.row.name),
+        None => i.row.name.clone(),
+    };
+    json!({
+        "id": i.row.id,
+        "name": i.row.name,
+        "description": i.row.description,
+        "registry": i.registry.as_ref().map(|r| format!("/api/v1/registry/{}/", r.id)),
+        "is_private_image": i.row.is_private,
+        "state": i.state.as_str(),
+        "tags": i.tags.iter().map(|t| format!("/api/v1/image/docker/{full}/{t}/inspect")).collect::<Vec<_>>(),
+        // depot runs no containers: no image of its own is in use by one
+        "in_use": false,
+        "resource_uri": format!("/api/v1/image/{}/", i.row.id),
+    })
+}
+
+fn list(objects: Vec<Value>) -> Answer {
+    ok(&json!({"meta": {"total_count": objects.len()}, "objects": objects}))
+}
+
+fn id_of(id: &str) -> Result<i64, StationError> {
+    id.parse()
+        .map_err(|_| StationError::bad_request(format!("id {id:?} is not a number")))
+}
+
+async fn body_of<T: serde::de::DeserializeOwned>(req: Req) -> Result<T, StationError> {
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed body: {e}")))
+}
+
+/// Tell `"key": null` (clear it) from an absent key (leave it).
+fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(serde::Deserialize::deserialize(d)?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryBody {
+    name: Option<String>,
+    url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    password: Option<Option<String>>,
+    insecure: Option<bool>,
+}
+
+impl From<RegistryBody> for RegistryPatch {
+    fn from(b: RegistryBody) -> RegistryPatch {
+        RegistryPatch {
+            name: b.name,
+            url: b.url,
+            username: b.username,
+            password: b.password,
+            insecure: b.insecure,
+        }
+    }
+}
+
+pub async fn registries(st: &Station) -> Answer {
+    let images = st.images.clone();
+    list(
+        blocking(move || images.registries())
+            .await?
+            .iter()
+            .map(registry_json)
+            .collect(),
+    )
+}
+
+pub async fn registry(st: &Station, id: &str) -> Answer {
+    let id = id_of(id)?;
+    let images = st.images.clone();
+    ok(&registry_json(&blocking(move || images.registry_info(id)).await?))
+}
+
+pub async fn save_registry(st: &Station, req: Req, caller: &Caller, id: Option<&str>) -> Answer {
+    require_admin(caller)?;
+    let id = id.map(id_of).transpose()?;
+    let b: RegistryBody = body_of(req).await?;
+    let images = st.images.clone();
+    let r = blocking(move || images.save_registry(id, b.into())).await?;
+    let status = if id.is_none() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &registry_json(&r)))
+}
+
+pub async fn delete_registry(st: &Station, caller: &Caller, id: &str) -> Answer {
+    require_admin(caller)?;
+    let id = id_of(id)?;
+    let images = st.images.clone();
+    blocking(move || images.delete_registry(id)).await?;
+    ok(&json!({}))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageBody {
+    name: Option<String>,
+    description: Option<String>,
+    /// A registry's resource URI (`/api/v1/registry/1/`), id or name; null for Docker Hub.
+    #[serde(default, deserialize_with = "present")]
+    registry: Option<Option<Value>>,
+    is_private_image: Option<bool>,
+}
+
+/// The registry id a body names.
+fn registry_ref(st: &Station, v: &Value) -> Result<i64, StationError> {
+    let text = match v {
+        Value::Number(n) => return n.as_i64().ok_or_else(|| StationError::bad_request("registry: an id")),
+        Value::String(s) => s.as_str(),
+        _ => return Err(StationError::bad_request("registry: a resource URI, an id or a name")),
+    };
+    let uri = text.trim_end_matches('/');
+    if let Some(id) = uri
+        .rsplit('/')
+        .next()
+        .filter(|_| uri.contains("/registry/"))
+        .and_then(|x| x.parse().ok())
+    {
+        return Ok(id);
+    }
+    if let Ok(id) = text.parse() {
+        return Ok(id);
+    }
+    st.images
+        .registries()?
+        .into_iter()
+        .find(|r| r.name == text)
+        .map(|r| r.id)
+        .ok_or_else(|| StationError::new(StatusCode::NOT_FOUND, format!("no registry named {text:?}")))
+}
+
+/// `GET /image/` with `name`, `is_private_image` or `registry` and no `category`: the records, filtered.
+pub fn is_record_query(req: &Req) -> bool {
+    let q = query_pairs(req.uri().query());
+    query_get(&q, "category").is_none()
+        && ["name", "is_private_image", "registry"]
+            .iter()
+            .any(|k| query_get(&q, k).is_some())
+}
+
+pub async fn images(st: &Station, req: &Req) -> Answer {
+    let q = query_pairs(req.uri().query());
+    let name = query_get(&q, "name").map(str::to_string);
+    let private = match query_get(&q, "is_private_image") {
+        None => None,
+        Some(v) => Some(crate::http::bool_value(Some(v))),
+    };
+    let registry = match query_get(&q, "registry") {
+        None => None,
+        Some(v) => Some(registry_ref(st, &Value::String(v.to_string()))?),
+    };
+    let images = st.images.clone();
+    let all = blocking(move || images.private_images()).await?;
+    list(
+        all.iter()
+            .filter(|i| name.as_ref().is_none_or(|n| i.row.name.contains(n.as_str())))
+            .filter(|i| private.is_none_or(|p| i.row.is_private == p))
+            .filter(|i| registry.is_none_or(|r| i.row.registry_id == Some(r)))
+            .map(image_json)
+            .collect(),
+    )
+}
+
+pub async fn image(st: &Station, id: &str) -> Answer {
+    let id = id_of(id)?;
+    let images = st.images.clone();
+    ok(&image_json(&blocking(move || images.private_image_info(id)).await?))
+}
+
+pub async fn save_image(st: &Station, req: Req, caller: &Caller, id: Option<&str>) -> Answer {
+    require_admin(caller)?;
+    let id = id.map(id_of).transpose()?;
+    let b: ImageBody = body_of(req).await?;
+    let registry_id = match &b.registry {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(v)) => Some(Some(registry_ref(st, v)?)),
+    };
+    let images = st.images.clone();
+    let created = id.is_none();
+    let saved = blocking(move || {
+        let mut row = match id {
+            Some(id) => images.private_image_info(id)?.row,
+            None => PrivateImageRow {
+                id: 0,
+                name: String::new(),
+                description: String::new(),
+                registry_id: None,
+                is_private: true,
+            },
+        };
+        if let Some(n) = b.name {
+            row.name = n.trim().to_string();
+        }
+        if let Some(d) = b.description {
+            row.description = d;
+        }
+        if let Some(r) = registry_id {
+            row.registry_id = r;
+        }
+        if let Some(p) = b.is_private_image {
+            row.is_private = p;
+        }
+        if row.name.is_empty() {
+            return Err(crate::image::ImageError::InvalidParameter(
+                "an image record needs a name".into(),
+            ));
+        }
+        images.save_private_image(row)
+    })
+    .await?;
+    Ok(json(
+        if created { StatusCode::CREATED } else { StatusCode::OK },
+        &image_json(&saved),
+    ))
+}
+
+pub async fn delete_image(st: &Station, caller: &Caller, id: &str) -> Answer {
+    require_admin(caller)?;
+    let id = id_of(id)?;
+    let images = st.images.clone();
+    blocking(move || images.delete_private_image(id)).await?;
+    ok(&json!({}))
+}
