@@ -167,10 +167,7 @@ pub fn is_record_query(req: &Req) -> bool {
 pub async fn images(st: &Station, req: &Req) -> Answer {
     let q = query_pairs(req.uri().query());
     let name = query_get(&q, "name").map(str::to_string);
-    let private = match query_get(&q, "is_private_image") {
-        None => None,
-        Some(v) => Some(crate::http::bool_value(Some(v))),
-    };
+    let private = query_get(&q, "is_private_image").map(|v| crate::http::bool_value(Some(v)));
     let registry = match query_get(&q, "registry") {
         None => None,
         Some(v) => Some(registry_ref(st, &Value::String(v.to_string()))?),
