@@ -29,6 +29,8 @@ pub struct Config {
     pub download_window: Option<crate::transfer::throttle::Window>,
     /// The local time's offset from UTC in seconds, read once at start.
     pub utc_offset: i32,
+    /// Directories station `image_export` tasks may write into (default `<data root>/exports`).
+    pub export_dirs: Vec<PathBuf>,
     /// The NAS's container engine (Container Station's dockerd), for hand-offs.
     pub engine_socket: Option<PathBuf>,
     /// Hand every pulled image to `engine_socket` as soon as the pull completes.
@@ -66,6 +68,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "admin_password",
     "bandwidth_limit",
     "download_window",
+    "export_dirs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +150,7 @@ impl Config {
             download_window: None,
             // Only safe while a single thread runs (the `time` crate refuses otherwise): then 0, UTC.
             utc_offset: time::UtcOffset::current_local_offset().map_or(0, |o| o.whole_seconds()),
+            export_dirs: Vec::new(),
             tcp_hosts: Vec::new(),
             engine_socket: None,
             handoff_after_pull: false,
@@ -237,6 +241,14 @@ impl Config {
                 self.handoff_after_pull = boolean(v).ok_or_else(|| bad("expected true or false"))?
             }
             "engine_tcp" => self.engine_tcp = boolean(v).ok_or_else(|| bad("expected true or false"))?,
+            "export_dirs" => {
+                for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+                    if !d.starts_with('/') {
+                        return Err(bad("expected absolute directories, comma-separated"));
+                    }
+                    self.export_dirs.push(PathBuf::from(d));
+                }
+            }
             "bandwidth_limit" => {
                 self.bandwidth_limit =
                     rate(v).ok_or_else(|| bad("expected bytes per second, e.g. 2M or 500k; 0 for none"))?
@@ -374,6 +386,15 @@ impl Config {
             .unwrap_or_else(|| self.data_root.join("certs.d"))
     }
 
+    /// Where station exports may go: the configured directories, or `<data root>/exports`.
+    pub fn export_dirs(&self) -> Vec<PathBuf> {
+        if self.export_dirs.is_empty() {
+            vec![self.data_root.join("exports")]
+        } else {
+            self.export_dirs.clone()
+        }
+    }
+
     /// The largest zstd window a download may use: its share of the memory budget, bounded to 1 MiB–128 MiB.
     pub fn zstd_window_log_max(&self) -> u32 {
         let per = (self.memory_budget_mb * 1024 * 1024) / self.concurrent_downloads.max(1) as u64;
@@ -404,6 +425,14 @@ impl Config {
             ("handoff_after_pull", self.handoff_after_pull.to_string()),
             ("engine_tcp", self.engine_tcp.to_string()),
             ("bandwidth_limit", self.bandwidth_limit.to_string()),
+            (
+                "export_dirs",
+                self.export_dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             (
                 "download_window",
                 self.download_window.map(|w| w.to_string()).unwrap_or_default(),

@@ -55,6 +55,9 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let tmp = root.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    for d in cfg.export_dirs().iter().filter(|d| d.starts_with(root)) {
+        crate::fsutil::create_dir_durable(d).map_err(io(format!("creating {}", d.display())))?;
+    }
     let db_path = root.join("depot.db");
     let fresh = !db_path.exists();
     let damaged = |source| DaemonError::DbDamaged {
@@ -197,7 +200,7 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
     }
     let engine: Arc<dyn Handler> = Arc::new(crate::api::Api::new(
         Engine::new(d.images.clone()),
-        crate::api::station::Station::new(d.images.clone(), d.auth.clone()),
+        crate::api::station::Station::new(d.images.clone(), d.auth.clone(), cfg.export_dirs()),
         d.auth.clone(),
         cfg.engine_tcp,
     ));

@@ -955,3 +955,122 @@ fn private_registries_keep_sealed_credentials_that_downloads_use() {
         assert_eq!((s, v["error"]["code"].as_u64()), (400, Some(400)), "{bad}: {v}");
     }
 }
+
+#[test]
+fn background_tasks_download_export_push_and_remove_with_progress() {
+    let p = peers();
+    let t = Tcp::start(&[]);
+    t.login();
+    let base = "/container-station/api/v1/background";
+    let post = |category: &str, body: Value| {
+        t.call(
+            "POST",
+            &format!("{base}/{category}"),
+            &["-H", "Content-Type: application/json", "--data", &body.to_string()],
+        )
+    };
+    let task = |id: u64| t.call("GET", &format!("{base}/{id}"), &[]).1;
+    let until_ended = |id: u64| {
+        let mut progress = Vec::new();
+        wait_for(120, "the task to end", || {
+            let v = task(id);
+            progress.push(v["progress"].as_i64().unwrap());
+            matches!(v["state"].as_str(), Some("completed" | "failed"))
+        });
+        (task(id), progress)
+    };
+    let (s, v, body) = post(
+        "image_download",
+        serde_json::json!({"type": "docker", "repository": "dockerhub", "image": format!("{}/big", p.plain), "tag": "1"}),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(v["category"], "image_download");
+    assert_eq!(v["state"], "running");
+    assert_eq!(v["user"], "admin");
+    let (done, progress) = until_ended(v["id"].as_u64().unwrap());
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["progress"], 100);
+    assert!(
+        progress.iter().any(|&x| (0..100).contains(&x)),
+        "progress was seen on the way: {progress:?}"
+    );
+    assert!(progress.windows(2).all(|w| w[0] <= w[1] || w[0] == -1), "{progress:?}");
+    // export into the exports directory: a docker-save archive, written whole
+    let out = t.d.root.join("exports/big.tar");
+    let (s, v, body) = post(
+        "image_export",
+        serde_json::json!({"image": format!("{}/big", p.plain), "tag": "1", "path": out}),
+    );
+    assert_eq!(s, 201, "{body}");
+    let (done, _) = until_ended(v["id"].as_u64().unwrap());
+    assert_eq!(done["state"], "completed", "{done}");
+    let list = Command::new("tar").arg("-tf").arg(&out).output().unwrap();
+    assert!(stdout(&list).lines().any(|l| l == "manifest.json"), "{}", stdout(&list));
+    assert!(!out.with_extension("tar.tmp").exists());
+    // not outside it
+    for path in ["/etc/evil.tar", "/tmp/../etc/x.tar"] {
+        let (s, v, _) = post(
+            "image_export",
+            serde_json::json!({"image": "x", "tag": "1", "path": path}),
+        );
+        assert_eq!((s, v["error"]["code"].as_u64()), (403, Some(403)), "{path}: {v}");
+    }
+    // push under a new name, then remove that tag
+    let pushed = format!("{}/task-push/big", p.plain);
+    assert!(t
+        .d
+        .docker(&["tag", &format!("{}/big:1", p.plain), &format!("{pushed}:1")])
+        .status
+        .success());
+    let (s, v, body) = post("image_push", serde_json::json!({"image": pushed, "tag": "1"}));
+    assert_eq!(s, 201, "{body}");
+    let (done, _) = until_ended(v["id"].as_u64().unwrap());
+    assert_eq!(done["state"], "completed", "{done}");
+    assert!(!registry_get(
+        &p.plain,
+        "/v2/task-push/big/manifests/1",
+        "application/vnd.oci.image.manifest.v1+json"
+    )
+    .is_empty());
+    let (s, v, _) = post(
+        "image_remove",
+        serde_json::json!({"type": "docker", "image": pushed, "tag": "1"}),
+    );
+    assert_eq!(s, 201);
+    let (done, _) = until_ended(v["id"].as_u64().unwrap());
+    assert_eq!(done["state"], "completed");
+    assert!(!t
+        .d
+        .docker(&["image", "inspect", &format!("{pushed}:1")])
+        .status
+        .success());
+    // a failure is a failed task with why
+    let (_, v, _) = post("image_remove", serde_json::json!({"image": "never/there", "tag": "1"}));
+    let (done, _) = until_ended(v["id"].as_u64().unwrap());
+    assert_eq!(done["state"], "failed");
+    assert!(done["message"].as_str().unwrap().contains("never/there"), "{done}");
+    // the list, newest first; ended tasks can be forgotten
+    let (s, all, _) = t.call("GET", base, &[]);
+    assert_eq!(s, 200);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0]["id"], v["id"]);
+    assert_eq!(t.call("DELETE", &format!("{base}/{}", v["id"]), &[]).0, 200);
+    assert_eq!(t.call("GET", &format!("{base}/{}", v["id"]), &[]).0, 404);
+    // what depot does not do, and bad input
+    let (s, v, _) = post("container_import", serde_json::json!({"image": "x"}));
+    assert_eq!((s, v["error"]["code"].as_u64()), (501, Some(501)), "{v}");
+    for (category, body) in [
+        ("nonsense", "{}"),
+        ("image_download", "{}"),
+        ("image_download", "{\"image\":1}"),
+        ("image_download", "not json"),
+    ] {
+        let (s, v, _) = t.call("POST", &format!("{base}/{category}"), &["--data", body]);
+        assert_eq!(
+            (s, v["error"]["code"].as_u64()),
+            (400, Some(400)),
+            "{category} {body}: {v}"
+        );
+    }
+}

@@ -103,6 +103,65 @@ impl ImageService {
         Ok(plan)
     }
 
+    /// Save `names` into the file `path` on the NAS (a station export): written beside it under a temporary
+    /// name, fsynced, then renamed over it and the directory fsynced. Survives a crash as: the previous file
+    /// (or none) and possibly a `.tmp` beside it, or the complete archive. `progress` sees (bytes written,
+    /// bytes expected).
+    pub fn export_to(
+        &self,
+        names: &[String],
+        path: &std::path::Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), ImageError> {
+        let plan = self.save_plan(names)?;
+        let mut expected = 0;
+        for (id, _) in &plan.images {
+            expected += self.inspect(id.as_str())?.layers.iter().map(|l| l.size).sum::<u64>();
+        }
+        let io = |source| ImageError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        };
+        let tmp = path.with_extension("tar.tmp");
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        struct Counted<'a, W> {
+            inner: W,
+            done: u64,
+            total: u64,
+            progress: &'a mut dyn FnMut(u64, u64),
+        }
+        impl<W: Write> Write for Counted<'_, W> {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                let n = self.inner.write(b)?;
+                let before = self.done;
+                self.done += n as u64;
+                if before / (1 << 20) != self.done / (1 << 20) {
+                    (self.progress)(self.done, self.total);
+                }
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.inner.flush()
+            }
+        }
+        let mut out = Counted {
+            inner: std::io::BufWriter::with_capacity(256 * 1024, file),
+            done: 0,
+            total: expected,
+            progress,
+        };
+        let r = self.save(&plan, &mut out).and_then(|()| {
+            let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
+            file.sync_all().map_err(io)?;
+            std::fs::rename(&tmp, path).map_err(io)?;
+            crate::fsutil::fsync_dir(path.parent().unwrap_or(std::path::Path::new("."))).map_err(io)
+        });
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    }
+
     /// Write `plan` to `out` as a tar. Memory stays bounded whatever the image sizes.
     pub fn save(&self, plan: &SavePlan, out: impl Write) -> Result<(), ImageError> {
         let io = |context: String| move |source| ImageError::Io { context, source };

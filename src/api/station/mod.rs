@@ -4,6 +4,7 @@
 //! It answers under every base path Container Station has used (`/api/v1`, `/containerstation/api/v1`,
 //! `/container-station/api/v1`), and every error as `{"error":{"code":N,"message":"…"}}`.
 
+mod background;
 mod events;
 mod images;
 mod registries;
@@ -33,6 +34,9 @@ pub struct Station {
     pub images: Arc<ImageService>,
     pub auth: Arc<Auth>,
     routes: Arc<Router<Route>>,
+    tasks: Arc<background::Tasks>,
+    /// Where `image_export` tasks may write.
+    export_dirs: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// Every endpoint of the station API; [`routes`] maps methods and paths to them.
@@ -66,6 +70,10 @@ pub enum Route {
     PrivateImage,
     PrivateImageUpdate,
     PrivateImageDelete,
+    Tasks,
+    Task,
+    TaskCreate,
+    TaskDelete,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -112,6 +120,11 @@ pub fn routes() -> Router<Route> {
         (M::PUT, "/registry/{id}", Route::RegistryUpdate),
         (M::DELETE, "/registry/{id}/", Route::RegistryDelete),
         (M::DELETE, "/registry/{id}", Route::RegistryDelete),
+        (M::GET, "/background", Route::Tasks),
+        (M::GET, "/background/", Route::Tasks),
+        (M::GET, "/background/{id}", Route::Task),
+        (M::POST, "/background/{category}", Route::TaskCreate),
+        (M::DELETE, "/background/{id}", Route::TaskDelete),
         (M::POST, "/image/", Route::PrivateImageCreate),
         (M::POST, "/image", Route::PrivateImageCreate),
         (M::GET, "/image/{id}/", Route::PrivateImage),
@@ -240,11 +253,13 @@ impl Caller {
 }
 
 impl Station {
-    pub fn new(images: Arc<ImageService>, auth: Arc<Auth>) -> Station {
+    pub fn new(images: Arc<ImageService>, auth: Arc<Auth>, export_dirs: Vec<std::path::PathBuf>) -> Station {
         Station {
             images,
             auth,
             routes: Arc::new(routes()),
+            tasks: Arc::default(),
+            export_dirs: Arc::new(export_dirs),
         }
     }
 
@@ -300,6 +315,10 @@ impl Station {
             Route::Tags => images::tags(self, &p("official"), &p("name")).await,
             Route::ImageDelete => images::delete(self, &p("type"), &p("name")).await,
             Route::Events => events::events(self, &req).await,
+            Route::Tasks => background::list(self).await,
+            Route::Task => background::get(self, &p("id")).await,
+            Route::TaskCreate => background::create(self, req, &caller, &p("category")).await,
+            Route::TaskDelete => background::delete(self, &caller, &p("id")).await,
             Route::Registries => registries::registries(self).await,
             Route::Registry => registries::registry(self, &p("id")).await,
             Route::RegistryCreate => registries::save_registry(self, req, &caller, None).await,
