@@ -362,8 +362,8 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
                     if let crate::image::push::PushEvent::Progress { id, current, total } = e {
                         layers.insert(id, (current, total));
                         let (d, t) = layers.values().fold((0, 0), |a, x| (a.0 + x.0, a.1 + x.1));
-                        if t > 0 {
-                            progress((d * 99 / t) as i64);
+                        if let Some(pct) = (d * 99).checked_div(t) {
+                            progress(pct as i64);
                         }
                     }
                 })
@@ -375,8 +375,8 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
             task.name = r.familiar();
             spawn(tasks.clone(), &mut task, move |progress| {
                 images.export_to(&[r.to_string()], &path, &mut |done, total| {
-                    if total > 0 {
-                        progress((done * 99 / total) as i64)
+                    if let Some(pct) = (done * 99).checked_div(total) {
+                        progress(pct as i64)
                     }
                 })
             })
