@@ -10,6 +10,10 @@
 //! Attributes other than the size (mode, times) are not under test and survive as they are. Hard links are
 //! refused (nothing in depot makes them). At [`LazyFs::cut`] every later operation fails with EIO (the machine is
 //! off); [`LazyFs::remount`] mounts what was durable at the cut.
+//!
+//! The process that mounts it serves it on a thread of its own: that process must never map a file of the
+//! mount (SQLite's `-shm` would): a page fault waiting on the mount holds the address space's lock that the
+//! serving thread needs, and both wait forever. Other processes (the daemon, `depot fsck`) may do anything.
 
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
