@@ -200,7 +200,12 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
     }
     let engine: Arc<dyn Handler> = Arc::new(crate::api::Api::new(
         Engine::new(d.images.clone()),
-        crate::api::station::Station::new(d.images.clone(), d.auth.clone(), cfg.export_dirs()),
+        crate::api::station::Station::new(
+            d.images.clone(),
+            d.auth.clone(),
+            cfg.export_dirs(),
+            crate::catalog::Catalog::new(cfg.catalog_url.clone(), cfg.data_root.join("catalog/list.json")),
+        ),
         d.auth.clone(),
         cfg.engine_tcp,
     ));

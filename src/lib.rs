@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod board;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -1074,3 +1074,114 @@ fn background_tasks_download_export_push_and_remove_with_progress() {
         );
     }
 }
+
+/// `python3 -m http.server` on a loopback port, serving `dir`; stopped by its PID on drop.
+struct FileServer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        wait_for(10, "the file server", || std::net::TcpStream::connect(&addr).is_ok());
+        FileServer { child, addr }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn catalogs_come_from_the_board_url_then_the_cache_then_the_shipped_copy() {
+    let p = peers();
+    // no catalog_url: the shipped copy, this NAS's architecture only
+    let t = Tcp::start(&[]);
+    t.login();
+    let (s, v, body) = t.call("GET", "/api/v1/image/?category=official&type=docker", &[]);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(v["source"], "shipped");
+    let items = v["results"].as_array().unwrap();
+    assert!(
+        items.iter().all(|i| i["arch"] == "amd64" && i["is_official"] == true),
+        "{v}"
+    );
+    assert!(items
+        .iter()
+        .any(|i| i["name"] == "alpine:3.20" && i["location"] == "https://hub.docker.com/_/alpine"));
+    let (_, v, _) = t.call("GET", "/api/v1/image/?category=official&filter_text=ALPINE", &[]);
+    assert_eq!(v["total_count"], 1, "{v}");
+    drop(t);
+
+    // a catalog served over loopback, in the vendor's format
+    let dir = tempdir("catalog");
+    let list = serde_json::json!([
+        {"type": "docker", "name": format!("{}/test", p.plain), "version": "1", "displayName": "Test", "arch": "amd64",
+         "repository": "dockerhub", "description": "the test image", "icon": "", "inspect": "", "location": ""},
+        {"type": "docker", "name": "nginx", "version": "1.27", "displayName": "NGINX", "arch": "arm64",
+         "repository": "dockerhub", "description": "", "icon": "", "inspect": "", "location": ""},
+        {"type": "lxc", "name": "debian-bookworm", "version": "12", "displayName": "Debian", "arch": "amd64",
+         "repository": "qnap", "description": "Debian 12", "icon": "", "inspect": {}, "location": "http://127.0.0.1:1/debian.tar.gz"},
+        {"type": "something-new", "name": "x"}
+    ]);
+    std::fs::write(dir.join("list.json"), list.to_string()).unwrap();
+    let server = FileServer::start(&dir);
+    let cfg = dir.join("depot.conf");
+    std::fs::write(&cfg, format!("catalog_url = http://{}/list.json\n", server.addr)).unwrap();
+    let mut t = Tcp::start(&["--config", cfg.to_str().unwrap()]);
+    t.login();
+    assert!(t
+        .d
+        .docker(&["pull", "-q", &format!("{}/test:1", p.plain)])
+        .status
+        .success());
+    let qnap = |t: &Tcp| t.call("GET", "/api/v1/image/?category=qnap", &[]).1;
+    wait_for(20, "the catalog to be fetched", || qnap(&t)["source"] == "fetched");
+    let v = qnap(&t);
+    let items = v["results"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "this NAS's arch only, unknown kinds left out: {v}");
+    let test = items.iter().find(|i| i["type"] == "docker").unwrap();
+    assert_eq!(test["installed"], true, "{test}");
+    assert_eq!(
+        (test["repository"].as_str(), test["size"].is_null()),
+        (Some("dockerhub"), true)
+    );
+    let lxc = items.iter().find(|i| i["type"] == "lxc").unwrap();
+    assert_eq!(
+        (lxc["repository"].as_str(), lxc["inspect"].as_str()),
+        (Some("qnap"), Some("{}"))
+    );
+    assert_eq!(
+        t.call("GET", "/api/v1/image/?category=qnap&type=lxc", &[]).1["total_count"],
+        1
+    );
+    // the server goes away: a restart serves the cached copy
+    drop(server);
+    t.d.restart();
+    t.login();
+    let v = qnap(&t);
+    assert_eq!(
+        (v["source"].as_str(), v["total_count"].as_u64()),
+        (Some("cached"), Some(2)),
+        "{v}"
+    );
+}

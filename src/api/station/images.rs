@@ -145,10 +145,46 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
             }
         }
         "qnap" | "official" => {
-            return Err(StationError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!("category {category}: the curated catalog is not served by this depot yet"),
-            ))
+            let fetcher = images.clone();
+            let fetch: std::sync::Arc<crate::catalog::Fetch> =
+                std::sync::Arc::new(move |url: &str, path: &std::path::Path| {
+                    fetcher.download(url, path).map_err(|e| e.to_string())
+                });
+            let (entries, source) = st.catalog.entries(fetch);
+            let official = category == "official";
+            let needle = filter.to_lowercase();
+            let wanted = image_type.clone();
+            let items = blocking(move || -> Result<Vec<Value>, StationError> {
+                let arch = crate::catalog::arch_of(&images.default_platform());
+                let local = local_repos(&images.list()?);
+                let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+                Ok(entries
+                    .iter()
+                    .filter(|e| e.arch == arch)
+                    .filter(|e| wanted.is_empty() || e.kind.as_str() == wanted)
+                    .filter(|e| !official || (e.kind == crate::catalog::Kind::Docker && !e.name.contains('/')))
+                    .filter(|e| {
+                        needle.is_empty()
+                            || [&e.name, &e.title, &e.description]
+                                .iter()
+                                .any(|t| t.to_lowercase().contains(&needle))
+                    })
+                    .map(|e| catalog_item(e, official, &local, &busy))
+                    .collect())
+            })
+            .await?;
+            return ok(&json!({
+                "category": category,
+                "filter_text": query_get(&q, "filter_text").unwrap_or(""),
+                "results": items,
+                "total_count": items.len(),
+                "type": image_type,
+                "source": match source {
+                    crate::catalog::Source::Fetched => "fetched",
+                    crate::catalog::Source::Cached => "cached",
+                    crate::catalog::Source::Shipped => "shipped",
+                },
+            }));
         }
         other => {
             return Err(StationError::bad_request(format!(
@@ -163,6 +199,39 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
         "total_count": results.len(),
         "type": image_type,
     }))
+}
+
+/// A catalog entry as the `qnap` or `official` category shows it (spec §1.3).
+fn catalog_item(
+    e: &crate::catalog::Entry,
+    official: bool,
+    local: &BTreeMap<String, Vec<(String, u64)>>,
+    busy: &std::collections::HashSet<String>,
+) -> Value {
+    let docker = e.kind == crate::catalog::Kind::Docker;
+    // a Docker entry is installed when its repository has the catalog's version (any tag, when it names none)
+    let installed = docker
+        && local
+            .get(&e.name)
+            .is_some_and(|tags| e.version.is_empty() || tags.iter().any(|t| t.0 == e.version));
+    let downloading = docker && busy.contains(&e.name);
+    if official {
+        return json!({
+            "arch": e.arch, "description": e.description, "downloading": downloading, "icon": e.icon,
+            "installed": installed, "is_official": true, "location": e.location,
+            "name": if e.version.is_empty() { e.name.clone() } else { format!("{}:{}", e.name, e.version) },
+            "repository": "dockerhub", "title": e.title, "type": "docker", "version": e.version,
+        });
+    }
+    json!({
+        "arch": e.arch, "description": e.description, "downloading": downloading, "icon": e.icon,
+        "inspect": if docker { String::new() } else { e.inspect.clone() },
+        // LXC templates are not kept by this depot yet: none is installed
+        "installed": installed, "name": e.name,
+        "repository": if docker { "dockerhub" } else { e.repository.as_str() },
+        "size": Value::Null, "title": e.title, "type": e.kind.as_str(), "version": e.version,
+        "location": e.location,
+    })
 }
 
 pub async fn inspect(st: &Station, image_type: &str, name: &str, tag: &str) -> Answer {

@@ -37,6 +37,7 @@ pub struct Station {
     tasks: Arc<background::Tasks>,
     /// Where `image_export` tasks may write.
     export_dirs: Arc<Vec<std::path::PathBuf>>,
+    catalog: Arc<crate::catalog::Catalog>,
 }
 
 /// Every endpoint of the station API; [`routes`] maps methods and paths to them.
@@ -253,13 +254,19 @@ impl Caller {
 }
 
 impl Station {
-    pub fn new(images: Arc<ImageService>, auth: Arc<Auth>, export_dirs: Vec<std::path::PathBuf>) -> Station {
+    pub fn new(
+        images: Arc<ImageService>,
+        auth: Arc<Auth>,
+        export_dirs: Vec<std::path::PathBuf>,
+        catalog: crate::catalog::Catalog,
+    ) -> Station {
         Station {
             images,
             auth,
             routes: Arc::new(routes()),
             tasks: Arc::default(),
             export_dirs: Arc::new(export_dirs),
+            catalog: Arc::new(catalog),
         }
     }
 
