@@ -2,7 +2,8 @@
 # $DEPOT_TEST_PEERS, else started here and stopped at exit), and the daemon and helper PIDs ended at exit.
 W=$(mktemp -d /tmp/depot-bench.XXXXXX)
 bench_cleanup() {
-  [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true
+  # the daemon is stopped and waited for before its data root is removed under it
+  [ -n "${DPID:-}" ] && { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; } || true
   [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null || true
   [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null || true
   [ -n "${OWN_PEERS:-}" ] && tests/peers/down.sh "$OWN_PEERS"
