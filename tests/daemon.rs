@@ -363,26 +363,6 @@ fn the_arm_64_profile_pulls_arm64_by_default() {
     assert!(d.log_text().contains("board arm_64"));
 }
 
-/// Fill the volume at `dir` with a file, leaving about `leave` bytes free; returns its path.
-fn filler(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
-    let st = nix::sys::statvfs::statvfs(dir).unwrap();
-    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
-    let path = dir.join("filler");
-    let f = std::fs::File::create(&path).unwrap();
-    let mut left = free.saturating_sub(leave);
-    let chunk = vec![1u8; 1 << 20];
-    let mut w = std::io::BufWriter::new(f);
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        if std::io::Write::write_all(&mut w, &chunk[..n]).is_err() {
-            break;
-        }
-        left -= n as u64;
-    }
-    let _ = std::io::Write::flush(&mut w);
-    path
-}
-
 #[test]
 fn a_pull_that_cannot_fit_is_refused_and_one_that_fills_the_disk_fails_cleanly() {
     let p = peers();

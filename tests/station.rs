@@ -587,7 +587,7 @@ fn downloads_pause_resume_cancel_and_survive_a_crash() {
 }
 
 #[test]
-fn a_download_that_cannot_fit_is_refused_before_it_starts() {
+fn a_download_that_cannot_fit_is_refused_and_one_that_fills_the_volume_fails_cleanly() {
     if !nix::unistd::geteuid().is_root() {
         panic!("this test mounts a tmpfs: run it as root (tests/run does)");
     }
@@ -596,7 +596,7 @@ fn a_download_that_cannot_fit_is_refused_before_it_starts() {
     let vol = base.join("vol");
     std::fs::create_dir(&vol).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=160m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=700m", "tmpfs"])
         .arg(&vol)
         .status()
         .unwrap();
@@ -621,6 +621,13 @@ fn a_download_that_cannot_fit_is_refused_before_it_starts() {
         jar: base.join("jar"),
     };
     t.login();
+    let free = || {
+        let st = nix::sys::statvfs::statvfs(&vol).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    // 1. known not to fit: refused before it starts, with the sizes; nothing written
+    let full = filler(&vol, 100 << 20);
+    let before = free();
     let (s, v, body) = t.call(
         "POST",
         &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", p.plain),
@@ -637,31 +644,47 @@ fn a_download_that_cannot_fit_is_refused_before_it_starts() {
     );
     assert!(msg.ends_with("MB free"), "{msg}");
     let d = t.call("GET", "/api/v1/image/downloadstatus", &[]).1;
-    assert_eq!(d[0]["status"], "failed");
-    assert_eq!(d[0]["message"], msg);
-    // nothing of it was written; a small image still fits
-    let used: u64 = walk_size(&vol);
-    assert!(used < 8 << 20, "{used} bytes used after a refusal");
-    let (s, _, body) = t.call(
+    assert_eq!(
+        (d[0]["status"].as_str(), d[0]["message"].as_str()),
+        (Some("failed"), Some(msg))
+    );
+    assert!(before - free() < 4 << 20, "nothing of it was written");
+    std::fs::remove_file(&full).unwrap();
+    // 2. fits when it starts, then the volume fills under it: failed with the message, space given back
+    let slow = Proxy::start(&p.plain, 100 * 1000 * 1000);
+    let (s, v, body) = t.call(
+        "POST",
+        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", slow.addr),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    let id = v["id"].as_u64().unwrap();
+    wait_for(60, "bytes on the volume", || {
+        status_of(&t, id)["bytes_done"].as_u64().unwrap() > 30 << 20
+    });
+    let full = filler(&vol, 0);
+    wait_for(60, "the download to fail", || status_of(&t, id)["status"] == "failed");
+    let d = status_of(&t, id);
+    assert!(
+        d["message"].as_str().unwrap().contains("No space left on device"),
+        "{d}"
+    );
+    std::fs::remove_file(&full).unwrap();
+    assert!(
+        free() > 650_000_000,
+        "the partial layers were given back: {} free",
+        free()
+    );
+    // 3. other downloads go on
+    let (s, v, body) = t.call(
         "POST",
         &format!("/api/v1/image/dockerhub/docker/{}/test/1/download", p.plain),
         &[],
     );
     assert_eq!(s, 200, "{body}");
+    let id = v["id"].as_u64().unwrap();
+    wait_for(60, "a small download", || status_of(&t, id)["status"] == "complete");
     drop(t);
-}
-
-fn walk_size(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| match e.file_type() {
-                    Ok(ft) if ft.is_dir() => walk_size(&e.path()),
-                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn put_settings(t: &Tcp, body: &str) -> (u16, Value, String) {

@@ -530,3 +530,23 @@ pub fn curl(url: &str, args: &[&str]) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap();
     (code.parse().unwrap_or(0), body.to_string())
 }
+
+/// Fill the volume at `dir` with a file, leaving about `leave` bytes free; returns its path.
+pub fn filler(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
+    let st = nix::sys::statvfs::statvfs(dir).unwrap();
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let path = dir.join("filler");
+    let f = std::fs::File::create(&path).unwrap();
+    let mut left = free.saturating_sub(leave);
+    let chunk = vec![1u8; 1 << 20];
+    let mut w = std::io::BufWriter::new(f);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if std::io::Write::write_all(&mut w, &chunk[..n]).is_err() {
+            break;
+        }
+        left -= n as u64;
+    }
+    let _ = std::io::Write::flush(&mut w);
+    path
+}
