@@ -44,6 +44,26 @@ impl Tcp {
         (s, serde_json::from_str(&body).unwrap_or(Value::Null), body)
     }
 
+    /// POST the download of `name:tag` (`dockerhub`: any registry named in the name).
+    fn download(&self, name: &str, tag: &str) -> (u16, Value, String) {
+        self.call(
+            "POST",
+            &format!("/api/v1/image/dockerhub/docker/{name}/{tag}/download"),
+            &[],
+        )
+    }
+
+    /// A download that must be accepted, waited for until complete; its id.
+    fn download_complete(&self, name: &str, tag: &str) -> u64 {
+        let (s, v, body) = self.download(name, tag);
+        assert_eq!(s, 200, "{name}:{tag}: {body}");
+        let id = v["id"].as_u64().unwrap();
+        wait_for(120, "the download to complete", || {
+            status_of(self, id)["status"] == "complete"
+        });
+        id
+    }
+
     fn login(&self) {
         let pw = self.password();
         let (s, v, _) = self.call(
@@ -501,11 +521,7 @@ fn a_download_started_here_is_watched_listed_inspected_and_deleted() {
 
 /// The big image through a throttled link, so that it is still running when the test acts.
 fn big_download(t: &Tcp, slow: &Proxy) -> u64 {
-    let (s, v, body) = t.call(
-        "POST",
-        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", slow.addr),
-        &[],
-    );
+    let (s, v, body) = t.download(&format!("{}/big", slow.addr), "1");
     assert_eq!(s, 200, "{body}");
     v["id"].as_u64().unwrap()
 }
@@ -628,11 +644,7 @@ fn a_download_that_cannot_fit_is_refused_and_one_that_fills_the_volume_fails_cle
     // 1. known not to fit: refused before it starts, with the sizes; nothing written
     let full = filler(&vol, 100 << 20);
     let before = free();
-    let (s, v, body) = t.call(
-        "POST",
-        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", p.plain),
-        &[],
-    );
+    let (s, v, body) = t.download(&format!("{}/big", p.plain), "1");
     assert_eq!(s, 507, "{body}");
     let msg = error_message(&v);
     assert!(
@@ -652,11 +664,7 @@ fn a_download_that_cannot_fit_is_refused_and_one_that_fills_the_volume_fails_cle
     std::fs::remove_file(&full).unwrap();
     // 2. fits when it starts, then the volume fills under it: failed with the message, space given back
     let slow = Proxy::start(&p.plain, 100 * 1000 * 1000);
-    let (s, v, body) = t.call(
-        "POST",
-        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", slow.addr),
-        &[],
-    );
+    let (s, v, body) = t.download(&format!("{}/big", slow.addr), "1");
     assert_eq!(s, 200, "{body}");
     let id = v["id"].as_u64().unwrap();
     wait_for(60, "bytes on the volume", || {
@@ -676,14 +684,7 @@ fn a_download_that_cannot_fit_is_refused_and_one_that_fills_the_volume_fails_cle
         free()
     );
     // 3. other downloads go on
-    let (s, v, body) = t.call(
-        "POST",
-        &format!("/api/v1/image/dockerhub/docker/{}/test/1/download", p.plain),
-        &[],
-    );
-    assert_eq!(s, 200, "{body}");
-    let id = v["id"].as_u64().unwrap();
-    wait_for(60, "a small download", || status_of(&t, id)["status"] == "complete");
+    t.download_complete(&format!("{}/test", p.plain), "1");
     drop(t);
 }
 
@@ -724,11 +725,7 @@ fn the_bandwidth_limit_and_the_download_window_hold() {
         50_000_000
     );
     // 200 MB of the big image: the rate over them is the limit, within 10 %
-    let (s, v, body) = t.call(
-        "POST",
-        &format!("/api/v1/image/dockerhub/docker/{}/big/1/download", p.plain),
-        &[],
-    );
+    let (s, v, body) = t.download(&format!("{}/big", p.plain), "1");
     assert_eq!(s, 200, "{body}");
     let id = v["id"].as_u64().unwrap();
     let done = |t: &Tcp| status_of(t, id)["bytes_done"].as_u64().unwrap();
@@ -773,19 +770,9 @@ fn the_event_log_tells_downloads_their_failures_and_deletes() {
     let p = peers();
     let t = Tcp::start(&[]);
     t.login();
-    let start = |name: &str, tag: &str| {
-        t.call(
-            "POST",
-            &format!("/api/v1/image/dockerhub/docker/{}/{name}/{tag}/download", p.plain),
-            &[],
-        )
-    };
-    let (s, v, _) = start("test", "1");
-    assert_eq!(s, 200, "{v}");
-    let id = v["id"].as_u64().unwrap();
-    wait_for(60, "the download", || status_of(&t, id)["status"] == "complete");
+    t.download_complete(&format!("{}/test", p.plain), "1");
     // a tag the registry does not have: refused at once, and logged as an error
-    let (s, v, _) = start("test", "no-such-tag");
+    let (s, v, _) = t.download(&format!("{}/test", p.plain), "no-such-tag");
     assert_eq!(s, 404, "{v}");
     assert_eq!(
         t.call("DELETE", &format!("/api/v1/image/local/docker/{}/test/1", p.plain), &[])
@@ -953,14 +940,8 @@ fn private_registries_keep_sealed_credentials_that_downloads_use() {
         t.d.docker(&["rmi", &format!("{}/test:1", p.basic)]).status.code(),
         Some(0)
     );
-    let (s, v, body) = t.call(
-        "POST",
-        &format!("/api/v1/image/dockerhub/docker/{}/test/1/download", p.basic),
-        &[],
-    );
-    assert_eq!(s, 200, "a pull from the host uses the stored credentials: {body}");
-    let id = v["id"].as_u64().unwrap();
-    wait_for(60, "the download", || status_of(&t, id)["status"] == "complete");
+    // a pull from the host uses the stored credentials
+    t.download_complete(&format!("{}/test", p.basic), "1");
     assert_eq!(t.call("DELETE", &uri, &[]).0, 200);
     assert_eq!(t.call("GET", &uri, &[]).0, 404);
     // malformed bodies: the error shape

@@ -521,12 +521,10 @@ impl ImageService {
         })
     }
 
-    /// What `reference` resolves to in its registry: the manifest's descriptor and the platforms it offers.
-    pub fn remote_descriptor(
-        &self,
-        reference: &Reference,
-        creds: Option<Credentials>,
-    ) -> Result<RemoteDescriptor, ImageError> {
+    /// `reference`'s repository (with the stored credentials of its host when none are given), the reference
+    /// with its default tag, and the tag or digest to ask the registry for.
+    fn remote(&self, reference: &Reference, creds: Option<Credentials>) -> (crate::registry::Repo, Reference, String) {
+        let creds = creds.or_else(|| self.stored_creds(reference.domain()));
         let repo = self.registry.repo(reference.domain(), reference.path(), creds);
         let r = reference.clone().with_default_tag();
         let which = r
@@ -534,6 +532,16 @@ impl ImageService {
             .map(|d| d.to_string())
             .or(r.tag().map(str::to_string))
             .unwrap_or_default();
+        (repo, r, which)
+    }
+
+    /// What `reference` resolves to in its registry: the manifest's descriptor and the platforms it offers.
+    pub fn remote_descriptor(
+        &self,
+        reference: &Reference,
+        creds: Option<Credentials>,
+    ) -> Result<RemoteDescriptor, ImageError> {
+        let (repo, r, which) = self.remote(reference, creds);
         let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
         let fm = repo.manifest(&which).map_err(fail)?;
         let (media_type, platforms) = match &fm.manifest {
@@ -571,14 +579,7 @@ impl ImageService {
         creds: Option<Credentials>,
     ) -> Result<RemoteImage, ImageError> {
         use crate::registry::manifest::{parse_manifest, Manifest};
-        let creds = creds.or_else(|| self.stored_creds(reference.domain()));
-        let repo = self.registry.repo(reference.domain(), reference.path(), creds);
-        let r = reference.clone().with_default_tag();
-        let which = r
-            .digest()
-            .map(|d| d.to_string())
-            .or(r.tag().map(str::to_string))
-            .unwrap_or_default();
+        let (repo, r, which) = self.remote(reference, creds);
         let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
         let want = platform.cloned().unwrap_or_else(|| self.platform.clone());
         let top = repo.manifest(&which).map_err(fail)?;

@@ -289,14 +289,20 @@ impl State {
         }
     }
 
+    /// Whether `ino` may lose its name to an rmdir (`dir`) or an unlink, or to a rename of a directory (`dir`)
+    /// or a file over it: POSIX's errors otherwise.
+    fn may_go(&self, ino: u64, dir: bool) -> R<()> {
+        match (&self.node(ino)?.kind, dir) {
+            (Kind::Dir(e), true) if !e.is_empty() => Err(Errno::ENOTEMPTY),
+            (Kind::Dir(_), false) => Err(Errno::EISDIR),
+            (k, true) if !matches!(k, Kind::Dir(_)) => Err(Errno::ENOTDIR),
+            _ => Ok(()),
+        }
+    }
+
     fn remove(&mut self, parent: u64, name: &OsStr, want_dir: bool) -> R<()> {
         let ino = self.lookup(parent, name)?;
-        match (&self.node(ino)?.kind, want_dir) {
-            (Kind::Dir(e), true) if !e.is_empty() => return Err(Errno::ENOTEMPTY),
-            (Kind::Dir(_), false) => return Err(Errno::EISDIR),
-            (k, true) if !matches!(k, Kind::Dir(_)) => return Err(Errno::ENOTDIR),
-            _ => {}
-        }
+        self.may_go(ino, want_dir)?;
         self.dir_mut(parent)?.remove(name);
         self.unlinked(ino);
         Ok(())
@@ -316,12 +322,7 @@ impl State {
             if flags.contains(RenameFlags::RENAME_NOREPLACE) {
                 return Err(Errno::EEXIST);
             }
-            match (&self.node(old)?.kind, is_dir) {
-                (Kind::Dir(e), true) if !e.is_empty() => return Err(Errno::ENOTEMPTY),
-                (Kind::Dir(_), false) => return Err(Errno::EISDIR),
-                (k, true) if !matches!(k, Kind::Dir(_)) => return Err(Errno::ENOTDIR),
-                _ => {}
-            }
+            self.may_go(old, is_dir)?;
             self.dir_mut(newparent)?.remove(newname);
             self.unlinked(old);
         }

@@ -204,6 +204,22 @@ enum Crash {
     PowerCut(Box<lazyfs::LazyFs>),
 }
 
+/// Bytes of the big image's layers, as its registry lists them.
+fn big_size(p: &Peers) -> u64 {
+    let m: serde_json::Value = serde_json::from_slice(&registry_get(
+        &p.plain,
+        "/v2/big/manifests/1",
+        "application/vnd.oci.image.manifest.v1+json",
+    ))
+    .unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum()
+}
+
 fn env_u64(k: &str) -> Option<u64> {
     std::env::var(k).ok().and_then(|s| s.parse().ok())
 }
@@ -309,18 +325,7 @@ fn torture(name: &str, power_cut: bool) {
             .is_some_and(|t| t.iter().any(|x| x == big.as_str()))
     });
     if have_big {
-        let m: serde_json::Value = serde_json::from_slice(&registry_get(
-            &p.plain,
-            "/v2/big/manifests/1",
-            "application/vnd.oci.image.manifest.v1+json",
-        ))
-        .unwrap();
-        let size: u64 = m["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["size"].as_u64().unwrap())
-            .sum();
+        let size = big_size(&p);
         let ratio = slow.served() as f64 / size as f64;
         assert!(
             ratio <= 1.1,
@@ -500,18 +505,7 @@ fn power_cut_mid_pull_costs_at_most_one_sync_interval() {
     assert!(d.images().iter().any(|i| i["RepoTags"]
         .as_array()
         .is_some_and(|t| t.iter().any(|x| x == big.as_str()))));
-    let m: serde_json::Value = serde_json::from_slice(&registry_get(
-        &p.plain,
-        "/v2/big/manifests/1",
-        "application/vnd.oci.image.manifest.v1+json",
-    ))
-    .unwrap();
-    let size: u64 = m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["size"].as_u64().unwrap())
-        .sum();
+    let size = big_size(&p);
     // fetched again: only what crossed the link before the daemon died and the disk did not keep
     let again = slow.served().saturating_sub(size);
     eprintln!(

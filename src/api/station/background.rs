@@ -8,7 +8,7 @@
 
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{json, read_body, Req, MAX_SMALL_BODY};
-use crate::image::{ImageService, PullSpec};
+use crate::image::ImageService;
 use crate::reference::Reference;
 use crate::store::DownloadState;
 use hyper::StatusCode;
@@ -289,22 +289,7 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
     match category {
         "image_download" => {
             let name = match (p.repository.as_deref().unwrap_or("dockerhub"), &p.registry_name) {
-                ("private", Some(reg)) => {
-                    let images = images.clone();
-                    let reg = reg.clone();
-                    let host = blocking(move || -> Result<String, StationError> {
-                        images
-                            .registries()?
-                            .into_iter()
-                            .find(|r| r.name == reg)
-                            .map(|r| r.host)
-                            .ok_or_else(|| {
-                                StationError::new(StatusCode::NOT_FOUND, format!("no registry named {reg:?}"))
-                            })
-                    })
-                    .await?;
-                    format!("{host}/{}", p.image)
-                }
+                ("private", Some(reg)) => format!("{}/{}", st.registry_host(reg.clone()).await?, p.image),
                 ("private", None) => return Err(StationError::bad_request("repository private needs a registry_name")),
                 ("dockerhub", _) => p.image.clone(),
                 (other, _) => {
@@ -315,14 +300,7 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
             };
             let r = image_ref(&name, Some(p.tag.as_deref().unwrap_or("latest")))?;
             task.name = r.familiar();
-            let job = blocking(move || {
-                images.pull(PullSpec {
-                    reference: r,
-                    platform: None,
-                    creds: None,
-                })
-            })
-            .await?;
+            let job = st.start_download(r).await?;
             task.download = Some(job.download);
             task.start = Some(now());
             task.state = State::Running;

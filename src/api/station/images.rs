@@ -3,7 +3,7 @@
 
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
-use crate::image::{DownloadStatus, PullSpec};
+use crate::image::DownloadStatus;
 use crate::reference::Reference;
 use crate::store::DownloadState;
 use hyper::StatusCode;
@@ -361,17 +361,7 @@ pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str
                 .registry_name
                 .or(query_registry)
                 .ok_or_else(|| StationError::bad_request("repository private needs a registry_name"))?;
-            let images = st.images.clone();
-            let host = blocking(move || -> Result<String, StationError> {
-                images
-                    .registries()?
-                    .into_iter()
-                    .find(|x| x.name == reg)
-                    .map(|x| x.host)
-                    .ok_or_else(|| StationError::new(StatusCode::NOT_FOUND, format!("no registry named {reg:?}")))
-            })
-            .await?;
-            reference(&format!("{host}/{name}"), tag)?
+            reference(&format!("{}/{name}", st.registry_host(reg).await?), tag)?
         }
         "qnap" => {
             return Err(StationError::new(
@@ -385,15 +375,7 @@ pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str
             )))
         }
     };
-    let images = st.images.clone();
-    let job = blocking(move || {
-        images.pull(PullSpec {
-            reference: r,
-            platform: None,
-            creds: None,
-        })
-    })
-    .await?;
+    let job = st.start_download(r).await?;
     // Wait until the download is planned (its manifest resolved, its size checked against the free space) or
     // has failed, so that a refusal is this request's answer; a slow registry gets a short wait at most.
     let mut cursor = 0;

@@ -270,6 +270,33 @@ impl Station {
         }
     }
 
+    /// The host of the registry record named `name` (a `private` download's registry).
+    async fn registry_host(&self, name: String) -> Result<String, StationError> {
+        let images = self.images.clone();
+        blocking(move || -> Result<String, StationError> {
+            images
+                .registries()?
+                .into_iter()
+                .find(|r| r.name == name)
+                .map(|r| r.host)
+                .ok_or_else(|| StationError::new(StatusCode::NOT_FOUND, format!("no registry named {name:?}")))
+        })
+        .await
+    }
+
+    /// Start (or join) the persistent download of `r` for this NAS's platform.
+    async fn start_download(&self, r: crate::reference::Reference) -> Result<Arc<crate::image::PullJob>, StationError> {
+        let images = self.images.clone();
+        Ok(blocking(move || {
+            images.pull(crate::image::PullSpec {
+                reference: r,
+                platform: None,
+                creds: None,
+            })
+        })
+        .await?)
+    }
+
     /// The route a request under the base path goes to, for the gate.
     pub fn find(&self, method: &Method, rest: &str) -> Option<Route> {
         match self.routes.find(method, rest) {

@@ -21,8 +21,11 @@ pub fn session_cookie(req: &Req) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(value: &str, max_age: u64) -> String {
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+/// `r` with our cookie set to `value` for `max_age` seconds (0 ends it).
+fn with_cookie(mut r: crate::http::Resp, value: &str, max_age: u64) -> crate::http::Resp {
+    let c = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    r.headers_mut().insert("set-cookie", c.parse().expect("hex cookie"));
+    r
 }
 
 /// What login and login_refresh answer (spec §1.2).
@@ -90,14 +93,11 @@ pub async fn login(st: &Station, req: Req) -> Answer {
     let (user, password) = parse_login(&body)?;
     let auth = st.auth.clone();
     let s = blocking(move || auth.login(&user, &password, peer)).await?;
-    let mut r = json(StatusCode::OK, &login_info(&s));
-    r.headers_mut().insert(
-        "set-cookie",
-        set_cookie(&s.id, SESSION_LIFETIME.as_secs())
-            .parse()
-            .expect("hex cookie"),
-    );
-    Ok(r)
+    Ok(with_cookie(
+        json(StatusCode::OK, &login_info(&s)),
+        &s.id,
+        SESSION_LIFETIME.as_secs(),
+    ))
 }
 
 fn no_session() -> StationError {
@@ -110,14 +110,11 @@ pub fn refresh(st: &Station, caller: &Caller) -> Answer {
         .as_deref()
         .and_then(|id| st.auth.refresh(id))
         .ok_or_else(no_session)?;
-    let mut r = json(StatusCode::OK, &login_info(&s));
-    r.headers_mut().insert(
-        "set-cookie",
-        set_cookie(&s.id, SESSION_LIFETIME.as_secs())
-            .parse()
-            .expect("hex cookie"),
-    );
-    Ok(r)
+    Ok(with_cookie(
+        json(StatusCode::OK, &login_info(&s)),
+        &s.id,
+        SESSION_LIFETIME.as_secs(),
+    ))
 }
 
 pub fn logout(st: &Station, caller: &Caller) -> Answer {
@@ -126,10 +123,11 @@ pub fn logout(st: &Station, caller: &Caller) -> Answer {
         .as_deref()
         .and_then(|id| st.auth.logout(id))
         .ok_or_else(no_session)?;
-    let mut r = json(StatusCode::OK, &serde_json::json!({"username": s.user}));
-    r.headers_mut()
-        .insert("set-cookie", set_cookie("", 0).parse().expect("static cookie"));
-    Ok(r)
+    Ok(with_cookie(
+        json(StatusCode::OK, &serde_json::json!({"username": s.user})),
+        "",
+        0,
+    ))
 }
 
 #[derive(serde::Deserialize)]
