@@ -1189,3 +1189,60 @@ fn catalogs_come_from_the_board_url_then_the_cache_then_the_shipped_copy() {
         "{v}"
     );
 }
+
+#[test]
+fn a_token_auth_registry_and_the_dockerhub_category_through_a_registry_catalog() {
+    let p = peers();
+    let t = Tcp::start(&[]);
+    t.login();
+    // the token registry: a private image needs the record's credentials (the token service checks them)
+    let (s, v, _) = t.download(&format!("{}/test", p.token), "1");
+    assert_eq!(s, 404, "anonymous: refused at once: {v}");
+    let (s, reg, body) = t.call(
+        "POST",
+        "/api/v1/registry/",
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &serde_json::json!({"name": "tokened", "url": format!("http://{}", p.token), "username": "testuser", "password": "testpass"})
+                .to_string(),
+        ],
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(reg["host"], p.token);
+    t.download_complete(&format!("{}/test", p.token), "1");
+    let (s, v, body) = t.call(
+        "GET",
+        &format!("/api/v1/image/dockerhub/docker/0/{}/test/tags", p.token),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(v["installed"], serde_json::json!(["1"]));
+    // category dockerhub: a term naming a registry searches its catalog
+    let (s, v, body) = t.call(
+        "GET",
+        &format!("/api/v1/image/?category=dockerhub&filter_text={}/mul", p.plain),
+        &[],
+    );
+    assert_eq!(s, 200, "{body}");
+    let names: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&format!("{}/multi", p.plain).as_str()), "{names:?}");
+    let hit = &v["results"][0];
+    assert_eq!(
+        (hit["repository"].as_str(), hit["type"].as_str()),
+        (Some("dockerhub"), Some("docker"))
+    );
+    assert!(hit["installed"].is_boolean() && hit["star_count"].is_number(), "{hit}");
+    let (s, v, _) = t.call("GET", "/api/v1/image/?category=dockerhub", &[]);
+    assert_eq!(
+        (s, v["error"]["code"].as_u64()),
+        (400, Some(400)),
+        "a search needs a term"
+    );
+}

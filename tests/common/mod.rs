@@ -321,7 +321,8 @@ pub fn sha256_file(p: &Path) -> String {
         .to_string()
 }
 
-/// One HTTP/1.1 request over a unix socket (hyper client on smol).
+/// One HTTP/1.1 request over a unix socket (hyper client on smol). Status 0: no answer (nobody listens, or the
+/// daemon went away mid-request).
 pub fn request_unix(
     sock: &Path,
     method: &str,
@@ -333,9 +334,11 @@ pub fn request_unix(
         let Ok(stream) = async_net::unix::UnixStream::connect(sock).await else {
             return (0, HashMap::new(), Vec::new());
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
-            .await
-            .unwrap();
+        let Ok((mut sender, conn)) =
+            hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream)).await
+        else {
+            return (0, HashMap::new(), Vec::new());
+        };
         let task = smol::spawn(async move {
             let _ = conn.await;
         });
@@ -346,10 +349,12 @@ pub fn request_unix(
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = sender
+        let Ok(resp) = sender
             .send_request(req.body(Full::new(Bytes::new())).unwrap())
             .await
-            .unwrap();
+        else {
+            return (0, HashMap::new(), Vec::new());
+        };
         let status = resp.status().as_u16();
         let hs = resp
             .headers()

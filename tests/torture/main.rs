@@ -1,6 +1,7 @@
 //! The torture suite: crash the daemon at random points of pulls (single- and multi-layer, multi-arch, zstd,
-//! the 505 MB image through a throttled link), deletes, tags, prunes, loads and pushes, with several clients at
-//! once; restart; let interrupted work resume; check everything a client was told.
+//! the 505 MB image through a throttled link), deletes, tags, prunes, loads, pushes and pauses of station API
+//! downloads, with several clients at once; restart; let interrupted work resume; check everything a client
+//! was told.
 //!
 //! Two kinds of crash, one test each:
 //! - **SIGKILL** (`sigkill_torture`): the process dies, the page cache survives;
@@ -14,7 +15,8 @@
 //! After every iteration: every download that was running completes; `depot fsck` finds nothing (every blob
 //! hashes to its name, every image whole, SQLite's integrity check, index.json in step with the database, no
 //! stray file or orphan ingest); every image a client was told is there (a finished pull's tag, a tag, a load)
-//! is listed with the id it was told; `tmp/` is empty.
+//! is listed with the id it was told; a download a client was told is paused is still paused (then resumed);
+//! `tmp/` is empty.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -44,6 +46,8 @@ impl Rng {
 
 /// What clients were told: canonical-ish ref (as the CLI names it) → image id.
 type Promised = Arc<Mutex<BTreeMap<String, String>>>;
+/// Downloads a client was told are paused (the station API): they must stay paused across any crash.
+type Paused = Arc<Mutex<std::collections::BTreeSet<u64>>>;
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -54,6 +58,8 @@ enum Op {
     Prune,
     Load,
     Push,
+    /// Start the big image's download through the station API, then pause it.
+    Pause,
 }
 
 const SMALL: [&str; 4] = ["test:1", "multi:1", "multiarch:1", "test:1-zstd"];
@@ -65,13 +71,36 @@ fn pick(r: &mut Rng) -> Op {
         4 => Op::Tag,
         5 => Op::Rm,
         6 => Op::Prune,
-        7 | 8 => Op::Load,
+        7 => Op::Load,
+        8 => Op::Pause,
         _ => Op::Push,
     }
 }
 
+/// What a client needs: where the daemon and the registries are, and where to record what it was told.
+#[derive(Clone)]
+struct Ctx {
+    sock: std::path::PathBuf,
+    plain: String,
+    /// The throttled link to the plain registry (the big image).
+    slow: String,
+    archive: std::path::PathBuf,
+    promised: Promised,
+    paused: Paused,
+    /// An image of its own (only the pause operation uses it) behind a link slow enough to pause it mid-way.
+    pausable: String,
+}
+
 /// Run one operation as a client would; record what the daemon confirmed before it died.
-fn run_op(op: Op, sock: &std::path::Path, plain: &str, slow: &str, archive: &std::path::Path, promised: &Promised) {
+fn run_op(op: Op, c: &Ctx) {
+    let (sock, plain, slow, archive, promised, paused) = (
+        &c.sock,
+        c.plain.as_str(),
+        c.slow.as_str(),
+        &c.archive,
+        &c.promised,
+        &c.paused,
+    );
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")
             .args(args)
@@ -132,6 +161,24 @@ fn run_op(op: Op, sock: &std::path::Path, plain: &str, slow: &str, archive: &std
                 }
             }
         }
+        Op::Pause => {
+            let call = |method: &str, path: &str| {
+                let (s, _, b) = request_unix(sock, method, path, &[], Duration::from_secs(60));
+                (s, serde_json::from_slice::<serde_json::Value>(&b).unwrap_or_default())
+            };
+            // its blobs are its own: removed, the download has all of them to fetch again
+            let _ = docker(&["rmi", &c.pausable]);
+            let (name, tag) = c.pausable.rsplit_once(':').unwrap();
+            let (s, v) = call("POST", &format!("/api/v1/image/dockerhub/docker/{name}/{tag}/download"));
+            let Some(id) = v["id"].as_u64().filter(|_| s == 200) else {
+                return;
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            if call("PUT", &format!("/api/v1/image/downloads/{id}/pause")).0 == 200 {
+                // told: paused, and it stays so until resumed
+                paused.lock().unwrap().insert(id);
+            }
+        }
         Op::Push => {
             let src = format!("{plain}/multi:1");
             let dst = format!("{plain}/torture-push/multi:1");
@@ -156,7 +203,24 @@ fn unfinished(d: &Depot) -> usize {
 }
 
 /// Stop, check offline, start again, check what clients were told.
-fn check(d: &mut Depot, promised: &Promised, seed: u64, iteration: u64) {
+/// Returns how many pauses it found held.
+fn check(d: &mut Depot, promised: &Promised, paused: &Paused, seed: u64, iteration: u64) -> usize {
+    // a pause a client was told of held across the crash; then the client resumes it
+    let held: Vec<u64> = std::mem::take(&mut *paused.lock().unwrap()).into_iter().collect();
+    for &id in &held {
+        let (_, v) = d.json("GET", "/api/v1/image/downloadstatus");
+        let st = v
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == id))
+            .map(|x| x["status"].clone());
+        assert_eq!(
+            st,
+            Some(serde_json::json!("paused")),
+            "seed {seed}, iteration {iteration}: download {id} was paused and is not: {v}"
+        );
+        let (s, _) = d.json("PUT", &format!("/api/v1/image/downloads/{id}/resume"));
+        assert_eq!(s, 200);
+    }
     wait_for(300, "interrupted downloads to complete", || unfinished(d) == 0);
     d.kill9();
     let out = std::process::Command::new(bin())
@@ -195,6 +259,7 @@ fn check(d: &mut Depot, promised: &Promised, seed: u64, iteration: u64) {
         std::fs::read_dir(d.root.join("tmp")).unwrap().next().is_none(),
         "seed {seed}: tmp/ not empty after a start"
     );
+    held.len()
 }
 
 /// How the daemon dies in a run.
@@ -260,12 +325,50 @@ fn torture(name: &str, power_cut: bool) {
         .status
         .success());
     let promised: Promised = Arc::default();
+    let paused: Paused = Arc::default();
+    // the pausable image: 48 MB of noise of its own, pushed to the plain registry and removed here
+    let noise = base.join("noise");
+    std::fs::create_dir(&noise).unwrap();
+    let mut bytes = vec![0u8; 48 << 20];
+    let mut r = Rng(seed ^ 0x5eed);
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&r.next().to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(noise.join("noise"), &bytes).unwrap();
+    let noise_tar = base.join("noise.tar");
+    assert!(std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&noise_tar)
+        .arg("-C")
+        .arg(&noise)
+        .arg("noise")
+        .status()
+        .unwrap()
+        .success());
+    let pushed = format!("{}/torture-pause/noise-{seed}:1", p.plain);
+    assert!(d
+        .docker(&["import", noise_tar.to_str().unwrap(), &pushed])
+        .status
+        .success());
+    let out = d.docker(&["push", &pushed]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(d.docker(&["rmi", &pushed]).status.success());
+    let pause_link = Proxy::start(&p.plain, 20 * 1000 * 1000);
     let id = stdout(&d.docker(&["image", "inspect", "--format", "{{.Id}}", &multi]))
         .trim()
         .to_string();
     promised.lock().unwrap().insert(multi, id);
+    let ctx = Ctx {
+        sock: d.sock.clone(),
+        plain: p.plain.clone(),
+        slow: slow.addr.clone(),
+        archive: archive.clone(),
+        promised: promised.clone(),
+        paused: paused.clone(),
+        pausable: format!("{}/torture-pause/noise-{seed}:1", pause_link.addr),
+    };
     let start = Instant::now();
-    let (mut i, mut crashes) = (0u64, 0u64);
+    let (mut i, mut crashes, mut held) = (0u64, 0u64, 0usize);
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     while iterations.map_or(start.elapsed() < budget, |n| i < n) {
         i += 1;
@@ -285,15 +388,8 @@ fn torture(name: &str, power_cut: bool) {
                 *counts
                     .entry(format!("{op:?}").split('(').next().unwrap().to_string())
                     .or_default() += 1;
-                let (op, sock, plain, slow, archive, promised) = (
-                    *op,
-                    d.sock.clone(),
-                    p.plain.clone(),
-                    slow.addr.clone(),
-                    archive.clone(),
-                    promised.clone(),
-                );
-                std::thread::spawn(move || run_op(op, &sock, &plain, &slow, &archive, &promised))
+                let (op, ctx) = (*op, ctx.clone());
+                std::thread::spawn(move || run_op(op, &ctx))
             })
             .collect();
         std::thread::sleep(delay);
@@ -313,7 +409,7 @@ fn torture(name: &str, power_cut: bool) {
             fs.remount();
         }
         d.restart();
-        check(&mut d, &promised, seed, i);
+        held += check(&mut d, &promised, &paused, seed, i);
     }
     // The big image is pulled once in a run (nothing removes it): whatever the crashes, what crossed the link
     // is close to its size, for every resume starts from the bytes on disk.
@@ -339,7 +435,7 @@ fn torture(name: &str, power_cut: bool) {
         Crash::Sigkill => String::new(),
     };
     eprintln!(
-        "{name}: seed {seed}: {i} iterations, {crashes} {}, operations {counts:?}, {} images confirmed at the end, big image transferred {}{durable}, {:.0} s",
+        "{name}: seed {seed}: {i} iterations, {crashes} {}, operations {counts:?}, {held} pauses held across a crash, {} images confirmed at the end, big image transferred {}{durable}, {:.0} s",
         if power_cut { "power cuts" } else { "SIGKILLs" },
         promised.lock().unwrap().len(),
         served.map(|r| format!("{r:.3}x its size")).unwrap_or_else(|| "not pulled".into()),
