@@ -349,10 +349,7 @@ pub fn request_unix(
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let Ok(resp) = sender
-            .send_request(req.body(Full::new(Bytes::new())).unwrap())
-            .await
-        else {
+        let Ok(resp) = sender.send_request(req.body(Full::new(Bytes::new())).unwrap()).await else {
             return (0, HashMap::new(), Vec::new());
         };
         let status = resp.status().as_u16();
