@@ -299,7 +299,7 @@ fn torture(name: &str, power_cut: bool) {
             | 1
     });
     let iterations = env_u64("DEPOT_TORTURE_ITERATIONS");
-    let budget = Duration::from_secs(env_u64("DEPOT_TORTURE_SECONDS").unwrap_or(60));
+    let budget = Duration::from_secs(env_u64("DEPOT_TORTURE_SECONDS").unwrap_or(45));
     eprintln!("{name}: seed {seed} (DEPOT_TORTURE_SEED={seed} replays the schedule)");
     let mut rng = Rng(seed);
     // the big image through a link of ~100 MB/s, so crashes land in the middle of it
