@@ -1011,8 +1011,17 @@ fn background_tasks_download_export_push_and_remove_with_progress() {
     let list = Command::new("tar").arg("-tf").arg(&out).output().unwrap();
     assert!(stdout(&list).lines().any(|l| l == "manifest.json"), "{}", stdout(&list));
     assert!(!out.with_extension("tar.tmp").exists());
-    // not outside it
-    for path in ["/etc/evil.tar", "/tmp/../etc/x.tar"] {
+    // not outside it, not even through a symlink planted inside it
+    std::os::unix::fs::symlink("/etc", t.d.root.join("exports/etc")).unwrap();
+    std::os::unix::fs::symlink("/etc/evil.tar", t.d.root.join("exports/link.tar")).unwrap();
+    let through = t.d.root.join("exports/etc/evil.tar");
+    let onto = t.d.root.join("exports/link.tar");
+    for path in [
+        "/etc/evil.tar",
+        "/tmp/../etc/x.tar",
+        through.to_str().unwrap(),
+        onto.to_str().unwrap(),
+    ] {
         let (s, v, _) = post(
             "image_export",
             serde_json::json!({"image": "x", "tag": "1", "path": path}),

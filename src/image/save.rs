@@ -123,7 +123,13 @@ impl ImageService {
             source,
         };
         let tmp = path.with_extension("tar.tmp");
-        let file = std::fs::File::create(&tmp).map_err(io)?;
+        // a leftover (or a planted symlink) goes; the new file is ours alone (O_EXCL never follows a link)
+        let _ = std::fs::remove_file(&tmp);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
         struct Counted<'a, W> {
             inner: W,
             done: u64,

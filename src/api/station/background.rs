@@ -375,11 +375,15 @@ fn export_path(st: &Station, path: Option<&str>) -> Result<std::path::PathBuf, S
     let path = path.ok_or_else(|| StationError::bad_request("image_export needs a path"))?;
     let p = std::path::Path::new(path);
     let allowed = &st.export_dirs;
+    // judged on the real directories: a symlink inside an export directory must not lead the write out of it
+    let real = |d: &std::path::Path| std::fs::canonicalize(d).ok();
+    let parent = p.parent().and_then(real);
     let inside = p.is_absolute()
         && !p.components().any(|c| matches!(c, std::path::Component::ParentDir))
-        && allowed
-            .iter()
-            .any(|d| p.parent().is_some_and(|parent| parent.starts_with(d)));
+        && parent
+            .as_ref()
+            .is_some_and(|parent| allowed.iter().filter_map(|d| real(d)).any(|d| parent.starts_with(d)))
+        && !std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
     if !inside {
         return Err(StationError::new(
             StatusCode::FORBIDDEN,
