@@ -218,9 +218,8 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
             if let Ok(sig) = signals.wait() {
                 log::info!("{sig}: stopping (downloads resume at the next start)");
                 on_signal.remove_file();
-                if let Err(e) = images.checkpoint() {
-                    log::warn!("checkpointing the database: {e}");
-                }
+                // index.json in step, the WAL folded in, and nothing written after: held until the exit
+                let _held = images.final_sync();
                 std::process::exit(0);
             }
         })

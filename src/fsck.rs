@@ -52,6 +52,8 @@ pub struct Report {
     pub removed_blobs: u64,
     pub removed_images: Vec<(Digest, Vec<String>)>,
     pub removed_files: u64,
+    /// Run with `--repair`.
+    pub repair: bool,
 }
 
 impl Report {
@@ -117,6 +119,7 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     let (mut db, problems) = open_db(&db_path);
     let mut r = Report {
         db: problems,
+        repair,
         ..Report::default()
     };
     if repair && !r.db.is_empty() {
@@ -250,7 +253,7 @@ pub fn render(r: &Report) -> String {
         r.bytes,
         if r.clean() {
             "no problems"
-        } else if mended || (r.layout_stale && r.repaired()) {
+        } else if r.repair && (mended || (r.layout_stale && r.repaired())) {
             "repaired"
         } else {
             "problems found (depot fsck --repair removes what cannot be trusted)"

@@ -972,6 +972,29 @@ impl ImageService {
     /// is the truth, and every start rewrites the file.
     pub fn sync_layout(&self) {
         let _one = self.layout_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_layout();
+    }
+
+    /// A tidy stop's last act: `index.json` in step with the database and the WAL folded in, then every later
+    /// write held off while the returned guards live (the process exits holding them). A change that lands
+    /// while the layout is written makes it go round again, so the two agree when this returns.
+    pub fn final_sync(&self) -> (std::sync::MutexGuard<'_, ()>, crate::store::db::Frozen<'_>) {
+        let layout = self.layout_lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let before = self.db.changes();
+            self.write_layout();
+            let frozen = self.db.freeze();
+            if frozen.changes() == before {
+                if let Err(e) = frozen.checkpoint() {
+                    log::warn!("checkpointing the database: {e}");
+                }
+                return (layout, frozen);
+            }
+        }
+    }
+
+    /// Rewrite `index.json` from the database (the caller holds `layout_lock`).
+    fn write_layout(&self) {
         let r = self.db.layout_entries().map_err(ImageError::from).and_then(|rows| {
             let text = crate::store::layout::render(&rows, |d| self.store.size(d));
             crate::store::layout::write_index(self.store.root(), &text).map_err(|source| ImageError::Io {

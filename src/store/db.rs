@@ -872,10 +872,17 @@ impl Db {
     /// `-shm`, so the database is one self-contained file (the next open switches WAL on again). A write that
     /// still comes after this is durable all the same, through a rollback journal.
     pub fn checkpoint(&self) -> Result<()> {
-        let conn = self.conn();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        conn.pragma_update(None, "journal_mode", "DELETE")?;
-        Ok(())
+        checkpoint(&self.conn())
+    }
+
+    /// Changes made through this connection since it opened (every write of the daemon goes through it).
+    pub fn changes(&self) -> u64 {
+        self.conn().total_changes()
+    }
+
+    /// Hold the connection: nothing writes while the returned guard lives (a stopping daemon's last act).
+    pub fn freeze(&self) -> Frozen<'_> {
+        Frozen(self.conn())
     }
 
     /// SQLite's own check of the database file: empty when it is sound.
@@ -1308,6 +1315,26 @@ impl Db {
             Ok((digest_col(d, "download_blobs.digest")?, s as u64, done as u64))
         })
         .collect()
+    }
+}
+
+/// The WAL folded into the database file and the journal mode back to DELETE: the file alone is the database.
+fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    Ok(())
+}
+
+/// See [`Db::freeze`].
+pub struct Frozen<'a>(MutexGuard<'a, Connection>);
+
+impl Frozen<'_> {
+    pub fn changes(&self) -> u64 {
+        self.0.total_changes()
+    }
+
+    pub fn checkpoint(&self) -> Result<()> {
+        checkpoint(&self.0)
     }
 }
 

@@ -222,7 +222,9 @@ fn check(d: &mut Depot, promised: &Promised, paused: &Paused, seed: u64, iterati
         assert_eq!(s, 200);
     }
     wait_for(300, "interrupted downloads to complete", || unfinished(d) == 0);
-    d.kill9();
+    // the tidy stop (it leaves index.json in step and the WAL folded in), then the offline check
+    let st = d.sigterm();
+    assert!(st.success(), "seed {seed}, iteration {iteration}: SIGTERM: {st}");
     let out = std::process::Command::new(bin())
         .args(["fsck", "--data-root"])
         .arg(&d.root)
