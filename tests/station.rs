@@ -257,12 +257,21 @@ fn failed_logins_are_slowed_per_user_and_per_peer() {
     }
     let checked = codes.iter().filter(|&&c| c == 401).count();
     let throttled = codes.iter().filter(|&&c| c == 429).count();
-    eprintln!(
-        "30 guesses in {:.1} s: {checked} passwords checked, {throttled} refused unchecked",
-        start.elapsed().as_secs_f64()
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("30 guesses in {secs:.1} s: {checked} passwords checked, {throttled} refused unchecked");
+    // 3 free, then one check per delay of 1, 2, 4 … s: in `secs`, at most 3 + 1 + log2(secs + 1) checks
+    let most = 4 + (secs + 1.0).log2().floor() as usize;
+    assert!(
+        checked <= most,
+        "{checked} checks in {secs:.1} s (at most {most}): {codes:?}"
     );
-    assert!(checked <= 5, "{codes:?}");
     assert_eq!(checked + throttled, 30);
+    // wait for the next checked failure: the delay then runs from now, and is at least 2 s
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while attempt("admin", "one-more-guess").0 != 401 {
+        assert!(Instant::now() < deadline, "the delay never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // the right password inside the delay is refused too: a guesser learns nothing faster
     let (s, v) = attempt("admin", &pw);
     assert_eq!(s, 429, "{v}");
