@@ -170,9 +170,10 @@ fn reconcile(db: &Db, store: &BlobStore, cfg: &Config, fresh: bool) -> Result<()
 /// Threads for the handlers' blocking work: SQLite has one connection, so more would only queue on it.
 const POOL_THREADS: usize = 4;
 
-/// Bind the listeners and serve until SIGTERM or SIGINT (then: socket removed, WAL checkpointed) or SIGKILL.
-pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
-    // Before any thread exists, so that every thread inherits the mask and only the waiter below sees them.
+/// Block SIGTERM and SIGINT in the calling thread. Call it first, before [`open`]: every thread inherits the
+/// mask (recovery starts pull threads), so that only [`serve`]'s waiter sees the signals and a stop is always
+/// the tidy one; a signal that comes during recovery waits for it.
+pub fn block_stop_signals() -> Result<nix::sys::signal::SigSet, DaemonError> {
     let mut signals = nix::sys::signal::SigSet::empty();
     signals.add(nix::sys::signal::Signal::SIGTERM);
     signals.add(nix::sys::signal::Signal::SIGINT);
@@ -180,6 +181,12 @@ pub fn serve(cfg: &Config, d: Daemon) -> Result<(), DaemonError> {
         context: "blocking signals".into(),
         source: e.into(),
     })?;
+    Ok(signals)
+}
+
+/// Bind the listeners and serve until SIGTERM or SIGINT (then: socket removed, `index.json` and the WAL
+/// written last) or SIGKILL. `signals` comes from [`block_stop_signals`].
+pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Result<(), DaemonError> {
     crate::pool::init(POOL_THREADS);
     let sock = cfg.socket_path();
     let unix =

@@ -628,7 +628,9 @@ fn serve(s: Serve) -> Result<(), String> {
     let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
     // Relative paths are resolved once, here: everything after sees (and logs) absolute ones.
     cfg.make_absolute(&cwd);
+    // before any thread starts (recovery resumes downloads on threads of their own)
+    let signals = depot::daemon::block_stop_signals().map_err(|x| x.to_string())?;
     depot::logger::init(&cfg.log_level, cfg.log_file.as_deref());
     let d = depot::daemon::open(&cfg).map_err(|x| x.to_string())?;
-    depot::daemon::serve(&cfg, d).map_err(|x| x.to_string())
+    depot::daemon::serve(&cfg, d, signals).map_err(|x| x.to_string())
 }

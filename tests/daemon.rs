@@ -601,3 +601,55 @@ fn a_tidy_stop_leaves_index_json_in_step_even_with_tags_landing() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Found by the power-cut torture in `tests/run` (seed 1795952568023115019: "SIGTERM: signal: 15"): the threads
+/// that recovery starts for resumed downloads did not block SIGTERM, so a stop while one ran killed the process
+/// instead of stopping it tidily. The signals are blocked before anything else now.
+#[test]
+fn sigterm_while_a_resumed_download_runs_is_the_tidy_stop() {
+    let p = peers();
+    let slow = common::net::Proxy::start(&p.plain, 20 * 1000 * 1000);
+    let mut d = Depot::start(&[]);
+    let q = format!("fromImage={}%2Fbig&tag=1", slow.addr.replace(':', "%3A"));
+    let sock = d.sock.clone();
+    let pull = std::thread::spawn(move || {
+        request_unix(
+            &sock,
+            "POST",
+            &format!("/v1.47/images/create?{q}"),
+            &[],
+            Duration::from_secs(60),
+        )
+    });
+    wait_for(30, "the pull to write", || {
+        std::fs::read_dir(d.root.join("ingest")).is_ok_and(|rd| rd.count() > 0)
+    });
+    d.kill9();
+    let _ = pull.join();
+    d.restart();
+    assert!(d.log_text().contains("resuming download"), "{}", d.log_text());
+    // every thread but the waiter blocks SIGTERM (bit 15 of SigBlk), the resumed download's too
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).unwrap();
+    for t in tasks {
+        let t = t.unwrap().path();
+        let name = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(t.join("status")).unwrap_or_default();
+        let Some(mask) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        else {
+            continue; // the thread ended meanwhile
+        };
+        if name.trim() != "signals" {
+            assert!(
+                mask & (1 << 14) != 0,
+                "thread {} does not block SIGTERM ({mask:x})",
+                name.trim()
+            );
+        }
+    }
+    let st = d.sigterm();
+    assert!(st.success(), "a SIGTERM while a resumed download runs: {st}");
+    assert!(!d.sock.exists(), "the tidy stop removed the socket");
+}
