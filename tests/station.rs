@@ -64,18 +64,22 @@ impl Tcp {
         id
     }
 
-    fn login(&self) {
-        let pw = self.password();
-        let (s, v, _) = self.call(
+    /// The 2015 form login.
+    fn login_form(&self, user: &str, password: &str) -> (u16, Value, String) {
+        self.call(
             "POST",
             "/api/v1/login",
             &[
                 "--data-urlencode",
-                "username=admin",
+                &format!("username={user}"),
                 "--data-urlencode",
-                &format!("password={pw}"),
+                &format!("password={password}"),
             ],
-        );
+        )
+    }
+
+    fn login(&self) {
+        let (s, v, _) = self.login_form("admin", &self.password());
         assert_eq!(s, 200, "{v}");
     }
 
@@ -195,16 +199,7 @@ fn login_by_form_and_json_sets_a_strict_cookie_refresh_and_logout_end_it() {
         assert!(cookie.contains(attr), "{cookie}");
     }
     // the 2015 form body; what login answers
-    let (s, v, _) = t.call(
-        "POST",
-        "/api/v1/login",
-        &[
-            "--data-urlencode",
-            "username=admin",
-            "--data-urlencode",
-            &format!("password={pw}"),
-        ],
-    );
+    let (s, v, _) = t.login_form("admin", &pw);
     assert_eq!(s, 200);
     assert_eq!(v["username"], "admin");
     assert_eq!(v["isAdmin"], true);
@@ -237,16 +232,7 @@ fn failed_logins_are_slowed_per_user_and_per_peer() {
     let t = Tcp::start(&[]);
     let pw = t.password();
     let attempt = |user: &str, password: &str| {
-        let (s, v, _) = t.call(
-            "POST",
-            "/api/v1/login",
-            &[
-                "--data-urlencode",
-                &format!("username={user}"),
-                "--data-urlencode",
-                &format!("password={password}"),
-            ],
-        );
+        let (s, v, _) = t.login_form(user, password);
         (s, v)
     };
     // a brute force of 30 guesses as fast as it can: after 3 free failures, each must wait a doubling delay
