@@ -70,33 +70,12 @@ struct State {
     outcome: Option<PullResult>,
     /// Per layer: when progress was last logged and at what byte count.
     logged: HashMap<String, (Instant, u64)>,
-    /// Per layer: bytes on disk now.
-    current: HashMap<String, u64>,
-    /// (when, bytes on disk over all layers), one every [`RATE_SAMPLE`] at most, the last [`RATE_WINDOW`] kept.
-    samples: std::collections::VecDeque<(Instant, u64)>,
+    meter: Meter,
     stop: Option<Stop>,
 }
 
-const RATE_SAMPLE: Duration = Duration::from_millis(250);
-const RATE_WINDOW: Duration = Duration::from_secs(5);
-
-/// Why a user stopped a download.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// Keep the bytes and the download; it continues when resumed (also across restarts).
-    Pause,
-    /// End it as failed.
-    Cancel,
-}
-
-/// A running download's byte count and rate, live.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Live {
-    /// Per layer bytes on disk, summed.
-    pub done: u64,
-    /// Bytes per second over the last few seconds.
-    pub rate: u64,
-}
+use crate::transfer::progress::Meter;
+pub use crate::transfer::progress::{Live, Stop};
 
 pub struct PullJob {
     pub key: String,
@@ -144,22 +123,7 @@ impl PullJob {
     pub fn progress(&self, id: &str, current: u64, total: u64) {
         let mut st = self.state();
         let now = Instant::now();
-        st.current.insert(id.to_string(), current);
-        if st
-            .samples
-            .back()
-            .is_none_or(|(t, _)| now.duration_since(*t) >= RATE_SAMPLE)
-        {
-            let done = st.current.values().sum();
-            st.samples.push_back((now, done));
-            while st
-                .samples
-                .front()
-                .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
-            {
-                st.samples.pop_front();
-            }
-        }
+        st.meter.set(id, current);
         let step = (total / 100).max(1);
         let log_it = match st.logged.get(id) {
             None => true,
@@ -180,15 +144,7 @@ impl PullJob {
 
     /// Bytes on disk and the rate over the last seconds (0 when nothing moved lately).
     pub fn live(&self) -> Live {
-        let st = self.state();
-        let done = st.current.values().sum();
-        let rate = match (st.samples.front(), st.samples.back()) {
-            (Some((t0, b0)), Some((t1, b1))) if t1 > t0 && Instant::now().duration_since(*t1) < RATE_WINDOW => {
-                ((b1 - b0) as f64 / t1.duration_since(*t0).as_secs_f64()) as u64
-            }
-            _ => 0,
-        };
-        Live { done, rate }
+        self.state().meter.live()
     }
 
     /// Ask the job to stop; the first reason given wins.

@@ -2,6 +2,7 @@
 //! glibc's NSS), TLS with the system roots plus `certs.d`, proxies from the environment, connect and stall
 //! timeouts, and the one retry policy.
 
+pub mod http;
 pub mod resolve;
 pub mod retry;
 

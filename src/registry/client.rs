@@ -49,7 +49,7 @@ impl Default for RegistryOptions {
 /// A registry client shared by all pulls: per-host connection pools, schemes, challenges and tokens.
 pub struct Registry {
     opts: RegistryOptions,
-    net: Net,
+    net: Arc<Net>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     /// Registries allowed plain HTTP at run time (a station registry record's insecure flag).
     insecure_extra: Mutex<std::collections::HashSet<String>>,
@@ -94,11 +94,16 @@ pub struct BlobStream {
 impl Registry {
     pub fn new(opts: RegistryOptions) -> Registry {
         Registry {
-            net: Net::new(opts.net.clone()),
+            net: Arc::new(Net::new(opts.net.clone())),
             opts,
             hosts: Mutex::new(HashMap::new()),
             insecure_extra: Mutex::default(),
         }
+    }
+
+    /// The agent builder every outgoing request of the daemon shares (the LXC sources use it too).
+    pub fn net(&self) -> Arc<Net> {
+        self.net.clone()
     }
 
     pub fn options(&self) -> &RegistryOptions {
@@ -169,33 +174,15 @@ impl Registry {
         Ok(v["results"].as_array().cloned().unwrap_or_default())
     }
 
-    /// A plain HTTP(S) GET of `url` into `out` (an import's source): redirects followed (at most 5), the stall
-    /// timeout applied. The number of bytes.
+    /// A plain HTTP(S) GET of `url` into `out` (an import's source): redirects followed, the stall timeout
+    /// applied. The number of bytes.
     pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> Result<u64, RegistryError> {
-        let mut url = url.to_string();
-        for _ in 0..=MAX_REDIRECTS {
-            let host = authority(&url).to_string();
-            let r = self
-                .net
-                .agent_for(&host)
-                .get(&url)
-                .call()
-                .map_err(|e| transport(&url, e))?;
-            if r.status().is_redirection() {
-                match header(&r, "location") {
-                    Some(loc) => {
-                        url = resolve_location(&url, loc);
-                        continue;
-                    }
-                    None => return Err(error_from(r.status(), r, &url)),
-                }
-            }
-            if !r.status().is_success() {
-                return Err(error_from(r.status(), r, &url));
-            }
-            return std::io::copy(&mut r.into_body().into_reader(), out).map_err(|e| transport(&url, e));
-        }
-        Err(RegistryError::Redirects { url })
+        crate::net::http::Web::new(self.net.clone())
+            .download(url, out)
+            .map_err(|e| RegistryError::Transport {
+                url: url.to_string(),
+                msg: e.to_string(),
+            })
     }
 
     /// The mirrors of `domain`, in the order they are tried.
@@ -247,29 +234,7 @@ pub(super) fn transport(url: &str, e: impl std::fmt::Display) -> RegistryError {
     }
 }
 
-fn authority(url: &str) -> &str {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split(['/', '?', '#']).next().unwrap_or("")
-}
-
-pub(super) fn resolve_location(base_url: &str, loc: &str) -> String {
-    if loc.contains("://") {
-        return loc.to_string();
-    }
-    let scheme_end = base_url.find("://").map(|i| i + 3).unwrap_or(0);
-    let origin_end = base_url[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base_url.len());
-    if let Some(rest) = loc.strip_prefix("//") {
-        return format!("{}{}", &base_url[..scheme_end], rest);
-    }
-    if loc.starts_with('/') {
-        return format!("{}{}", &base_url[..origin_end], loc);
-    }
-    let dir_end = base_url.rfind('/').filter(|&i| i >= origin_end).unwrap_or(origin_end);
-    format!("{}/{}", &base_url[..dir_end], loc)
-}
+pub(super) use crate::net::http::{authority, resolve_location};
 
 pub(super) fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())

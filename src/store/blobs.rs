@@ -152,27 +152,35 @@ impl BlobStore {
     /// Open the ingest for `expected`, keeping any bytes a previous attempt left. `on_existing` sees those bytes
     /// in order, so that callers can rebuild state derived from them (a decompressor, a diff_id hash).
     pub fn ingest(&self, expected: &Digest) -> Result<Ingest, BlobError> {
-        let hex = expected.sha256_hex()?;
+        self.ingest_keyed(expected, Some(expected))
+    }
+
+    /// Open the ingest named by `key`, a digest stable for what is fetched: the content's own digest when it is
+    /// known, else one derived from where it comes from (a URL file published without a checksum). With
+    /// `expected` unknown, [`Ingest::commit`] publishes the bytes under the digest they hash to.
+    pub fn ingest_keyed(&self, key: &Digest, expected: Option<&Digest>) -> Result<Ingest, BlobError> {
+        let hex = key.sha256_hex()?;
         let dir = self.ingest.join(hex);
         let path = dir.join("data");
         let fresh = !path.exists();
-        fsutil::create_dir_durable(&dir).map_err(io_err(expected))?;
+        fsutil::create_dir_durable(&dir).map_err(io_err(key))?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path);
-        let file = file.map_err(io_err(expected))?;
+        let file = file.map_err(io_err(key))?;
         if fresh {
             // the name is durable before any byte is written: what a sync keeps, a power cut cannot orphan
-            fsutil::fsync_dir(&dir).map_err(io_err(expected))?;
+            fsutil::fsync_dir(&dir).map_err(io_err(key))?;
         }
         Ok(Ingest {
             store: self.clone(),
             dir,
             file,
-            expected: expected.clone(),
+            key: key.clone(),
+            expected: expected.cloned(),
             hasher: Hasher::default(),
             unsynced: 0,
         })
@@ -360,7 +368,10 @@ pub struct Ingest {
     store: BlobStore,
     dir: PathBuf,
     file: File,
-    expected: Digest,
+    /// Names the ingest directory (and errors).
+    key: Digest,
+    /// What the bytes must hash to, when known before they are fetched.
+    expected: Option<Digest>,
     hasher: Hasher,
     /// Bytes written since the last fsync: what a power cut can take.
     unsynced: u64,
@@ -374,7 +385,7 @@ impl Ingest {
     /// Hash the bytes a previous attempt left and position at their end; returns the resume offset.
     /// `max` bounds what is kept: a longer leftover cannot be this blob and is discarded.
     pub fn resume(&mut self, max: u64, mut on_existing: impl FnMut(&[u8]) -> io::Result<()>) -> Result<u64, BlobError> {
-        let e = self.expected.clone();
+        let e = self.key.clone();
         self.hasher = Hasher::default();
         let len = self.file.metadata().map_err(io_err(&e))?.len();
         if len > max {
@@ -399,7 +410,7 @@ impl Ingest {
 
     /// Drop whatever is in the ingest and start at zero.
     pub fn reset(&mut self) -> Result<(), BlobError> {
-        let e = self.expected.clone();
+        let e = self.key.clone();
         self.file.set_len(0).map_err(io_err(&e))?;
         self.file.seek(SeekFrom::Start(0)).map_err(io_err(&e))?;
         self.hasher = Hasher::default();
@@ -411,7 +422,7 @@ impl Ingest {
     }
 
     pub fn write_all(&mut self, buf: &[u8]) -> Result<(), BlobError> {
-        self.file.write_all(buf).map_err(io_err(&self.expected))?;
+        self.file.write_all(buf).map_err(io_err(&self.key))?;
         self.hasher.update(buf);
         self.unsynced += buf.len() as u64;
         if self.unsynced >= INGEST_SYNC_BYTES {
@@ -422,72 +433,60 @@ impl Ingest {
 
     /// fsync what was written so far (a restart resumes from it).
     pub fn sync(&mut self) -> Result<(), BlobError> {
-        self.file.sync_data().map_err(io_err(&self.expected))?;
+        self.file.sync_data().map_err(io_err(&self.key))?;
         self.unsynced = 0;
         Ok(())
     }
 
-    /// Check size and digest of what was written, without publishing. A mismatch discards the ingest.
-    pub fn verify(&mut self, size: u64) -> Result<(), BlobError> {
-        let (got, len) = (self.hasher.peek(), self.hasher.len());
-        let err = if len != size {
-            BlobError::Size {
-                expected: self.expected.clone(),
+    /// The first thing wrong with what was written, given its size, digest and length.
+    fn check(&self, got: &Digest, len: u64, size: Option<u64>) -> Option<BlobError> {
+        match (size, &self.expected) {
+            (Some(want), _) if len != want => Some(BlobError::Size {
+                expected: self.expected.clone().unwrap_or_else(|| self.key.clone()),
                 got: len,
-                want: size,
-            }
-        } else if got != self.expected {
-            BlobError::Mismatch {
-                expected: self.expected.clone(),
-                got,
-            }
-        } else {
-            return Ok(());
-        };
-        self.reset()?;
-        Err(err)
+                want,
+            }),
+            (_, Some(expected)) if got != expected => Some(BlobError::Mismatch {
+                expected: expected.clone(),
+                got: got.clone(),
+            }),
+            _ => None,
+        }
     }
 
-    /// Verify size (when known) and digest, then publish under `blobs/`. A mismatch discards the ingest, so bad
-    /// bytes are never resumed from. An already existing blob is success.
-    pub fn commit(self, size: Option<u64>) -> Result<(), BlobError> {
-        let Ingest {
-            store,
-            dir,
-            file,
-            expected,
-            hasher,
-            unsynced: _,
-        } = self;
-        let e = expected.clone();
-        let (got, len) = hasher.finish();
-        let discard = |err: BlobError| {
-            let _ = fs::remove_dir_all(&dir);
-            Err(err)
-        };
-        if let Some(want) = size {
-            if len != want {
-                return discard(BlobError::Size {
-                    expected,
-                    got: len,
-                    want,
-                });
+    /// Check size and digest of what was written, without publishing. A mismatch discards the ingest.
+    pub fn verify(&mut self, size: u64) -> Result<(), BlobError> {
+        match self.check(&self.hasher.peek(), self.hasher.len(), Some(size)) {
+            None => Ok(()),
+            Some(err) => {
+                self.reset()?;
+                Err(err)
             }
         }
-        if got != expected {
-            return discard(BlobError::Mismatch { expected, got });
+    }
+
+    /// Verify size (when known) and digest (when expected), then publish under `blobs/`; returns the digest it
+    /// is published as. A mismatch discards the ingest, so bad bytes are never resumed from. An already
+    /// existing blob is success.
+    pub fn commit(self, size: Option<u64>) -> Result<Digest, BlobError> {
+        let e = self.key.clone();
+        let (got, len) = (self.hasher.peek(), self.hasher.len());
+        if let Some(err) = self.check(&got, len, size) {
+            let _ = fs::remove_dir_all(&self.dir);
+            return Err(err);
         }
+        let Ingest { store, dir, file, .. } = self;
         file.sync_all().map_err(io_err(&e))?;
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .map_err(io_err(&e))?;
         drop(file);
-        let target = store.path(&expected)?;
+        let target = store.path(&got)?;
         if !target.exists() {
             fs::rename(dir.join("data"), &target).map_err(io_err(&e))?;
             fsutil::fsync_dir(&store.blobs).map_err(io_err(&e))?;
         }
         let _ = fs::remove_dir_all(&dir);
-        Ok(())
+        Ok(got)
     }
 }
 

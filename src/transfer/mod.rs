@@ -1,14 +1,18 @@
-//! Downloads: the one place that moves bytes from the network into the store.
+//! Downloads: the one place that moves bytes from the network into the store, for every source.
 //!
-//! A layer download is network → (sha256 of the blob, file in `ingest/`, decompressor → sha256 of the tar) on a
-//! blocking thread. It resumes from whatever bytes an earlier attempt or an earlier daemon left in the ingest,
-//! retries resets and truncations with `Range` requests, refuses bodies longer than the descriptor says, and
-//! commits only after both the blob digest and the diff_id check out.
+//! A download is network → (sha256, file in `ingest/`, an optional stream check) on a blocking thread, from a
+//! [`Source`]: a registry blob, or a plain HTTP(S) file such as an LXC rootfs. It resumes from whatever bytes an
+//! earlier attempt or an earlier daemon left in the ingest, retries resets and truncations with `Range`
+//! requests under the one retry budget, refuses bodies longer than the expected size, and commits only after
+//! the digest (when published), the size and the check agree. A registry layer's check is its diff_id: the
+//! decompressed stream hashed as it arrives.
 
 pub mod diff;
+pub mod progress;
 pub mod throttle;
 
 use crate::digest::Digest;
+use crate::net::http::{HttpError, Web};
 use crate::net::{Retry, RetryPolicy};
 use crate::registry::manifest::{Descriptor, ManifestError};
 use crate::registry::{RegistryError, Repo};
@@ -30,16 +34,18 @@ pub enum TransferError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
     Blob(#[from] BlobError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("layer {digest}: the registry sent more than the {size} bytes the manifest declares")]
-    TooLong { digest: Digest, size: u64 },
-    #[error("layer {digest}: download incomplete after {attempts} attempts ({got} of {size} bytes): {last}")]
+    #[error("{what}: the server sent more than the {size} bytes expected")]
+    TooLong { what: String, size: u64 },
+    #[error("{what}: download incomplete after {attempts} attempts ({got} of {size} bytes): {last}")]
     Incomplete {
-        digest: Digest,
+        what: String,
         attempts: u32,
         got: u64,
         size: u64,
@@ -55,6 +61,142 @@ pub enum TransferError {
     DiffId { digest: Digest, got: Digest, want: Digest },
     #[error("cancelled")]
     Cancelled,
+}
+
+impl TransferError {
+    /// Whether another attempt of the same request can help (see each client's errors).
+    fn retry(&self) -> Retry {
+        match self {
+            TransferError::Registry(e) => e.retry(),
+            TransferError::Http(e) => e.retry(),
+            _ => Retry::Never,
+        }
+    }
+}
+
+/// A body being read from a source; `offset` is where it starts in the content (0 when a server ignored our
+/// `Range`).
+pub struct Stream {
+    pub reader: Box<dyn Read + Send>,
+    pub offset: u64,
+}
+
+/// Where a download's bytes come from.
+pub trait Source {
+    /// Open the content at `offset`.
+    fn open(&self, offset: u64) -> Result<Stream, TransferError>;
+}
+
+/// A blob of a registry repository.
+pub struct RegistryBlob<'a> {
+    pub repo: &'a Repo,
+    pub digest: &'a Digest,
+}
+
+impl Source for RegistryBlob<'_> {
+    fn open(&self, offset: u64) -> Result<Stream, TransferError> {
+        let b = self.repo.blob(self.digest, offset)?;
+        Ok(Stream {
+            reader: b.reader,
+            offset: b.offset,
+        })
+    }
+}
+
+/// A plain HTTP(S) file.
+pub struct UrlFile<'a> {
+    pub web: &'a Web,
+    pub url: &'a str,
+}
+
+impl Source for UrlFile<'_> {
+    fn open(&self, offset: u64) -> Result<Stream, TransferError> {
+        let s = self.web.get(self.url, offset)?;
+        Ok(Stream {
+            reader: s.reader,
+            offset: s.offset,
+        })
+    }
+}
+
+/// A check of the content as it streams in, beside its sha256 (a layer's diff_id). It sees every byte in
+/// order, also those an earlier attempt left in the ingest.
+pub trait Check {
+    fn update(&mut self, buf: &[u8]) -> Result<(), TransferError>;
+    /// Forget every byte seen: the download starts over at zero.
+    fn reset(&mut self) -> Result<(), TransferError>;
+    /// All bytes are in and their size and digest are right: the last word before the commit. An error
+    /// discards the ingest.
+    fn finish(&mut self) -> Result<(), TransferError>;
+}
+
+/// No check but size and digest.
+pub struct NoCheck;
+
+impl Check for NoCheck {
+    fn update(&mut self, _: &[u8]) -> Result<(), TransferError> {
+        Ok(())
+    }
+    fn reset(&mut self) -> Result<(), TransferError> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), TransferError> {
+        Ok(())
+    }
+}
+
+/// A layer's diff_id, computed while it streams; after `finish`, its uncompressed digest and size.
+struct DiffCheck<'a> {
+    desc: &'a Descriptor,
+    want: &'a Digest,
+    zstd_window_log_max: u32,
+    hasher: Option<DiffHasher>,
+    result: Option<(Digest, u64)>,
+}
+
+impl DiffCheck<'_> {
+    fn corrupt(&self, what: &'static str, e: io::Error) -> TransferError {
+        TransferError::Corrupt {
+            digest: self.desc.digest.clone(),
+            what,
+            source: e,
+        }
+    }
+}
+
+impl Check for DiffCheck<'_> {
+    fn update(&mut self, buf: &[u8]) -> Result<(), TransferError> {
+        if self.hasher.is_none() {
+            self.reset()?;
+        }
+        let h = self.hasher.as_mut().expect("set above");
+        h.update(buf).map_err(|e| self.corrupt("compressed stream", e))
+    }
+
+    fn reset(&mut self) -> Result<(), TransferError> {
+        let h = DiffHasher::new(self.desc.compression()?, self.zstd_window_log_max)
+            .map_err(|e| self.corrupt("stream", e))?;
+        self.hasher = Some(h);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TransferError> {
+        let h = match self.hasher.take() {
+            Some(h) => h,
+            None => DiffHasher::new(self.desc.compression()?, self.zstd_window_log_max)
+                .map_err(|e| self.corrupt("stream", e))?,
+        };
+        let (got, n) = h.finish().map_err(|e| self.corrupt("compressed stream", e))?;
+        if &got != self.want {
+            return Err(TransferError::DiffId {
+                digest: self.desc.digest.clone(),
+                got,
+                want: self.want.clone(),
+            });
+        }
+        self.result = Some((got, n));
+        Ok(())
+    }
 }
 
 /// What a layer download reports while it runs.
@@ -178,6 +320,23 @@ pub struct Transfers {
     pub throttle: std::sync::Arc<throttle::Throttle>,
 }
 
+/// One download into the store, from any source.
+pub struct FetchJob<'a> {
+    /// Names the ingest and the claim; stable for the content across restarts: its digest when published,
+    /// else one derived from where it comes from.
+    pub key: &'a Digest,
+    /// What the content must hash to, when published.
+    pub expected: Option<&'a Digest>,
+    pub size: u64,
+    /// Names the content in messages: `layer sha256:…`, a URL.
+    pub what: &'a str,
+    /// The `downloads` row whose progress this is.
+    pub download: i64,
+    pub cancel: &'a AtomicBool,
+    /// See [`LayerJob::discard`].
+    pub discard: &'a AtomicBool,
+}
+
 /// One layer to fetch.
 pub struct LayerJob<'a> {
     pub repo: &'a Repo,
@@ -225,7 +384,8 @@ impl Transfers {
 
     fn recompute(&self, db: &Db, desc: &Descriptor) -> Result<BlobMeta, TransferError> {
         let mut f = self.store.open_blob(&desc.digest)?;
-        let mut h = self.diff_hasher(desc)?;
+        let mut check = self.diff_check(desc, &desc.digest);
+        check.reset()?;
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = f.read(&mut buf).map_err(|e| BlobError::Io {
@@ -235,10 +395,10 @@ impl Transfers {
             if n == 0 {
                 break;
             }
-            h.update(&buf[..n])
-                .map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+            check.update(&buf[..n])?;
         }
-        let (d, n) = h.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+        let h = check.hasher.take().expect("reset above");
+        let (d, n) = h.finish().map_err(|e| check.corrupt("compressed stream", e))?;
         let meta = BlobMeta {
             digest: desc.digest.clone(),
             size: desc.size,
@@ -250,15 +410,13 @@ impl Transfers {
         Ok(meta)
     }
 
-    fn diff_hasher(&self, desc: &Descriptor) -> Result<DiffHasher, TransferError> {
-        DiffHasher::new(desc.compression()?, self.zstd_window_log_max).map_err(|e| self.corrupt(desc, "stream", e))
-    }
-
-    fn corrupt(&self, desc: &Descriptor, what: &'static str, e: io::Error) -> TransferError {
-        TransferError::Corrupt {
-            digest: desc.digest.clone(),
-            what,
-            source: e,
+    fn diff_check<'a>(&self, desc: &'a Descriptor, want: &'a Digest) -> DiffCheck<'a> {
+        DiffCheck {
+            desc,
+            want,
+            zstd_window_log_max: self.zstd_window_log_max,
+            hasher: None,
+            result: None,
         }
     }
 
@@ -270,7 +428,6 @@ impl Transfers {
         report: &mut dyn FnMut(LayerUpdate),
     ) -> Result<LayerRecord, TransferError> {
         let desc = job.desc;
-        let size = desc.size;
         let mut waited = false;
         let _claim = self
             .claims
@@ -285,31 +442,101 @@ impl Transfers {
                 return Ok(rec);
             }
         }
+        let what = format!("layer {}", desc.digest);
+        let fetch = FetchJob {
+            key: &desc.digest,
+            expected: Some(&desc.digest),
+            size: desc.size,
+            what: &what,
+            download: job.download,
+            cancel: job.cancel,
+            discard: job.discard,
+        };
+        let mut check = self.diff_check(desc, job.diff_id);
+        let source = RegistryBlob {
+            repo: job.repo,
+            digest: &desc.digest,
+        };
+        self.fetch(db, &fetch, &source, &mut check, report)?;
+        let (diff_id, usize) = check.result.take().expect("finished before the commit");
+        let meta = BlobMeta {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            media_type: desc.media_type.clone(),
+            diff_id: Some(diff_id.clone()),
+            uncompressed_size: Some(usize),
+        };
+        db.put_blob_meta(&meta)?;
+        Ok(LayerRecord {
+            digest: desc.digest.clone(),
+            diff_id,
+            media_type: desc.media_type.clone(),
+            size: desc.size,
+            uncompressed_size: usize,
+        })
+    }
+
+    /// Download one file (a plain URL) under its claim: `job.key` is held for the whole download, so a second
+    /// download of the same file waits and then finds it committed. Returns the digest it is stored as.
+    pub fn fetch_file(
+        &self,
+        db: &Db,
+        job: &FetchJob<'_>,
+        source: &dyn Source,
+        report: &mut dyn FnMut(LayerUpdate),
+    ) -> Result<Digest, TransferError> {
+        let _claim = self
+            .claims
+            .claim(job.key, job.cancel, || report(LayerUpdate::Waiting))
+            .ok_or(TransferError::Cancelled)?;
+        if let Some(d) = job.expected.filter(|d| self.store.contains(d)) {
+            db.set_download_blob(job.download, job.key, job.size, job.size)?;
+            return Ok(d.clone());
+        }
+        self.fetch(db, job, source, &mut NoCheck, report)
+    }
+
+    /// The one fetch loop: a download slot, resume from the ingest, `Range` requests under the retry budget,
+    /// the throttle, progress to the database once a second, and the commit once size, digest and `check`
+    /// agree. The caller holds the claim of `job.key`.
+    pub fn fetch(
+        &self,
+        db: &Db,
+        job: &FetchJob<'_>,
+        source: &dyn Source,
+        check: &mut dyn Check,
+        report: &mut dyn FnMut(LayerUpdate),
+    ) -> Result<Digest, TransferError> {
+        let size = job.size;
         let _slot = self
             .slots
             .acquire(job.cancel, || report(LayerUpdate::Waiting))
             .ok_or(TransferError::Cancelled)?;
-        let mut ing = self.store.ingest(&desc.digest)?;
-        let mut diff = self.diff_hasher(desc)?;
+        let mut ing = self.store.ingest_keyed(job.key, job.expected)?;
+        check.reset()?;
         let mut corrupt_prefix = None;
         ing.resume(size, |b| {
             if corrupt_prefix.is_none() {
-                if let Err(e) = diff.update(b) {
+                if let Err(e) = check.update(b) {
                     corrupt_prefix = Some(e);
                 }
             }
             Ok(())
         })?;
         if corrupt_prefix.is_some() {
-            // Leftover bytes that do not even decompress: start over rather than fail forever.
+            // Leftover bytes that do not even pass the check: start over rather than fail forever.
             ing.reset()?;
-            diff = self.diff_hasher(desc)?;
+            check.reset()?;
         }
-        db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
+        db.set_download_blob(job.download, job.key, size, ing.offset())?;
         report(LayerUpdate::Progress {
             current: ing.offset(),
             total: size,
         });
+        let too_long = || TransferError::TooLong {
+            what: job.what.to_string(),
+            size,
+        };
         let mut budget = self.retry.budget();
         let mut buf = vec![0u8; CHUNK];
         let mut last_persist = Instant::now();
@@ -318,16 +545,16 @@ impl Transfers {
             if job.cancel.load(Ordering::Relaxed) || !self.throttle.wait_open(job.cancel) {
                 return Err(stop(&mut ing, job));
             }
-            let (failure, how): (String, Retry) = match job.repo.blob(&desc.digest, ing.offset()) {
+            let (failure, how): (String, Retry) = match source.open(ing.offset()) {
                 Err(e) => match e.retry() {
-                    Retry::Never => return Err(e.into()),
+                    Retry::Never => return Err(e),
                     how => (e.to_string(), how),
                 },
                 Ok(mut stream) => {
                     if stream.offset != ing.offset() {
-                        // The registry ignored our Range: what it sends starts at zero.
+                        // The server ignored our Range: what it sends starts at zero.
                         ing.reset()?;
-                        diff = self.diff_hasher(desc)?;
+                        check.reset()?;
                     }
                     let failure = loop {
                         if job.cancel.load(Ordering::Relaxed) {
@@ -343,12 +570,9 @@ impl Transfers {
                             break "cancelled".to_string();
                         }
                         if ing.offset() + n as u64 > size {
-                            // Never write past the declared size: an endless body must not fill the disk.
+                            // Never write past the expected size: an endless body must not fill the disk.
                             ing.reset()?;
-                            return Err(TransferError::TooLong {
-                                digest: desc.digest.clone(),
-                                size,
-                            });
+                            return Err(too_long());
                         }
                         if let Err(e) = ing.write_all(&buf[..n]) {
                             if matches!(&e, BlobError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
@@ -359,25 +583,21 @@ impl Transfers {
                             }
                             return Err(e.into());
                         }
-                        diff.update(&buf[..n])
-                            .map_err(|e| self.corrupt(desc, "compressed stream", e))?;
+                        check.update(&buf[..n])?;
                         report(LayerUpdate::Progress {
                             current: ing.offset(),
                             total: size,
                         });
                         if last_persist.elapsed() >= PERSIST_EVERY {
-                            db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
+                            db.set_download_blob(job.download, job.key, size, ing.offset())?;
                             last_persist = Instant::now();
                         }
                         if ing.offset() == size {
-                            // A body that goes on past the declared size is broken (or endless): refuse it rather
+                            // A body that goes on past the expected size is broken (or endless): refuse it rather
                             // than trust the prefix. With a correct Content-Length this read returns 0 at once.
                             if matches!(stream.reader.read(&mut buf[..1]), Ok(n) if n > 0) {
                                 ing.reset()?;
-                                return Err(TransferError::TooLong {
-                                    digest: desc.digest.clone(),
-                                    size,
-                                });
+                                return Err(too_long());
                             }
                             break String::new();
                         }
@@ -393,17 +613,17 @@ impl Transfers {
             }
             // Keep what we have: the next attempt, or the next daemon, resumes from here.
             ing.sync()?;
-            db.set_download_blob(job.download, &desc.digest, size, ing.offset())?;
+            db.set_download_blob(job.download, job.key, size, ing.offset())?;
             let Some(delay) = budget.failed(how) else {
                 return Err(TransferError::Incomplete {
-                    digest: desc.digest.clone(),
+                    what: job.what.to_string(),
                     attempts: budget.used(),
                     got: ing.offset(),
                     size,
                     last: failure,
                 });
             };
-            log::info!("layer {}: {failure}; retrying in {delay:?}", desc.digest);
+            log::info!("{}: {failure}; retrying in {delay:?}", job.what);
             report(LayerUpdate::Retrying {
                 seconds: delay.as_secs().max(1),
             });
@@ -411,37 +631,18 @@ impl Transfers {
         }
         report(LayerUpdate::Verifying);
         ing.verify(size)?;
-        let (diff_id, usize) = diff.finish().map_err(|e| self.corrupt(desc, "compressed stream", e))?;
-        if &diff_id != job.diff_id {
+        if let Err(e) = check.finish() {
             ing.reset()?;
-            return Err(TransferError::DiffId {
-                digest: desc.digest.clone(),
-                got: diff_id,
-                want: job.diff_id.clone(),
-            });
+            return Err(e);
         }
-        ing.commit(Some(size))?;
-        let meta = BlobMeta {
-            digest: desc.digest.clone(),
-            size,
-            media_type: desc.media_type.clone(),
-            diff_id: Some(diff_id.clone()),
-            uncompressed_size: Some(usize),
-        };
-        db.put_blob_meta(&meta)?;
-        db.set_download_blob(job.download, &desc.digest, size, size)?;
-        Ok(LayerRecord {
-            digest: desc.digest.clone(),
-            diff_id,
-            media_type: desc.media_type.clone(),
-            size,
-            uncompressed_size: usize,
-        })
+        let digest = ing.commit(Some(size))?;
+        db.set_download_blob(job.download, job.key, size, size)?;
+        Ok(digest)
     }
 }
 
 /// End a cancelled download: keep its bytes for a resume (synced), or drop them when the volume is full.
-fn stop(ing: &mut crate::store::Ingest, job: &LayerJob<'_>) -> TransferError {
+fn stop(ing: &mut crate::store::Ingest, job: &FetchJob<'_>) -> TransferError {
     let r = if job.discard.load(Ordering::Relaxed) {
         ing.reset()
     } else {
