@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod http;
 pub mod image;
 pub mod logger;
+pub mod lxc;
 pub mod net;
 pub mod platform;
 pub mod pool;

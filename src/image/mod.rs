@@ -243,7 +243,7 @@ impl ImageService {
     /// Restart every download that was running when the daemon stopped, except those a user paused. They
     /// continue from the bytes on disk.
     pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, ImageError> {
-        let rows = self.db.unfinished_downloads()?;
+        let rows = self.db.unfinished_downloads(crate::store::db::DownloadKind::Image)?;
         let mut n = 0;
         for row in rows.into_iter().filter(|r| !r.paused) {
             if self.restart(row)?.is_some() {

@@ -148,7 +148,77 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (name, registry_id)
     );
     "#,
+    // 6: LXC templates, and downloads of any kind (`image`: `reference` is an image reference; `lxc`: it is
+    // `<source>:<template name>`). A template's files are blobs of the content store like any layer.
+    r#"
+    ALTER TABLE downloads ADD COLUMN kind TEXT NOT NULL DEFAULT 'image' CHECK (kind IN ('image', 'lxc'));
+    CREATE TABLE lxc_templates (
+        name TEXT PRIMARY KEY,
+        dist TEXT NOT NULL,
+        release TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        build TEXT NOT NULL,
+        source TEXT NOT NULL,
+        rootfs_digest TEXT NOT NULL,
+        rootfs_size INTEGER NOT NULL,
+        meta_digest TEXT,
+        meta TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
+
+/// What kind of thing a download fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadKind {
+    Image,
+    Lxc,
+}
+
+impl DownloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownloadKind::Image => "image",
+            DownloadKind::Lxc => "lxc",
+        }
+    }
+}
+
+/// An LXC template as stored: its files are blobs (`rootfs_digest`, `meta_digest`), `meta` the JSON of what
+/// its metadata says (see `lxc::meta`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxcTemplateRow {
+    /// `dist/release/arch/variant`.
+    pub name: String,
+    pub dist: String,
+    pub release: String,
+    pub arch: String,
+    pub variant: String,
+    /// The build serial (`20260904_07:42`), or the image id of a converted Docker image.
+    pub build: String,
+    /// The source it came from, or `docker:<reference>`.
+    pub source: String,
+    pub rootfs_digest: Digest,
+    pub rootfs_size: u64,
+    pub meta_digest: Option<Digest>,
+    pub meta: String,
+    pub created_at: i64,
+}
+
+fn lxc_template_blobs(tx: &Transaction<'_>, name: &str) -> Result<Vec<Digest>> {
+    let mut st = tx.prepare_cached("SELECT rootfs_digest, meta_digest FROM lxc_templates WHERE name = ?1")?;
+    let rows = st.query_map([name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (a, b) = r?;
+        out.push(digest_col(a, "lxc_templates.rootfs_digest")?);
+        if let Some(b) = opt_digest(b, "lxc_templates.meta_digest")? {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
 
 /// A registry the station knows, with its credentials (the password sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +375,7 @@ pub struct DownloadRow {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    pub kind: DownloadKind,
 }
 
 /// One manifest descriptor of the OCI layout's `index.json`.
@@ -746,11 +817,13 @@ impl Db {
         Ok(())
     }
 
-    /// Every blob some image needs: configs, layers, manifests.
+    /// Every blob some image or LXC template needs: configs, layers, manifests, rootfs and meta files.
     pub fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
-            "SELECT id FROM images UNION SELECT digest FROM image_layers UNION SELECT digest FROM image_manifests",
+            "SELECT id FROM images UNION SELECT digest FROM image_layers UNION SELECT digest FROM image_manifests
+             UNION SELECT rootfs_digest FROM lxc_templates
+             UNION SELECT meta_digest FROM lxc_templates WHERE meta_digest IS NOT NULL",
         )?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|r| digest_col(r?, "referenced blob")).collect()
@@ -1130,17 +1203,123 @@ impl Db {
         Ok(self.conn().execute("DELETE FROM private_images WHERE id = ?1", [id])? > 0)
     }
 
+    // --- LXC templates ---
+
+    /// Record a template, replacing an older build of the same name; returns the blobs the replaced row held
+    /// (the caller collects those nothing else needs).
+    pub fn put_lxc_template(&self, t: &LxcTemplateRow) -> Result<Vec<Digest>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let old = lxc_template_blobs(&tx, &t.name)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO lxc_templates (name, dist, release, arch, variant, build, source, rootfs_digest,
+                rootfs_size, meta_digest, meta, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                t.name,
+                t.dist,
+                t.release,
+                t.arch,
+                t.variant,
+                t.build,
+                t.source,
+                t.rootfs_digest.as_str(),
+                t.rootfs_size as i64,
+                t.meta_digest.as_ref().map(|d| d.as_str()),
+                t.meta,
+                t.created_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(old)
+    }
+
+    /// Every template, by name.
+    pub fn lxc_templates(&self) -> Result<Vec<LxcTemplateRow>> {
+        self.lxc_templates_where("1", params![])
+    }
+
+    pub fn lxc_template(&self, name: &str) -> Result<Option<LxcTemplateRow>> {
+        Ok(self.lxc_templates_where("name = ?1", params![name])?.pop())
+    }
+
+    /// Forget a template; the blobs it held (to collect if nothing else needs them), `None` if there was none.
+    pub fn delete_lxc_template(&self, name: &str) -> Result<Option<Vec<Digest>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let old = lxc_template_blobs(&tx, name)?;
+        let n = tx.execute("DELETE FROM lxc_templates WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok((n > 0).then_some(old))
+    }
+
+    fn lxc_templates_where(&self, cond: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<LxcTemplateRow>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT name, dist, release, arch, variant, build, source, rootfs_digest, rootfs_size, meta_digest, meta,
+                    created_at FROM lxc_templates WHERE {cond} ORDER BY name"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map(p, |r| {
+            Ok((
+                [
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                ],
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, String>(10)?,
+                r.get::<_, i64>(11)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let ([name, dist, release, arch, variant, build, source, rootfs], size, meta_digest, meta, created_at) = r?;
+            out.push(LxcTemplateRow {
+                name,
+                dist,
+                release,
+                arch,
+                variant,
+                build,
+                source,
+                rootfs_digest: digest_col(rootfs, "lxc_templates.rootfs_digest")?,
+                rootfs_size: size as u64,
+                meta_digest: opt_digest(meta_digest, "lxc_templates.meta_digest")?,
+                meta,
+                created_at,
+            });
+        }
+        Ok(out)
+    }
+
     // --- downloads ---
 
     /// A new download in state `queued`. `auth` (the registry credentials, sealed by the caller: see
     /// [`crate::store::Sealer`]) is kept only while the download is unfinished, so that a resumed pull of a
     /// private image can authenticate.
     pub fn create_download(&self, reference: &str, platform: Option<&str>, auth: Option<&str>) -> Result<i64> {
+        self.create_download_of(DownloadKind::Image, reference, platform, auth)
+    }
+
+    /// A new download of `kind` in state `queued`.
+    pub fn create_download_of(
+        &self,
+        kind: DownloadKind,
+        reference: &str,
+        platform: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<i64> {
         let conn = self.conn();
         let t = now();
         conn.execute(
-            "INSERT INTO downloads (reference, platform, state, auth, created_at, updated_at) VALUES (?1, ?2, 'queued', ?3, ?4, ?4)",
-            params![reference, platform, auth, t],
+            "INSERT INTO downloads (reference, platform, state, auth, created_at, updated_at, kind) VALUES (?1, ?2, 'queued', ?3, ?4, ?4, ?5)",
+            params![reference, platform, auth, t, kind.as_str()],
         )?;
         Ok(conn.last_insert_rowid())
     }
@@ -1190,9 +1369,12 @@ impl Db {
         Ok(self.downloads_where("id = ?1", params![id])?.pop())
     }
 
-    /// Downloads that were running when the daemon stopped (paused ones too: the caller decides).
-    pub fn unfinished_downloads(&self) -> Result<Vec<DownloadRow>> {
-        self.downloads_where("state NOT IN ('committed', 'failed')", params![])
+    /// Downloads of `kind` that were running when the daemon stopped (paused ones too: the caller decides).
+    pub fn unfinished_downloads(&self, kind: DownloadKind) -> Result<Vec<DownloadRow>> {
+        self.downloads_where(
+            "state NOT IN ('committed', 'failed') AND kind = ?1",
+            params![kind.as_str()],
+        )
     }
 
     /// The newest `limit` downloads, oldest first.
@@ -1233,7 +1415,7 @@ impl Db {
         let conn = self.conn();
         let sql = format!(
             "SELECT id, reference, platform, state, error, resolved_digest, manifest_digest, image_id, paused,
-                    created_at, updated_at FROM downloads WHERE {cond} ORDER BY id"
+                    created_at, updated_at, kind FROM downloads WHERE {cond} ORDER BY id"
         );
         let mut st = conn.prepare_cached(&sql)?;
         let rows = st.query_map(p, |r| {
@@ -1246,12 +1428,22 @@ impl Db {
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
-                (r.get::<_, bool>(8)?, r.get::<_, i64>(9)?, r.get::<_, i64>(10)?),
+                (
+                    r.get::<_, bool>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
+                    r.get::<_, String>(11)?,
+                ),
             ))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            let (id, reference, platform, state, error, res, man, img, (paused, created_at, updated_at)) = r?;
+            let (id, reference, platform, state, error, res, man, img, (paused, created_at, updated_at, kind)) = r?;
+            let kind = match kind.as_str() {
+                "image" => DownloadKind::Image,
+                "lxc" => DownloadKind::Lxc,
+                _ => return Err(DbError::Corrupt("downloads.kind")),
+            };
             out.push(DownloadRow {
                 id,
                 reference,
@@ -1264,6 +1456,7 @@ impl Db {
                 paused,
                 created_at,
                 updated_at,
+                kind,
             });
         }
         Ok(out)
@@ -1509,7 +1702,7 @@ mod tests {
         ];
         db.commit_image(&img, &refs, Some(dl)).unwrap();
         assert_eq!(db.download(dl).unwrap().unwrap().state, DownloadState::Committed);
-        assert!(db.unfinished_downloads().unwrap().is_empty());
+        assert!(db.unfinished_downloads(DownloadKind::Image).unwrap().is_empty());
         let list = db.list_images().unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].size, 60);
@@ -1551,7 +1744,7 @@ mod tests {
         db.set_download_blob(a, &d("l1"), 100, 10).unwrap();
         db.set_download_blob(a, &d("l1"), 100, 60).unwrap();
         db.set_download_state(b, DownloadState::Failed, Some("boom")).unwrap();
-        let un = db.unfinished_downloads().unwrap();
+        let un = db.unfinished_downloads(DownloadKind::Image).unwrap();
         assert_eq!(un.len(), 1);
         assert_eq!(un[0].platform.as_deref(), Some("linux/arm64"));
         assert_eq!(un[0].manifest_digest, Some(d("man")));

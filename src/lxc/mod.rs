@@ -1,0 +1,6 @@
+//! LXC templates: sources (image servers in the `lxc-download` and simplestreams formats, the vendor catalog),
+//! templates kept as blobs of the content store, the safe unpacker, and Docker image → LXC template.
+
+pub mod codec;
+pub mod index;
+pub mod unpack;

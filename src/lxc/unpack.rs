@@ -1,0 +1,1101 @@
+//! The one safe tar unpacker: LXC templates into container rootfs trees, and Docker layers into a flattened
+//! tree (with whiteouts). Whatever the archive says, nothing is written outside the destination:
+//!
+//! - every entry's path is made relative (a leading `/` is dropped, as GNU tar does) and one with a `..`
+//!   component is refused;
+//! - every directory on the way is opened with `O_NOFOLLOW` from the destination's own descriptor, so a symlink
+//!   (also one planted earlier in the same archive) is never followed: writing through it is refused;
+//! - files are created `O_EXCL | O_NOFOLLOW` after whatever was at their name is unlinked;
+//! - a hardlink's target is resolved the same way, and `linkat` never follows a symlink;
+//! - device nodes are made only when running as root (else skipped and counted); sizes are checked against the
+//!   free space before a byte is written.
+//!
+//! Metadata as `tar --numeric-owner -p --xattrs --xattrs-include='*'` keeps it: numeric owners (shifted for an
+//! unprivileged container when asked), modes with setuid bits (set after the owner, which clears them), xattrs
+//! including `security.capability` (after the owner too), mtimes, and directories' modes and mtimes last, once
+//! their content is written. GNU sparse files are written with holes.
+//!
+//! [`unpack`] writes into a temporary directory beside the destination, syncs the file system and renames it
+//! into place: a crash or a broken archive leaves no destination (only the temporary directory, which the next
+//! unpack into the same destination removes).
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fchmod, fstatat, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::collections::HashSet;
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Ids of the container mapped onto host ids: container id `c` < `range` becomes `host + c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shift {
+    pub uid: u32,
+    pub gid: u32,
+    pub range: u32,
+}
+
+impl std::str::FromStr for Shift {
+    type Err = String;
+    /// `UID:GID:RANGE`, e.g. `100000:100000:65536`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let p: Vec<&str> = s.split(':').collect();
+        let n = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| format!("shift {s:?}: expected UID:GID:RANGE"))
+        };
+        match p.as_slice() {
+            [u, g, r] => {
+                let (uid, gid, range) = (n(u)?, n(g)?, n(r)?);
+                if range == 0 || uid.checked_add(range).is_none() || gid.checked_add(range).is_none() {
+                    return Err(format!("shift {s:?}: the range must be > 0 and fit the id space"));
+                }
+                Ok(Shift { uid, gid, range })
+            }
+            _ => Err(format!("shift {s:?}: expected UID:GID:RANGE")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub shift: Option<Shift>,
+    /// Paths (`./dev/…` or `dev/…`) not to unpack (the template's `excludes-user` for an unprivileged one).
+    pub excludes: Vec<String>,
+    /// Docker layer semantics: `.wh.NAME` removes `NAME`, `.wh..wh..opq` hides what lower layers put in its
+    /// directory; neither is written.
+    pub layer: bool,
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub devices: u64,
+    /// Device nodes not made because depot is not running as root.
+    pub devices_skipped: u64,
+    pub fifos: u64,
+    pub xattrs: u64,
+    pub excluded: u64,
+    pub whiteouts: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("entry {path:?} refused: {why}")]
+    Unsafe { path: String, why: &'static str },
+    #[error("the archive is broken after {entries} entries: {source}")]
+    Broken { entries: u64, source: io::Error },
+    #[error("{path:?}: {op}: {source}")]
+    Io {
+        path: String,
+        op: &'static str,
+        source: io::Error,
+    },
+    #[error("{0} already exists")]
+    Exists(PathBuf),
+    #[error("entry {path:?} declares {size} bytes, more than the {free} bytes free on the volume")]
+    TooBig { path: String, size: u64, free: u64 },
+    #[error("entry {path:?}: owner {id} is outside the shift range of {range} ids")]
+    OutsideShift { path: String, id: u64, range: u32 },
+    #[error("hardlink {path:?}: its target {target:?} is not in the archive before it")]
+    NoLinkTarget { path: String, target: String },
+}
+
+type Result<T> = std::result::Result<T, UnpackError>;
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// A relative path's components, checked. A leading `/` or `./` is dropped; `..` anywhere is refused; `.` and
+/// empty components are skipped. An empty result names the root itself.
+pub fn components(raw: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
+    let mut out = Vec::new();
+    if raw.contains(&0) {
+        return Err("a NUL byte in the path");
+    }
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("a '..' component leaves the destination"),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b).expect("no NUL: checked by components")
+}
+
+fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A directory of the tree, open.
+struct Dir(OwnedFd);
+
+impl Dir {
+    fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// What is at `name` in `dir`, not following a symlink.
+fn kind_at(dir: RawFd, name: &[u8]) -> Option<SFlag> {
+    fstatat(Some(dir), cstr(name).as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+        .ok()
+        .map(|st| SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()))
+}
+
+fn open_dir(dir: RawFd, name: &[u8]) -> nix::Result<Dir> {
+    let fd = openat(
+        Some(dir),
+        cstr(name).as_c_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: openat returned a fresh descriptor that nothing else owns.
+    Ok(Dir(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Remove whatever is at `name` in `dir` (a whole tree if a directory), never following a symlink.
+fn remove_at(dir: RawFd, name: &[u8]) -> io::Result<()> {
+    match kind_at(dir, name) {
+        None => Ok(()),
+        Some(SFlag::S_IFDIR) => {
+            let sub = open_dir(dir, name).map_err(errno)?;
+            clear_dir(&sub, &HashSet::new(), b"")?;
+            unlinkat(Some(dir), cstr(name).as_c_str(), UnlinkatFlags::RemoveDir).map_err(errno)
+        }
+        Some(_) => unlinkat(Some(dir), cstr(name).as_c_str(), UnlinkatFlags::NoRemoveDir).map_err(errno),
+    }
+}
+
+/// Remove every entry of `dir` whose path (`prefix/name`) is not in `keep`.
+fn clear_dir(dir: &Dir, keep: &HashSet<Vec<u8>>, prefix: &[u8]) -> io::Result<()> {
+    let path = PathBuf::from(format!("/proc/self/fd/{}", dir.raw()));
+    let names: Vec<Vec<u8>> = std::fs::read_dir(&path)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().as_bytes().to_vec())
+        .collect();
+    for name in names {
+        let full = join(prefix, &name);
+        if keep.contains(&full) {
+            continue;
+        }
+        if keep
+            .iter()
+            .any(|k| k.starts_with(&full) && k.get(full.len()) == Some(&b'/'))
+        {
+            // something of this layer lives below: clear what is not
+            if let Ok(sub) = open_dir(dir.raw(), &name) {
+                clear_dir(&sub, keep, &full)?;
+            }
+            continue;
+        }
+        remove_at(dir.raw(), &name)?;
+    }
+    Ok(())
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        name.to_vec()
+    } else {
+        [prefix, b"/", name].concat()
+    }
+}
+
+/// Metadata applied to a directory once all its content is in.
+struct DirMeta {
+    path: Vec<u8>,
+    mode: u32,
+    mtime: i64,
+}
+
+/// The state of one unpack into an open root.
+struct Unpacker<'a> {
+    root: &'a Dir,
+    opts: &'a Options,
+    as_root: bool,
+    summary: Summary,
+    dirs: Vec<DirMeta>,
+    /// The last parent directory opened, by path: most entries share their parent with the one before.
+    cached: Option<(Vec<u8>, Dir)>,
+    /// Paths this archive wrote (layer mode: an opaque directory keeps them).
+    written: HashSet<Vec<u8>>,
+    free: u64,
+    buf: Vec<u8>,
+}
+
+struct Owner {
+    uid: u64,
+    gid: u64,
+}
+
+impl Unpacker<'_> {
+    /// The directory `parts` names, opened without following any symlink; missing ones are made (0755, as tar
+    /// makes them).
+    fn walk(&mut self, parts: &[&[u8]], path: &[u8]) -> Result<RawFd> {
+        let key = parts.join(&b'/');
+        if let Some((k, d)) = &self.cached {
+            if *k == key {
+                return Ok(d.raw());
+            }
+        }
+        let mut cur: Option<Dir> = None;
+        for (i, c) in parts.iter().enumerate() {
+            let at = cur.as_ref().map_or(self.root.raw(), |d| d.raw());
+            let d = match open_dir(at, c) {
+                Ok(d) => d,
+                Err(Errno::ENOENT) => {
+                    mkdirat(Some(at), cstr(c).as_c_str(), Mode::from_bits_truncate(0o755)).map_err(|e| {
+                        UnpackError::Io {
+                            path: show(&parts[..=i].join(&b'/')),
+                            op: "mkdir",
+                            source: errno(e),
+                        }
+                    })?;
+                    open_dir(at, c).map_err(|e| UnpackError::Io {
+                        path: show(path),
+                        op: "open",
+                        source: errno(e),
+                    })?
+                }
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                    return Err(UnpackError::Unsafe {
+                        path: show(path),
+                        why: "a directory on its way is a symlink or not a directory",
+                    })
+                }
+                Err(e) => {
+                    return Err(UnpackError::Io {
+                        path: show(path),
+                        op: "open",
+                        source: errno(e),
+                    })
+                }
+            };
+            cur = Some(d);
+        }
+        let d = match cur {
+            Some(d) => d,
+            None => Dir(self.root.0.try_clone().map_err(|e| UnpackError::Io {
+                path: ".".into(),
+                op: "dup",
+                source: e,
+            })?),
+        };
+        self.cached = Some((key, d));
+        Ok(self.cached.as_ref().expect("set").1.raw())
+    }
+
+    fn owner(&self, path: &[u8], uid: u64, gid: u64) -> Result<Owner> {
+        match self.opts.shift {
+            None => Ok(Owner { uid, gid }),
+            Some(s) => {
+                for id in [uid, gid] {
+                    if id >= s.range as u64 {
+                        return Err(UnpackError::OutsideShift {
+                            path: show(path),
+                            id,
+                            range: s.range,
+                        });
+                    }
+                }
+                Ok(Owner {
+                    uid: s.uid as u64 + uid,
+                    gid: s.gid as u64 + gid,
+                })
+            }
+        }
+    }
+
+    fn excluded(&self, parts: &[&[u8]]) -> bool {
+        let p = parts.join(&b'/');
+        self.opts.excludes.iter().any(|x| {
+            let x = x.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+            !x.is_empty() && (p == x.as_bytes() || (p.starts_with(x.as_bytes()) && p.get(x.len()) == Some(&b'/')))
+        })
+    }
+
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw = e.path_bytes().into_owned();
+        let parts = components(&raw).map_err(|why| UnpackError::Unsafe { path: show(&raw), why })?;
+        let h = e.header().clone();
+        let kind = h.entry_type();
+        let mut mode = h.mode().unwrap_or(0o644);
+        let (mut uid, mut gid) = (h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        let mut mtime = h.mtime().unwrap_or(0) as i64;
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Ok(Some(pax)) = e.pax_extensions() {
+            for ext in pax.flatten() {
+                let (Ok(k), v) = (ext.key(), ext.value_bytes()) else {
+                    continue;
+                };
+                let num = || {
+                    std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.split('.').next()?.parse::<i64>().ok())
+                };
+                match k {
+                    "uid" => uid = num().map_or(uid, |n| n as u64),
+                    "gid" => gid = num().map_or(gid, |n| n as u64),
+                    "mtime" => mtime = num().unwrap_or(mtime),
+                    k if k.starts_with("SCHILY.xattr.") => {
+                        xattrs.push((k["SCHILY.xattr.".len()..].as_bytes().to_vec(), v.to_vec()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        mode &= 0o7777;
+        if parts.is_empty() {
+            // the archive's `./`: the root's own metadata
+            if kind.is_dir() {
+                self.dirs.push(DirMeta {
+                    path: Vec::new(),
+                    mode,
+                    mtime,
+                });
+            }
+            return Ok(());
+        }
+        if self.excluded(&parts) {
+            self.summary.excluded += 1;
+            return Ok(());
+        }
+        let (name, parents) = parts.split_last().expect("not empty");
+        let path = parts.join(&b'/');
+        if self.opts.layer && name.starts_with(b".wh.") {
+            let dir = self.walk(parents, &raw)?;
+            self.summary.whiteouts += 1;
+            let parent_path = parents.join(&b'/');
+            if *name == b".wh..wh..opq" {
+                let d = Dir(open_dir(dir, b".")
+                    .map_err(|e| UnpackError::Io {
+                        path: show(&raw),
+                        op: "open",
+                        source: errno(e),
+                    })?
+                    .0);
+                clear_dir(&d, &self.written, &parent_path)
+            } else {
+                let target = &name[4..];
+                if target.is_empty() || target == b"." || target == b".." {
+                    return Err(UnpackError::Unsafe {
+                        path: show(&raw),
+                        why: "a whiteout of nothing",
+                    });
+                }
+                remove_at(dir, target)
+            }
+            .map_err(|source| UnpackError::Io {
+                path: show(&raw),
+                op: "whiteout",
+                source,
+            })?;
+            self.cached = None;
+            return Ok(());
+        }
+        let owner = self.owner(&raw, uid, gid)?;
+        let dir = self.walk(parents, &raw)?;
+        let io = |op: &'static str| {
+            let p = show(&raw);
+            move |e: Errno| UnpackError::Io {
+                path: p,
+                op,
+                source: errno(e),
+            }
+        };
+        let cname = cstr(name);
+        let existing = kind_at(dir, name);
+        if !kind.is_dir() && existing.is_some() {
+            if existing == Some(SFlag::S_IFDIR) {
+                // a non-directory replaces a directory only in a layer (tar refuses to); clear it then
+                if !self.opts.layer {
+                    return Err(UnpackError::Unsafe {
+                        path: show(&raw),
+                        why: "a directory of the archive is in the way",
+                    });
+                }
+            }
+            remove_at(dir, name).map_err(|source| UnpackError::Io {
+                path: show(&raw),
+                op: "replace",
+                source,
+            })?;
+            self.cached = None;
+        }
+        // the parent may have been the cache's victim: open it again
+        let dir = self.walk(parents, &raw)?;
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                match existing {
+                    Some(SFlag::S_IFDIR) => {}
+                    Some(_) => {
+                        remove_at(dir, name).map_err(|source| UnpackError::Io {
+                            path: show(&raw),
+                            op: "replace",
+                            source,
+                        })?;
+                        mkdirat(Some(dir), cname.as_c_str(), Mode::from_bits_truncate(0o700)).map_err(io("mkdir"))?;
+                    }
+                    None => {
+                        mkdirat(Some(dir), cname.as_c_str(), Mode::from_bits_truncate(0o700)).map_err(io("mkdir"))?
+                    }
+                }
+                let d = open_dir(dir, name).map_err(io("open"))?;
+                self.set_owner(d.raw(), &owner, &raw)?;
+                self.set_xattrs(d.raw(), &xattrs, &raw)?;
+                self.dirs.push(DirMeta {
+                    path: path.clone(),
+                    mode,
+                    mtime,
+                });
+                self.summary.dirs += 1;
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let size = e.size();
+                if size > self.free {
+                    return Err(UnpackError::TooBig {
+                        path: show(&raw),
+                        size,
+                        free: self.free,
+                    });
+                }
+                let fd = openat(
+                    Some(dir),
+                    cname.as_c_str(),
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(io("create"))?;
+                // SAFETY: a fresh descriptor from openat.
+                let mut f = unsafe { File::from_raw_fd(fd) };
+                let written = self.copy(e, &mut f, kind == T::GNUSparse, &raw)?;
+                self.free = self.free.saturating_sub(written);
+                self.summary.bytes += written;
+                self.set_owner(f.as_raw_fd(), &owner, &raw)?;
+                fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(io("chmod"))?;
+                self.set_xattrs(f.as_raw_fd(), &xattrs, &raw)?;
+                let t = TimeSpec::new(mtime, 0);
+                futimens(f.as_raw_fd(), &t, &t).map_err(io("utimes"))?;
+                self.summary.files += 1;
+            }
+            T::Symlink => {
+                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                if target.is_empty() || target.contains(&0) {
+                    return Err(UnpackError::Unsafe {
+                        path: show(&raw),
+                        why: "a symlink without a target",
+                    });
+                }
+                // the target is stored as given: it is never followed here
+                symlinkat(cstr(&target).as_c_str(), Some(dir), cname.as_c_str()).map_err(io("symlink"))?;
+                self.set_owner_at(dir, &cname, &owner, &raw)?;
+                let t = TimeSpec::new(mtime, 0);
+                utimensat(Some(dir), cname.as_c_str(), &t, &t, UtimensatFlags::NoFollowSymlink)
+                    .map_err(io("utimes"))?;
+                self.summary.symlinks += 1;
+            }
+            T::Link => {
+                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let tparts = components(&target).map_err(|why| UnpackError::Unsafe { path: show(&raw), why })?;
+                let Some((tname, tparents)) = tparts.split_last() else {
+                    return Err(UnpackError::Unsafe {
+                        path: show(&raw),
+                        why: "a hardlink to the destination itself",
+                    });
+                };
+                if self.excluded(&tparts) {
+                    self.summary.excluded += 1;
+                    return Ok(());
+                }
+                let tdir = match self.walk_uncached(tparents, &raw)? {
+                    Some(d) => d,
+                    None => {
+                        return Err(UnpackError::NoLinkTarget {
+                            path: show(&raw),
+                            target: show(&target),
+                        })
+                    }
+                };
+                if kind_at(tdir.raw(), tname).is_none() {
+                    return Err(UnpackError::NoLinkTarget {
+                        path: show(&raw),
+                        target: show(&target),
+                    });
+                }
+                let dir = self.walk(parents, &raw)?;
+                linkat(
+                    Some(tdir.raw()),
+                    cstr(tname).as_c_str(),
+                    Some(dir),
+                    cname.as_c_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(io("link"))?;
+                self.summary.hardlinks += 1;
+            }
+            T::Char | T::Block | T::Fifo => {
+                let (flag, dev) = match kind {
+                    T::Fifo => (SFlag::S_IFIFO, 0),
+                    k => {
+                        if !self.as_root {
+                            self.summary.devices_skipped += 1;
+                            return Ok(());
+                        }
+                        let major = h.device_major().ok().flatten().unwrap_or(0) as u64;
+                        let minor = h.device_minor().ok().flatten().unwrap_or(0) as u64;
+                        let f = if k == T::Char { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
+                        (f, nix::sys::stat::makedev(major, minor))
+                    }
+                };
+                mknodat(Some(dir), cname.as_c_str(), flag, Mode::from_bits_truncate(mode), dev).map_err(io("mknod"))?;
+                self.set_owner_at(dir, &cname, &owner, &raw)?;
+                // mknod's mode went through the umask
+                nix::sys::stat::fchmodat(
+                    Some(dir),
+                    cname.as_c_str(),
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(io("chmod"))?;
+                let t = TimeSpec::new(mtime, 0);
+                utimensat(Some(dir), cname.as_c_str(), &t, &t, UtimensatFlags::NoFollowSymlink)
+                    .map_err(io("utimes"))?;
+                if flag == SFlag::S_IFIFO {
+                    self.summary.fifos += 1;
+                } else {
+                    self.summary.devices += 1;
+                }
+            }
+            // PAX and GNU long-name headers are read by the tar crate; anything else (a volume label) is skipped
+            _ => return Ok(()),
+        }
+        if self.opts.layer {
+            self.written.insert(path);
+        }
+        Ok(())
+    }
+
+    /// Like [`Unpacker::walk`] but without making anything or touching the cache; `None` if a directory on the
+    /// way is missing.
+    fn walk_uncached(&self, parts: &[&[u8]], path: &[u8]) -> Result<Option<Dir>> {
+        let mut cur = Dir(self.root.0.try_clone().map_err(|e| UnpackError::Io {
+            path: ".".into(),
+            op: "dup",
+            source: e,
+        })?);
+        for c in parts {
+            cur = match open_dir(cur.raw(), c) {
+                Ok(d) => d,
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(_) => {
+                    return Err(UnpackError::Unsafe {
+                        path: show(path),
+                        why: "a directory on its way is a symlink or not a directory",
+                    })
+                }
+            };
+        }
+        Ok(Some(cur))
+    }
+
+    fn set_owner(&mut self, fd: RawFd, o: &Owner, path: &[u8]) -> Result<()> {
+        if !self.as_root {
+            return Ok(());
+        }
+        fchown(fd, Some(Uid::from_raw(o.uid as u32)), Some(Gid::from_raw(o.gid as u32))).map_err(|e| UnpackError::Io {
+            path: show(path),
+            op: "chown",
+            source: errno(e),
+        })
+    }
+
+    fn set_owner_at(&mut self, dir: RawFd, name: &CString, o: &Owner, path: &[u8]) -> Result<()> {
+        if !self.as_root {
+            return Ok(());
+        }
+        fchownat(
+            Some(dir),
+            name.as_c_str(),
+            Some(Uid::from_raw(o.uid as u32)),
+            Some(Gid::from_raw(o.gid as u32)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| UnpackError::Io {
+            path: show(path),
+            op: "chown",
+            source: errno(e),
+        })
+    }
+
+    fn set_xattrs(&mut self, fd: RawFd, xattrs: &[(Vec<u8>, Vec<u8>)], path: &[u8]) -> Result<()> {
+        for (k, v) in xattrs {
+            let Ok(key) = CString::new(k.clone()) else { continue };
+            // SAFETY: a valid descriptor, a NUL-terminated name and a buffer of the given length.
+            let r = unsafe { libc::fsetxattr(fd, key.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+            if r != 0 {
+                let e = io::Error::last_os_error();
+                // trusted.* and security.* need root, user.* a file system that has them: skip what cannot be
+                // kept rather than fail the whole tree, as GNU tar warns and goes on
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM) | Some(libc::ENOTSUP) | Some(libc::EACCES)
+                ) {
+                    log::debug!("{}: xattr {} not kept: {e}", show(path), show(k));
+                    continue;
+                }
+                return Err(UnpackError::Io {
+                    path: show(path),
+                    op: "setxattr",
+                    source: e,
+                });
+            }
+            self.summary.xattrs += 1;
+        }
+        Ok(())
+    }
+
+    /// The entry's content into `f`; a sparse entry's runs of zeros become holes. Returns the bytes written.
+    fn copy<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, f: &mut File, sparse: bool, path: &[u8]) -> Result<u64> {
+        let mut pos = 0u64;
+        let mut hole = false;
+        let werr = |source: io::Error| UnpackError::Io {
+            path: show(path),
+            op: "write",
+            source,
+        };
+        loop {
+            let n = match e.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(UnpackError::Broken {
+                        entries: self.summary.files + self.summary.dirs,
+                        source: io::Error::new(err.kind(), format!("in {:?}: {err}", show(path))),
+                    })
+                }
+            };
+            let chunk = &self.buf[..n];
+            if sparse && chunk.iter().all(|b| *b == 0) {
+                f.seek(SeekFrom::Current(n as i64)).map_err(werr)?;
+                hole = true;
+            } else {
+                f.write_all(chunk).map_err(werr)?;
+                hole = false;
+            }
+            pos += n as u64;
+        }
+        if hole {
+            f.set_len(pos).map_err(werr)?;
+        }
+        Ok(pos)
+    }
+
+    /// Directories' modes and mtimes, deepest first, once everything is in.
+    fn finish_dirs(&mut self) -> Result<()> {
+        self.cached = None;
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        for d in dirs {
+            let parts = components(&d.path).expect("checked when recorded");
+            let fd = match self.walk_uncached(&parts, &d.path)? {
+                Some(fd) => fd,
+                None => continue, // removed by a later whiteout
+            };
+            let io = |op| {
+                let p = show(&d.path);
+                move |e: Errno| UnpackError::Io {
+                    path: p,
+                    op,
+                    source: errno(e),
+                }
+            };
+            fchmod(fd.raw(), Mode::from_bits_truncate(d.mode)).map_err(io("chmod"))?;
+            let t = TimeSpec::new(d.mtime, 0);
+            futimens(fd.raw(), &t, &t).map_err(io("utimes"))?;
+        }
+        Ok(())
+    }
+}
+
+fn free_bytes(dir: &Dir) -> u64 {
+    nix::sys::statvfs::fstatvfs(&dir.0)
+        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .unwrap_or(u64::MAX)
+}
+
+/// Unpack the (decoded) tar stream `r` into the existing directory `root`, which is trusted; nothing outside
+/// it is touched. Leaves what was written in place on error (the caller owns `root`).
+pub fn unpack_into(r: impl Read, root: &Path, opts: &Options) -> Result<Summary> {
+    let fd = nix::fcntl::open(
+        root,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UnpackError::Io {
+        path: root.display().to_string(),
+        op: "open",
+        source: errno(e),
+    })?;
+    // SAFETY: a fresh descriptor from open.
+    let dir = Dir(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut u = Unpacker {
+        root: &dir,
+        opts,
+        as_root: nix::unistd::geteuid().is_root(),
+        summary: Summary::default(),
+        dirs: Vec::new(),
+        cached: None,
+        written: HashSet::new(),
+        free: free_bytes(&dir),
+        buf: vec![0u8; 256 * 1024],
+    };
+    let mut a = tar::Archive::new(r);
+    let broken = |u: &Unpacker<'_>, source: io::Error| UnpackError::Broken {
+        entries: u.summary.files + u.summary.dirs + u.summary.symlinks,
+        source,
+    };
+    let entries = a.entries().map_err(|e| broken(&u, e))?;
+    let mut any = false;
+    for e in entries {
+        let mut e = e.map_err(|e| broken(&u, e))?;
+        any = true;
+        u.entry(&mut e)?;
+    }
+    if !any {
+        return Err(broken(&u, io::Error::new(io::ErrorKind::UnexpectedEof, "no entries")));
+    }
+    u.finish_dirs()?;
+    Ok(u.summary)
+}
+
+/// The temporary directory an unpack into `dest` writes.
+fn temp_beside(dest: &Path) -> Option<PathBuf> {
+    let name = dest.file_name()?;
+    let mut t = OsStr::new(".").to_os_string();
+    t.push(name);
+    t.push(".depot-unpack");
+    Some(dest.with_file_name(t))
+}
+
+/// Unpack `r` into `dest`, which must not exist: into a temporary directory beside it, synced, then renamed.
+/// A broken or hostile archive fails with the reason and leaves no `dest`.
+pub fn unpack(r: impl Read, dest: &Path, opts: &Options) -> Result<Summary> {
+    if dest.symlink_metadata().is_ok() {
+        return Err(UnpackError::Exists(dest.to_path_buf()));
+    }
+    let tmp = temp_beside(dest).ok_or_else(|| UnpackError::Io {
+        path: dest.display().to_string(),
+        op: "name",
+        source: io::Error::new(io::ErrorKind::InvalidInput, "no file name"),
+    })?;
+    let fail = |op, source| UnpackError::Io {
+        path: tmp.display().to_string(),
+        op,
+        source,
+    };
+    if tmp.symlink_metadata().is_ok() {
+        // what an unpack that died left
+        crate::fsutil::remove_any(&tmp).map_err(|e| fail("remove", e))?;
+    }
+    std::fs::create_dir(&tmp).map_err(|e| fail("mkdir", e))?;
+    let r = unpack_into(r, &tmp, opts).and_then(|s| {
+        // durable before it is visible: a power cut leaves the temporary directory or the whole tree
+        let d = File::open(&tmp).map_err(|e| fail("open", e))?;
+        nix::unistd::syncfs(d.as_raw_fd()).map_err(|e| fail("syncfs", errno(e)))?;
+        std::fs::rename(&tmp, dest).map_err(|e| fail("rename", e))?;
+        if let Some(parent) = dest.parent() {
+            crate::fsutil::fsync_dir(parent).map_err(|e| fail("fsync", e))?;
+        }
+        Ok(s)
+    });
+    if r.is_err() {
+        let _ = crate::fsutil::remove_any(&tmp);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_relative_and_never_climb() {
+        assert_eq!(components(b"/etc/passwd").unwrap(), vec![&b"etc"[..], b"passwd"]);
+        assert_eq!(components(b"./a//b/./c/").unwrap(), vec![&b"a"[..], b"b", b"c"]);
+        assert!(components(b"./").unwrap().is_empty());
+        for bad in [&b"../x"[..], b"a/../../x", b"a/..", b"..", b"a\0b"] {
+            assert!(components(bad).is_err(), "{}", show(bad));
+        }
+    }
+
+    /// A tar built entry by entry with raw names: what a hostile archive can say.
+    #[derive(Default)]
+    struct Tar(Vec<u8>);
+
+    impl Tar {
+        fn raw(&mut self, name: &[u8], kind: tar::EntryType, link: &[u8], data: &[u8], mode: u32) -> &mut Self {
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_mtime(1_600_000_000);
+            h.set_cksum();
+            self.0.extend_from_slice(h.as_bytes());
+            self.0.extend_from_slice(data);
+            self.0.resize(self.0.len().div_ceil(512) * 512, 0);
+            self
+        }
+        fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+            self.raw(name.as_bytes(), tar::EntryType::Regular, b"", data, 0o644)
+        }
+        fn dir(&mut self, name: &str) -> &mut Self {
+            self.raw(name.as_bytes(), tar::EntryType::Directory, b"", b"", 0o755)
+        }
+        fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+            self.raw(name.as_bytes(), tar::EntryType::Symlink, target.as_bytes(), b"", 0o777)
+        }
+        fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+            self.raw(name.as_bytes(), tar::EntryType::Link, target.as_bytes(), b"", 0o644)
+        }
+        fn done(&mut self) -> Vec<u8> {
+            let mut v = self.0.clone();
+            v.extend_from_slice(&[0u8; 1024]);
+            v
+        }
+    }
+
+    /// A scratch dir with a `dest` to unpack into and an `outside` that must stay untouched.
+    fn scene() -> (PathBuf, PathBuf) {
+        let d = crate::testutil::tempdir();
+        std::fs::create_dir(d.join("outside")).unwrap();
+        std::fs::write(d.join("outside/victim"), b"original").unwrap();
+        (d.clone(), d.join("dest"))
+    }
+
+    fn untouched(d: &Path) {
+        let names: Vec<_> = std::fs::read_dir(d.join("outside"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("victim")], "nothing new outside");
+        assert_eq!(std::fs::read(d.join("outside/victim")).unwrap(), b"original");
+    }
+
+    #[test]
+    fn hostile_archives_write_nothing_outside_and_leave_no_dest() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("dot-dot", Tar::default().file("../outside/victim", b"pwned").done()),
+            (
+                "dot-dot deep",
+                Tar::default().dir("a/").file("a/../../outside/new", b"x").done(),
+            ),
+            (
+                "symlink then write through it",
+                Tar::default()
+                    .symlink("evil", "../outside")
+                    .file("evil/victim", b"pwned")
+                    .done(),
+            ),
+            (
+                "absolute symlink then write through it",
+                Tar::default().symlink("evil", "/").file("evil/tmp/x", b"pwned").done(),
+            ),
+            (
+                "symlink then a file of its name's directory",
+                Tar::default()
+                    .dir("d/")
+                    .symlink("d/l", "../../outside")
+                    .file("d/l/victim", b"pwned")
+                    .done(),
+            ),
+            (
+                "hardlink to outside",
+                Tar::default().hardlink("h", "../outside/victim").done(),
+            ),
+            (
+                "hardlink through a symlink",
+                Tar::default()
+                    .symlink("s", "../outside")
+                    .hardlink("h", "s/victim")
+                    .done(),
+            ),
+            ("hardlink to nothing", Tar::default().hardlink("h", "nothing").done()),
+            ("truncated", {
+                let mut t = Tar::default().file("big", &vec![1u8; 100_000]).done();
+                t.truncate(20_000);
+                t
+            }),
+            ("not a tar", b"this is no archive at all, just text".repeat(30)),
+            ("empty", Vec::new()),
+        ];
+        for (what, bytes) in cases {
+            let (d, dest) = scene();
+            let r = unpack(&bytes[..], &dest, &Options::default());
+            assert!(r.is_err(), "{what}: unpacked {r:?}");
+            assert!(!dest.exists(), "{what}: no dest");
+            assert!(!temp_beside(&dest).unwrap().exists(), "{what}: no temporary directory");
+            untouched(&d);
+        }
+    }
+
+    #[test]
+    fn absolute_paths_land_inside() {
+        let (d, dest) = scene();
+        let t = Tar::default().file("/etc/hostname", b"nas").done();
+        unpack(&t[..], &dest, &Options::default()).unwrap();
+        assert_eq!(std::fs::read(dest.join("etc/hostname")).unwrap(), b"nas");
+        untouched(&d);
+    }
+
+    #[test]
+    fn a_symlink_replaced_by_a_file_is_not_followed() {
+        let (d, dest) = scene();
+        // the later entry of the same name replaces the link; it must not write to where the link pointed
+        let t = Tar::default()
+            .symlink("victim", "../outside/victim")
+            .file("victim", b"inside")
+            .done();
+        unpack(&t[..], &dest, &Options::default()).unwrap();
+        assert_eq!(std::fs::read(dest.join("victim")).unwrap(), b"inside");
+        assert!(!dest.join("victim").symlink_metadata().unwrap().file_type().is_symlink());
+        untouched(&d);
+    }
+
+    #[test]
+    fn files_links_modes_and_times() {
+        let (_d, dest) = scene();
+        let t = Tar::default()
+            .dir("./")
+            .dir("bin/")
+            .raw(b"bin/tool", tar::EntryType::Regular, b"", b"#!/bin/sh\n", 0o4755)
+            .hardlink("bin/alias", "bin/tool")
+            .symlink("sh", "bin/tool")
+            .raw(b"ro/", tar::EntryType::Directory, b"", b"", 0o555)
+            .file("ro/inside", b"written before the dir became read-only")
+            .done();
+        let s = unpack(&t[..], &dest, &Options::default()).unwrap();
+        assert_eq!((s.files, s.dirs, s.symlinks, s.hardlinks), (2, 2, 1, 1), "{s:?}");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let m = std::fs::metadata(dest.join("bin/tool")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
+        assert_eq!(m.mtime(), 1_600_000_000);
+        assert_eq!(m.nlink(), 2);
+        assert_eq!(std::fs::read_link(dest.join("sh")).unwrap(), Path::new("bin/tool"));
+        assert_eq!(
+            std::fs::metadata(dest.join("ro")).unwrap().permissions().mode() & 0o777,
+            0o555
+        );
+        assert_eq!(std::fs::metadata(dest.join("ro")).unwrap().mtime(), 1_600_000_000);
+    }
+
+    #[test]
+    fn layers_apply_whiteouts_and_opaque_directories() {
+        let (_d, root) = scene();
+        std::fs::create_dir(&root).unwrap();
+        let opts = Options {
+            layer: true,
+            ..Default::default()
+        };
+        let lower = Tar::default()
+            .dir("etc/")
+            .file("etc/a", b"a")
+            .file("etc/b", b"b")
+            .dir("var/")
+            .file("var/old", b"old")
+            .dir("var/sub/")
+            .file("var/sub/deep", b"d")
+            .done();
+        unpack_into(&lower[..], &root, &opts).unwrap();
+        let upper = Tar::default()
+            .file("etc/.wh.a", b"")
+            .dir("var/")
+            .file("var/.wh..wh..opq", b"")
+            .file("var/new", b"new")
+            .done();
+        let s = unpack_into(&upper[..], &root, &opts).unwrap();
+        assert_eq!(s.whiteouts, 2);
+        assert!(!root.join("etc/a").exists());
+        assert!(root.join("etc/b").exists());
+        let mut var: Vec<_> = std::fs::read_dir(root.join("var"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        var.sort();
+        assert_eq!(var, vec![std::ffi::OsString::from("new")]);
+        assert!(!root.join("etc/.wh.a").exists());
+    }
+
+    #[test]
+    fn excludes_and_shift_range() {
+        let (_d, dest) = scene();
+        let t = Tar::default()
+            .dir("dev/")
+            .file("dev/null-ish", b"")
+            .file("etc", b"x")
+            .done();
+        let s = unpack(
+            &t[..],
+            &dest,
+            &Options {
+                excludes: vec!["./dev/null-ish".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.excluded, 1);
+        assert!(!dest.join("dev/null-ish").exists());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("f").unwrap();
+        h.set_size(0);
+        h.set_uid(70_000);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend_from_slice(&[0u8; 1024]);
+        let r = unpack(
+            &t[..],
+            &dest.with_file_name("dest2"),
+            &Options {
+                shift: Some("100000:100000:65536".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(r, Err(UnpackError::OutsideShift { id: 70_000, .. })), "{r:?}");
+    }
+
+    #[test]
+    fn shifts_parse() {
+        assert_eq!(
+            "100000:100000:65536".parse::<Shift>().unwrap(),
+            Shift {
+                uid: 100000,
+                gid: 100000,
+                range: 65536
+            }
+        );
+        for bad in ["1:2", "a:b:c", "1:1:0", "4294967295:0:10"] {
+            assert!(bad.parse::<Shift>().is_err(), "{bad}");
+        }
+    }
+}
