@@ -128,7 +128,7 @@ impl ImageService {
             context: "opening the upload".into(),
             source,
         })?;
-        let _no_gc = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let _no_gc = self.transfers.no_gc();
         let layer = self.import_layer(&f, on)?;
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)

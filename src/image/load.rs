@@ -153,7 +153,7 @@ impl ImageService {
                 )));
             }
             // Nothing this load commits is collected by a concurrent delete before the image exists.
-            let _no_gc = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+            let _no_gc = self.transfers.no_gc();
             let mut layers = Vec::new();
             for (i, (p, want)) in item.layers.iter().zip(&cfg.diff_ids).enumerate() {
                 let rec = self.load_layer(&f, member(p)?, Some(want), on).map_err(|e| match e {

@@ -44,10 +44,6 @@ pub struct ImageService {
     /// Seals the credentials a download keeps while it runs (never in plain text in the database).
     sealer: crate::store::Sealer,
     jobs: Mutex<HashMap<String, Arc<PullJob>>>,
-    /// Garbage collection holds this exclusively from its snapshot of what is referenced to its last delete; a
-    /// pull holds it shared while it records a blob as its own and checks that the blob is there. So a blob a pull
-    /// decided to reuse is never collected under it.
-    gc_lock: std::sync::RwLock<()>,
     /// Serialises rewrites of `index.json`: each reads the database after its own change, so the last one
     /// written reflects every change before it.
     layout_lock: Mutex<()>,
@@ -198,7 +194,6 @@ impl ImageService {
             platform,
             concurrency,
             jobs: Mutex::new(HashMap::new()),
-            gc_lock: std::sync::RwLock::new(()),
             layout_lock: Mutex::new(()),
             events: events::EventBus::default(),
             pruning: std::sync::atomic::AtomicBool::new(false),
@@ -929,31 +924,21 @@ impl ImageService {
     }
 
     pub(crate) fn own(&self, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
-        let _shared = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let _shared = self.transfers.no_gc();
         self.db.set_download_blob(download, d, size, 0)?;
         Ok(self.store.contains(d))
     }
 
-    /// Remove those of `candidates` (the blobs of an image just deleted) that no image or unfinished download
-    /// needs any more; returns what went. Blobs outside `candidates` are never touched here.
+    /// See [`Transfers::collect`].
     fn collect(&self, candidates: &[Digest]) -> Result<std::collections::HashSet<Digest>, ImageError> {
-        let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
-        let keep = self.db.referenced_blobs()?;
-        let live = self.db.live_download_blobs()?;
-        let mut removed = std::collections::HashSet::new();
-        for d in candidates {
-            if !keep.contains(d) && !live.contains(d) && self.store.delete(d)? {
-                removed.insert(d.clone());
-            }
-        }
-        Ok(removed)
+        Ok(self.transfers.collect(&self.db, candidates)?)
     }
 
     /// Full GC: unreferenced blobs (unless the database may not know every owner, see [`META_BLOB_GC`]), stray
     /// files, and ingests no download owns: an unfinished one, or one that failed less than `keep_failed` ago
     /// (pulling the image again resumes from those bytes).
     pub fn gc(&self, keep_failed: Duration) -> Result<GcReport, ImageError> {
-        let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
+        let _exclusive = self.transfers.gc_exclusive();
         let io = |context: &str| {
             let context = context.to_string();
             move |source| ImageError::Io { context, source }

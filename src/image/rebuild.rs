@@ -45,6 +45,7 @@ pub fn rebuild(db: &Db, store: &BlobStore, zstd_window_log_max: u32) -> Result<R
         retry: Default::default(),
         zstd_window_log_max,
         throttle: Default::default(),
+        gc_lock: Default::default(),
     };
     let mut by_manifest: BTreeMap<Digest, (String, Vec<String>)> = BTreeMap::new();
     for e in entries {

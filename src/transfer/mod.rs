@@ -318,6 +318,10 @@ pub struct Transfers {
     pub zstd_window_log_max: u32,
     /// The bandwidth limit and download window every download shares.
     pub throttle: std::sync::Arc<throttle::Throttle>,
+    /// Garbage collection holds this exclusively from its snapshot of what is referenced to its last delete;
+    /// whoever makes a blob someone's (a pull recording a blob it reuses, a download recording what it just
+    /// committed, a load) holds it shared across that step. So a blob is never collected under its new owner.
+    pub gc_lock: std::sync::RwLock<()>,
 }
 
 /// One download into the store, from any source.
@@ -350,6 +354,31 @@ pub struct LayerJob<'a> {
 }
 
 impl Transfers {
+    /// Hold off garbage collection (shared): see [`Transfers::gc_lock`].
+    pub fn no_gc(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gc_lock.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Collect garbage (exclusive): see [`Transfers::gc_lock`].
+    pub fn gc_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gc_lock.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remove those of `candidates` (the blobs of an image or a template just deleted) that no image, template
+    /// or unfinished download needs any more; returns what went. Blobs outside `candidates` are never touched.
+    pub fn collect(&self, db: &Db, candidates: &[Digest]) -> Result<std::collections::HashSet<Digest>, TransferError> {
+        let _exclusive = self.gc_exclusive();
+        let keep = db.referenced_blobs()?;
+        let live = db.live_download_blobs()?;
+        let mut removed = std::collections::HashSet::new();
+        for d in candidates {
+            if !keep.contains(d) && !live.contains(d) && self.store.delete(d)? {
+                removed.insert(d.clone());
+            }
+        }
+        Ok(removed)
+    }
+
     /// A layer already in the store, with what we know of it; `None` if it must be downloaded.
     pub fn present(
         &self,
@@ -457,7 +486,10 @@ impl Transfers {
             repo: job.repo,
             digest: &desc.digest,
         };
-        self.fetch(db, &fetch, &source, &mut check, report)?;
+        let ing = self.fetch(db, &fetch, &source, &mut check, report)?;
+        // the digest was planned before the first byte: the blob is this download's from its commit on
+        ing.commit(Some(desc.size))?;
+        db.set_download_blob(job.download, &desc.digest, desc.size, desc.size)?;
         let (diff_id, usize) = check.result.take().expect("finished before the commit");
         let meta = BlobMeta {
             digest: desc.digest.clone(),
@@ -489,16 +521,28 @@ impl Transfers {
             .claims
             .claim(job.key, job.cancel, || report(LayerUpdate::Waiting))
             .ok_or(TransferError::Cancelled)?;
-        if let Some(d) = job.expected.filter(|d| self.store.contains(d)) {
-            db.set_download_blob(job.download, job.key, job.size, job.size)?;
-            return Ok(d.clone());
+        if let Some(d) = job.expected {
+            let _no_gc = self.no_gc();
+            if self.store.contains(d) {
+                db.set_download_blob(job.download, job.key, job.size, job.size)?;
+                return Ok(d.clone());
+            }
         }
-        self.fetch(db, job, source, &mut NoCheck, report)
+        let ing = self.fetch(db, job, source, &mut NoCheck, report)?;
+        // a digest learnt only now is recorded as this download's before a collection can see the blob
+        let _no_gc = self.no_gc();
+        let digest = ing.commit(Some(job.size))?;
+        db.set_download_blob(job.download, job.key, job.size, job.size)?;
+        if &digest != job.key {
+            db.set_download_blob(job.download, &digest, job.size, job.size)?;
+        }
+        Ok(digest)
     }
 
     /// The one fetch loop: a download slot, resume from the ingest, `Range` requests under the retry budget,
-    /// the throttle, progress to the database once a second, and the commit once size, digest and `check`
-    /// agree. The caller holds the claim of `job.key`.
+    /// the throttle, progress to the database once a second. Returns the ingest once size, digest and `check`
+    /// agree, for the caller to commit (and record, before a collection can see the blob unowned). The caller
+    /// holds the claim of `job.key`.
     pub fn fetch(
         &self,
         db: &Db,
@@ -506,7 +550,7 @@ impl Transfers {
         source: &dyn Source,
         check: &mut dyn Check,
         report: &mut dyn FnMut(LayerUpdate),
-    ) -> Result<Digest, TransferError> {
+    ) -> Result<crate::store::Ingest, TransferError> {
         let size = job.size;
         let _slot = self
             .slots
@@ -635,9 +679,7 @@ impl Transfers {
             ing.reset()?;
             return Err(e);
         }
-        let digest = ing.commit(Some(size))?;
-        db.set_download_blob(job.download, job.key, size, size)?;
-        Ok(digest)
+        Ok(ing)
     }
 }
 
@@ -683,6 +725,7 @@ mod tests {
             retry: RetryPolicy::default(),
             zstd_window_log_max: 27,
             throttle: Default::default(),
+            gc_lock: Default::default(),
         };
         let diff = Digest::of(&content);
         let rec = t.present(&db, &desc, &diff).unwrap().expect("present");
