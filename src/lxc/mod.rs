@@ -2,5 +2,7 @@
 //! templates kept as blobs of the content store, the safe unpacker, and Docker image → LXC template.
 
 pub mod codec;
+pub mod convert;
 pub mod index;
+pub mod meta;
 pub mod unpack;

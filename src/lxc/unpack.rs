@@ -797,9 +797,9 @@ fn temp_beside(dest: &Path) -> Option<PathBuf> {
     Some(dest.with_file_name(t))
 }
 
-/// Unpack `r` into `dest`, which must not exist: into a temporary directory beside it, synced, then renamed.
-/// A broken or hostile archive fails with the reason and leaves no `dest`.
-pub fn unpack(r: impl Read, dest: &Path, opts: &Options) -> Result<Summary> {
+/// Build `dest`, which must not exist, in a temporary directory beside it (`build` fills it), sync the file
+/// system, and rename it into place. On an error nothing is left: no `dest`, no temporary directory.
+pub fn into_place<T>(dest: &Path, build: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     if dest.symlink_metadata().is_ok() {
         return Err(UnpackError::Exists(dest.to_path_buf()));
     }
@@ -818,7 +818,7 @@ pub fn unpack(r: impl Read, dest: &Path, opts: &Options) -> Result<Summary> {
         crate::fsutil::remove_any(&tmp).map_err(|e| fail("remove", e))?;
     }
     std::fs::create_dir(&tmp).map_err(|e| fail("mkdir", e))?;
-    let r = unpack_into(r, &tmp, opts).and_then(|s| {
+    let r = build(&tmp).and_then(|s| {
         // durable before it is visible: a power cut leaves the temporary directory or the whole tree
         let d = File::open(&tmp).map_err(|e| fail("open", e))?;
         nix::unistd::syncfs(d.as_raw_fd()).map_err(|e| fail("syncfs", errno(e)))?;
@@ -832,6 +832,70 @@ pub fn unpack(r: impl Read, dest: &Path, opts: &Options) -> Result<Summary> {
         let _ = crate::fsutil::remove_any(&tmp);
     }
     r
+}
+
+/// Unpack `r` into `dest`, which must not exist (see [`into_place`]). A broken or hostile archive fails with
+/// the reason and leaves no `dest`.
+pub fn unpack(r: impl Read, dest: &Path, opts: &Options) -> Result<Summary> {
+    into_place(dest, |tmp| unpack_into(r, tmp, opts))
+}
+
+/// Open the regular file `rel` inside the trusted directory `root` for reading and writing, never following a
+/// symlink on the way or at the end (a template's `templates` list names rootfs files; a hostile one must not
+/// reach outside). `None` when it is missing or not a regular file.
+pub fn open_inside(root: &Path, rel: &str) -> Result<Option<File>> {
+    let parts = components(rel.as_bytes()).map_err(|why| UnpackError::Unsafe {
+        path: rel.to_string(),
+        why,
+    })?;
+    let Some((name, parents)) = parts.split_last() else {
+        return Ok(None);
+    };
+    let mut cur = match open_dir(libc::AT_FDCWD, root.as_os_str().as_bytes()) {
+        Ok(d) => d,
+        Err(e) => {
+            return Err(UnpackError::Io {
+                path: root.display().to_string(),
+                op: "open",
+                source: errno(e),
+            })
+        }
+    };
+    for c in parents {
+        cur = match open_dir(cur.raw(), c) {
+            Ok(d) => d,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(_) => {
+                return Err(UnpackError::Unsafe {
+                    path: rel.to_string(),
+                    why: "a directory on its way is a symlink or not a directory",
+                })
+            }
+        };
+    }
+    match openat(
+        Some(cur.raw()),
+        cstr(name).as_c_str(),
+        OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        // SAFETY: a fresh descriptor from openat.
+        Ok(fd) => {
+            let f = unsafe { File::from_raw_fd(fd) };
+            let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+            Ok(regular.then_some(f))
+        }
+        Err(Errno::ENOENT) => Ok(None),
+        Err(Errno::ELOOP) => Err(UnpackError::Unsafe {
+            path: rel.to_string(),
+            why: "it is a symlink",
+        }),
+        Err(e) => Err(UnpackError::Io {
+            path: rel.to_string(),
+            op: "open",
+            source: errno(e),
+        }),
+    }
 }
 
 #[cfg(test)]
