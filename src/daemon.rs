@@ -90,6 +90,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             cfg.utc_offset,
         )),
         gc_lock: Default::default(),
+        running: Default::default(),
     });
     let auth = Arc::new(crate::auth::Auth::new(db.clone()));
     if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), root)? {

@@ -189,6 +189,21 @@ impl PullJob {
     }
 }
 
+impl crate::transfer::progress::Running for PullJob {
+    fn live(&self) -> Live {
+        PullJob::live(self)
+    }
+    fn stopped(&self) -> Option<Stop> {
+        PullJob::stopped(self)
+    }
+    fn stop(&self, why: Stop) {
+        PullJob::stop(self, why)
+    }
+    fn ended(&self) -> bool {
+        self.outcome().is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

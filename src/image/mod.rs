@@ -226,9 +226,17 @@ impl ImageService {
     fn spawn(self: &Arc<Self>, job: Arc<PullJob>, spec: PullSpec) {
         let svc = self.clone();
         let name = format!("pull-{}", job.download);
+        let on_board: Arc<dyn crate::transfer::progress::Running> = job.clone();
+        self.transfers.running.add(job.download, on_board.clone());
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             pull::run(&svc, &job, &spec);
-            svc.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.key);
+            let mut jobs = svc.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            // a job resumed meanwhile has the same key: leave it
+            if jobs.get(&job.key).is_some_and(|j| Arc::ptr_eq(j, &job)) {
+                jobs.remove(&job.key);
+            }
+            drop(jobs);
+            svc.transfers.running.remove(job.download, &on_board);
         });
         if let Err(e) = spawned {
             log::error!("cannot start a pull thread: {e}");
@@ -294,10 +302,17 @@ impl ImageService {
         Ok(Some(job))
     }
 
-    /// The running job of download `id`, if any.
-    fn job_of(&self, id: i64) -> Option<Arc<PullJob>> {
-        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.values().find(|j| j.download == id).cloned()
+    /// The running job of download `id`, of any kind, if any.
+    fn job_of(&self, id: i64) -> Option<Arc<dyn crate::transfer::progress::Running>> {
+        self.transfers.running.get(id)
+    }
+
+    /// Whether download `id` is one of images (the others are LXC templates').
+    pub fn is_image_download(&self, id: i64) -> Result<bool, ImageError> {
+        Ok(self
+            .db
+            .download(id)?
+            .is_some_and(|r| r.kind == crate::store::db::DownloadKind::Image))
     }
 
     /// Hold an unfinished download: its job stops, its bytes stay, and it is not resumed (not even by a
@@ -320,7 +335,7 @@ impl ImageService {
             }
             // a pause still winding down: wait for its end, so the resumed job does not join the stopping one
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while j.outcome().is_none() && std::time::Instant::now() < deadline {
+            while !j.ended() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -330,6 +345,7 @@ impl ImageService {
         let row = self
             .db
             .download(id)?
+            .filter(|r| r.kind == crate::store::db::DownloadKind::Image)
             .ok_or(ImageError::NoDownload { id, what: "unfinished" })?;
         self.restart(row)?;
         Ok(())

@@ -46,6 +46,7 @@ pub fn rebuild(db: &Db, store: &BlobStore, zstd_window_log_max: u32) -> Result<R
         zstd_window_log_max,
         throttle: Default::default(),
         gc_lock: Default::default(),
+        running: Default::default(),
     };
     let mut by_manifest: BTreeMap<Digest, (String, Vec<String>)> = BTreeMap::new();
     for e in entries {

@@ -322,6 +322,8 @@ pub struct Transfers {
     /// whoever makes a blob someone's (a pull recording a blob it reuses, a download recording what it just
     /// committed, a load) holds it shared across that step. So a blob is never collected under its new owner.
     pub gc_lock: std::sync::RwLock<()>,
+    /// Every download job running now, of any kind.
+    pub running: progress::Board,
 }
 
 /// One download into the store, from any source.
@@ -726,6 +728,7 @@ mod tests {
             zstd_window_log_max: 27,
             throttle: Default::default(),
             gc_lock: Default::default(),
+            running: Default::default(),
         };
         let diff = Digest::of(&content);
         let rec = t.present(&db, &desc, &diff).unwrap().expect("present");

@@ -73,6 +73,45 @@ impl Meter {
     }
 }
 
+/// A download job running in this daemon, whatever it fetches.
+pub trait Running: Send + Sync {
+    fn live(&self) -> Live;
+    /// Why a user stopped it, once they did.
+    fn stopped(&self) -> Option<Stop>;
+    /// Ask it to stop; the first reason given wins.
+    fn stop(&self, why: Stop);
+    /// Its outcome is known (it ended, or is about to leave the board).
+    fn ended(&self) -> bool;
+}
+
+/// The download jobs running now, by `downloads` row: what status lists, pauses and cancels look up.
+#[derive(Default)]
+pub struct Board {
+    jobs: std::sync::Mutex<HashMap<i64, std::sync::Arc<dyn Running>>>,
+}
+
+impl Board {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, std::sync::Arc<dyn Running>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add(&self, download: i64, job: std::sync::Arc<dyn Running>) {
+        self.jobs().insert(download, job);
+    }
+
+    /// Take `job` off the board, unless another job of the same download (resumed meanwhile) took its place.
+    pub fn remove(&self, download: i64, job: &std::sync::Arc<dyn Running>) {
+        let mut jobs = self.jobs();
+        if jobs.get(&download).is_some_and(|j| std::sync::Arc::ptr_eq(j, job)) {
+            jobs.remove(&download);
+        }
+    }
+
+    pub fn get(&self, download: i64) -> Option<std::sync::Arc<dyn Running>> {
+        self.jobs().get(&download).cloned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
