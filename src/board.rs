@@ -67,6 +67,7 @@ pub const BOARD_KEYS: &[&str] = &[
     "concurrent_downloads",
     "memory_budget_mb",
     "catalog_url",
+    "lxc_sources",
     "log_file",
 ];
 

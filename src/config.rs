@@ -31,6 +31,10 @@ pub struct Config {
     pub utc_offset: i32,
     /// Directories station `image_export` tasks may write into (default `<data root>/exports`).
     pub export_dirs: Vec<PathBuf>,
+    /// LXC image servers, in the order they are asked.
+    pub lxc_sources: Vec<crate::lxc::SourceConfig>,
+    /// Where containers may be unpacked over TCP (default `<data root>/containers`).
+    pub lxc_dirs: Vec<PathBuf>,
     /// The NAS's container engine (Container Station's dockerd), for hand-offs.
     pub engine_socket: Option<PathBuf>,
     /// Hand every pulled image to `engine_socket` as soon as the pull completes.
@@ -69,6 +73,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "bandwidth_limit",
     "download_window",
     "export_dirs",
+    "lxc_sources",
+    "lxc_dirs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +157,8 @@ impl Config {
             // Only safe while a single thread runs (the `time` crate refuses otherwise): then 0, UTC.
             utc_offset: time::UtcOffset::current_local_offset().map_or(0, |o| o.whole_seconds()),
             export_dirs: Vec::new(),
+            lxc_sources: Vec::new(),
+            lxc_dirs: Vec::new(),
             tcp_hosts: Vec::new(),
             engine_socket: None,
             handoff_after_pull: false,
@@ -241,6 +249,22 @@ impl Config {
                 self.handoff_after_pull = boolean(v).ok_or_else(|| bad("expected true or false"))?
             }
             "engine_tcp" => self.engine_tcp = boolean(v).ok_or_else(|| bad("expected true or false"))?,
+            // `NAME=lxc:URL` or `NAME=simplestreams:URL`, comma-separated; a later one of a name replaces it
+            "lxc_sources" => {
+                for one in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let src: crate::lxc::SourceConfig = one.parse().map_err(|m: String| bad(&m))?;
+                    self.lxc_sources.retain(|s| s.name != src.name);
+                    self.lxc_sources.push(src);
+                }
+            }
+            "lxc_dirs" => {
+                for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+                    if !d.starts_with('/') {
+                        return Err(bad("expected absolute directories, comma-separated"));
+                    }
+                    self.lxc_dirs.push(PathBuf::from(d));
+                }
+            }
             "export_dirs" => {
                 for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
                     if !d.starts_with('/') {
@@ -395,6 +419,15 @@ impl Config {
         }
     }
 
+    /// Where containers may be unpacked over TCP: the configured directories, or `<data root>/containers`.
+    pub fn lxc_dirs(&self) -> Vec<PathBuf> {
+        if self.lxc_dirs.is_empty() {
+            vec![self.data_root.join("containers")]
+        } else {
+            self.lxc_dirs.clone()
+        }
+    }
+
     /// The largest zstd window a download may use: its share of the memory budget, bounded to 1 MiB–128 MiB.
     pub fn zstd_window_log_max(&self) -> u32 {
         let per = (self.memory_budget_mb * 1024 * 1024) / self.concurrent_downloads.max(1) as u64;
@@ -428,6 +461,28 @@ impl Config {
             (
                 "export_dirs",
                 self.export_dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "lxc_sources",
+                self.lxc_sources
+                    .iter()
+                    .map(|s| {
+                        let kind = match s.kind {
+                            crate::lxc::SourceKind::Simplestreams => "simplestreams",
+                            _ => "lxc",
+                        };
+                        format!("{}={kind}:{}", s.name, s.url)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "lxc_dirs",
+                self.lxc_dirs()
                     .iter()
                     .map(|d| d.display().to_string())
                     .collect::<Vec<_>>()

@@ -44,6 +44,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError 
 /// Everything a running daemon holds. Built by [`open`]; served by [`serve`].
 pub struct Daemon {
     pub images: Arc<ImageService>,
+    pub lxc: Arc<crate::lxc::LxcService>,
+    pub catalog: Arc<crate::catalog::Catalog>,
     pub auth: Arc<crate::auth::Auth>,
     _lock: RootLock,
 }
@@ -78,6 +80,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let mut ropts = cfg.registry.clone();
     ropts.net.certs_dir = Some(cfg.certs_dir());
     let registry = Arc::new(Registry::new(ropts));
+    let web = crate::net::http::Web::new(registry.net());
     let transfers = Arc::new(Transfers {
         store: store.clone(),
         slots: Slots::new(cfg.concurrent_downloads),
@@ -99,6 +102,23 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             path.display()
         );
     }
+    let catalog = Arc::new(crate::catalog::Catalog::new(
+        cfg.catalog_url.clone(),
+        root.join("catalog/list.json"),
+    ));
+    let lxc = Arc::new(crate::lxc::LxcService::new(
+        db.clone(),
+        store.clone(),
+        transfers.clone(),
+        web,
+        crate::lxc::LxcOptions {
+            sources: cfg.lxc_sources.clone(),
+            arch: crate::lxc::service::lxc_arch(&cfg.platform.architecture, cfg.platform.variant.as_deref()).into(),
+            dirs: cfg.lxc_dirs(),
+            cache: root.join("lxc"),
+        },
+        Some(catalog.clone()),
+    ));
     let images = Arc::new(ImageService::new(
         db,
         store,
@@ -128,11 +148,17 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     // Ended downloads are history after 30 days.
     images.forget_downloads(crate::store::db::now() - 30 * 24 * 3600)?;
     let resumed = images.resume_unfinished()?;
-    if resumed > 0 {
-        log::info!("recovery: resuming {resumed} unfinished downloads");
+    let resumed_lxc = lxc.resume_unfinished().map_err(|e| DaemonError::Io {
+        context: "resuming LXC downloads".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    if resumed + resumed_lxc > 0 {
+        log::info!("recovery: resuming {resumed} unfinished image downloads and {resumed_lxc} of LXC templates");
     }
     Ok(Daemon {
         images,
+        lxc,
+        catalog,
         auth,
         _lock: lock,
     })
@@ -211,9 +237,10 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
         Engine::new(d.images.clone()),
         crate::api::station::Station::new(
             d.images.clone(),
+            d.lxc.clone(),
             d.auth.clone(),
             cfg.export_dirs(),
-            crate::catalog::Catalog::new(cfg.catalog_url.clone(), cfg.data_root.join("catalog/list.json")),
+            d.catalog.clone(),
         ),
         d.auth.clone(),
         cfg.engine_tcp,

@@ -262,6 +262,12 @@ struct Serve {
     /// a mirror of another registry, REGISTRY=URL (repeatable)
     #[argh(option)]
     mirror: Vec<String>,
+    /// an LXC image server, NAME=lxc:URL (lxc-download format) or NAME=simplestreams:URL (repeatable)
+    #[argh(option)]
+    lxc_source: Vec<String>,
+    /// a directory containers may be unpacked into over TCP (repeatable; default <data root>/containers)
+    #[argh(option)]
+    lxc_dir: Vec<String>,
     /// the search index URL, Docker Hub style (default https://index.docker.io)
     #[argh(option)]
     search_index: Option<String>,
@@ -591,6 +597,8 @@ impl Serve {
             ("tcp_hosts", &self.tcp_host),
             ("registry_mirrors", &self.registry_mirror),
             ("mirrors", &self.mirror),
+            ("lxc_sources", &self.lxc_source),
+            ("lxc_dirs", &self.lxc_dir),
         ];
         one.iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))

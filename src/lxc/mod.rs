@@ -6,3 +6,7 @@ pub mod convert;
 pub mod index;
 pub mod meta;
 pub mod unpack;
+pub mod service;
+
+pub use index::{Offer, TemplateName};
+pub use service::{LxcError, LxcJob, LxcOptions, LxcService, SourceConfig, SourceKind};

@@ -356,7 +356,7 @@ impl Unpacker<'_> {
                     "gid" => gid = num().map_or(gid, |n| n as u64),
                     "mtime" => mtime = num().unwrap_or(mtime),
                     k if k.starts_with("SCHILY.xattr.") => {
-                        xattrs.push((k["SCHILY.xattr.".len()..].as_bytes().to_vec(), v.to_vec()))
+                        xattrs.push((k.as_bytes()["SCHILY.xattr.".len()..].to_vec(), v.to_vec()))
                     }
                     _ => {}
                 }
@@ -714,7 +714,7 @@ impl Unpacker<'_> {
     fn finish_dirs(&mut self) -> Result<()> {
         self.cached = None;
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
         for d in dirs {
             let parts = components(&d.path).expect("checked when recorded");
             let fd = match self.walk_uncached(&parts, &d.path)? {
@@ -735,12 +735,6 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
-}
-
-fn free_bytes(dir: &Dir) -> u64 {
-    nix::sys::statvfs::fstatvfs(&dir.0)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
-        .unwrap_or(u64::MAX)
 }
 
 /// Unpack the (decoded) tar stream `r` into the existing directory `root`, which is trusted; nothing outside
@@ -766,7 +760,7 @@ pub fn unpack_into(r: impl Read, root: &Path, opts: &Options) -> Result<Summary>
         dirs: Vec::new(),
         cached: None,
         written: HashSet::new(),
-        free: free_bytes(&dir),
+        free: crate::fsutil::free_space(root).unwrap_or(u64::MAX),
         buf: vec![0u8; 256 * 1024],
     };
     let mut a = tar::Archive::new(r);

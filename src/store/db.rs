@@ -149,9 +149,10 @@ pub const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 6: LXC templates, and downloads of any kind (`image`: `reference` is an image reference; `lxc`: it is
-    // `<source>:<template name>`). A template's files are blobs of the content store like any layer.
+    // the template name, and `spec` what exactly is fetched, as JSON). A template's files are blobs of the content store like any layer.
     r#"
     ALTER TABLE downloads ADD COLUMN kind TEXT NOT NULL DEFAULT 'image' CHECK (kind IN ('image', 'lxc'));
+    ALTER TABLE downloads ADD COLUMN spec TEXT;
     CREATE TABLE lxc_templates (
         name TEXT PRIMARY KEY,
         dist TEXT NOT NULL,
@@ -1352,6 +1353,30 @@ impl Db {
         self.conn().execute(
             "UPDATE downloads SET resolved_digest = ?2, manifest_digest = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, resolved.as_str(), manifest.as_str(), now()],
+        )?;
+        Ok(())
+    }
+
+    /// What an LXC download fetches (JSON), recorded at its creation.
+    pub fn set_download_spec(&self, id: i64, spec: &str) -> Result<()> {
+        self.conn()
+            .execute("UPDATE downloads SET spec = ?2 WHERE id = ?1", params![id, spec])?;
+        Ok(())
+    }
+
+    pub fn download_spec(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT spec FROM downloads WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// A blob a download fetched under a key (its digest unknown until the end) is known by its digest now.
+    pub fn rekey_download_blob(&self, id: i64, key: &Digest, digest: &Digest) -> Result<()> {
+        self.conn().execute(
+            "UPDATE OR REPLACE download_blobs SET digest = ?3 WHERE download_id = ?1 AND digest = ?2",
+            params![id, key.as_str(), digest.as_str()],
         )?;
         Ok(())
     }

@@ -536,7 +536,7 @@ impl Transfers {
         let digest = ing.commit(Some(job.size))?;
         db.set_download_blob(job.download, job.key, job.size, job.size)?;
         if &digest != job.key {
-            db.set_download_blob(job.download, &digest, job.size, job.size)?;
+            db.rekey_download_blob(job.download, job.key, &digest)?;
         }
         Ok(digest)
     }

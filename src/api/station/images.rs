@@ -13,18 +13,23 @@ use std::collections::BTreeMap;
 /// Downloads `downloadstatus` lists, newest.
 const STATUS_LIMIT: u32 = 200;
 
-/// Only Docker images exist so far: LXC templates are another store.
-fn docker_only(image_type: &str) -> Result<(), StationError> {
+/// Whether a route's `{type}` is `lxc` (else `docker`; anything else is refused).
+fn is_lxc(image_type: &str) -> Result<bool, StationError> {
     match image_type {
-        "docker" => Ok(()),
-        "lxc" => Err(StationError::new(
-            StatusCode::NOT_FOUND,
-            "LXC templates are not kept by this depot yet",
-        )),
+        "docker" => Ok(false),
+        "lxc" => Ok(true),
         other => Err(StationError::bad_request(format!(
             "image type {other:?}: expected docker or lxc"
         ))),
     }
+}
+
+/// Routes that only Docker images have.
+fn docker_only(image_type: &str) -> Result<(), StationError> {
+    if is_lxc(image_type)? {
+        return Err(StationError::bad_request("this route is for Docker images only"));
+    }
+    Ok(())
 }
 
 fn reference(name: &str, tag: &str) -> Result<Reference, StationError> {
@@ -58,7 +63,7 @@ fn local_repos(rows: &[crate::store::db::ImageRow]) -> BTreeMap<String, Vec<(Str
 /// Repositories (familiar names) a running download is fetching.
 fn downloading(list: &[DownloadStatus]) -> std::collections::HashSet<String> {
     list.iter()
-        .filter(|d| !d.row.state.is_terminal())
+        .filter(|d| !d.row.state.is_terminal() && d.row.kind == crate::store::db::DownloadKind::Image)
         .filter_map(|d| Reference::parse(&d.row.reference).ok())
         .map(|r| r.familiar_name())
         .collect()
@@ -79,7 +84,12 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
         "local" => {
             let wants_docker = image_type != "lxc";
             let needle = filter.to_lowercase();
-            blocking(move || -> Result<Vec<Value>, StationError> {
+            let mut templates = if image_type != "docker" {
+                super::lxc::local(st, needle.clone()).await?
+            } else {
+                Vec::new()
+            };
+            let mut docker = blocking(move || -> Result<Vec<Value>, StationError> {
                 if !wants_docker {
                     return Ok(Vec::new());
                 }
@@ -104,8 +114,11 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
                     })
                     .collect())
             })
-            .await?
+            .await?;
+            docker.append(&mut templates);
+            docker
         }
+        "lxc" => return super::lxc::available(st, req, filter.to_lowercase()).await,
         "dockerhub" => {
             if image_type == "lxc" {
                 Vec::new()
@@ -188,7 +201,7 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
         }
         other => {
             return Err(StationError::bad_request(format!(
-                "category {other:?}: expected local, qnap, official or dockerhub"
+                "category {other:?}: expected local, qnap, official, dockerhub or lxc"
             )))
         }
     };
@@ -235,7 +248,9 @@ fn catalog_item(
 }
 
 pub async fn inspect(st: &Station, image_type: &str, name: &str, tag: &str) -> Answer {
-    docker_only(image_type)?;
+    if is_lxc(image_type)? {
+        return super::lxc::inspect(st, name, tag).await;
+    }
     let r = reference(name, tag)?;
     let images = st.images.clone();
     let i = blocking(move || images.inspect(&r.to_string())).await?;
@@ -295,7 +310,9 @@ pub async fn tags(st: &Station, official: &str, name: &str) -> Answer {
 /// `DELETE …/image/local/{type}/{name}[/{tag}]`: one tag, or every tag of the repository. A name may contain
 /// `/`, so the last segment is a tag only if the repository before it has that tag.
 pub async fn delete(st: &Station, image_type: &str, path: &str) -> Answer {
-    docker_only(image_type)?;
+    if is_lxc(image_type)? {
+        return super::lxc::delete(st, path).await;
+    }
     if path.is_empty() {
         return Err(StationError::bad_request("an image name is needed"));
     }
@@ -345,7 +362,9 @@ struct DownloadBody {
 /// Start a persistent download and answer at once (`{"id": …}`): its progress is in `downloadstatus`. A
 /// download that cannot fit is refused here, before it starts.
 pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str, name: &str, tag: &str) -> Answer {
-    docker_only(image_type)?;
+    if is_lxc(image_type)? {
+        return super::lxc::download(st, repository, name, tag).await;
+    }
     let q = query_pairs(req.uri().query());
     let query_registry = query_get(&q, "registry_name").map(str::to_string);
     let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
@@ -364,9 +383,8 @@ pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str
             reference(&format!("{}/{name}", st.registry_host(reg).await?), tag)?
         }
         "qnap" => {
-            return Err(StationError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "repository qnap: the vendor catalog's LXC images are not served by this depot yet",
+            return Err(StationError::bad_request(
+                "repository qnap holds LXC templates: use type lxc",
             ))
         }
         other => {
@@ -426,7 +444,13 @@ pub async fn download_status(st: &Station) -> Answer {
         .rev()
         .map(|d| {
             let status = status_name(d, settings.closed);
+            let lxc = d.row.kind == crate::store::db::DownloadKind::Lxc;
             let (name, tag) = match Reference::parse(&d.row.reference) {
+                // DIST/RELEASE/ARCH and VARIANT, as the lxc routes name them
+                _ if lxc => match d.row.reference.rsplit_once('/') {
+                    Some((n, v)) => (n.to_string(), v.to_string()),
+                    None => (d.row.reference.clone(), String::new()),
+                },
                 Ok(r) => (
                     r.familiar_name(),
                     r.tag()
@@ -445,7 +469,7 @@ pub async fn download_status(st: &Station) -> Answer {
                 "id": d.row.id,
                 "name": name,
                 "tag": tag,
-                "type": "docker",
+                "type": if lxc { "lxc" } else { "docker" },
                 "status": status,
                 "percent": percent,
                 "bytes_done": d.done,
@@ -478,8 +502,15 @@ pub async fn pause(st: &Station, id: &str) -> Answer {
 
 pub async fn resume(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
-    let images = st.images.clone();
-    blocking(move || images.resume_download(id)).await?;
+    let (images, lxc) = (st.images.clone(), st.lxc.clone());
+    blocking(move || -> Result<(), StationError> {
+        if lxc.owns_download(id)? {
+            Ok(lxc.resume_download(id)?)
+        } else {
+            Ok(images.resume_download(id)?)
+        }
+    })
+    .await?;
     ok(&json!({}))
 }
 

@@ -7,6 +7,7 @@
 mod background;
 mod events;
 mod images;
+mod lxc;
 mod registries;
 mod session;
 
@@ -32,6 +33,7 @@ pub fn strip_base(path: &str) -> Option<&str> {
 #[derive(Clone)]
 pub struct Station {
     pub images: Arc<ImageService>,
+    pub lxc: Arc<crate::lxc::LxcService>,
     pub auth: Arc<Auth>,
     routes: Arc<Router<Route>>,
     tasks: Arc<background::Tasks>,
@@ -75,6 +77,9 @@ pub enum Route {
     Task,
     TaskCreate,
     TaskDelete,
+    LxcSources,
+    LxcUnpack,
+    Convert,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -101,6 +106,9 @@ pub fn routes() -> Router<Route> {
             Route::Download,
         ),
         (M::GET, "/image/dockerhub/docker/{official}/{name…}/tags", Route::Tags),
+        (M::GET, "/lxc/sources", Route::LxcSources),
+        (M::POST, "/image/lxc/{name…}/{tag}/unpack", Route::LxcUnpack),
+        (M::POST, "/image/docker/{name…}/{tag}/convert", Route::Convert),
         (M::GET, "/image/{type}/{name…}/{tag}/inspect", Route::ImageInspect),
         (
             M::GET,
@@ -256,17 +264,19 @@ impl Caller {
 impl Station {
     pub fn new(
         images: Arc<ImageService>,
+        lxc: Arc<crate::lxc::LxcService>,
         auth: Arc<Auth>,
         export_dirs: Vec<std::path::PathBuf>,
-        catalog: crate::catalog::Catalog,
+        catalog: Arc<crate::catalog::Catalog>,
     ) -> Station {
         Station {
             images,
+            lxc,
             auth,
             routes: Arc::new(routes()),
             tasks: Arc::default(),
             export_dirs: Arc::new(export_dirs),
-            catalog: Arc::new(catalog),
+            catalog,
         }
     }
 
@@ -362,6 +372,9 @@ impl Station {
             Route::PrivateImage => registries::image(self, &p("id")).await,
             Route::PrivateImageUpdate => registries::save_image(self, req, &caller, Some(&p("id"))).await,
             Route::PrivateImageDelete => registries::delete_image(self, &caller, &p("id")).await,
+            Route::LxcSources => lxc::sources(self, &req).await,
+            Route::LxcUnpack => lxc::unpack(self, req, &caller, &p("name"), &p("tag")).await,
+            Route::Convert => lxc::convert(self, req, &caller, &p("name"), &p("tag")).await,
         }
     }
 }

@@ -1,0 +1,264 @@
+//! The station API's LXC templates (type `lxc` of the image routes, and `unpack`/`convert` in the same style;
+//! docs/station-api.md). A template `DIST/RELEASE/ARCH/VARIANT` is `name` `DIST/RELEASE/ARCH` with `tag`
+//! `VARIANT`, so it fits the `{name…}/{tag}` routes of images.
+
+use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
+use crate::auth::Principal;
+use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
+use crate::lxc::service::{Available, UnpackRequest};
+use crate::lxc::LxcError;
+use crate::store::db::LxcTemplateRow;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+impl From<LxcError> for StationError {
+    fn from(e: LxcError) -> StationError {
+        use crate::lxc::unpack::UnpackError as U;
+        let status = match &e {
+            LxcError::Name(_) | LxcError::DestNotAllowed(..) => StatusCode::BAD_REQUEST,
+            LxcError::UnknownSource(_) | LxcError::NoOffer { .. } | LxcError::NoTemplate(_) | LxcError::NoDownload(_) => {
+                StatusCode::NOT_FOUND
+            }
+            LxcError::Source { .. } | LxcError::Http(_) | LxcError::NotATarball { .. } => StatusCode::BAD_GATEWAY,
+            LxcError::NoSpace { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            LxcError::Cancelled(_) | LxcError::Paused(_) => StatusCode::CONFLICT,
+            LxcError::Unpack(u) => match u {
+                U::Exists(_) => StatusCode::CONFLICT,
+                U::Unsafe { .. } | U::Broken { .. } | U::NoLinkTarget { .. } | U::OutsideShift { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                U::TooBig { .. } => StatusCode::INSUFFICIENT_STORAGE,
+                U::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            LxcError::Meta(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            LxcError::Transfer(_) | LxcError::Db(_) | LxcError::Blob(_) | LxcError::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        StationError::new(status, e.to_string())
+    }
+}
+
+/// `DIST/RELEASE/ARCH` + `VARIANT` of the routes.
+fn template_name(name: &str, tag: &str) -> String {
+    if tag.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}/{tag}")
+    }
+}
+
+/// A kept template as the `local` list shows it.
+pub fn local_item(t: &LxcTemplateRow, downloading: bool) -> Value {
+    let meta: crate::lxc::meta::Meta = serde_json::from_str(&t.meta).unwrap_or_default();
+    json!({
+        "description": meta.create_message.as_deref().map(str::trim).unwrap_or(""),
+        "downloading": downloading,
+        "icon": "",
+        "installed": true,
+        "name": format!("{}/{}/{}", t.dist, t.release, t.arch),
+        "repository": "local",
+        "size": [t.rootfs_size],
+        "tags": [t.variant],
+        "type": "lxc",
+        "build": t.build,
+        "source": t.source,
+        "arch": t.arch,
+        "created": t.created_at,
+    })
+}
+
+fn offer_item(a: &Available) -> Value {
+    let o = &a.offer;
+    json!({
+        "arch": o.name.arch,
+        "build": o.build,
+        "description": o.title,
+        "downloading": false,
+        "installed": a.installed,
+        "name": format!("{}/{}/{}", o.name.dist, o.name.release, o.name.arch),
+        "repository": a.source,
+        "size": o.rootfs.size,
+        "sha256": o.rootfs.sha256.as_ref().map(|d| d.to_string()),
+        "tags": [o.name.variant],
+        "title": o.title,
+        "type": "lxc",
+        "location": o.rootfs.url,
+    })
+}
+
+/// `category=local&type=lxc`: the kept templates matching `needle`.
+pub async fn local(st: &Station, needle: String) -> Result<Vec<Value>, StationError> {
+    let lxc = st.lxc.clone();
+    let images = st.images.clone();
+    blocking(move || -> Result<Vec<Value>, StationError> {
+        let busy: std::collections::HashSet<String> = images
+            .downloads(200)?
+            .into_iter()
+            .filter(|d| d.row.kind == crate::store::db::DownloadKind::Lxc && !d.row.state.is_terminal())
+            .map(|d| d.row.reference)
+            .collect();
+        Ok(lxc
+            .templates()?
+            .iter()
+            .filter(|t| t.name.contains(&needle))
+            .map(|t| local_item(t, busy.contains(&t.name)))
+            .collect())
+    })
+    .await
+}
+
+/// `category=lxc`: what the sources offer, for this NAS's architecture unless `arch=all` (or another).
+pub async fn available(st: &Station, req: &Req, needle: String) -> Answer {
+    let q = query_pairs(req.uri().query());
+    let arch = query_get(&q, "arch").map(str::to_string);
+    let source = query_get(&q, "source").map(str::to_string);
+    let refresh = query_get(&q, "refresh").is_some_and(|v| v == "1" || v == "true");
+    let lxc = st.lxc.clone();
+    let list = blocking(move || lxc.available(arch.as_deref(), source.as_deref(), refresh)).await?;
+    let items: Vec<Value> = list
+        .iter()
+        .filter(|a| a.offer.name.to_string().contains(&needle) || a.offer.title.to_lowercase().contains(&needle))
+        .map(offer_item)
+        .collect();
+    ok(&json!({
+        "category": "lxc",
+        "filter_text": needle,
+        "results": items,
+        "total_count": items.len(),
+        "type": "lxc",
+    }))
+}
+
+/// `GET /lxc/sources`: every source, its kind, URL, how many templates it offers, and whether its index came
+/// from the server now or from the cache.
+pub async fn sources(st: &Station, req: &Req) -> Answer {
+    let q = query_pairs(req.uri().query());
+    let refresh = query_get(&q, "refresh").is_some_and(|v| v == "1" || v == "true");
+    let lxc = st.lxc.clone();
+    ok(&blocking(move || lxc.sources(refresh)).await)
+}
+
+/// Start the download of a template from `repository` (a source's name; `qnap` is the vendor catalog).
+pub async fn download(st: &Station, repository: &str, name: &str, tag: &str) -> Answer {
+    let source = match repository {
+        "qnap" | "catalog" => "catalog".to_string(),
+        "" | "any" => String::new(),
+        s => s.to_string(),
+    };
+    let name = template_name(name, tag);
+    let lxc = st.lxc.clone();
+    let job = blocking(move || lxc.pull(&name, Some(source.as_str()).filter(|s| !s.is_empty()))).await?;
+    // a refusal (no room, no such file) is this request's answer when it comes at once
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Some(Err(e)) = job.outcome() {
+            if !e.contains("paused") {
+                return Err(StationError::new(StatusCode::BAD_GATEWAY, e));
+            }
+        }
+        if job.outcome().is_some() || crate::transfer::progress::Running::live(job.as_ref()).done > 0 {
+            break;
+        }
+        async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(crate::http::json(StatusCode::OK, &json!({"id": job.download})))
+}
+
+pub async fn inspect(st: &Station, name: &str, tag: &str) -> Answer {
+    let name = template_name(name, tag);
+    let lxc = st.lxc.clone();
+    let t = blocking(move || lxc.template(&name)).await?;
+    let meta: Value = serde_json::from_str(&t.meta).unwrap_or(Value::Null);
+    ok(&json!({
+        "name": t.name, "dist": t.dist, "release": t.release, "arch": t.arch, "variant": t.variant,
+        "build": t.build, "source": t.source, "rootfs": {"digest": t.rootfs_digest.to_string(), "size": t.rootfs_size},
+        "meta_digest": t.meta_digest.map(|d| d.to_string()), "meta": meta, "created": t.created_at, "type": "lxc",
+    }))
+}
+
+pub async fn delete(st: &Station, path: &str) -> Answer {
+    let lxc = st.lxc.clone();
+    let path = path.to_string();
+    let t = blocking(move || lxc.remove(&path)).await?;
+    ok(&json!({"deleted": t.name, "freed": t.rootfs_size}))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnpackBody {
+    dest: String,
+    shift: Option<String>,
+    #[serde(default)]
+    unprivileged: bool,
+}
+
+/// `POST /image/lxc/{name…}/{tag}/unpack` `{"dest": "/abs/dir", "shift": "UID:GID:RANGE", "unprivileged":
+/// bool}`: the container directory `dest` (rootfs, config). Over TCP an administrator only, and only into the
+/// configured `lxc_dirs`; the trusted socket may name any absolute path.
+pub async fn unpack(st: &Station, req: Req, caller: &Caller, name: &str, tag: &str) -> Answer {
+    require_admin(caller)?;
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    let b: UnpackBody =
+        serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed unpack body: {e}")))?;
+    let shift = match b.shift.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.parse().map_err(StationError::bad_request)?),
+        None => None,
+    };
+    let local = matches!(caller.principal, Some(Principal::Local));
+    let name = template_name(name, tag);
+    let lxc = st.lxc.clone();
+    let report = blocking(move || -> Result<_, LxcError> {
+        let dest = std::path::PathBuf::from(&b.dest);
+        if !local {
+            lxc.dest_allowed(&dest)?;
+        }
+        lxc.unpack(
+            &name,
+            &dest,
+            &UnpackRequest {
+                shift,
+                unprivileged: b.unprivileged,
+            },
+        )
+    })
+    .await?;
+    ok(&report)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConvertBody {
+    /// The template's name (`DIST/RELEASE[/ARCH[/VARIANT]]`); else `<repository>/<tag>/<arch>/docker`.
+    name: Option<String>,
+}
+
+/// `POST /image/docker/{name…}/{tag}/convert`: a stored Docker image becomes an LXC template.
+pub async fn convert(st: &Station, req: Req, caller: &Caller, name: &str, tag: &str) -> Answer {
+    require_admin(caller)?;
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    let b: ConvertBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ConvertBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed convert body: {e}")))?
+    };
+    let reference = format!("{name}:{tag}");
+    let (images, lxc) = (st.images.clone(), st.lxc.clone());
+    let row = blocking(move || -> Result<LxcTemplateRow, StationError> {
+        let i = images.inspect(&reference)?;
+        let src = crate::lxc::service::ConvertSource {
+            reference: crate::reference::Reference::parse(&reference)
+                .map(|r| r.familiar())
+                .unwrap_or(reference.clone()),
+            image_id: i.row.id.clone(),
+            layers: i.layers.iter().map(|l| l.digest.clone()).collect(),
+            config: i.config,
+            architecture: i.row.architecture.clone(),
+            variant: i.row.variant.clone(),
+        };
+        let scratch = images.scratch_path("convert");
+        Ok(lxc.convert(&src, b.name.as_deref(), &scratch)?)
+    })
+    .await?;
+    ok(&local_item(&row, false))
+}

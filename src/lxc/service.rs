@@ -1,0 +1,1097 @@
+//! The LXC template service both APIs call: what the sources offer (their indexes cached on disk and used when
+//! a server is unreachable), downloads on the one transfer engine (persistent `downloads` rows of kind `lxc`,
+//! resumed at start, paused, cancelled, listed with the image downloads), the templates kept, their removal,
+//! unpacking into a container directory, and Docker image → template.
+
+use super::index::{self, NameError, Offer, RemoteFile, TemplateName};
+use super::meta::{self, Meta, Place};
+use super::unpack::{self, Shift, UnpackError};
+use super::{codec, convert};
+use crate::digest::Digest;
+use crate::net::http::{HttpError, Web};
+use crate::store::db::{DbError, DownloadKind, LxcTemplateRow};
+use crate::store::{BlobStore, Db, DownloadState};
+use crate::transfer::progress::{Live, Meter, Running, Stop};
+use crate::transfer::{FetchJob, TransferError, Transfers, UrlFile};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a fetched index is used before it is fetched again.
+const INDEX_FRESH: Duration = Duration::from_secs(300);
+/// Indexes are text; a larger one is hostile.
+const MAX_INDEX: u64 = 32 << 20;
+const MAX_SUMS: u64 = 1 << 20;
+/// Room left on the volume beyond a download's own bytes.
+const SPACE_MARGIN: u64 = 16 << 20;
+
+/// What kind of server a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// `meta/1.0/index-system`, as `lxc-create -t download` reads it.
+    Lxc,
+    /// `streams/v1/index.json`, as LXD and Incus read it.
+    Simplestreams,
+    /// The vendor catalog's LXC entries.
+    Catalog,
+}
+
+/// A configured source: `NAME=lxc:URL` or `NAME=simplestreams:URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub url: String,
+}
+
+impl FromStr for SourceConfig {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("LXC source {s:?}: expected NAME=lxc:URL or NAME=simplestreams:URL");
+        let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+        let (kind, url) = rest.split_once(':').ok_or_else(bad)?;
+        let kind = match kind {
+            "lxc" => SourceKind::Lxc,
+            "simplestreams" => SourceKind::Simplestreams,
+            _ => return Err(bad()),
+        };
+        let name = name.trim();
+        if name.is_empty()
+            || name == "catalog"
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!(
+                "LXC source {s:?}: a name of letters, digits, - _ . (not \"catalog\")"
+            ));
+        }
+        let url = url.trim().trim_end_matches('/').to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!("LXC source {s:?}: the URL must be http(s)://"));
+        }
+        Ok(SourceConfig {
+            name: name.to_string(),
+            kind,
+            url,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LxcError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("source {source_name}: {error}")]
+    Source { source_name: String, error: String },
+    #[error("no LXC source is named {0:?}")]
+    UnknownSource(String),
+    #[error("no source offers the template {name}{}", .source_name.as_ref().map(|s| format!(" (source {s})")).unwrap_or_default())]
+    NoOffer { name: String, source_name: Option<String> },
+    #[error("no LXC template {0} is kept")]
+    NoTemplate(String),
+    #[error("no unfinished LXC download {0}")]
+    NoDownload(i64),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Blob(#[from] crate::store::blobs::BlobError),
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Meta(#[from] meta::MetaError),
+    #[error("{url} is not a usable rootfs tarball: {why}")]
+    NotATarball { url: String, why: String },
+    #[error("template {name} needs {need} bytes more, but the volume has {free} free")]
+    NoSpace { name: String, need: u64, free: u64 },
+    #[error("{0}: the destination must be an absolute path in one of the allowed directories ({1})")]
+    DestNotAllowed(PathBuf, String),
+    #[error("download of {0} cancelled")]
+    Cancelled(String),
+    #[error("download of {0} paused")]
+    Paused(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl LxcError {
+    fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LxcError {
+        let context = context.into();
+        move |source| LxcError::Io { context, source }
+    }
+}
+
+/// A source's offers and where they came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: SourceKind,
+    pub url: String,
+    pub offers: usize,
+    /// `fetched`, `cached` (the server did not answer: the copy on disk), or `none`.
+    pub state: &'static str,
+    pub error: Option<String>,
+}
+
+/// One offer of one source, as listed.
+#[derive(Debug, Clone)]
+pub struct Available {
+    pub source: String,
+    pub offer: Offer,
+    /// The same build is kept.
+    pub installed: bool,
+}
+
+/// What an LXC download fetches, kept with its row (so a resumed one fetches the very same files).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Spec {
+    source: String,
+    name: String,
+    build: String,
+    title: String,
+    rootfs: RemoteFile,
+    meta: Option<RemoteFile>,
+    /// Look for a `SHA256SUMS` beside the files (an `lxc-download` server).
+    sums: bool,
+}
+
+/// A template download running in this daemon.
+pub struct LxcJob {
+    pub download: i64,
+    pub name: String,
+    state: Mutex<JobState>,
+    cancel: AtomicBool,
+    discard: AtomicBool,
+}
+
+#[derive(Default)]
+struct JobState {
+    meter: Meter,
+    stop: Option<Stop>,
+    outcome: Option<Result<LxcTemplateRow, String>>,
+}
+
+impl LxcJob {
+    fn st(&self) -> std::sync::MutexGuard<'_, JobState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The outcome, once there is one.
+    pub fn outcome(&self) -> Option<Result<LxcTemplateRow, String>> {
+        self.st().outcome.clone()
+    }
+}
+
+impl Running for LxcJob {
+    fn live(&self) -> Live {
+        self.st().meter.live()
+    }
+    fn stopped(&self) -> Option<Stop> {
+        self.st().stop
+    }
+    fn stop(&self, why: Stop) {
+        self.st().stop.get_or_insert(why);
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+    fn ended(&self) -> bool {
+        self.st().outcome.is_some()
+    }
+}
+
+/// How to unpack a template.
+#[derive(Debug, Clone, Default)]
+pub struct UnpackRequest {
+    pub shift: Option<Shift>,
+    /// Use the template's unprivileged config and excludes (also implied by a shift).
+    pub unprivileged: bool,
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnpackReport {
+    pub template: String,
+    pub dest: PathBuf,
+    pub rootfs: PathBuf,
+    pub summary: unpack::Summary,
+    pub create_message: Option<String>,
+}
+
+/// A stored Docker image to make a template of (the caller reads it from the image service).
+pub struct ConvertSource {
+    pub reference: String,
+    pub image_id: Digest,
+    /// Layer blobs, lowest first.
+    pub layers: Vec<Digest>,
+    /// The image config document.
+    pub config: Vec<u8>,
+    /// Docker's architecture name (`amd64`, `arm64`, `arm`) and variant.
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+pub struct LxcOptions {
+    pub sources: Vec<SourceConfig>,
+    /// This NAS's architecture in the servers' naming (`amd64`, `arm64`, `armhf`).
+    pub arch: String,
+    /// Where unpacks over TCP may write (the socket is trusted with any absolute path).
+    pub dirs: Vec<PathBuf>,
+    /// Index caches: `<data root>/lxc/`.
+    pub cache: PathBuf,
+}
+
+pub struct LxcService {
+    db: Arc<Db>,
+    store: BlobStore,
+    transfers: Arc<Transfers>,
+    web: Web,
+    opts: LxcOptions,
+    catalog: Option<Arc<crate::catalog::Catalog>>,
+    /// Per source: when its index was fetched, and its offers.
+    indexes: Mutex<HashMap<String, Fetched>>,
+    jobs: Mutex<HashMap<String, Arc<LxcJob>>>,
+}
+
+type Fetched = (Instant, Arc<Vec<Offer>>);
+
+/// The servers' name for a Docker architecture.
+pub fn lxc_arch(architecture: &str, variant: Option<&str>) -> &'static str {
+    match (architecture, variant) {
+        ("amd64", _) => "amd64",
+        ("arm64", _) => "arm64",
+        ("arm", Some("v6")) => "armel",
+        ("arm", _) => "armhf",
+        ("386", _) => "i386",
+        ("ppc64le", _) => "ppc64el",
+        ("s390x", _) => "s390x",
+        ("riscv64", _) => "riscv64",
+        _ => "unknown",
+    }
+}
+
+/// LXC's `lxc.arch` for a server architecture.
+fn kernel_arch(arch: &str) -> &str {
+    match arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "armhf" | "armel" => "armv7l",
+        "i386" => "i686",
+        "ppc64el" => "ppc64le",
+        other => other,
+    }
+}
+
+impl LxcService {
+    pub fn new(
+        db: Arc<Db>,
+        store: BlobStore,
+        transfers: Arc<Transfers>,
+        web: Web,
+        opts: LxcOptions,
+        catalog: Option<Arc<crate::catalog::Catalog>>,
+    ) -> LxcService {
+        LxcService {
+            db,
+            store,
+            transfers,
+            web,
+            opts,
+            catalog,
+            indexes: Mutex::default(),
+            jobs: Mutex::default(),
+        }
+    }
+
+    pub fn arch(&self) -> &str {
+        &self.opts.arch
+    }
+
+    fn cache_file(&self, source: &str) -> PathBuf {
+        self.opts.cache.join("index").join(format!("{source}.json"))
+    }
+
+    /// Fetch a source's offers from its server.
+    fn fetch_offers(&self, s: &SourceConfig) -> Result<Vec<Offer>, HttpError> {
+        match s.kind {
+            SourceKind::Lxc => {
+                // lxc-download asks for the compat level's index first
+                let text = match self.web.fetch(&format!("{}/meta/1.0/index-system.7", s.url), MAX_INDEX) {
+                    Ok(t) => t,
+                    Err(HttpError::NotFound { .. }) => {
+                        self.web.fetch(&format!("{}/meta/1.0/index-system", s.url), MAX_INDEX)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                Ok(index::parse_lxc_index(&String::from_utf8_lossy(&text), &s.url))
+            }
+            SourceKind::Simplestreams => {
+                let idx = self.web.fetch(&format!("{}/streams/v1/index.json", s.url), MAX_INDEX)?;
+                let bad = |e: index::IndexError| HttpError::Transport {
+                    url: s.url.clone(),
+                    msg: e.to_string(),
+                };
+                let mut out = Vec::new();
+                for path in index::parse_streams_index(&idx).map_err(bad)? {
+                    if path.contains("..") || path.contains("://") {
+                        continue;
+                    }
+                    let images = self.web.fetch(&format!("{}/{path}", s.url), MAX_INDEX)?;
+                    out.extend(index::parse_images_json(&images, &s.url).map_err(bad)?);
+                }
+                Ok(out)
+            }
+            SourceKind::Catalog => Ok(Vec::new()),
+        }
+    }
+
+    /// A source's offers: fresh from memory, else fetched (and cached on disk), else the copy on disk when the
+    /// server does not answer. Returns the state it came in.
+    fn offers_of(&self, s: &SourceConfig, refresh: bool) -> (Arc<Vec<Offer>>, &'static str, Option<String>) {
+        if !refresh {
+            if let Some((at, o)) = self.indexes.lock().unwrap_or_else(|p| p.into_inner()).get(&s.name) {
+                if at.elapsed() < INDEX_FRESH {
+                    return (o.clone(), "fetched", None);
+                }
+            }
+        }
+        match self.fetch_offers(s) {
+            Ok(o) => {
+                let o = Arc::new(o);
+                let stored: Vec<StoredOffer> = o.iter().map(StoredOffer::from).collect();
+                let path = self.cache_file(&s.name);
+                let saved = serde_json::to_vec(&stored)
+                    .map_err(std::io::Error::other)
+                    .and_then(|b| {
+                        crate::fsutil::create_dir_durable(path.parent().expect("in a dir"))?;
+                        // crash-safe: the old cache or the new one, whole
+                        crate::fsutil::write_atomic(&path, &b, 0o644)
+                    });
+                if let Err(e) = saved {
+                    log::warn!("caching the index of LXC source {}: {e}", s.name);
+                }
+                self.indexes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(s.name.clone(), (Instant::now(), o.clone()));
+                (o, "fetched", None)
+            }
+            Err(e) => {
+                log::warn!("LXC source {}: {e}", s.name);
+                let cached = std::fs::read(self.cache_file(&s.name))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Vec<StoredOffer>>(&b).ok())
+                    .map(|v| v.into_iter().filter_map(|o| o.into_offer()).collect::<Vec<_>>());
+                match cached {
+                    Some(o) => (Arc::new(o), "cached", Some(e.to_string())),
+                    None => (Arc::new(Vec::new()), "none", Some(e.to_string())),
+                }
+            }
+        }
+    }
+
+    fn catalog_source(&self) -> Option<SourceConfig> {
+        self.catalog.as_ref().map(|_| SourceConfig {
+            name: "catalog".into(),
+            kind: SourceKind::Catalog,
+            url: String::new(),
+        })
+    }
+
+    fn catalog_offers(&self) -> (Vec<Offer>, &'static str) {
+        let Some(c) = &self.catalog else {
+            return (Vec::new(), "none");
+        };
+        let web = self.web.clone();
+        let fetch: Arc<crate::catalog::Fetch> = Arc::new(move |url: &str, path: &Path| {
+            let mut f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+            web.download(url, &mut f).map_err(|e| e.to_string())
+        });
+        let (entries, source) = c.entries(fetch);
+        let state = match source {
+            crate::catalog::Source::Fetched => "fetched",
+            _ => "cached",
+        };
+        (index::catalog_offers(&entries), state)
+    }
+
+    fn all_sources(&self) -> Vec<SourceConfig> {
+        let mut v = self.opts.sources.clone();
+        v.extend(self.catalog_source());
+        v
+    }
+
+    /// Every source with how many templates it offers (its index fetched, or the cached copy).
+    pub fn sources(&self, refresh: bool) -> Vec<SourceStatus> {
+        self.all_sources()
+            .into_iter()
+            .map(|s| {
+                let (n, state, error) = if s.kind == SourceKind::Catalog {
+                    let (o, st) = self.catalog_offers();
+                    (o.len(), st, None)
+                } else {
+                    let (o, st, e) = self.offers_of(&s, refresh);
+                    (o.len(), st, e)
+                };
+                SourceStatus {
+                    name: s.name,
+                    kind: s.kind,
+                    url: s.url,
+                    offers: n,
+                    state,
+                    error,
+                }
+            })
+            .collect()
+    }
+
+    /// What the sources offer for `arch` (`None`: this NAS's; `Some("all")`: every one), optionally from one
+    /// source only.
+    pub fn available(&self, arch: Option<&str>, source: Option<&str>, refresh: bool) -> Result<Vec<Available>, LxcError> {
+        let arch = arch.unwrap_or(&self.opts.arch).to_string();
+        let sources: Vec<SourceConfig> = self
+            .all_sources()
+            .into_iter()
+            .filter(|s| source.is_none_or(|n| n == s.name))
+            .collect();
+        if let Some(n) = source.filter(|_| sources.is_empty()) {
+            return Err(LxcError::UnknownSource(n.to_string()));
+        }
+        let kept: HashMap<String, String> = self
+            .db
+            .lxc_templates()?
+            .into_iter()
+            .map(|t| (t.name, t.build))
+            .collect();
+        let mut out = Vec::new();
+        for s in sources {
+            let offers: Vec<Offer> = if s.kind == SourceKind::Catalog {
+                self.catalog_offers().0
+            } else {
+                self.offers_of(&s, refresh).0.as_ref().clone()
+            };
+            for o in offers {
+                if arch != "all" && o.name.arch != arch {
+                    continue;
+                }
+                let installed = kept.get(&o.name.to_string()) == Some(&o.build);
+                out.push(Available {
+                    source: s.name.clone(),
+                    offer: o,
+                    installed,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.offer.name, &a.source).cmp(&(&b.offer.name, &b.source)));
+        Ok(out)
+    }
+
+    /// Start (or join) the download of `name` (`DIST/RELEASE[/ARCH[/VARIANT]]`, the NAS's architecture and
+    /// `default` when left out) from `source`, else from the first source that offers it.
+    pub fn pull(self: &Arc<Self>, name: &str, source: Option<&str>) -> Result<Arc<LxcJob>, LxcError> {
+        let name = self.full_name(name)?;
+        let all = self.available(Some("all"), source, false)?;
+        let found = all
+            .into_iter()
+            .find(|a| a.offer.name == name)
+            .ok_or_else(|| LxcError::NoOffer {
+                name: name.to_string(),
+                source_name: source.map(str::to_string),
+            })?;
+        let key = name.to_string();
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = jobs.get(&key) {
+            return Ok(j.clone());
+        }
+        let sums = self
+            .opts
+            .sources
+            .iter()
+            .any(|s| s.name == found.source && s.kind == SourceKind::Lxc);
+        let spec = Spec {
+            source: found.source.clone(),
+            name: key.clone(),
+            build: found.offer.build.clone(),
+            title: found.offer.title.clone(),
+            rootfs: found.offer.rootfs.clone(),
+            meta: found.offer.meta.clone(),
+            sums,
+        };
+        let id = self.db.create_download_of(DownloadKind::Lxc, &key, None, None)?;
+        self.db
+            .set_download_spec(id, &serde_json::to_string(&spec).expect("serialisable"))?;
+        let job = self.spawn(id, spec, &mut jobs);
+        Ok(job)
+    }
+
+    /// `DIST/RELEASE[/ARCH[/VARIANT]]` with this NAS's architecture and `default` filled in.
+    pub fn full_name(&self, name: &str) -> Result<TemplateName, LxcError> {
+        let n = name.split('/').count();
+        Ok(match n {
+            2 => format!("{name}/{}/default", self.opts.arch).parse()?,
+            _ => name.parse()?,
+        })
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        id: i64,
+        spec: Spec,
+        jobs: &mut HashMap<String, Arc<LxcJob>>,
+    ) -> Arc<LxcJob> {
+        let job = Arc::new(LxcJob {
+            download: id,
+            name: spec.name.clone(),
+            state: Mutex::default(),
+            cancel: AtomicBool::new(false),
+            discard: AtomicBool::new(false),
+        });
+        jobs.insert(spec.name.clone(), job.clone());
+        let on_board: Arc<dyn Running> = job.clone();
+        self.transfers.running.add(id, on_board.clone());
+        let svc = self.clone();
+        let j = job.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lxc-{id}"))
+            .spawn(move || {
+                svc.run(&j, &spec);
+                let mut jobs = svc.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                if jobs.get(&spec.name).is_some_and(|x| Arc::ptr_eq(x, &j)) {
+                    jobs.remove(&spec.name);
+                }
+                drop(jobs);
+                svc.transfers.running.remove(id, &on_board);
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start an LXC download thread: {e}");
+        }
+        job
+    }
+
+    /// Restart every LXC download that was running when the daemon stopped, except paused ones.
+    pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, LxcError> {
+        let mut n = 0;
+        for row in self.db.unfinished_downloads(DownloadKind::Lxc)? {
+            if !row.paused && self.restart(row.id)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn restart(self: &Arc<Self>, id: i64) -> Result<bool, LxcError> {
+        let spec = self
+            .db
+            .download_spec(id)?
+            .and_then(|s| serde_json::from_str::<Spec>(&s).ok());
+        let Some(spec) = spec else {
+            self.db
+                .set_download_state(id, DownloadState::Failed, Some("its record is unreadable; pull it again"))?;
+            return Ok(false);
+        };
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs.contains_key(&spec.name) {
+            return Ok(true);
+        }
+        log::info!("resuming LXC download {id} of {}", spec.name);
+        self.spawn(id, spec, &mut jobs);
+        Ok(true)
+    }
+
+    /// Whether download `id` is an LXC template's.
+    pub fn owns_download(&self, id: i64) -> Result<bool, LxcError> {
+        Ok(self.db.download(id)?.is_some_and(|r| r.kind == DownloadKind::Lxc))
+    }
+
+    /// Continue a paused (or not running) LXC download from its bytes on disk.
+    pub fn resume_download(self: &Arc<Self>, id: i64) -> Result<(), LxcError> {
+        if let Some(j) = self.transfers.running.get(id) {
+            if j.stopped().is_none() {
+                return Ok(());
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !j.ended() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let row = self
+            .db
+            .download(id)?
+            .filter(|r| r.kind == DownloadKind::Lxc && !r.state.is_terminal())
+            .ok_or(LxcError::NoDownload(id))?;
+        self.db.set_download_paused(row.id, false)?;
+        self.restart(id)?;
+        Ok(())
+    }
+
+    fn run(&self, job: &LxcJob, spec: &Spec) {
+        let r = self.fetch_template(job, spec);
+        let r = match (r, job.stopped()) {
+            (Err(_), Some(Stop::Pause)) => {
+                log::info!("LXC download {} of {} paused", job.download, spec.name);
+                job.st().outcome = Some(Err(LxcError::Paused(spec.name.clone()).to_string()));
+                return;
+            }
+            (Err(_), Some(Stop::Cancel)) => Err(LxcError::Cancelled(spec.name.clone())),
+            (r, _) => r,
+        };
+        let outcome = match r {
+            Ok(row) => match self.db.set_download_state(job.download, DownloadState::Committed, None) {
+                Ok(()) => Ok(row),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => {
+                let msg = e.to_string();
+                log::warn!("LXC download of {} failed: {msg}", spec.name);
+                if let Err(db) = self.db.set_download_state(job.download, DownloadState::Failed, Some(&msg)) {
+                    log::error!("recording the failure of download {}: {db}", job.download);
+                }
+                Err(msg)
+            }
+        };
+        job.st().outcome = Some(outcome);
+    }
+
+    /// Resolve the checksums and sizes, check the space, fetch the files, read the metadata, keep the template.
+    fn fetch_template(&self, job: &LxcJob, spec: &Spec) -> Result<LxcTemplateRow, LxcError> {
+        let name: TemplateName = spec.name.parse()?;
+        self.db
+            .set_download_state(job.download, DownloadState::Fetching, None)?;
+        let sums = if spec.sums && spec.rootfs.sha256.is_none() {
+            match self.web.fetch(&index::sums_url(&spec.rootfs.url), MAX_SUMS) {
+                Ok(b) => index::parse_sha256sums(&String::from_utf8_lossy(&b)),
+                Err(HttpError::NotFound { .. }) => HashMap::new(),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            HashMap::new()
+        };
+        let mut files = Vec::new();
+        for f in std::iter::once(&spec.rootfs).chain(spec.meta.iter()) {
+            let base = f.url.rsplit('/').next().unwrap_or("");
+            let sha256 = f.sha256.clone().or_else(|| sums.get(base).cloned());
+            let size = match f.size {
+                Some(s) => s,
+                None => self.web.length(&f.url)?,
+            };
+            let key = sha256
+                .clone()
+                .unwrap_or_else(|| Digest::of(format!("depot-url:{}", f.url).as_bytes()));
+            files.push((f.url.clone(), key, sha256, size));
+        }
+        // before the first byte: the total is known, and what cannot fit is refused
+        let plan: Vec<(Digest, u64)> = files.iter().map(|f| (f.1.clone(), f.3)).collect();
+        let need: u64 = plan
+            .iter()
+            .filter(|(d, _)| !self.store.contains(d))
+            .map(|(d, s)| s.saturating_sub(self.store.ingest_len(d)))
+            .sum();
+        let free = crate::fsutil::free_space(self.store.root()).map_err(LxcError::io("free space"))?;
+        if need > 0 && need + SPACE_MARGIN > free {
+            return Err(LxcError::NoSpace {
+                name: spec.name.clone(),
+                need,
+                free,
+            });
+        }
+        self.db.plan_download_blobs(job.download, &plan)?;
+        let mut digests = Vec::new();
+        for (url, key, expected, size) in &files {
+            let fetch = FetchJob {
+                key,
+                expected: expected.as_ref(),
+                size: *size,
+                what: url,
+                download: job.download,
+                cancel: &job.cancel,
+                discard: &job.discard,
+            };
+            let id = key.to_string();
+            let d = self.transfers.fetch_file(
+                &self.db,
+                &fetch,
+                &UrlFile { web: &self.web, url },
+                &mut |u| {
+                    if let crate::transfer::LayerUpdate::Progress { current, .. } = u {
+                        job.st().meter.set(&id, current);
+                    }
+                },
+            )?;
+            digests.push(d);
+        }
+        self.db
+            .set_download_state(job.download, DownloadState::Verifying, None)?;
+        let rootfs = digests[0].clone();
+        self.check_tarball(&rootfs, &spec.rootfs.url)?;
+        let meta_digest = digests.get(1).cloned();
+        let meta = match &meta_digest {
+            Some(d) => {
+                let f = self.store.open_blob(d)?;
+                let (_, r) = codec::open(Box::new(f), false).map_err(|e| LxcError::NotATarball {
+                    url: spec.meta.as_ref().map(|m| m.url.clone()).unwrap_or_default(),
+                    why: e.to_string(),
+                })?;
+                meta::parse(r)?
+            }
+            None => Meta::default(),
+        };
+        let row = LxcTemplateRow {
+            name: name.to_string(),
+            dist: name.dist.clone(),
+            release: name.release.clone(),
+            arch: name.arch.clone(),
+            variant: name.variant.clone(),
+            build: spec.build.clone(),
+            source: spec.source.clone(),
+            rootfs_digest: rootfs,
+            rootfs_size: files[0].3,
+            meta_digest,
+            meta: serde_json::to_string(&meta).expect("serialisable"),
+            created_at: crate::store::db::now(),
+        };
+        self.keep(&row)?;
+        Ok(row)
+    }
+
+    /// Record a template (its blobs are committed and owned by the caller) and collect what an older build of
+    /// the same name held.
+    fn keep(&self, row: &LxcTemplateRow) -> Result<(), LxcError> {
+        let old = self.db.put_lxc_template(row)?;
+        let gone: Vec<Digest> = old
+            .into_iter()
+            .filter(|d| *d != row.rootfs_digest && Some(d) != row.meta_digest.as_ref())
+            .collect();
+        self.transfers.collect(&self.db, &gone)?;
+        Ok(())
+    }
+
+    /// The first entries of a rootfs decode as a tar archive (an HTML page served as a file is refused here,
+    /// not at unpack time).
+    fn check_tarball(&self, d: &Digest, url: &str) -> Result<(), LxcError> {
+        let bad = |why: String| LxcError::NotATarball {
+            url: url.to_string(),
+            why,
+        };
+        let f = self.store.open_blob(d)?;
+        let (_, r) = codec::open(Box::new(f), false).map_err(|e| bad(e.to_string()))?;
+        let mut a = tar::Archive::new(r);
+        let mut entries = a.entries().map_err(|e| bad(e.to_string()))?;
+        match entries.next() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(bad(e.to_string())),
+            None => Err(bad("no entries".into())),
+        }
+    }
+
+    pub fn templates(&self) -> Result<Vec<LxcTemplateRow>, LxcError> {
+        Ok(self.db.lxc_templates()?)
+    }
+
+    pub fn template(&self, name: &str) -> Result<LxcTemplateRow, LxcError> {
+        let n = self.full_name(name)?.to_string();
+        self.db.lxc_template(&n)?.ok_or(LxcError::NoTemplate(n))
+    }
+
+    /// Forget a template and free its blobs (those nothing else needs).
+    pub fn remove(&self, name: &str) -> Result<LxcTemplateRow, LxcError> {
+        let row = self.template(name)?;
+        let blobs = self
+            .db
+            .delete_lxc_template(&row.name)?
+            .ok_or_else(|| LxcError::NoTemplate(row.name.clone()))?;
+        self.transfers.collect(&self.db, &blobs)?;
+        Ok(row)
+    }
+
+    /// Whether `dest` may be written by a caller limited to the configured directories: an absolute path whose
+    /// existing parent, with every symlink resolved, lies inside one of them.
+    pub fn dest_allowed(&self, dest: &Path) -> Result<(), LxcError> {
+        let refuse = || {
+            LxcError::DestNotAllowed(
+                dest.to_path_buf(),
+                self.opts
+                    .dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        };
+        if !dest.is_absolute() || dest.file_name().is_none() {
+            return Err(refuse());
+        }
+        let parent = dest.parent().and_then(|p| p.canonicalize().ok()).ok_or_else(refuse)?;
+        let inside = self
+            .opts
+            .dirs
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .any(|d| parent.starts_with(&d));
+        if inside {
+            Ok(())
+        } else {
+            Err(refuse())
+        }
+    }
+
+    /// The configured directories for container trees, made if missing.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.opts.dirs
+    }
+
+    /// Unpack template `name` as the container at `dest` (must not exist): `dest/rootfs`, `dest/config`,
+    /// `dest/fstab` when the template has one, the `templates` files substituted; all in place at once.
+    pub fn unpack(&self, name: &str, dest: &Path, req: &UnpackRequest) -> Result<UnpackReport, LxcError> {
+        if !dest.is_absolute() {
+            return Err(LxcError::DestNotAllowed(dest.to_path_buf(), "an absolute path".into()));
+        }
+        let row = self.template(name)?;
+        let meta: Meta = serde_json::from_str(&row.meta).unwrap_or_default();
+        let unprivileged = req.unprivileged || req.shift.is_some() || !nix::unistd::geteuid().is_root();
+        let opts = unpack::Options {
+            shift: req.shift,
+            excludes: if unprivileged {
+                meta.excludes_user.clone()
+            } else {
+                Vec::new()
+            },
+            layer: false,
+        };
+        let cname = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let place = Place {
+            name: cname,
+            path: dest.display().to_string(),
+            rootfs: dest.join("rootfs").display().to_string(),
+            template_config: "/usr/share/lxc/config".into(),
+            hook_dir: "/usr/share/lxc/hooks".into(),
+        };
+        let blob = self.store.open_blob(&row.rootfs_digest)?;
+        let summary = unpack::into_place(dest, |tmp| {
+            let rootfs = tmp.join("rootfs");
+            let io = |op: &'static str, p: &Path| {
+                let p = p.display().to_string();
+                move |source| UnpackError::Io { path: p, op, source }
+            };
+            std::fs::create_dir(&rootfs).map_err(io("mkdir", &rootfs))?;
+            let (_, r) = codec::open(Box::new(blob), true).map_err(|source| UnpackError::Broken {
+                entries: 0,
+                source,
+            })?;
+            let s = unpack::unpack_into(r, &rootfs, &opts)?;
+            let config = meta.container_config(&place, unprivileged, &row.name);
+            std::fs::write(tmp.join("config"), config).map_err(io("write", &tmp.join("config")))?;
+            if let Some(f) = &meta.fstab {
+                std::fs::write(tmp.join("fstab"), place.substitute(f)).map_err(io("write", &tmp.join("fstab")))?;
+            }
+            for t in &meta.templates {
+                if let Some(mut f) = unpack::open_inside(&rootfs, t)? {
+                    let mut text = String::new();
+                    if f.read_to_string(&mut text).is_ok() {
+                        let new = place.substitute(&text);
+                        if new != text {
+                            use std::io::Seek;
+                            f.set_len(0)
+                                .and_then(|_| f.seek(std::io::SeekFrom::Start(0)))
+                                .and_then(|_| f.write_all(new.as_bytes()))
+                                .map_err(io("write", Path::new(t)))?;
+                        }
+                    }
+                }
+            }
+            Ok(s)
+        })?;
+        Ok(UnpackReport {
+            template: row.name,
+            dest: dest.to_path_buf(),
+            rootfs: dest.join("rootfs"),
+            summary,
+            create_message: meta.create_message,
+        })
+    }
+
+    /// Make a template of a stored Docker image: its layers flattened into `rootfs.tar.zst`, a generated meta
+    /// with what it runs. Named `NAME` or `<repository>/<tag>/<arch>/docker`.
+    pub fn convert(&self, src: &ConvertSource, name: Option<&str>, scratch: &Path) -> Result<LxcTemplateRow, LxcError> {
+        let arch = lxc_arch(&src.architecture, src.variant.as_deref());
+        let name: TemplateName = match name {
+            Some(n) => self.full_name(n)?,
+            None => {
+                let (repo, tag) = crate::reference::split_tag(&src.reference);
+                let dist = repo.rsplit('/').next().unwrap_or(repo);
+                let clean = |s: &str| -> String {
+                    s.chars()
+                        .map(|c| if c.is_ascii_alphanumeric() || "._+~-".contains(c) { c } else { '-' })
+                        .collect::<String>()
+                        .trim_start_matches('.')
+                        .to_string()
+                };
+                TemplateName::new(&clean(dist), &clean(tag.unwrap_or("latest")), arch, "docker")?
+            }
+        };
+        #[derive(serde::Deserialize, Default)]
+        #[serde(rename_all = "PascalCase")]
+        struct Cfg {
+            entrypoint: Option<Vec<String>>,
+            cmd: Option<Vec<String>>,
+            env: Option<Vec<String>>,
+            working_dir: Option<String>,
+            user: Option<String>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct Doc {
+            #[serde(default)]
+            config: Option<Cfg>,
+        }
+        let doc: Doc = serde_json::from_slice(&src.config).unwrap_or_default();
+        let cfg = doc.config.unwrap_or_default();
+        let mut cmd = cfg.entrypoint.unwrap_or_default();
+        cmd.extend(cfg.cmd.unwrap_or_default());
+        let meta = Meta {
+            configs: [(
+                "config".to_string(),
+                format!(
+                    "lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.arch = {}\n",
+                    kernel_arch(arch)
+                ),
+            )]
+            .into(),
+            create_message: Some(format!("Made by depot from the Docker image {}\n", src.reference)),
+            init: Some(meta::Init {
+                cmd,
+                env: cfg.env.unwrap_or_default(),
+                cwd: cfg.working_dir.filter(|w| !w.is_empty()),
+                user: cfg.user.filter(|u| !u.is_empty()),
+            }),
+            ..Default::default()
+        };
+        // the tree is scratch (tmp/ is emptied at every start): a crash leaves nothing the store relies on
+        let tree = scratch.join("tree");
+        std::fs::create_dir_all(&tree).map_err(LxcError::io(format!("creating {}", tree.display())))?;
+        let result = (|| -> Result<LxcTemplateRow, LxcError> {
+            let store = self.store.clone();
+            let layers = src.layers.iter().map(move |d| -> std::io::Result<Box<dyn Read + Send>> {
+                let f = store.open_blob(d).map_err(std::io::Error::other)?;
+                Ok(codec::open(Box::new(f), true)?.1)
+            });
+            convert::flatten(layers, &tree)?;
+            let mut w = self.store.writer()?;
+            {
+                let mut z = zstd::stream::write::Encoder::new(&mut w, 3).map_err(LxcError::io("zstd"))?;
+                convert::pack(&tree, &mut z).map_err(LxcError::io("packing the rootfs"))?;
+                z.finish().map_err(LxcError::io("zstd"))?;
+            }
+            let mut m = self.store.writer()?;
+            {
+                let tar = meta::build_tar(&meta, crate::store::db::now().max(0) as u64)
+                    .map_err(LxcError::io("packing the metadata"))?;
+                let mut xz = liblzma::write::XzEncoder::new(&mut m, 6);
+                xz.write_all(&tar).map_err(LxcError::io("xz"))?;
+                xz.finish().map_err(LxcError::io("xz"))?;
+            }
+            // committed and recorded with no collection in between
+            let _no_gc = self.transfers.no_gc();
+            let (rootfs, size) = w.commit()?;
+            let (meta_digest, _) = m.commit()?;
+            let row = LxcTemplateRow {
+                name: name.to_string(),
+                dist: name.dist.clone(),
+                release: name.release.clone(),
+                arch: name.arch.clone(),
+                variant: name.variant.clone(),
+                build: src.image_id.to_string(),
+                source: format!("docker:{}", src.reference),
+                rootfs_digest: rootfs,
+                rootfs_size: size,
+                meta_digest: Some(meta_digest),
+                meta: serde_json::to_string(&meta).expect("serialisable"),
+                created_at: crate::store::db::now(),
+            };
+            let old = self.db.put_lxc_template(&row)?;
+            drop(_no_gc);
+            let gone: Vec<Digest> = old
+                .into_iter()
+                .filter(|d| *d != row.rootfs_digest && Some(d) != row.meta_digest.as_ref())
+                .collect();
+            self.transfers.collect(&self.db, &gone)?;
+            Ok(row)
+        })();
+        let _ = crate::fsutil::remove_any(scratch);
+        result
+    }
+}
+
+/// An offer as the index cache keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredOffer {
+    name: String,
+    build: String,
+    rootfs: RemoteFile,
+    meta: Option<RemoteFile>,
+    title: String,
+}
+
+impl From<&Offer> for StoredOffer {
+    fn from(o: &Offer) -> Self {
+        StoredOffer {
+            name: o.name.to_string(),
+            build: o.build.clone(),
+            rootfs: o.rootfs.clone(),
+            meta: o.meta.clone(),
+            title: o.title.clone(),
+        }
+    }
+}
+
+impl StoredOffer {
+    fn into_offer(self) -> Option<Offer> {
+        Some(Offer {
+            name: self.name.parse().ok()?,
+            build: self.build,
+            rootfs: self.rootfs,
+            meta: self.meta,
+            title: self.title,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse() {
+        let s: SourceConfig = "images=simplestreams:https://images.example/".parse().unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.kind, s.url.as_str()),
+            ("images", SourceKind::Simplestreams, "https://images.example")
+        );
+        assert_eq!(
+            "lab=lxc:http://127.0.0.1:8080".parse::<SourceConfig>().unwrap().kind,
+            SourceKind::Lxc
+        );
+        for bad in [
+            "images",
+            "images=ftp:x",
+            "catalog=lxc:https://x",
+            "a b=lxc:https://x",
+            "x=lxc:file:///etc",
+        ] {
+            assert!(bad.parse::<SourceConfig>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn architectures() {
+        assert_eq!(lxc_arch("arm", Some("v7")), "armhf");
+        assert_eq!(lxc_arch("arm64", Some("v8")), "arm64");
+        assert_eq!(kernel_arch("armhf"), "armv7l");
+    }
+}
