@@ -42,6 +42,104 @@ enum Cmd {
     Prune(Prune),
     Handoff(Handoff),
     Token(Token),
+    Lxc(Lxc),
+}
+
+/// LXC rootfs templates: what the image servers offer, download, keep, unpack into containers, make from images
+#[derive(FromArgs)]
+#[argh(subcommand, name = "lxc")]
+struct Lxc {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    #[argh(subcommand)]
+    cmd: LxcCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum LxcCmd {
+    Sources(LxcSources),
+    Ls(LxcLs),
+    Pull(LxcPull),
+    Rm(LxcRm),
+    Unpack(LxcUnpack),
+    Convert(LxcConvert),
+}
+
+/// the configured image servers and the vendor catalog, with how many templates each offers
+#[derive(FromArgs)]
+#[argh(subcommand, name = "sources")]
+struct LxcSources {
+    /// fetch every index now instead of using one fetched in the last minutes
+    #[argh(switch)]
+    refresh: bool,
+}
+
+/// the templates kept (or, with --available, what the sources offer for this NAS's architecture)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ls")]
+struct LxcLs {
+    /// list what the sources offer
+    #[argh(switch, short = 'a')]
+    available: bool,
+    /// another architecture (amd64, arm64, armhf, …) or all
+    #[argh(option)]
+    arch: Option<String>,
+    /// one source only
+    #[argh(option)]
+    source: Option<String>,
+}
+
+/// download a template (resumable; survives restarts) and keep it
+#[derive(FromArgs)]
+#[argh(subcommand, name = "pull")]
+struct LxcPull {
+    /// the source to take it from (default: the first that offers it)
+    #[argh(option)]
+    source: Option<String>,
+    /// DIST/RELEASE[/ARCH[/VARIANT]] (default: this NAS's architecture, variant default)
+    #[argh(positional)]
+    name: String,
+}
+
+/// remove kept templates
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rm")]
+struct LxcRm {
+    /// DIST/RELEASE[/ARCH[/VARIANT]]
+    #[argh(positional, greedy)]
+    names: Vec<String>,
+}
+
+/// unpack a template as a container directory DEST (DEST/rootfs, DEST/config), safely and all at once
+#[derive(FromArgs)]
+#[argh(subcommand, name = "unpack")]
+struct LxcUnpack {
+    /// map container ids onto host ids for an unprivileged container, UID:GID:RANGE (e.g. 100000:100000:65536)
+    #[argh(option)]
+    shift: Option<String>,
+    /// use the template's unprivileged config and excludes
+    #[argh(switch)]
+    unprivileged: bool,
+    /// DIST/RELEASE[/ARCH[/VARIANT]]
+    #[argh(positional)]
+    template: String,
+    /// the container directory to create (must not exist)
+    #[argh(positional)]
+    dest: PathBuf,
+}
+
+/// make an LXC template of a stored Docker image (its layers flattened, what it runs as the init hint)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "convert")]
+struct LxcConvert {
+    /// the template's name, DIST/RELEASE[/ARCH[/VARIANT]] (default REPOSITORY/TAG/ARCH/docker)
+    #[argh(option)]
+    name: Option<String>,
+    /// the image (reference or id)
+    #[argh(positional)]
+    image: String,
 }
 
 /// manage the API tokens that TCP clients (scripts, the docker CLI) authenticate with
@@ -542,6 +640,30 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::login(&client(l.host)?, &l.server, &l.username, &password))
         }
         Cmd::Prune(p) => smol::block_on(cli::prune(&client(p.host)?, p.all)),
+        Cmd::Lxc(l) => {
+            let c = client(l.host)?;
+            match l.cmd {
+                LxcCmd::Sources(x) => smol::block_on(cli::lxc::sources(&c, x.refresh)),
+                LxcCmd::Ls(x) => smol::block_on(cli::lxc::ls(&c, x.available, x.arch.as_deref(), x.source.as_deref())),
+                LxcCmd::Pull(x) => smol::block_on(cli::lxc::pull(&c, &x.name, x.source.as_deref())),
+                LxcCmd::Rm(x) => {
+                    if x.names.is_empty() {
+                        return Err(format!(
+                            "{USAGE_ERROR}missing argument: names\nsee 'depot lxc rm --help'"
+                        ));
+                    }
+                    smol::block_on(cli::lxc::rm(&c, &x.names))
+                }
+                LxcCmd::Unpack(x) => smol::block_on(cli::lxc::unpack(
+                    &c,
+                    &x.template,
+                    &x.dest,
+                    x.shift.as_deref(),
+                    x.unprivileged,
+                )),
+                LxcCmd::Convert(x) => smol::block_on(cli::lxc::convert(&c, &x.image, x.name.as_deref())),
+            }
+        }
         Cmd::Handoff(h) => {
             if h.images.is_empty() {
                 return Err(format!(

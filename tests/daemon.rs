@@ -550,7 +550,10 @@ fn a_download_end_is_recorded_even_on_a_full_volume() {
     drop(db);
     let db = Db::open(&fs.0.join("depot.db")).unwrap();
     assert!(
-        db.unfinished_downloads(depot::store::db::DownloadKind::Image).unwrap().iter().all(|d| d.id != id),
+        db.unfinished_downloads(depot::store::db::DownloadKind::Image)
+            .unwrap()
+            .iter()
+            .all(|d| d.id != id),
         "durable: it will not resume"
     );
 }

@@ -164,6 +164,12 @@ pub fn pack(root: &Path, out: impl Write) -> io::Result<Packed> {
     Ok(packed)
 }
 
+/// A PAX record, for the tests of the unpacker.
+#[cfg(test)]
+pub(crate) fn tests_pax(key: &str, value: &str) -> Vec<u8> {
+    pax_record(key.as_bytes(), value.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

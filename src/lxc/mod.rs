@@ -5,8 +5,8 @@ pub mod codec;
 pub mod convert;
 pub mod index;
 pub mod meta;
-pub mod unpack;
 pub mod service;
+pub mod unpack;
 
 pub use index::{Offer, TemplateName};
 pub use service::{LxcError, LxcJob, LxcOptions, LxcService, SourceConfig, SourceKind};

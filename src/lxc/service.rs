@@ -452,7 +452,12 @@ impl LxcService {
 
     /// What the sources offer for `arch` (`None`: this NAS's; `Some("all")`: every one), optionally from one
     /// source only.
-    pub fn available(&self, arch: Option<&str>, source: Option<&str>, refresh: bool) -> Result<Vec<Available>, LxcError> {
+    pub fn available(
+        &self,
+        arch: Option<&str>,
+        source: Option<&str>,
+        refresh: bool,
+    ) -> Result<Vec<Available>, LxcError> {
         let arch = arch.unwrap_or(&self.opts.arch).to_string();
         let sources: Vec<SourceConfig> = self
             .all_sources()
@@ -538,12 +543,7 @@ impl LxcService {
         })
     }
 
-    fn spawn(
-        self: &Arc<Self>,
-        id: i64,
-        spec: Spec,
-        jobs: &mut HashMap<String, Arc<LxcJob>>,
-    ) -> Arc<LxcJob> {
+    fn spawn(self: &Arc<Self>, id: i64, spec: Spec, jobs: &mut HashMap<String, Arc<LxcJob>>) -> Arc<LxcJob> {
         let job = Arc::new(LxcJob {
             download: id,
             name: spec.name.clone(),
@@ -556,17 +556,15 @@ impl LxcService {
         self.transfers.running.add(id, on_board.clone());
         let svc = self.clone();
         let j = job.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("lxc-{id}"))
-            .spawn(move || {
-                svc.run(&j, &spec);
-                let mut jobs = svc.jobs.lock().unwrap_or_else(|p| p.into_inner());
-                if jobs.get(&spec.name).is_some_and(|x| Arc::ptr_eq(x, &j)) {
-                    jobs.remove(&spec.name);
-                }
-                drop(jobs);
-                svc.transfers.running.remove(id, &on_board);
-            });
+        let spawned = std::thread::Builder::new().name(format!("lxc-{id}")).spawn(move || {
+            svc.run(&j, &spec);
+            let mut jobs = svc.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if jobs.get(&spec.name).is_some_and(|x| Arc::ptr_eq(x, &j)) {
+                jobs.remove(&spec.name);
+            }
+            drop(jobs);
+            svc.transfers.running.remove(id, &on_board);
+        });
         if let Err(e) = spawned {
             log::error!("cannot start an LXC download thread: {e}");
         }
@@ -590,8 +588,11 @@ impl LxcService {
             .download_spec(id)?
             .and_then(|s| serde_json::from_str::<Spec>(&s).ok());
         let Some(spec) = spec else {
-            self.db
-                .set_download_state(id, DownloadState::Failed, Some("its record is unreadable; pull it again"))?;
+            self.db.set_download_state(
+                id,
+                DownloadState::Failed,
+                Some("its record is unreadable; pull it again"),
+            )?;
             return Ok(false);
         };
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -648,7 +649,10 @@ impl LxcService {
             Err(e) => {
                 let msg = e.to_string();
                 log::warn!("LXC download of {} failed: {msg}", spec.name);
-                if let Err(db) = self.db.set_download_state(job.download, DownloadState::Failed, Some(&msg)) {
+                if let Err(db) = self
+                    .db
+                    .set_download_state(job.download, DownloadState::Failed, Some(&msg))
+                {
                     log::error!("recording the failure of download {}: {db}", job.download);
                 }
                 Err(msg)
@@ -712,16 +716,13 @@ impl LxcService {
                 discard: &job.discard,
             };
             let id = key.to_string();
-            let d = self.transfers.fetch_file(
-                &self.db,
-                &fetch,
-                &UrlFile { web: &self.web, url },
-                &mut |u| {
+            let d = self
+                .transfers
+                .fetch_file(&self.db, &fetch, &UrlFile { web: &self.web, url }, &mut |u| {
                     if let crate::transfer::LayerUpdate::Progress { current, .. } = u {
                         job.st().meter.set(&id, current);
                     }
-                },
-            )?;
+                })?;
             digests.push(d);
         }
         self.db
@@ -881,10 +882,8 @@ impl LxcService {
                 move |source| UnpackError::Io { path: p, op, source }
             };
             std::fs::create_dir(&rootfs).map_err(io("mkdir", &rootfs))?;
-            let (_, r) = codec::open(Box::new(blob), true).map_err(|source| UnpackError::Broken {
-                entries: 0,
-                source,
-            })?;
+            let (_, r) =
+                codec::open(Box::new(blob), true).map_err(|source| UnpackError::Broken { entries: 0, source })?;
             let s = unpack::unpack_into(r, &rootfs, &opts)?;
             let config = meta.container_config(&place, unprivileged, &row.name);
             std::fs::write(tmp.join("config"), config).map_err(io("write", &tmp.join("config")))?;
@@ -928,7 +927,13 @@ impl LxcService {
                 let dist = repo.rsplit('/').next().unwrap_or(repo);
                 let clean = |s: &str| -> String {
                     s.chars()
-                        .map(|c| if c.is_ascii_alphanumeric() || "._+~-".contains(c) { c } else { '-' })
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || "._+~-".contains(c) {
+                                c
+                            } else {
+                                '-'
+                            }
+                        })
                         .collect::<String>()
                         .trim_start_matches('.')
                         .to_string()
@@ -977,10 +982,13 @@ impl LxcService {
         std::fs::create_dir_all(&tree).map_err(LxcError::io(format!("creating {}", tree.display())))?;
         let result = (|| -> Result<LxcTemplateRow, LxcError> {
             let store = self.store.clone();
-            let layers = src.layers.iter().map(move |d| -> std::io::Result<Box<dyn Read + Send>> {
-                let f = store.open_blob(d).map_err(std::io::Error::other)?;
-                Ok(codec::open(Box::new(f), true)?.1)
-            });
+            let layers = src
+                .layers
+                .iter()
+                .map(move |d| -> std::io::Result<Box<dyn Read + Send>> {
+                    let f = store.open_blob(d).map_err(std::io::Error::other)?;
+                    Ok(codec::open(Box::new(f), true)?.1)
+                });
             convert::flatten(layers, &tree)?;
             let mut w = self.store.writer()?;
             {

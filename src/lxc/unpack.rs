@@ -226,6 +226,26 @@ struct DirMeta {
     mtime: i64,
 }
 
+/// What PAX headers say of a sparse file (GNU tar's formats 0.1 and 1.0).
+#[derive(Debug, Default, Clone)]
+struct PaxSparse {
+    major: Option<i64>,
+    minor: Option<i64>,
+    name: Option<Vec<u8>>,
+    realsize: Option<u64>,
+    /// Format 0.1: `offset,size,offset,size…` in the header.
+    map: Option<String>,
+}
+
+impl PaxSparse {
+    fn is_sparse(&self) -> bool {
+        self.realsize.is_some() && (self.major == Some(1) || self.map.is_some())
+    }
+}
+
+/// At most this many regions in a sparse map: a hostile map must not exhaust memory.
+const MAX_SPARSE_REGIONS: usize = 1 << 20;
+
 /// The state of one unpack into an open root.
 struct Unpacker<'a> {
     root: &'a Dir,
@@ -333,24 +353,21 @@ impl Unpacker<'_> {
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
-        let raw = e.path_bytes().into_owned();
-        let parts = components(&raw).map_err(|why| UnpackError::Unsafe { path: show(&raw), why })?;
+        let mut raw = e.path_bytes().into_owned();
         let h = e.header().clone();
         let kind = h.entry_type();
         let mut mode = h.mode().unwrap_or(0o644);
         let (mut uid, mut gid) = (h.uid().unwrap_or(0), h.gid().unwrap_or(0));
         let mut mtime = h.mtime().unwrap_or(0) as i64;
         let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut sparse = PaxSparse::default();
         if let Ok(Some(pax)) = e.pax_extensions() {
             for ext in pax.flatten() {
                 let (Ok(k), v) = (ext.key(), ext.value_bytes()) else {
                     continue;
                 };
-                let num = || {
-                    std::str::from_utf8(v)
-                        .ok()
-                        .and_then(|s| s.split('.').next()?.parse::<i64>().ok())
-                };
+                let text = std::str::from_utf8(v).ok();
+                let num = || text.and_then(|s| s.split('.').next()?.parse::<i64>().ok());
                 match k {
                     "uid" => uid = num().map_or(uid, |n| n as u64),
                     "gid" => gid = num().map_or(gid, |n| n as u64),
@@ -358,10 +375,20 @@ impl Unpacker<'_> {
                     k if k.starts_with("SCHILY.xattr.") => {
                         xattrs.push((k.as_bytes()["SCHILY.xattr.".len()..].to_vec(), v.to_vec()))
                     }
+                    "GNU.sparse.major" => sparse.major = num(),
+                    "GNU.sparse.minor" => sparse.minor = num(),
+                    "GNU.sparse.name" => sparse.name = Some(v.to_vec()),
+                    "GNU.sparse.realsize" | "GNU.sparse.size" => sparse.realsize = num().map(|n| n as u64),
+                    "GNU.sparse.map" => sparse.map = text.map(str::to_string),
                     _ => {}
                 }
             }
         }
+        if let Some(n) = sparse.name.clone() {
+            // PAX sparse: the real name is here; the header's is GNU tar's `…/GNUSparseFile.N/…`
+            raw = n;
+        }
+        let parts = components(&raw).map_err(|why| UnpackError::Unsafe { path: show(&raw), why })?;
         mode &= 0o7777;
         if parts.is_empty() {
             // the archive's `./`: the root's own metadata
@@ -487,8 +514,14 @@ impl Unpacker<'_> {
                 .map_err(io("create"))?;
                 // SAFETY: a fresh descriptor from openat.
                 let mut f = unsafe { File::from_raw_fd(fd) };
-                let written = self.copy(e, &mut f, kind == T::GNUSparse, &raw)?;
-                self.free = self.free.saturating_sub(written);
+                // what the volume loses is charged where it is written: holes cost nothing
+                let written = if sparse.is_sparse() {
+                    self.copy_pax_sparse(e, &mut f, &sparse, &raw)?
+                } else {
+                    let n = self.copy(e, &mut f, kind == T::GNUSparse, &raw)?;
+                    self.free = self.free.saturating_sub(n);
+                    n
+                };
                 self.summary.bytes += written;
                 self.set_owner(f.as_raw_fd(), &owner, &raw)?;
                 fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(io("chmod"))?;
@@ -708,6 +741,102 @@ impl Unpacker<'_> {
             f.set_len(pos).map_err(werr)?;
         }
         Ok(pos)
+    }
+
+    /// A PAX sparse file: its regions (from the header's map, or format 1.0's map at the start of the data),
+    /// each written at its offset, the rest holes up to the real size. Returns the real size.
+    fn copy_pax_sparse<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        f: &mut File,
+        sp: &PaxSparse,
+        path: &[u8],
+    ) -> Result<u64> {
+        let broken = |why: String| UnpackError::Broken {
+            entries: 0,
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("sparse file {:?}: {why}", show(path)),
+            ),
+        };
+        let realsize = sp.realsize.unwrap_or(0);
+        if realsize > self.free.saturating_mul(64) {
+            // holes take no room, but a declared size this far past the volume is hostile
+            return Err(UnpackError::TooBig {
+                path: show(path),
+                size: realsize,
+                free: self.free,
+            });
+        }
+        let mut nums: Vec<u64> = Vec::new();
+        if let Some(map) = &sp.map {
+            for n in map.split(',').filter(|s| !s.is_empty()) {
+                nums.push(n.trim().parse().map_err(|_| broken(format!("bad map number {n:?}")))?);
+            }
+        } else {
+            // 1.0: decimal lines, N then N (offset, size) pairs, padded to a 512-byte block
+            let mut consumed = 0u64;
+            let mut line = Vec::new();
+            let mut want: Option<usize> = None;
+            let mut byte = [0u8; 1];
+            loop {
+                if want.is_some_and(|w| nums.len() == 2 * w) {
+                    break;
+                }
+                e.read_exact(&mut byte).map_err(|err| broken(err.to_string()))?;
+                consumed += 1;
+                if byte[0] != b'\n' {
+                    if line.len() > 20 || !byte[0].is_ascii_digit() {
+                        return Err(broken("malformed map".into()));
+                    }
+                    line.push(byte[0]);
+                    continue;
+                }
+                let n: u64 = std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| broken("malformed map".into()))?;
+                line.clear();
+                match want {
+                    None => {
+                        if n as usize > MAX_SPARSE_REGIONS {
+                            return Err(broken(format!("{n} regions")));
+                        }
+                        want = Some(n as usize);
+                    }
+                    Some(_) => nums.push(n),
+                }
+            }
+            let pad = (512 - consumed % 512) % 512;
+            io::copy(&mut (&mut *e).take(pad), &mut io::sink()).map_err(|err| broken(err.to_string()))?;
+        }
+        if nums.len() % 2 != 0 || nums.len() / 2 > MAX_SPARSE_REGIONS {
+            return Err(broken("malformed map".into()));
+        }
+        let werr = |source: io::Error| UnpackError::Io {
+            path: show(path),
+            op: "write",
+            source,
+        };
+        let mut written = 0u64;
+        for pair in nums.chunks(2) {
+            let (off, len) = (pair[0], pair[1]);
+            if off.checked_add(len).is_none_or(|end| end > realsize) {
+                return Err(broken("a region past the file's size".into()));
+            }
+            f.seek(SeekFrom::Start(off)).map_err(werr)?;
+            let n = io::copy(&mut (&mut *e).take(len), f).map_err(|err| UnpackError::Broken {
+                entries: 0,
+                source: io::Error::new(err.kind(), format!("in {:?}: {err}", show(path))),
+            })?;
+            if n != len {
+                return Err(broken("the archive ends inside it".into()));
+            }
+            written += len;
+        }
+        f.set_len(realsize).map_err(werr)?;
+        self.free = self.free.saturating_sub(written);
+        Ok(realsize)
     }
 
     /// Directories' modes and mtimes, deepest first, once everything is in.
@@ -1066,6 +1195,63 @@ mod tests {
             0o555
         );
         assert_eq!(std::fs::metadata(dest.join("ro")).unwrap().mtime(), 1_600_000_000);
+    }
+
+    #[test]
+    fn pax_sparse_files_get_their_name_holes_and_data() {
+        let (_d, dest) = scene();
+        let records = [
+            super::super::convert::tests_pax("GNU.sparse.major", "1"),
+            super::super::convert::tests_pax("GNU.sparse.minor", "0"),
+            super::super::convert::tests_pax("GNU.sparse.name", "var/log/lastlog"),
+            super::super::convert::tests_pax("GNU.sparse.realsize", "3000000"),
+        ]
+        .concat();
+        let mut map = b"2\n0\n4\n2999997\n3\n".to_vec();
+        map.resize(512, 0);
+        map.extend_from_slice(b"abcdxyz");
+        let t = Tar::default()
+            .dir("var/")
+            .dir("var/log/")
+            .raw(b"PaxHeaders/x", tar::EntryType::XHeader, b"", &records, 0o644)
+            .raw(
+                b"var/log/GNUSparseFile.0/lastlog",
+                tar::EntryType::Regular,
+                b"",
+                &map,
+                0o600,
+            )
+            .done();
+        let s = unpack(&t[..], &dest, &Options::default()).unwrap();
+        assert_eq!(s.files, 1);
+        let got = std::fs::read(dest.join("var/log/lastlog")).unwrap();
+        assert_eq!(got.len(), 3_000_000);
+        assert_eq!(&got[..4], b"abcd");
+        assert_eq!(&got[2_999_997..], b"xyz");
+        assert!(got[4..2_999_997].iter().all(|b| *b == 0));
+        assert!(!dest.join("var/log/GNUSparseFile.0").exists());
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dest.join("var/log/lastlog")).unwrap();
+        assert!(
+            m.blocks() * 512 < 1_000_000,
+            "written with holes: {} blocks",
+            m.blocks()
+        );
+        // a map that points past the real size is refused
+        let bad = [
+            super::super::convert::tests_pax("GNU.sparse.major", "1"),
+            super::super::convert::tests_pax("GNU.sparse.minor", "0"),
+            super::super::convert::tests_pax("GNU.sparse.name", "f"),
+            super::super::convert::tests_pax("GNU.sparse.realsize", "10"),
+        ]
+        .concat();
+        let mut map = b"1\n5\n100\n".to_vec();
+        map.resize(612, 1);
+        let t = Tar::default()
+            .raw(b"PaxHeaders/x", tar::EntryType::XHeader, b"", &bad, 0o644)
+            .raw(b"GNUSparseFile.0/f", tar::EntryType::Regular, b"", &map, 0o600)
+            .done();
+        assert!(unpack(&t[..], &dest.with_file_name("d2"), &Options::default()).is_err());
     }
 
     #[test]

@@ -16,9 +16,10 @@ impl From<LxcError> for StationError {
         use crate::lxc::unpack::UnpackError as U;
         let status = match &e {
             LxcError::Name(_) | LxcError::DestNotAllowed(..) => StatusCode::BAD_REQUEST,
-            LxcError::UnknownSource(_) | LxcError::NoOffer { .. } | LxcError::NoTemplate(_) | LxcError::NoDownload(_) => {
-                StatusCode::NOT_FOUND
-            }
+            LxcError::UnknownSource(_)
+            | LxcError::NoOffer { .. }
+            | LxcError::NoTemplate(_)
+            | LxcError::NoDownload(_) => StatusCode::NOT_FOUND,
             LxcError::Source { .. } | LxcError::Http(_) | LxcError::NotATarball { .. } => StatusCode::BAD_GATEWAY,
             LxcError::NoSpace { .. } => StatusCode::INSUFFICIENT_STORAGE,
             LxcError::Cancelled(_) | LxcError::Paused(_) => StatusCode::CONFLICT,

@@ -1,5 +1,7 @@
 //! The `depot` client commands: they talk to the daemon over its unix socket, like the docker CLI does.
 
+pub mod lxc;
+
 use crate::progress;
 use crate::reference::Reference;
 use bytes::Bytes;
@@ -106,12 +108,12 @@ impl Client {
     }
 
     /// A whole JSON answer, or the daemon's `{"message"}` as an error.
-    async fn call(&self, method: Method, uri: &str) -> Result<serde_json::Value, CliError> {
+    pub(crate) async fn call(&self, method: Method, uri: &str) -> Result<serde_json::Value, CliError> {
         self.call_json(method, uri, None).await
     }
 
     /// [`Client::call`] with a JSON request body.
-    async fn call_json(
+    pub(crate) async fn call_json(
         &self,
         method: Method,
         uri: &str,
@@ -614,7 +616,7 @@ pub async fn images(c: &Client) -> Result<(), CliError> {
 }
 
 /// Columns padded to their widest cell, three spaces apart (the docker CLI's tables); the last is not padded.
-fn print_table<const N: usize>(rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(rows: &[[String; N]]) {
     let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
