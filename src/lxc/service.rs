@@ -711,6 +711,7 @@ impl LxcService {
                 expected: expected.as_ref(),
                 size: *size,
                 what: url,
+                origin: crate::transfer::Origin::Server,
                 download: job.download,
                 cancel: &job.cancel,
                 discard: &job.discard,
@@ -891,7 +892,16 @@ impl LxcService {
                 std::fs::write(tmp.join("fstab"), place.substitute(f)).map_err(io("write", &tmp.join("fstab")))?;
             }
             for t in &meta.templates {
-                if let Some(mut f) = unpack::open_inside(&rootfs, t)? {
+                let file = match unpack::open_inside(&rootfs, t) {
+                    Ok(f) => f,
+                    Err(e @ UnpackError::Unsafe { .. }) => {
+                        // the template's own list: a path that leaves the rootfs is not followed
+                        log::warn!("template {}: templates entry skipped: {e}", row.name);
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some(mut f) = file {
                     let mut text = String::new();
                     if f.read_to_string(&mut text).is_ok() {
                         let new = place.substitute(&text);

@@ -454,12 +454,14 @@ impl Ingest {
         }
     }
 
-    /// Check size and digest of what was written, without publishing. A mismatch discards the ingest.
+    /// Check size and digest of what was written, without publishing. A mismatch discards the ingest, its
+    /// directory too: bytes that hash wrong are never resumed from.
     pub fn verify(&mut self, size: u64) -> Result<(), BlobError> {
         match self.check(&self.hasher.peek(), self.hasher.len(), Some(size)) {
             None => Ok(()),
             Some(err) => {
                 self.reset()?;
+                let _ = fs::remove_dir_all(&self.dir);
                 Err(err)
             }
         }

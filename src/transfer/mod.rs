@@ -41,8 +41,8 @@ pub enum TransferError {
     Db(#[from] DbError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{what}: the server sent more than the {size} bytes expected")]
-    TooLong { what: String, size: u64 },
+    #[error("{what}: the {} sent more than the {size} bytes {}", .origin.sender(), .origin.declared())]
+    TooLong { what: String, size: u64, origin: Origin },
     #[error("{what}: download incomplete after {attempts} attempts ({got} of {size} bytes): {last}")]
     Incomplete {
         what: String,
@@ -70,6 +70,30 @@ impl TransferError {
             TransferError::Registry(e) => e.retry(),
             TransferError::Http(e) => e.retry(),
             _ => Retry::Never,
+        }
+    }
+}
+
+/// Who says how long the content is, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A registry blob, its size from the manifest.
+    Registry,
+    /// A plain file, its size published or from the server.
+    Server,
+}
+
+impl Origin {
+    fn sender(self) -> &'static str {
+        match self {
+            Origin::Registry => "registry",
+            Origin::Server => "server",
+        }
+    }
+    fn declared(self) -> &'static str {
+        match self {
+            Origin::Registry => "the manifest declares",
+            Origin::Server => "expected",
         }
     }
 }
@@ -336,6 +360,7 @@ pub struct FetchJob<'a> {
     pub size: u64,
     /// Names the content in messages: `layer sha256:…`, a URL.
     pub what: &'a str,
+    pub origin: Origin,
     /// The `downloads` row whose progress this is.
     pub download: i64,
     pub cancel: &'a AtomicBool,
@@ -479,6 +504,7 @@ impl Transfers {
             expected: Some(&desc.digest),
             size: desc.size,
             what: &what,
+            origin: Origin::Registry,
             download: job.download,
             cancel: job.cancel,
             discard: job.discard,
@@ -582,6 +608,7 @@ impl Transfers {
         let too_long = || TransferError::TooLong {
             what: job.what.to_string(),
             size,
+            origin: job.origin,
         };
         let mut budget = self.retry.budget();
         let mut buf = vec![0u8; CHUNK];

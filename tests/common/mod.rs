@@ -25,6 +25,12 @@ pub struct Peers {
     pub images: PathBuf,
     /// A pull-through cache of `plain`.
     pub mirror: String,
+    /// nginx serving the LXC trees of `tests/peers/lxc.sh`: `/lxc` (lxc-download), `/ss` (simplestreams).
+    pub lxc_http: String,
+    /// The trees and the template files they were made of.
+    pub lxc_dir: PathBuf,
+    /// A debootstrap minbase rootfs.tar.xz, when this machine could build one.
+    pub debian_rootfs: Option<PathBuf>,
 }
 
 pub fn peers() -> Peers {
@@ -53,6 +59,9 @@ pub fn peers() -> Peers {
         tls_ca: get("TLS_CA").into(),
         images: get("IMAGES").into(),
         mirror: get("MIRROR"),
+        lxc_http: get("LXC_HTTP"),
+        lxc_dir: get("LXC_DIR").into(),
+        debian_rootfs: kv.get("DEBIAN_ROOTFS").filter(|v| !v.is_empty()).map(PathBuf::from),
         dir,
     }
 }

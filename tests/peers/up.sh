@@ -81,5 +81,6 @@ MIRROR=127.0.0.1:$MIRROR
 IMAGES=$P/images
 EOE
 "$HERE/make-images.sh" "$P"
+"$HERE/lxc.sh" "$P"
 touch "$P/token2/no-get"   # from now on token2 serves only the OAuth2 POST form
 echo "peers up in $P"
