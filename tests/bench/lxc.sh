@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# LXC benchmark: a rootfs.tar.xz of at least 200 MB (compressed), made once per machine from a debootstrap
+# minbase Debian tree plus real binaries and data from this machine's /usr (cached in /var/cache/depot-tests),
+#   - downloaded over loopback from nginx by depot (`depot lxc pull`: fetch, sha256 against SHA256SUMS, store)
+#     and by curl (to /dev/null, the floor);
+#   - unpacked by depot (`depot lxc unpack`: decode on its own thread, safe writes, the config, and a syncfs
+#     before the rename) and by GNU tar (`tar --numeric-owner --xattrs -xpJf`), alone and followed by `sync -f`.
+# Wall time (median of RUNS) and peak RSS: the daemon's VmHWM for depot (a fresh daemon per phase), the largest
+# process of the command for the others. Not a test: nothing is asserted.
+#   tests/bench/lxc.sh
+#   RUNS=5 tests/bench/lxc.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+RUNS=${RUNS:-3}
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
+cargo build --profile dist --quiet
+BIN=$ROOT/target/dist/depot
+W=$(mktemp -d /tmp/depot-bench-lxc.XXXXXX)
+cleanup() {
+  [ -n "${DPID:-}" ] && { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; } || true
+  [ -n "${NPID:-}" ] && { kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null; } || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+CACHE=/var/cache/depot-tests
+ROOTFS=$CACHE/bench-rootfs.tar.xz
+if [ ! -s "$ROOTFS" ]; then
+  # the Debian rootfs of the tests (tests/peers/lxc.sh builds and caches it), made larger with real files
+  [ -s "$CACHE/debian-bookworm-minbase.tar.xz" ] || tests/peers/lxc.sh "$W/peers" > "$W/peers.log" 2>&1 || true
+  [ -s "$CACHE/debian-bookworm-minbase.tar.xz" ] || { echo "no debootstrap rootfs: see $W/peers.log" >&2; exit 1; }
+  mkdir -p "$W/tree"
+  tar --numeric-owner --xattrs --xattrs-include='*' -xpJf "$CACHE/debian-bookworm-minbase.tar.xz" -C "$W/tree"
+  mkdir -p "$W/tree/opt/host"
+  for d in /usr/lib/x86_64-linux-gnu /usr/lib/python3* /usr/share/locale /usr/share/doc /usr/bin /usr/libexec; do
+    [ -e "$d" ] && cp -a "$d" "$W/tree/opt/host/" 2>/dev/null || true
+  done
+  echo "bench rootfs tree: $(du -sh "$W/tree" | cut -f1)"
+  tar --numeric-owner --xattrs --xattrs-include='*' -C "$W/tree" -cf - . | xz -T2 -3 > "$ROOTFS.part"
+  mv "$ROOTFS.part" "$ROOTFS"
+  rm -rf "$W/tree"
+fi
+SIZE=$(stat -c %s "$ROOTFS")
+TARSIZE=$(xz -dc -T2 "$ROOTFS" | wc -c)
+
+# an lxc-download tree for it, on nginx
+B=20261201_00:00
+D=$W/srv/images/bench/1/amd64/default/$B
+mkdir -p "$D" "$W/srv/meta/1.0" "$W/nginx"
+ln "$ROOTFS" "$D/rootfs.tar.xz" 2>/dev/null || cp "$ROOTFS" "$D/rootfs.tar.xz"
+tar -C "$ROOT/tests/bench" -cJf "$D/meta.tar.xz" --transform 's/.*/create-message/' lxc.sh
+(cd "$D" && sha256sum rootfs.tar.xz meta.tar.xz > SHA256SUMS)
+echo "bench;1;amd64;default;$B;/images/bench/1/amd64/default/$B/" > "$W/srv/meta/1.0/index-system"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$W/nginx/nginx.conf" <<EOC
+daemon off; worker_processes 1; pid $W/nginx/pid; error_log $W/nginx/error.log warn;
+events { worker_connections 64; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$PORT; root $W/srv; } }
+EOC
+/usr/sbin/nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" &
+NPID=$!
+until curl -sf -o /dev/null "http://127.0.0.1:$PORT/meta/1.0/index-system"; do sleep 0.05; done
+URL=http://127.0.0.1:$PORT/images/bench/1/amd64/default/$B/rootfs.tar.xz
+
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+daemon() { # start a fresh daemon on the data root $W/depot
+  "$BIN" serve --data-root "$W/depot" --tcp none --log-level warn --lxc-source "bench=lxc:http://127.0.0.1:$PORT" \
+    2>>"$W/depot.log" &
+  DPID=$!
+  until curl -sf --unix-socket "$W/depot/depot.sock" http://x/_ping >/dev/null 2>&1; do sleep 0.01; done
+}
+stop() { kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=; }
+export DEPOT_SOCKET=$W/depot/depot.sock
+
+for i in $(seq 1 "$RUNS"); do
+  rm -rf "$W/depot" "$W/c" "$W/t"
+  # download
+  daemon
+  t0=$(now); "$BIN" lxc pull bench/1/amd64 > /dev/null; t1=$(now)
+  echo "$t0 $t1" | awk '{printf "%.3f\n", $2-$1}' >> "$W/pull.s"; hwm_kb "$DPID" >> "$W/pull.kb"
+  stop
+  /usr/bin/time -f "%e %M" -o "$W/curl.one" curl -s -o /dev/null "$URL"
+  awk '{print $1}' "$W/curl.one" >> "$W/curl.s"; awk '{print $2}' "$W/curl.one" >> "$W/curl.kb"
+  # unpack
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  daemon
+  t0=$(now); "$BIN" lxc unpack bench/1/amd64 "$W/c" > /dev/null; t1=$(now)
+  echo "$t0 $t1" | awk '{printf "%.3f\n", $2-$1}' >> "$W/unpack.s"; hwm_kb "$DPID" >> "$W/unpack.kb"
+  stop
+  rm -rf "$W/c"; sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  mkdir -p "$W/t"
+  /usr/bin/time -f "%e %M" -o "$W/tar.one" tar --numeric-owner --xattrs --xattrs-include='*' -xpJf "$ROOTFS" -C "$W/t"
+  awk '{print $1}' "$W/tar.one" >> "$W/tar.s"; awk '{print $2}' "$W/tar.one" >> "$W/tar.kb"
+  rm -rf "$W/t"; sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  mkdir -p "$W/t"
+  t0=$(now); tar --numeric-owner --xattrs --xattrs-include='*' -xpJf "$ROOTFS" -C "$W/t"; sync -f "$W/t"; t1=$(now)
+  echo "$t0 $t1" | awk '{printf "%.3f\n", $2-$1}' >> "$W/tarsync.s"
+  rm -rf "$W/t"
+done
+
+m() { median < "$W/$1"; }
+mb() { median < "$W/$1" | awk '{printf "%.1f MB", $1/1024}'; }
+FILES=$(xz -dc -T2 "$ROOTFS" | tar -t | wc -l)
+echo
+echo "rootfs.tar.xz: $(awk -v s="$SIZE" 'BEGIN{printf "%.1f MB", s/1e6}') compressed, $(awk -v s="$TARSIZE" 'BEGIN{printf "%.1f MB", s/1e6}') as tar, $FILES entries; median of $RUNS runs, $(nproc) cores"
+echo
+echo "| what | wall | peak RSS | vs depot |"
+echo "|---|---|---|---|"
+P=$(m pull.s); C=$(m curl.s); U=$(m unpack.s); T=$(m tar.s); TS=$(m tarsync.s)
+echo "| depot lxc pull (fetch, sha256, store) | ${P} s | $(mb pull.kb) | 1.00 |"
+echo "| curl -o /dev/null | ${C} s | $(mb curl.kb) | $(awk -v a="$C" -v b="$P" 'BEGIN{printf "%.2f", a/b}') |"
+echo "| depot lxc unpack (incl. syncfs) | ${U} s | $(mb unpack.kb) | 1.00 |"
+echo "| GNU tar -xpJf | ${T} s | $(mb tar.kb) | $(awk -v a="$T" -v b="$U" 'BEGIN{printf "%.2f", a/b}') |"
+echo "| GNU tar -xpJf, then sync -f | ${TS} s | — | $(awk -v a="$TS" -v b="$U" 'BEGIN{printf "%.2f", a/b}') |"
