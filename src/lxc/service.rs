@@ -764,6 +764,12 @@ impl LxcService {
     /// the same name held.
     fn keep(&self, row: &LxcTemplateRow) -> Result<(), LxcError> {
         let old = self.db.put_lxc_template(row)?;
+        self.collect_replaced(row, old)
+    }
+
+    /// Collect the blobs `old` (what the build `row` replaced held) that `row` does not hold itself and nothing
+    /// else needs.
+    fn collect_replaced(&self, row: &LxcTemplateRow, old: Vec<Digest>) -> Result<(), LxcError> {
         let gone: Vec<Digest> = old
             .into_iter()
             .filter(|d| *d != row.rootfs_digest && Some(d) != row.meta_digest.as_ref())
@@ -1034,11 +1040,7 @@ impl LxcService {
             };
             let old = self.db.put_lxc_template(&row)?;
             drop(_no_gc);
-            let gone: Vec<Digest> = old
-                .into_iter()
-                .filter(|d| *d != row.rootfs_digest && Some(d) != row.meta_digest.as_ref())
-                .collect();
-            self.transfers.collect(&self.db, &gone)?;
+            self.collect_replaced(&row, old)?;
             Ok(row)
         })();
         let _ = crate::fsutil::remove_any(scratch);
