@@ -51,9 +51,20 @@ pub fn remove_any(p: &Path) -> io::Result<()> {
 }
 
 /// Bytes an unprivileged writer may still use on the file system holding `path`.
-pub fn free_space(path: &Path) -> io::Result<u64> {
+/// (free, total) bytes of the volume `path` is on, as an unprivileged writer sees them.
+pub fn space(path: &Path) -> io::Result<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
-    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+    #[allow(clippy::unnecessary_cast)] // the field types differ between 32- and 64-bit targets
+    let (frag, avail, blocks) = (
+        st.fragment_size() as u64,
+        st.blocks_available() as u64,
+        st.blocks() as u64,
+    );
+    Ok((avail * frag, blocks * frag))
+}
+
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    Ok(space(path)?.0)
 }
 
 /// Create `dir` and any missing parents, fsyncing the directory above each one made, so that every new name is

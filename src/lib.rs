@@ -24,6 +24,7 @@ pub mod registry;
 pub mod store;
 pub mod sysdb;
 pub mod transfer;
+pub mod web;
 
 #[cfg(test)]
 pub mod testutil;

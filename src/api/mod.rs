@@ -120,7 +120,31 @@ impl Handler for Api {
         Box::pin(async move {
             let tcp = matches!(peer_of(&req), Peer::Tcp(_));
             let path = decoded_path(req.uri().path());
-            match station::strip_base(&path) {
+            if crate::web::is_page(&path) {
+                // the page's files hold no data: no session needed to load the login
+                return crate::web::serve(&req, &path);
+            }
+            let r = api.route(req, tcp, &path).await;
+            // what a browser reads from TCP gets the page's policy too (an API answer is never a page)
+            if tcp {
+                crate::web::secure(r)
+            } else {
+                r
+            }
+        })
+    }
+
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+        // the plumbing refuses before routing: the Engine's shape, which the docker CLI prints
+        crate::web::secure(self.engine.refuse(status, message))
+    }
+}
+
+impl Api {
+    async fn route(&self, req: Req, tcp: bool, path: &str) -> Resp {
+        let api = self;
+        {
+            match station::strip_base(path) {
                 Some(rest) => match api.station_call(&req, tcp, rest).await {
                     Ok(caller) => api.station.handle(req, caller).await,
                     Err(Refusal::Unauthorized(m)) => {
@@ -128,7 +152,7 @@ impl Handler for Api {
                     }
                     Err(Refusal::Forbidden(m)) => station::StationError::new(StatusCode::FORBIDDEN, m).into_response(),
                 },
-                None => match api.engine_call(&req, tcp, &path).await {
+                None => match api.engine_call(&req, tcp, path).await {
                     Ok(()) => api.engine.handle(req).await,
                     Err(Refusal::Unauthorized(m)) => {
                         let mut r = api.engine.refuse(StatusCode::UNAUTHORIZED, m);
@@ -141,11 +165,6 @@ impl Handler for Api {
                     Err(Refusal::Forbidden(m)) => api.engine.refuse(StatusCode::FORBIDDEN, m),
                 },
             }
-        })
-    }
-
-    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
-        // the plumbing refuses before routing: the Engine's shape, which the docker CLI prints
-        self.engine.refuse(status, message)
+        }
     }
 }

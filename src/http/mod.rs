@@ -40,15 +40,15 @@ pub struct TcpPolicy {
 impl TcpPolicy {
     /// `Some(reason)` when the request must be refused with 403.
     pub fn check(&self, req: &Req) -> Option<String> {
-        self.check_headers(req.headers())
+        self.check_headers(req.method(), req.headers())
     }
 
     #[cfg(test)]
     fn check_parts(&self, p: &http::request::Parts) -> Option<String> {
-        self.check_headers(&p.headers)
+        self.check_headers(&p.method, &p.headers)
     }
 
-    fn check_headers(&self, h: &http::HeaderMap) -> Option<String> {
+    fn check_headers(&self, method: &http::Method, h: &http::HeaderMap) -> Option<String> {
         let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
         match text("host") {
             None => return Some("a Host header is required".into()),
@@ -63,11 +63,26 @@ impl TcpPolicy {
         if text("sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
             return Some("cross-site requests are refused".into());
         }
-        if let Some(origin) = text("origin") {
-            let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
-            if !self.allowed_authority(authority) {
-                return Some(format!("requests from origin {origin:?} are refused"));
+        match text("origin") {
+            Some(origin) => {
+                let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
+                // Behind the NAS's own web server (the page at its proxy path) the browser's origin is the
+                // NAS's name, which the proxy passes on as X-Forwarded-Host: that is the request's own origin.
+                // A page of another site cannot add the header without a CORS preflight, never granted here.
+                let forwarded = text("x-forwarded-host")
+                    .and_then(|f| f.split(',').next().map(|f| f.trim().to_ascii_lowercase()))
+                    .is_some_and(|f| !f.is_empty() && f == authority.to_ascii_lowercase());
+                if !forwarded && !self.allowed_authority(authority) {
+                    return Some(format!("requests from origin {origin:?} are refused"));
+                }
             }
+            // a browser always names the origin of a state-changing request: one that does not is refused
+            None if text("sec-fetch-site").is_some()
+                && !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS) =>
+            {
+                return Some("a browser's state-changing request must carry its Origin".into());
+            }
+            None => {}
         }
         None
     }
@@ -456,5 +471,23 @@ mod tests {
             check(&[("host", "localhost:2375"), ("origin", "http://localhost:2375")]),
             None
         );
+        // the page behind the NAS's proxy: the origin is the one the proxy forwards
+        let proxied = [
+            ("host", "127.0.0.1:8999"),
+            ("origin", "https://MyNAS:443"),
+            ("x-forwarded-host", "mynas:443"),
+        ];
+        assert_eq!(check(&proxied), None);
+        assert!(check(&[
+            ("host", "127.0.0.1:8999"),
+            ("origin", "https://evil.example"),
+            ("x-forwarded-host", "mynas:443")
+        ])
+        .is_some());
+        // a browser's POST without an Origin
+        let (mut parts, ()) = req(&[("host", "127.0.0.1:2375"), ("sec-fetch-site", "same-origin")]).into_parts();
+        assert_eq!(p.check_parts(&parts), None, "a GET");
+        parts.method = http::Method::POST;
+        assert!(p.check_parts(&parts).is_some(), "a POST");
     }
 }

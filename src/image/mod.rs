@@ -476,6 +476,35 @@ impl ImageService {
         self.store.root().join("tmp").join(format!("{what}-{n}"))
     }
 
+    /// The volume of the data root: (free, total) bytes, and what depot's store takes (blobs, downloads in
+    /// flight, the database).
+    pub fn storage(&self) -> Result<(u64, u64, u64), ImageError> {
+        let root = self.store.root();
+        let io = |source| ImageError::Io {
+            context: format!("the volume of {}", root.display()),
+            source,
+        };
+        let (free, total) = crate::fsutil::space(root).map_err(io)?;
+        let mut used = 0u64;
+        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else { continue };
+                for e in rd.flatten() {
+                    match e.metadata() {
+                        Ok(m) if m.is_dir() => stack.push(e.path()),
+                        Ok(m) => used += m.len(),
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        for f in ["depot.db", "depot.db-wal"] {
+            used += std::fs::metadata(root.join(f)).map(|m| m.len()).unwrap_or(0);
+        }
+        Ok((free, total, used))
+    }
+
     /// The platform pulled (and imported) when the caller names none.
     pub fn default_platform(&self) -> Platform {
         self.platform.clone()

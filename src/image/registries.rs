@@ -4,6 +4,9 @@
 //! never returned; every pull from the registry's host that brings no credentials of its own uses the stored
 //! ones. A record is verified against the registry when it is saved.
 
+/// `meta` key: Docker Hub's mirrors as set through the API (JSON list of URLs).
+const META_HUB_MIRRORS: &str = "hub_mirrors";
+
 use super::{ImageError, ImageService};
 use crate::reference::Reference;
 use crate::registry::Credentials;
@@ -215,6 +218,63 @@ impl ImageService {
                 self.registry.set_insecure(&r.host, true);
             }
         }
+        if let Some(urls) = self.db.meta(META_HUB_MIRRORS)? {
+            let urls: Vec<String> = serde_json::from_str(&urls).unwrap_or_default();
+            self.apply_hub_mirrors(&urls)?;
+        }
+        Ok(())
+    }
+
+    /// Docker Hub's mirrors as URLs, in the order they are tried (set through the API, else configured).
+    pub fn hub_mirrors(&self) -> Vec<String> {
+        let insecure = &self.registry.options().insecure;
+        self.registry
+            .mirrors_of(crate::reference::DEFAULT_DOMAIN)
+            .into_iter()
+            .map(|h| {
+                let scheme = if insecure.contains(&h) || crate::net::is_loopback(&h) {
+                    "http"
+                } else {
+                    "https"
+                };
+                format!("{scheme}://{h}")
+            })
+            .collect()
+    }
+
+    /// Set Docker Hub's mirrors (registry root URLs, `http://` ones reached over plain HTTP), at once and
+    /// across restarts; an empty list means none.
+    pub fn set_hub_mirrors(&self, urls: &[String]) -> Result<Vec<String>, ImageError> {
+        self.apply_hub_mirrors(urls)?;
+        self.db
+            .set_meta(META_HUB_MIRRORS, &serde_json::to_string(urls).expect("strings"))?;
+        Ok(self.hub_mirrors())
+    }
+
+    fn apply_hub_mirrors(&self, urls: &[String]) -> Result<(), ImageError> {
+        let mut hosts = Vec::new();
+        for u in urls {
+            let (plain, rest) = match (u.strip_prefix("http://"), u.strip_prefix("https://")) {
+                (Some(r), _) => (true, r),
+                (_, Some(r)) => (false, r),
+                _ => {
+                    return Err(ImageError::InvalidParameter(format!(
+                        "mirror {u:?}: expected an http(s) URL"
+                    )))
+                }
+            };
+            let host = rest.trim_end_matches('/');
+            if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+                return Err(ImageError::InvalidParameter(format!(
+                    "mirror {u:?}: a mirror is a registry's root URL"
+                )));
+            }
+            if plain {
+                self.registry.set_insecure(host, true);
+            }
+            hosts.push(host.to_string());
+        }
+        self.registry.set_hub_mirrors(Some(hosts));
         Ok(())
     }
 

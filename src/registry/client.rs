@@ -53,6 +53,8 @@ pub struct Registry {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     /// Registries allowed plain HTTP at run time (a station registry record's insecure flag).
     insecure_extra: Mutex<std::collections::HashSet<String>>,
+    /// Docker Hub's mirrors (`host[:port]`) as set at run time (the owner's page), in place of the configured.
+    hub_mirrors: Mutex<Option<Vec<String>>>,
 }
 
 pub(super) struct Host {
@@ -98,6 +100,7 @@ impl Registry {
             opts,
             hosts: Mutex::new(HashMap::new()),
             insecure_extra: Mutex::default(),
+            hub_mirrors: Mutex::default(),
         }
     }
 
@@ -185,8 +188,18 @@ impl Registry {
             })
     }
 
+    /// Replace Docker Hub's mirrors (`host[:port]`, in order) from now on; `None` goes back to the configured.
+    pub fn set_hub_mirrors(&self, hosts: Option<Vec<String>>) {
+        *self.hub_mirrors.lock().unwrap_or_else(|p| p.into_inner()) = hosts;
+    }
+
     /// The mirrors of `domain`, in the order they are tried.
     pub fn mirrors_of(&self, domain: &str) -> Vec<String> {
+        if domain == crate::reference::DEFAULT_DOMAIN {
+            if let Some(m) = self.hub_mirrors.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                return m.clone();
+            }
+        }
         self.opts
             .mirrors
             .iter()

@@ -18,6 +18,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq &&
 cargo build --profile dist --quiet
 BIN=$ROOT/target/dist/depot
 W=$(mktemp -d /tmp/depot-bench-lxc.XXXXXX)
+chmod 755 "$W"   # nginx's worker runs as another user
 cleanup() {
   [ -n "${DPID:-}" ] && { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; } || true
   [ -n "${NPID:-}" ] && { kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null; } || true
@@ -61,7 +62,8 @@ http { access_log off; sendfile on; server { listen 127.0.0.1:$PORT; root $W/srv
 EOC
 /usr/sbin/nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" &
 NPID=$!
-until curl -sf -o /dev/null "http://127.0.0.1:$PORT/meta/1.0/index-system"; do sleep 0.05; done
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/meta/1.0/index-system" && break; sleep 0.05; done
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/meta/1.0/index-system" || { echo "nginx did not serve $W/srv" >&2; exit 1; }
 URL=http://127.0.0.1:$PORT/images/bench/1/amd64/default/$B/rootfs.tar.xz
 
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -71,7 +73,8 @@ daemon() { # start a fresh daemon on the data root $W/depot
   "$BIN" serve --data-root "$W/depot" --tcp none --log-level warn --lxc-source "bench=lxc:http://127.0.0.1:$PORT" \
     2>>"$W/depot.log" &
   DPID=$!
-  until curl -sf --unix-socket "$W/depot/depot.sock" http://x/_ping >/dev/null 2>&1; do sleep 0.01; done
+  for _ in $(seq 1 500); do curl -sf --unix-socket "$W/depot/depot.sock" http://x/_ping >/dev/null 2>&1 && return; sleep 0.01; done
+  echo "depot did not start: $(tail -3 "$W/depot.log")" >&2; exit 1
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=; }
 export DEPOT_SOCKET=$W/depot/depot.sock

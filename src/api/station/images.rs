@@ -39,9 +39,11 @@ fn reference(name: &str, tag: &str) -> Result<Reference, StationError> {
     Reference::parse(&format!("{name}:{tag}")).map_err(|e| StationError::bad_request(e.to_string()))
 }
 
-/// Local images grouped by repository: familiar name → [(tag, size)], tags sorted.
-fn local_repos(rows: &[crate::store::db::ImageRow]) -> BTreeMap<String, Vec<(String, u64)>> {
-    let mut repos: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+/// Local images grouped by repository: familiar name → [(tag, size, image row)], tags sorted.
+fn local_repos(
+    rows: &[crate::store::db::ImageRow],
+) -> BTreeMap<String, Vec<(String, u64, &crate::store::db::ImageRow)>> {
+    let mut repos: BTreeMap<String, Vec<(String, u64, &crate::store::db::ImageRow)>> = BTreeMap::new();
     for row in rows {
         for t in &row.tags {
             if let Ok(r) = Reference::parse(t) {
@@ -49,13 +51,13 @@ fn local_repos(rows: &[crate::store::db::ImageRow]) -> BTreeMap<String, Vec<(Str
                     repos
                         .entry(r.familiar_name())
                         .or_default()
-                        .push((tag.to_string(), row.size));
+                        .push((tag.to_string(), row.size, row));
                 }
             }
         }
     }
     for tags in repos.values_mut() {
-        tags.sort();
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
     }
     repos
 }
@@ -109,6 +111,12 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
                             "repository": "local",
                             "size": tags.iter().map(|t| t.1).collect::<Vec<_>>(),
                             "tags": tags.iter().map(|t| &t.0).collect::<Vec<_>>(),
+                            // depot's additions, parallel to tags
+                            "created": tags.iter().map(|t| t.2.created).collect::<Vec<_>>(),
+                            "architecture": tags.iter().map(|t| match &t.2.variant {
+                                Some(v) => format!("{}/{v}", t.2.architecture),
+                                None => t.2.architecture.clone(),
+                            }).collect::<Vec<_>>(),
                             "type": "docker",
                         })
                     })
@@ -129,7 +137,8 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
             } else {
                 blocking(move || -> Result<Vec<Value>, StationError> {
                     let hits = images.search(filter.trim(), 25, None)?;
-                    let local = local_repos(&images.list()?);
+                    let rows = images.list()?;
+                    let local = local_repos(&rows);
                     let busy = downloading(&images.downloads(STATUS_LIMIT)?);
                     Ok(hits
                         .into_iter()
@@ -169,7 +178,8 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
             let wanted = image_type.clone();
             let items = blocking(move || -> Result<Vec<Value>, StationError> {
                 let arch = crate::catalog::arch_of(&images.default_platform());
-                let local = local_repos(&images.list()?);
+                let rows = images.list()?;
+                let local = local_repos(&rows);
                 let busy = downloading(&images.downloads(STATUS_LIMIT)?);
                 Ok(entries
                     .iter()
@@ -218,7 +228,7 @@ pub async fn list(st: &Station, req: &Req) -> Answer {
 fn catalog_item(
     e: &crate::catalog::Entry,
     official: bool,
-    local: &BTreeMap<String, Vec<(String, u64)>>,
+    local: &BTreeMap<String, Vec<(String, u64, &crate::store::db::ImageRow)>>,
     busy: &std::collections::HashSet<String>,
 ) -> Value {
     let docker = e.kind == crate::catalog::Kind::Docker;
@@ -297,13 +307,17 @@ pub async fn tags(st: &Station, official: &str, name: &str) -> Answer {
     let images = st.images.clone();
     let (tags, local) = blocking(move || -> Result<_, StationError> {
         let tags = images.remote_tags(&r, None)?;
-        let local = local_repos(&images.list()?)
+        let rows = images.list()?;
+        let local: Vec<String> = local_repos(&rows)
             .remove(&r.familiar_name())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
         Ok((tags, local))
     })
     .await?;
-    let installed: Vec<&String> = local.iter().map(|t| &t.0).filter(|t| tags.contains(t)).collect();
+    let installed: Vec<&String> = local.iter().filter(|t| tags.contains(t)).collect();
     ok(&json!({"installed": installed, "tags": tags}))
 }
 
@@ -319,7 +333,8 @@ pub async fn delete(st: &Station, image_type: &str, path: &str) -> Answer {
     let images = st.images.clone();
     let path = path.to_string();
     blocking(move || -> Result<(), StationError> {
-        let repos = local_repos(&images.list()?);
+        let rows = images.list()?;
+        let repos = local_repos(&rows);
         let targets: Vec<String> = match path.rsplit_once('/') {
             Some((name, tag)) if repos.get(name).is_some_and(|t| t.iter().any(|x| x.0 == tag)) => {
                 vec![format!("{name}:{tag}")]
@@ -429,18 +444,13 @@ fn status_name(d: &DownloadStatus, window_closed: bool) -> &'static str {
     }
 }
 
-/// Every recent download: name, tag, type, percent (null only while the total is unknown), bytes, rate,
-/// status and, for a failed one, why.
-pub async fn download_status(st: &Station) -> Answer {
-    let images = st.images.clone();
-    let (list, settings) =
-        blocking(move || images.downloads(STATUS_LIMIT).map(|l| (l, images.download_settings()))).await?;
+/// The downloads as `downloadstatus` shows them, newest first.
+fn status_items(list: &[DownloadStatus], settings: &crate::image::DownloadSettings) -> Vec<Value> {
     let waiting_why = settings
         .window
         .filter(|_| settings.closed)
         .map(|w| format!("outside the download window {w}"));
-    let items: Vec<Value> = list
-        .iter()
+    list.iter()
         .rev()
         .map(|d| {
             let status = status_name(d, settings.closed);
@@ -484,8 +494,81 @@ pub async fn download_status(st: &Station) -> Answer {
                 "updated_at": d.row.updated_at,
             })
         })
-        .collect();
-    ok(&items)
+        .collect()
+}
+
+/// Every recent download: name, tag, type, percent (null only while the total is unknown), bytes, rate,
+/// status and, for a failed one, why.
+pub async fn download_status(st: &Station) -> Answer {
+    let images = st.images.clone();
+    let (list, settings) =
+        blocking(move || images.downloads(STATUS_LIMIT).map(|l| (l, images.download_settings()))).await?;
+    ok(&status_items(&list, &settings))
+}
+
+/// How often the event stream looks at the downloads, and how long it may stay silent.
+const STREAM_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+const STREAM_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `GET /image/downloads/events`: server-sent events, `downloads` (the `downloadstatus` list) whenever it
+/// changes and `space` when a download ends; a comment every 15 s keeps proxies from closing it. The browser's
+/// EventSource reconnects by itself (after 2 s), also across a daemon restart.
+pub async fn download_events(st: &Station) -> Answer {
+    let (tx, rx) = async_channel::bounded::<bytes::Bytes>(4);
+    let images = st.images.clone();
+    smol::spawn(async move {
+        if tx.send(bytes::Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
+            return;
+        }
+        let mut last = String::new();
+        let mut ended = 0usize;
+        let mut quiet = std::time::Instant::now();
+        loop {
+            let imgs = images.clone();
+            let items = blocking(move || imgs.downloads(STATUS_LIMIT).map(|l| (l, imgs.download_settings()))).await;
+            let Ok((list, settings)) = items else {
+                async_io::Timer::after(STREAM_TICK).await;
+                continue;
+            };
+            let items = status_items(&list, &settings);
+            let text = serde_json::to_string(&items).unwrap_or_default();
+            let done = items
+                .iter()
+                .filter(|i| matches!(i["status"].as_str(), Some("complete" | "failed")))
+                .count();
+            let mut out = String::new();
+            if text != last {
+                out.push_str(&format!("event: downloads\ndata: {text}\n\n"));
+                last = text;
+            }
+            if done != ended {
+                out.push_str("event: space\ndata: {}\n\n");
+                ended = done;
+            }
+            if out.is_empty() && quiet.elapsed() >= STREAM_KEEPALIVE {
+                out.push_str(": keep-alive\n\n");
+            }
+            if !out.is_empty() {
+                quiet = std::time::Instant::now();
+                if tx.send(bytes::Bytes::from(out)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            async_io::Timer::after(STREAM_TICK).await;
+        }
+    })
+    .detach();
+    let mut r = crate::http::streaming(StatusCode::OK, "text/event-stream", rx);
+    r.headers_mut()
+        .insert("cache-control", "no-cache".parse().expect("static"));
+    Ok(r)
+}
+
+/// `GET /storage`: the volume's free and total bytes and what depot's store takes.
+pub async fn storage(st: &Station) -> Answer {
+    let images = st.images.clone();
+    let (free, total, depot) = blocking(move || images.storage()).await?;
+    ok(&json!({"free": free, "total": total, "depot": depot}))
 }
 
 fn download_id(id: &str) -> Result<i64, StationError> {

@@ -80,6 +80,10 @@ pub enum Route {
     LxcSources,
     LxcUnpack,
     Convert,
+    DownloadEvents,
+    Storage,
+    HubMirrors,
+    SetHubMirrors,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -96,6 +100,10 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/image", Route::ImageList),
         (M::GET, "/image/downloadstatus", Route::DownloadStatus),
         (M::GET, "/image/downloads/settings", Route::DownloadSettings),
+        (M::GET, "/image/downloads/events", Route::DownloadEvents),
+        (M::GET, "/storage", Route::Storage),
+        (M::GET, "/registry/mirrors", Route::HubMirrors),
+        (M::PUT, "/registry/mirrors", Route::SetHubMirrors),
         (M::PUT, "/image/downloads/settings", Route::SetDownloadSettings),
         (M::PUT, "/image/downloads/{id}/pause", Route::DownloadPause),
         (M::PUT, "/image/downloads/{id}/resume", Route::DownloadResume),
@@ -373,6 +381,10 @@ impl Station {
             Route::PrivateImageUpdate => registries::save_image(self, req, &caller, Some(&p("id"))).await,
             Route::PrivateImageDelete => registries::delete_image(self, &caller, &p("id")).await,
             Route::LxcSources => lxc::sources(self, &req).await,
+            Route::DownloadEvents => images::download_events(self).await,
+            Route::Storage => images::storage(self).await,
+            Route::HubMirrors => registries::hub_mirrors(self).await,
+            Route::SetHubMirrors => registries::set_hub_mirrors(self, req, &caller).await,
             Route::LxcUnpack => lxc::unpack(self, req, &caller, &p("name"), &p("tag")).await,
             Route::Convert => lxc::convert(self, req, &caller, &p("name"), &p("tag")).await,
         }

@@ -245,3 +245,26 @@ pub async fn delete_image(st: &Station, caller: &Caller, id: &str) -> Answer {
     blocking(move || images.delete_private_image(id)).await?;
     ok(&json!({}))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorsBody {
+    mirrors: Vec<String>,
+}
+
+/// `GET /registry/mirrors`: Docker Hub's mirrors, in the order they are tried.
+pub async fn hub_mirrors(st: &Station) -> Answer {
+    let images = st.images.clone();
+    ok(&json!({"mirrors": blocking(move || images.hub_mirrors()).await}))
+}
+
+/// `PUT /registry/mirrors` `{"mirrors": ["https://host[:port]", …]}` (admin): at once and across restarts.
+pub async fn set_hub_mirrors(st: &Station, req: Req, caller: &Caller) -> Answer {
+    require_admin(caller)?;
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    let b: MirrorsBody =
+        serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed mirrors: {e}")))?;
+    let images = st.images.clone();
+    let m = blocking(move || images.set_hub_mirrors(&b.mirrors)).await?;
+    ok(&json!({"mirrors": m}))
+}
