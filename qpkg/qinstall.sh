@@ -54,6 +54,12 @@ setcfg Timeout "$QPKG_TIMEOUT"
 setcfg FW_Ver_Min "$QTS_MINI_VERSION"
 setcfg "cfg:depot.conf" "$(md5sum "$SYS_QPKG_DIR/depot.conf" | cut -d' ' -f1)"
 setcfg Enable "$ENABLE"
+# the web UI (App Center's Open): through the QTS proxy path to depot's loopback port
+setcfg WebUI "$QPKG_WEBUI"
+setcfg Use_Proxy "$QPKG_USE_PROXY"
+setcfg Proxy_Path "$QPKG_PROXY_PATH"
+setcfg Desktop "$QPKG_DESKTOP_APP"
+[ -n "$(/sbin/getcfg "$QPKG_NAME" Web_Port -f $CONF)" ] || setcfg Web_Port "$QPKG_WEB_PORT"
 
 cat > "$SYS_QPKG_DIR/.uninstall.sh" <<EOU
 #!/bin/sh

@@ -3,7 +3,8 @@
 //!
 //! - Users live in the database with argon2id password hashes (PHC strings). The first admin's password comes
 //!   from the config or is generated once into a 0600 file.
-//! - Sessions live in memory: a restart logs everyone out, and nothing secret is left on disk.
+//! - Sessions outlive a restart (the owner's page keeps working across one): the database keeps the sha256 of
+//!   each session's id, never the id, so nothing on disk opens a session; memory holds the live ones.
 //! - Tokens are 256 random bits shown once; the database keeps their sha256 (a KDF adds nothing to a secret that
 //!   long).
 //! - Failed logins are slowed per user name and per peer address: after a few failures each further attempt
@@ -292,6 +293,7 @@ impl Auth {
             login_time: crate::store::db::now(),
             expires: Instant::now() + SESSION_LIFETIME,
         };
+        self.persist(&s);
         let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         all.retain(|_, s| s.expires > now);
@@ -299,22 +301,59 @@ impl Auth {
         s
     }
 
-    /// The live session with this id.
+    /// Keep `s` in the database (by its id's sha256). A failure is logged: the session still works until a
+    /// restart.
+    fn persist(&self, s: &Session) {
+        let left = s.expires.saturating_duration_since(Instant::now()).as_secs() as i64;
+        let row = crate::store::db::SessionRow {
+            user: s.user.clone(),
+            admin: s.admin,
+            login_time: s.login_time,
+            expires: crate::store::db::now() + left,
+        };
+        if let Err(e) = self.db.put_session(&token_sha256(&s.id), &row) {
+            log::warn!("keeping a session across restarts: {e}");
+        }
+    }
+
+    /// The live session with this id: in memory, or kept from before a restart.
     pub fn session(&self, id: &str) -> Option<Session> {
-        let all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        all.get(id).filter(|s| s.expires > Instant::now()).cloned()
+        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = all.get(id).filter(|s| s.expires > Instant::now()) {
+            return Some(s.clone());
+        }
+        let row = self.db.session(&token_sha256(id)).ok().flatten()?;
+        let left = (row.expires - crate::store::db::now()).max(0) as u64;
+        let s = Session {
+            id: id.to_string(),
+            user: row.user,
+            admin: row.admin,
+            login_time: row.login_time,
+            expires: Instant::now() + Duration::from_secs(left),
+        };
+        all.insert(s.id.clone(), s.clone());
+        Some(s)
     }
 
     /// Extend a live session by [`SESSION_LIFETIME`] from now.
     pub fn refresh(&self, id: &str) -> Option<Session> {
+        self.session(id)?;
         let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let s = all.get_mut(id).filter(|s| s.expires > Instant::now())?;
         s.expires = Instant::now() + SESSION_LIFETIME;
-        Some(s.clone())
+        let s = s.clone();
+        drop(all);
+        self.persist(&s);
+        Some(s)
     }
 
     pub fn logout(&self, id: &str) -> Option<Session> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+        let s = self.session(id);
+        if let Err(e) = self.db.delete_session(&token_sha256(id)) {
+            log::warn!("ending a kept session: {e}");
+        }
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        s
     }
 
     /// A new API token: the token itself (shown once) and its record.

@@ -116,6 +116,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             arch: crate::lxc::service::lxc_arch(&cfg.platform.architecture, cfg.platform.variant.as_deref()).into(),
             dirs: cfg.lxc_dirs(),
             cache: root.join("lxc"),
+            xz_memory: cfg.memory_budget_mb * (1 << 20) / 2,
         },
         Some(catalog.clone()),
     ));

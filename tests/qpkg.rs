@@ -298,6 +298,13 @@ fn install_start_stop_upgrade_uninstall_in_a_simulated_qts() {
     let pkg = assemble("x86_64", &static_binary("x86_64-unknown-linux-gnu"), &out);
     let qts = Qts::new("X86_DUMMY");
     let before = qts.listing();
+    // the owner's port for the page (8999 unless qpkg.conf says; a free one here), kept by the installer
+    let port = common::free_port();
+    std::fs::write(
+        qts.path("/etc/config/qpkg.conf"),
+        format!("[depot]\nWeb_Port = {port}\n"),
+    )
+    .unwrap();
     std::fs::copy(&pkg, qts.path("/tmp/depot.qpkg")).unwrap();
 
     let o = qts.sh(&["/tmp/depot.qpkg"]);
@@ -338,6 +345,11 @@ fn install_start_stop_upgrade_uninstall_in_a_simulated_qts() {
         &format!("Install_Path = {dir}"),
         &format!("Shell = {dir}/depot.sh"),
         "RC_Number = 101",
+        // App Center's Open: the NAS's web server at /depot, proxied to depot's loopback port
+        "WebUI = /",
+        "Use_Proxy = 1",
+        "Proxy_Path = /depot",
+        &format!("Web_Port = {port}"),
     ] {
         assert!(conf.lines().any(|l| l == want), "qpkg.conf lacks {want:?}:\n{conf}");
     }
@@ -353,6 +365,14 @@ fn install_start_stop_upgrade_uninstall_in_a_simulated_qts() {
     // the init script started depot: it answers on its socket, its store is on the data volume
     let sock = qts.path("/var/run/depot.sock");
     assert_eq!(ping(&sock), 200);
+    // and serves the owner's page on the registered port, on loopback, with its policy
+    let (code, head) = common::curl(&format!("http://127.0.0.1:{port}/"), &["-D", "-", "-o", "/dev/null"]);
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
     let data_root = qts.path("/share/CACHEDEV1_DATA/.depot");
     assert!(
         data_root.join("depot.db").exists(),

@@ -26,8 +26,11 @@ case "$1" in
     DATA=$(data_root)
     mkdir -p "$DATA" || exit 1
     rm -f $SOCKET
+    # the page and the station API, on loopback only: the NAS's web server proxies /depot to it
+    PORT=$(/sbin/getcfg $QPKG_NAME Web_Port -d 8999 -f $CONF)
     "$QPKG_ROOT/depot" serve --board "$QPKG_ROOT/board.conf" --config "$QPKG_ROOT/depot.conf" \
-      --data-root "$DATA" --socket $SOCKET --log-file "$LOG" </dev/null >/dev/null 2>>"$LOG" &
+      --data-root "$DATA" --socket $SOCKET --log-file "$LOG" --tcp "127.0.0.1:$PORT" \
+      </dev/null >/dev/null 2>>"$LOG" &
     echo $! > $PIDFILE
     i=0
     while [ $i -lt 150 ]; do

@@ -37,20 +37,19 @@ impl Codec {
     }
 }
 
-/// Memory the xz decoder may take for threads; past it liblzma decodes on one thread (never fails for it).
-const XZ_THREAD_MEMORY: u64 = 256 << 20;
 /// Decoded chunks in flight between the decoder thread and the reader: the memory bound of the pipe.
 const QUEUE: usize = 4;
 const CHUNK: usize = 1 << 20;
 
-/// A decoder for `r` (already past nothing: the magic is peeked, not consumed).
-fn decoder(r: Box<dyn Read + Send>, codec: Codec) -> io::Result<Box<dyn Read + Send>> {
+/// A decoder for `r` (already past nothing: the magic is peeked, not consumed). `xz_memory` is what the xz
+/// decoder may take to decode blocks on several threads; past it liblzma decodes on one (it never fails for it).
+fn decoder(r: Box<dyn Read + Send>, codec: Codec, xz_memory: u64) -> io::Result<Box<dyn Read + Send>> {
     Ok(match codec {
         Codec::Xz => {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let stream = liblzma::stream::MtStreamBuilder::new()
-                .threads(threads)
-                .memlimit_threading(XZ_THREAD_MEMORY)
+                .threads(if xz_memory == 0 { 1 } else { threads })
+                .memlimit_threading(xz_memory.max(1))
                 .memlimit_stop(u64::MAX)
                 .decoder()
                 .map_err(io::Error::other)?;
@@ -65,9 +64,17 @@ fn decoder(r: Box<dyn Read + Send>, codec: Codec) -> io::Result<Box<dyn Read + S
     })
 }
 
-/// Peek the codec of `r` and return it with a reader of the decoded bytes. Decoding runs on its own thread
-/// when `pipelined` (large archives), inline otherwise.
-pub fn open(mut r: Box<dyn Read + Send>, pipelined: bool) -> io::Result<(Codec, Box<dyn Read + Send>)> {
+/// How to decode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Decoding {
+    /// On a thread of its own (large archives), else inline.
+    pub pipelined: bool,
+    /// Memory the xz decoder may take for threads (0: one thread); see [`decoder`].
+    pub xz_memory: u64,
+}
+
+/// Peek the codec of `r` and return it with a reader of the decoded bytes.
+pub fn open(mut r: Box<dyn Read + Send>, how: Decoding) -> io::Result<(Codec, Box<dyn Read + Send>)> {
     let mut head = [0u8; 6];
     let mut n = 0;
     while n < head.len() {
@@ -80,8 +87,8 @@ pub fn open(mut r: Box<dyn Read + Send>, pipelined: bool) -> io::Result<(Codec, 
     }
     let codec = Codec::sniff(&head[..n]);
     let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head[..n].to_vec()).chain(r));
-    let dec = decoder(whole, codec)?;
-    if !pipelined || codec == Codec::None {
+    let dec = decoder(whole, codec, how.xz_memory)?;
+    if !how.pipelined || codec == Codec::None {
         return Ok((codec, dec));
     }
     Ok((codec, Box::new(Piped::spawn(dec)?)))
@@ -175,12 +182,16 @@ mod tests {
     use std::io::Write;
 
     fn roundtrip(codec: Codec, bytes: Vec<u8>, plain: &[u8]) {
-        for piped in [false, true] {
-            let (c, mut r) = open(Box::new(io::Cursor::new(bytes.clone())), piped).unwrap();
+        for pipelined in [false, true] {
+            let how = Decoding {
+                pipelined,
+                xz_memory: 64 << 20,
+            };
+            let (c, mut r) = open(Box::new(io::Cursor::new(bytes.clone())), how).unwrap();
             assert_eq!(c, codec);
             let mut out = Vec::new();
             r.read_to_end(&mut out).unwrap();
-            assert_eq!(out, plain, "{codec:?} piped={piped}");
+            assert_eq!(out, plain, "{codec:?} pipelined={pipelined}");
         }
     }
 
@@ -205,7 +216,11 @@ mod tests {
         xz.write_all(&plain).unwrap();
         let mut bytes = xz.finish().unwrap();
         bytes.truncate(bytes.len() / 2);
-        let (_, mut r) = open(Box::new(io::Cursor::new(bytes)), true).unwrap();
+        let how = Decoding {
+            pipelined: true,
+            xz_memory: 0,
+        };
+        let (_, mut r) = open(Box::new(io::Cursor::new(bytes)), how).unwrap();
         let mut out = Vec::new();
         assert!(r.read_to_end(&mut out).is_err());
     }

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// How long a fetched index is used before it is fetched again.
 const INDEX_FRESH: Duration = Duration::from_secs(300);
+/// How long a server that failed is not asked again (its cached index serves meanwhile).
+const FAILED_FOR: Duration = Duration::from_secs(60);
 /// Indexes are text; a larger one is hostile.
 const MAX_INDEX: u64 = 32 << 20;
 const MAX_SUMS: u64 = 1 << 20;
@@ -244,6 +246,8 @@ pub struct LxcOptions {
     pub dirs: Vec<PathBuf>,
     /// Index caches: `<data root>/lxc/`.
     pub cache: PathBuf,
+    /// Memory an unpack's xz decoder may take for threads: half the board's memory budget.
+    pub xz_memory: u64,
 }
 
 pub struct LxcService {
@@ -255,6 +259,8 @@ pub struct LxcService {
     catalog: Option<Arc<crate::catalog::Catalog>>,
     /// Per source: when its index was fetched, and its offers.
     indexes: Mutex<HashMap<String, Fetched>>,
+    /// Per source: when its server last failed, and why.
+    failed: Mutex<HashMap<String, (Instant, String)>>,
     jobs: Mutex<HashMap<String, Arc<LxcJob>>>,
 }
 
@@ -304,12 +310,21 @@ impl LxcService {
             opts,
             catalog,
             indexes: Mutex::default(),
+            failed: Mutex::default(),
             jobs: Mutex::default(),
         }
     }
 
     pub fn arch(&self) -> &str {
         &self.opts.arch
+    }
+
+    /// How a large archive is decoded: on its own thread, xz on several within the board's budget.
+    fn decoding(&self) -> codec::Decoding {
+        codec::Decoding {
+            pipelined: true,
+            xz_memory: self.opts.xz_memory,
+        }
     }
 
     fn cache_file(&self, source: &str) -> PathBuf {
@@ -359,6 +374,14 @@ impl LxcService {
                     return (o.clone(), "fetched", None);
                 }
             }
+            // a server that just failed is not asked again at once (a name that does not resolve can take
+            // seconds to fail): its cached copy serves meanwhile
+            if let Some((at, e)) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(&s.name) {
+                if at.elapsed() < FAILED_FOR {
+                    let (o, state) = self.cached_offers(s);
+                    return (o, state, Some(e.clone()));
+                }
+            }
         }
         match self.fetch_offers(s) {
             Ok(o) => {
@@ -383,16 +406,56 @@ impl LxcService {
             }
             Err(e) => {
                 log::warn!("LXC source {}: {e}", s.name);
-                let cached = std::fs::read(self.cache_file(&s.name))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Vec<StoredOffer>>(&b).ok())
-                    .map(|v| v.into_iter().filter_map(|o| o.into_offer()).collect::<Vec<_>>());
-                match cached {
-                    Some(o) => (Arc::new(o), "cached", Some(e.to_string())),
-                    None => (Arc::new(Vec::new()), "none", Some(e.to_string())),
-                }
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(s.name.clone(), (Instant::now(), e.to_string()));
+                let (o, state) = self.cached_offers(s);
+                (o, state, Some(e.to_string()))
             }
         }
+    }
+
+    /// The copy of a source's index on disk: `cached`, or `none` when there is none.
+    fn cached_offers(&self, s: &SourceConfig) -> (Arc<Vec<Offer>>, &'static str) {
+        let cached = std::fs::read(self.cache_file(&s.name))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<StoredOffer>>(&b).ok())
+            .map(|v| v.into_iter().filter_map(|o| o.into_offer()).collect::<Vec<_>>());
+        match cached {
+            Some(o) => (Arc::new(o), "cached"),
+            None => (Arc::new(Vec::new()), "none"),
+        }
+    }
+
+    /// The first source (in the configured order, the catalog last) that offers `name`, asked one at a time.
+    fn find_offer(&self, name: &TemplateName, source: Option<&str>) -> Result<Available, LxcError> {
+        let sources: Vec<SourceConfig> = self
+            .all_sources()
+            .into_iter()
+            .filter(|s| source.is_none_or(|n| n == s.name))
+            .collect();
+        if let Some(n) = source.filter(|_| sources.is_empty()) {
+            return Err(LxcError::UnknownSource(n.to_string()));
+        }
+        for s in sources {
+            let offers = if s.kind == SourceKind::Catalog {
+                Arc::new(self.catalog_offers().0)
+            } else {
+                self.offers_of(&s, false).0
+            };
+            if let Some(o) = offers.iter().find(|o| &o.name == name) {
+                return Ok(Available {
+                    source: s.name.clone(),
+                    offer: o.clone(),
+                    installed: false,
+                });
+            }
+        }
+        Err(LxcError::NoOffer {
+            name: name.to_string(),
+            source_name: source.map(str::to_string),
+        })
     }
 
     fn catalog_source(&self) -> Option<SourceConfig> {
@@ -500,14 +563,7 @@ impl LxcService {
     /// `default` when left out) from `source`, else from the first source that offers it.
     pub fn pull(self: &Arc<Self>, name: &str, source: Option<&str>) -> Result<Arc<LxcJob>, LxcError> {
         let name = self.full_name(name)?;
-        let all = self.available(Some("all"), source, false)?;
-        let found = all
-            .into_iter()
-            .find(|a| a.offer.name == name)
-            .ok_or_else(|| LxcError::NoOffer {
-                name: name.to_string(),
-                source_name: source.map(str::to_string),
-            })?;
+        let found = self.find_offer(&name, source)?;
         let key = name.to_string();
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(j) = jobs.get(&key) {
@@ -734,10 +790,11 @@ impl LxcService {
         let meta = match &meta_digest {
             Some(d) => {
                 let f = self.store.open_blob(d)?;
-                let (_, r) = codec::open(Box::new(f), false).map_err(|e| LxcError::NotATarball {
-                    url: spec.meta.as_ref().map(|m| m.url.clone()).unwrap_or_default(),
-                    why: e.to_string(),
-                })?;
+                let (_, r) =
+                    codec::open(Box::new(f), codec::Decoding::default()).map_err(|e| LxcError::NotATarball {
+                        url: spec.meta.as_ref().map(|m| m.url.clone()).unwrap_or_default(),
+                        why: e.to_string(),
+                    })?;
                 meta::parse(r)?
             }
             None => Meta::default(),
@@ -786,7 +843,7 @@ impl LxcService {
             why,
         };
         let f = self.store.open_blob(d)?;
-        let (_, r) = codec::open(Box::new(f), false).map_err(|e| bad(e.to_string()))?;
+        let (_, r) = codec::open(Box::new(f), codec::Decoding::default()).map_err(|e| bad(e.to_string()))?;
         let mut a = tar::Archive::new(r);
         let mut entries = a.entries().map_err(|e| bad(e.to_string()))?;
         match entries.next() {
@@ -889,8 +946,8 @@ impl LxcService {
                 move |source| UnpackError::Io { path: p, op, source }
             };
             std::fs::create_dir(&rootfs).map_err(io("mkdir", &rootfs))?;
-            let (_, r) =
-                codec::open(Box::new(blob), true).map_err(|source| UnpackError::Broken { entries: 0, source })?;
+            let (_, r) = codec::open(Box::new(blob), self.decoding())
+                .map_err(|source| UnpackError::Broken { entries: 0, source })?;
             let s = unpack::unpack_into(r, &rootfs, &opts)?;
             let config = meta.container_config(&place, unprivileged, &row.name);
             std::fs::write(tmp.join("config"), config).map_err(io("write", &tmp.join("config")))?;
@@ -998,12 +1055,13 @@ impl LxcService {
         std::fs::create_dir_all(&tree).map_err(LxcError::io(format!("creating {}", tree.display())))?;
         let result = (|| -> Result<LxcTemplateRow, LxcError> {
             let store = self.store.clone();
+            let how = self.decoding();
             let layers = src
                 .layers
                 .iter()
                 .map(move |d| -> std::io::Result<Box<dyn Read + Send>> {
                     let f = store.open_blob(d).map_err(std::io::Error::other)?;
-                    Ok(codec::open(Box::new(f), true)?.1)
+                    Ok(codec::open(Box::new(f), how)?.1)
                 });
             convert::flatten(layers, &tree)?;
             let mut w = self.store.writer()?;

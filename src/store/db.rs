@@ -168,7 +168,28 @@ pub const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 7: sessions of the station API and the owner's page outlive a restart; kept by the sha256 of their id,
+    // so the database holds nothing that opens one.
+    r#"
+    CREATE TABLE sessions (
+        id_sha256 TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        login_time INTEGER NOT NULL,
+        expires INTEGER NOT NULL
+    );
+    "#,
 ];
+
+/// A session as stored (by the sha256 of its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub user: String,
+    pub admin: bool,
+    pub login_time: i64,
+    /// Unix seconds.
+    pub expires: i64,
+}
 
 /// What kind of thing a download fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1202,6 +1223,43 @@ impl Db {
 
     pub fn delete_private_image(&self, id: i64) -> Result<bool> {
         Ok(self.conn().execute("DELETE FROM private_images WHERE id = ?1", [id])? > 0)
+    }
+
+    // --- sessions ---
+
+    pub fn put_session(&self, id_sha256: &str, s: &SessionRow) -> Result<()> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM sessions WHERE expires < ?1", [now()])?;
+        conn.execute(
+            "INSERT OR REPLACE INTO sessions (id_sha256, user, admin, login_time, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id_sha256, s.user, s.admin, s.login_time, s.expires],
+        )?;
+        Ok(())
+    }
+
+    /// The unexpired session with this id's sha256.
+    pub fn session(&self, id_sha256: &str) -> Result<Option<SessionRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT user, admin, login_time, expires FROM sessions WHERE id_sha256 = ?1 AND expires >= ?2",
+                params![id_sha256, now()],
+                |r| {
+                    Ok(SessionRow {
+                        user: r.get(0)?,
+                        admin: r.get(1)?,
+                        login_time: r.get(2)?,
+                        expires: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn delete_session(&self, id_sha256: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM sessions WHERE id_sha256 = ?1", [id_sha256])?;
+        Ok(())
     }
 
     // --- LXC templates ---

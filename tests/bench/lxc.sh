@@ -83,7 +83,7 @@ for i in $(seq 1 "$RUNS"); do
   rm -rf "$W/depot" "$W/c" "$W/t"
   # download
   daemon
-  t0=$(now); "$BIN" lxc pull bench/1/amd64 > /dev/null; t1=$(now)
+  t0=$(now); "$BIN" lxc pull --source bench bench/1/amd64 > /dev/null; t1=$(now)
   echo "$t0 $t1" | awk '{printf "%.3f\n", $2-$1}' >> "$W/pull.s"; hwm_kb "$DPID" >> "$W/pull.kb"
   stop
   /usr/bin/time -f "%e %M" -o "$W/curl.one" curl -s -o /dev/null "$URL"

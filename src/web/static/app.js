@@ -75,7 +75,11 @@ async function api(method, path, body) {
   try { v = text ? JSON.parse(text) : null; } catch (e) { v = null; }
   if (!r.ok) {
     const msg = (v && v.error && v.error.message) || text || r.statusText;
-    if (r.status === 401 && path !== "login") showLogin();
+    // a 401 is the session's end, or a registry refusing credentials (saving a registry): ask which
+    if (r.status === 401 && path !== "login" && path !== "login_refresh") {
+      const still = await fetch(API + "login_refresh", { credentials: "same-origin" }).then((x) => x.ok, () => false);
+      if (!still) showLogin();
+    }
     const err = new ApiError(r.status, msg);
     err.retryAfter = Number(r.headers.get("retry-after")) || 0;
     throw err;
@@ -226,7 +230,7 @@ async function viewGet(main) {
     el("option", { value: "catalog" }, "The vendor catalog"),
     el("option", { value: "lxc" }, "LXC image servers"));
   try {
-    for (const r of await api("GET", "registry/")) source.append(el("option", { value: "registry:" + r.name }, "Registry " + r.name + " (" + r.host + ")"));
+    for (const r of (await api("GET", "registry/")).objects) source.append(el("option", { value: "registry:" + r.name }, "Registry " + r.name + " (" + r.host + ")"));
   } catch (e) { /* no registries */ }
   const term = el("input", { type: "search", placeholder: "e.g. nginx, debian", "aria-label": "Search" });
   const go = el("button", { type: "submit", class: "primary" }, "Search");
@@ -247,7 +251,7 @@ async function search(where, q, results) {
   results.replaceChildren();
   if (where.startsWith("registry:")) {
     const name = where.slice(9);
-    const reg = (await api("GET", "registry/")).find((r) => r.name === name);
+    const reg = (await api("GET", "registry/")).objects.find((r) => r.name === name);
     if (!q) throw new Error("Type the repository's name in that registry.");
     results.append(dockerPicker(reg.host + "/" + q, { registry: name, label: q }));
     return;
@@ -312,11 +316,18 @@ function dockerPicker(name, o) {
     } catch (e) { tags = [o.version || "latest"]; }
     const sel = el("select", { "aria-label": "Tag" }, tags.map((t) => el("option", { value: t }, t + (installed.includes(t) ? " (installed)" : ""))));
     if (tags.includes(o.version || "latest")) sel.value = o.version || "latest";
-    const custom = o.registry ? el("input", { value: sel.value, "aria-label": "Tag" }) : null;
+    // a registry of the owner's does not say its tags here: typed
+    const custom = o.registry ? el("input", { value: o.version || "", placeholder: "tag", "aria-label": "Tag" }) : null;
     const info = el("span", { class: "muted" });
     const dl = el("button", { type: "button", class: "primary" }, "Download");
     const tag = () => (custom ? custom.value.trim() : sel.value);
     async function sizeOf() {
+      if (!tag()) {
+        info.textContent = "Type a tag.";
+        dl.disabled = true;
+        return;
+      }
+      dl.disabled = false;
       info.textContent = "Reading the size…";
       try {
         const r = await api("GET", "image/docker/" + enc(name) + "/" + enc(tag()) + "/remote_inspect");
@@ -480,7 +491,7 @@ async function viewRegistries(main) {
       toast("Mirrors saved");
     } catch (e) { toast(e.message); }
   });
-  const regs = await api("GET", "registry/");
+  const regs = (await api("GET", "registry/")).objects;
   if (!regs.length) list.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No private registry yet.")));
   for (const r of regs) {
     const edit = el("button", { type: "button" }, "Edit");
