@@ -428,22 +428,33 @@ impl LxcService {
         }
     }
 
-    /// The first source (in the configured order, the catalog last) that offers `name`, asked one at a time.
-    fn find_offer(&self, name: &TemplateName, source: Option<&str>) -> Result<Available, LxcError> {
+    /// Every source, or the one named `source`.
+    fn sources_named(&self, source: Option<&str>) -> Result<Vec<SourceConfig>, LxcError> {
         let sources: Vec<SourceConfig> = self
             .all_sources()
             .into_iter()
             .filter(|s| source.is_none_or(|n| n == s.name))
             .collect();
-        if let Some(n) = source.filter(|_| sources.is_empty()) {
-            return Err(LxcError::UnknownSource(n.to_string()));
+        match source {
+            Some(n) if sources.is_empty() => Err(LxcError::UnknownSource(n.to_string())),
+            _ => Ok(sources),
         }
+    }
+
+    /// What source `s` offers now (see [`LxcService::offers_of`]; the catalog has its own refresh).
+    fn offers(&self, s: &SourceConfig, refresh: bool) -> Arc<Vec<Offer>> {
+        if s.kind == SourceKind::Catalog {
+            Arc::new(self.catalog_offers().0)
+        } else {
+            self.offers_of(s, refresh).0
+        }
+    }
+
+    /// The first source (in the configured order, the catalog last) that offers `name`, asked one at a time.
+    fn find_offer(&self, name: &TemplateName, source: Option<&str>) -> Result<Available, LxcError> {
+        let sources = self.sources_named(source)?;
         for s in sources {
-            let offers = if s.kind == SourceKind::Catalog {
-                Arc::new(self.catalog_offers().0)
-            } else {
-                self.offers_of(&s, false).0
-            };
+            let offers = self.offers(&s, false);
             if let Some(o) = offers.iter().find(|o| &o.name == name) {
                 return Ok(Available {
                     source: s.name.clone(),
@@ -522,14 +533,7 @@ impl LxcService {
         refresh: bool,
     ) -> Result<Vec<Available>, LxcError> {
         let arch = arch.unwrap_or(&self.opts.arch).to_string();
-        let sources: Vec<SourceConfig> = self
-            .all_sources()
-            .into_iter()
-            .filter(|s| source.is_none_or(|n| n == s.name))
-            .collect();
-        if let Some(n) = source.filter(|_| sources.is_empty()) {
-            return Err(LxcError::UnknownSource(n.to_string()));
-        }
+        let sources = self.sources_named(source)?;
         let kept: HashMap<String, String> = self
             .db
             .lxc_templates()?
@@ -538,12 +542,7 @@ impl LxcService {
             .collect();
         let mut out = Vec::new();
         for s in sources {
-            let offers: Vec<Offer> = if s.kind == SourceKind::Catalog {
-                self.catalog_offers().0
-            } else {
-                self.offers_of(&s, refresh).0.as_ref().clone()
-            };
-            for o in offers {
+            for o in self.offers(&s, refresh).iter().cloned() {
                 if arch != "all" && o.name.arch != arch {
                     continue;
                 }
