@@ -115,6 +115,13 @@ pub enum UnpackError {
 
 type Result<T> = std::result::Result<T, UnpackError>;
 
+/// Seconds as the platform's `timespec`: `time_t` is 32 bits on armv7, so a time past its range is clamped.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn timespec(secs: i64) -> TimeSpec {
+    let t = secs.clamp(libc::time_t::MIN as i64, libc::time_t::MAX as i64) as libc::time_t;
+    TimeSpec::new(t, 0)
+}
+
 fn errno(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
@@ -533,7 +540,7 @@ impl Unpacker<'_> {
                 self.set_owner(f.as_raw_fd(), &owner, &raw)?;
                 fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(io("chmod"))?;
                 self.set_xattrs(f.as_raw_fd(), &xattrs, &raw)?;
-                let t = TimeSpec::new(mtime, 0);
+                let t = timespec(mtime);
                 futimens(f.as_raw_fd(), &t, &t).map_err(io("utimes"))?;
                 self.summary.files += 1;
             }
@@ -548,7 +555,7 @@ impl Unpacker<'_> {
                 // the target is stored as given: it is never followed here
                 symlinkat(cstr(&target).as_c_str(), Some(dir), cname.as_c_str()).map_err(io("symlink"))?;
                 self.set_owner_at(dir, &cname, &owner, &raw)?;
-                let t = TimeSpec::new(mtime, 0);
+                let t = timespec(mtime);
                 utimensat(Some(dir), cname.as_c_str(), &t, &t, UtimensatFlags::NoFollowSymlink)
                     .map_err(io("utimes"))?;
                 self.summary.symlinks += 1;
@@ -616,7 +623,7 @@ impl Unpacker<'_> {
                     nix::sys::stat::FchmodatFlags::FollowSymlink,
                 )
                 .map_err(io("chmod"))?;
-                let t = TimeSpec::new(mtime, 0);
+                let t = timespec(mtime);
                 utimensat(Some(dir), cname.as_c_str(), &t, &t, UtimensatFlags::NoFollowSymlink)
                     .map_err(io("utimes"))?;
                 if flag == SFlag::S_IFIFO {
@@ -865,7 +872,8 @@ impl Unpacker<'_> {
             return;
         };
         if let Ok(st) = nix::sys::stat::fstat(d.raw()) {
-            self.touched.insert(key, st.st_mtime);
+            #[allow(clippy::unnecessary_cast)] // time_t is 32 bits on armv7
+            self.touched.insert(key, st.st_mtime as i64);
         }
     }
 
@@ -879,7 +887,7 @@ impl Unpacker<'_> {
             }
             let parts = components(&path).expect("checked when noted");
             if let Some(fd) = self.walk_uncached(&parts, &path)? {
-                let t = TimeSpec::new(mtime, 0);
+                let t = timespec(mtime);
                 futimens(fd.raw(), &t, &t).map_err(|e| UnpackError::Io {
                     path: show(&path),
                     op: "utimes",
@@ -904,7 +912,7 @@ impl Unpacker<'_> {
                 }
             };
             fchmod(fd.raw(), Mode::from_bits_truncate(d.mode)).map_err(io("chmod"))?;
-            let t = TimeSpec::new(d.mtime, 0);
+            let t = timespec(d.mtime);
             futimens(fd.raw(), &t, &t).map_err(io("utimes"))?;
         }
         Ok(())
