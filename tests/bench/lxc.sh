@@ -9,6 +9,7 @@
 # process of the command for the others. Not a test: nothing is asserted.
 #   tests/bench/lxc.sh
 #   RUNS=5 tests/bench/lxc.sh
+#   ONLY=pull tests/bench/lxc.sh      the download alone (the unpacks take minutes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -88,6 +89,7 @@ for i in $(seq 1 "$RUNS"); do
   stop
   /usr/bin/time -f "%e %M" -o "$W/curl.one" curl -s -o /dev/null "$URL"
   awk '{print $1}' "$W/curl.one" >> "$W/curl.s"; awk '{print $2}' "$W/curl.one" >> "$W/curl.kb"
+  [ "${ONLY:-}" = pull ] && continue
   # unpack
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   daemon
@@ -107,15 +109,17 @@ done
 
 m() { median < "$W/$1"; }
 mb() { median < "$W/$1" | awk '{printf "%.1f MB", $1/1024}'; }
-FILES=$(xz -dc -T2 "$ROOTFS" | tar -t | wc -l)
+FILES=$(xz -dc -T2 "$ROOTFS" | tar -t | wc -l)   # once: the table's header
 echo
 echo "rootfs.tar.xz: $(awk -v s="$SIZE" 'BEGIN{printf "%.1f MB", s/1e6}') compressed, $(awk -v s="$TARSIZE" 'BEGIN{printf "%.1f MB", s/1e6}') as tar, $FILES entries; median of $RUNS runs, $(nproc) cores"
 echo
 echo "| what | wall | peak RSS | vs depot |"
 echo "|---|---|---|---|"
-P=$(m pull.s); C=$(m curl.s); U=$(m unpack.s); T=$(m tar.s); TS=$(m tarsync.s)
+P=$(m pull.s); C=$(m curl.s)
 echo "| depot lxc pull (fetch, sha256, store) | ${P} s | $(mb pull.kb) | 1.00 |"
 echo "| curl -o /dev/null | ${C} s | $(mb curl.kb) | $(awk -v a="$C" -v b="$P" 'BEGIN{printf "%.2f", a/b}') |"
+[ "${ONLY:-}" = pull ] && exit 0
+U=$(m unpack.s); T=$(m tar.s); TS=$(m tarsync.s)
 echo "| depot lxc unpack (incl. syncfs) | ${U} s | $(mb unpack.kb) | 1.00 |"
 echo "| GNU tar -xpJf | ${T} s | $(mb tar.kb) | $(awk -v a="$T" -v b="$U" 'BEGIN{printf "%.2f", a/b}') |"
 echo "| GNU tar -xpJf, then sync -f | ${TS} s | — | $(awk -v a="$TS" -v b="$U" 'BEGIN{printf "%.2f", a/b}') |"
