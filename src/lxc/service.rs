@@ -988,7 +988,7 @@ impl LxcService {
         })
     }
 
-    /// Make a template of a stored Docker image: its layers flattened into `rootfs.tar.zst`, a generated meta
+    /// Make a template of a stored Docker image: its layers flattened into `rootfs.tar.xz`, a generated meta
     /// with what it runs. Named `NAME` or `<repository>/<tag>/<arch>/docker`.
     pub fn convert(&self, src: &ConvertSource, name: Option<&str>, scratch: &Path) -> Result<LxcTemplateRow, LxcError> {
         let arch = lxc_arch(&src.architecture, src.variant.as_deref());
@@ -1063,11 +1063,20 @@ impl LxcService {
                     Ok(codec::open(Box::new(f), how)?.1)
                 });
             convert::flatten(layers, &tree)?;
+            // rootfs.tar.xz, LXC's own format, on liblzma's multi-threaded encoder (a zstd encoder would add
+            // 570 KB of compressor to a binary that must stay within its budget)
             let mut w = self.store.writer()?;
             {
-                let mut z = zstd::stream::write::Encoder::new(&mut w, 3).map_err(LxcError::io("zstd"))?;
-                convert::pack(&tree, &mut z).map_err(LxcError::io("packing the rootfs"))?;
-                z.finish().map_err(LxcError::io("zstd"))?;
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+                let stream = liblzma::stream::MtStreamBuilder::new()
+                    .threads(if self.opts.xz_memory >= (64 << 20) { threads } else { 1 })
+                    .preset(3)
+                    .check(liblzma::stream::Check::Crc64)
+                    .encoder()
+                    .map_err(|e| LxcError::io("xz")(std::io::Error::other(e)))?;
+                let mut xz = liblzma::write::XzEncoder::new_stream(&mut w, stream);
+                convert::pack(&tree, &mut xz).map_err(LxcError::io("packing the rootfs"))?;
+                xz.finish().map_err(LxcError::io("xz"))?;
             }
             let mut m = self.store.writer()?;
             {
