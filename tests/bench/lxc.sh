@@ -16,8 +16,8 @@ ROOT=$(pwd)
 RUNS=${RUNS:-3}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-cargo build --profile dist --quiet
-BIN=$ROOT/target/dist/depot
+# DEPOT_BIN: an already built dist binary (cross/build.sh's static one), else built here
+if [ -n "${DEPOT_BIN:-}" ]; then BIN=$DEPOT_BIN; else cargo build --profile dist --quiet; BIN=$ROOT/target/dist/depot; fi
 W=$(mktemp -d /tmp/depot-bench-lxc.XXXXXX)
 chmod 755 "$W"   # nginx's worker runs as another user
 cleanup() {
