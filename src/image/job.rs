@@ -211,12 +211,18 @@ mod tests {
     #[test]
     fn progress_is_rate_limited_but_final_is_kept() {
         let j = PullJob::new("k".into(), 1);
+        let t0 = Instant::now();
         for i in 0..=10_000u64 {
             j.progress("a", i, 10_000);
         }
+        // at most one event per 100 ms and the final one: a burst under emulation (qemu) takes longer
+        let allowed = 3 + t0.elapsed().as_millis() as usize / 100;
         let st = j.state();
         let n = st.log.len();
-        assert!(n <= 3, "{n} progress events logged for a burst");
+        assert!(
+            n <= allowed,
+            "{n} progress events logged for a burst (allowed {allowed})"
+        );
         assert_eq!(
             st.log.last(),
             Some(&PullEvent::Progress {
