@@ -760,6 +760,77 @@ fn the_bandwidth_limit_and_the_download_window_hold() {
     });
 }
 
+/// Context switches of all of a process's threads: how often it woke.
+fn wakeups(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+#[test]
+fn the_download_stream_pushes_every_change_and_sleeps_while_nothing_runs() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let p = peers();
+    let t = Tcp::start(&[]);
+    t.login();
+    let jar = t.jar.to_str().unwrap();
+    let mut curl = Command::new("curl")
+        .args(["-s", "-N", "-b", jar])
+        .arg(format!("http://{}/api/v1/image/downloads/events", t.addr))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (lines, out) = (lines.clone(), curl.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    let text = || lines.lock().unwrap().join("\n");
+    wait_for(10, "the first list on the stream", || text().contains("data: []"));
+    // Idle with the page open: the daemon sleeps. Reading the list every 500 ms, as the stream did, woke it
+    // about 170 times in these 5 s (each read hops to a blocking thread and back); sleeping, 0 here.
+    std::thread::sleep(Duration::from_millis(500));
+    let w0 = wakeups(t.d.pid());
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = wakeups(t.d.pid()) - w0;
+    eprintln!("idle with an open stream: {idle} wake-ups in 5 s");
+    assert!(idle < 40, "an idle daemon with an open stream woke {idle} times in 5 s");
+    // A change is pushed, and so is every step to the end.
+    let (s, v, body) = t.download(&format!("{}/multi", p.plain), "1");
+    assert_eq!(s, 200, "{body}");
+    let id = v["id"].as_u64().unwrap();
+    let has = |status: &str| {
+        lines.lock().unwrap().iter().any(|l| {
+            l.strip_prefix("data: ")
+                .and_then(|j| serde_json::from_str::<Value>(j).ok())
+                .is_some_and(|v| {
+                    v.as_array()
+                        .is_some_and(|a| a.iter().any(|d| d["id"] == id && d["status"] == status))
+                })
+        })
+    };
+    wait_for(60, "the download on the stream", || {
+        has("downloading") || has("waiting") || has("complete")
+    });
+    wait_for(120, "its end on the stream", || has("complete"));
+    wait_for(10, "the space event", || text().contains("event: space"));
+    let _ = curl.kill();
+    let _ = curl.wait();
+    reader.join().unwrap();
+}
+
 #[test]
 fn the_event_log_tells_downloads_their_failures_and_deletes() {
     let p = peers();

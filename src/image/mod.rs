@@ -411,6 +411,12 @@ impl ImageService {
         Ok(())
     }
 
+    /// Wakes at every change to a download's recorded state or progress; what follows [`Self::downloads`]
+    /// waits on it while nothing runs.
+    pub fn downloads_changed(&self) -> &crate::store::db::Changes {
+        self.db.downloads_changed()
+    }
+
     /// The newest downloads with their progress: what `downloadstatus` shows.
     pub fn downloads(&self, limit: u32) -> Result<Vec<DownloadStatus>, ImageError> {
         let rows = self.db.recent_downloads(limit)?;

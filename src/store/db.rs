@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -420,10 +421,41 @@ pub enum RefKind {
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// Woken by every row written to `downloads` or `download_blobs` (SQLite's update hook, so no write can
+    /// forget to say so).
+    downloads_changed: Arc<Changes>,
     /// A file of [`RESERVE_BYTES`] beside the database, given back to the file system when a state change finds
     /// the volume full, so that recording a download's end (above all its failure) never fails for want of
     /// room. Made again at the next open.
     reserve: Option<std::path::PathBuf>,
+}
+
+/// A count of changes with a wake-up for whoever waits on the next one.
+///
+/// The hook runs inside the writing statement, before its transaction commits, while the writer holds the
+/// connection: a woken reader takes the connection after it and so reads the committed rows.
+#[derive(Default)]
+pub struct Changes {
+    seq: AtomicU64,
+    event: event_listener::Event,
+}
+
+impl Changes {
+    fn bump(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+
+    /// How many changes there have been; a follower compares it with what it saw.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Resolves at the next change after this call. Take it before reading, so that a change made while one
+    /// reads is not missed.
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.event.listen()
+    }
 }
 
 /// Room kept for state changes on a full volume: a handful of WAL frames is all one needs.
@@ -497,10 +529,23 @@ impl Db {
         conn.pragma_update(None, "cache_size", -512)?; // 512 KiB: the daemon's memory budget is small
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn, MIGRATIONS)?;
+        let downloads_changed = Arc::new(Changes::default());
+        let hook = downloads_changed.clone();
+        conn.update_hook(Some(move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+            if table == "downloads" || table == "download_blobs" {
+                hook.bump();
+            }
+        }))?;
         Ok(Db {
             conn: Mutex::new(conn),
+            downloads_changed,
             reserve: None,
         })
+    }
+
+    /// What a follower of the downloads list waits on instead of reading it again and again.
+    pub fn downloads_changed(&self) -> &Changes {
+        &self.downloads_changed
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -1841,6 +1886,46 @@ mod tests {
             None,
             "credentials are dropped when a download ends"
         );
+    }
+
+    #[test]
+    fn every_write_to_the_downloads_wakes_its_followers_and_nothing_else_does() {
+        let db = Db::open_in_memory().unwrap();
+        let ch = db.downloads_changed();
+        let before = ch.seq();
+        db.put_blob_meta(&BlobMeta {
+            digest: d("x"),
+            size: 1,
+            media_type: "application/octet-stream".into(),
+            diff_id: None,
+            uncompressed_size: None,
+        })
+        .unwrap();
+        assert_eq!(ch.seq(), before, "a blob's facts are not a download");
+        let writes: [&dyn Fn(); 3] = [
+            &|| {
+                db.create_download("r:a", None, None).unwrap();
+            },
+            &|| db.set_download_blob(1, &d("l1"), 100, 10).unwrap(),
+            &|| db.set_download_state(1, DownloadState::Failed, Some("boom")).unwrap(),
+        ];
+        for (i, w) in writes.iter().enumerate() {
+            let l = ch.listen();
+            let seen = ch.seq();
+            w();
+            assert!(ch.seq() > seen, "write {i} was not counted");
+            let woken = smol::block_on(futures_lite::future::or(
+                async {
+                    l.await;
+                    true
+                },
+                async {
+                    async_io::Timer::after(std::time::Duration::from_secs(5)).await;
+                    false
+                },
+            ));
+            assert!(woken, "write {i} woke nobody");
+        }
     }
 
     #[test]

@@ -506,13 +506,19 @@ pub async fn download_status(st: &Station) -> Answer {
     ok(&status_items(&list, &settings))
 }
 
-/// How often the event stream looks at the downloads, and how long it may stay silent.
+/// How often the event stream reads the downloads while one runs (its bytes and rate live in memory), and how
+/// long it may stay silent.
 const STREAM_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 const STREAM_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+/// After a wake-up, how long to let the rest of a burst of writes (a pull's end records several) arrive.
+const STREAM_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `GET /image/downloads/events`: server-sent events, `downloads` (the `downloadstatus` list) whenever it
 /// changes and `space` when a download ends; a comment every 15 s keeps proxies from closing it. The browser's
 /// EventSource reconnects by itself (after 2 s), also across a daemon restart.
+///
+/// While a download runs the list is read every [`STREAM_TICK`]; while none runs the stream sleeps until the
+/// database records a change (or the keep-alive is due), so an open page costs nothing on an idle NAS.
 pub async fn download_events(st: &Station) -> Answer {
     let (tx, rx) = async_channel::bounded::<bytes::Bytes>(4);
     let images = st.images.clone();
@@ -524,12 +530,14 @@ pub async fn download_events(st: &Station) -> Answer {
         let mut ended = 0usize;
         let mut quiet = std::time::Instant::now();
         loop {
+            let changed = images.downloads_changed().listen();
             let imgs = images.clone();
             let items = blocking(move || imgs.downloads(STATUS_LIMIT).map(|l| (l, imgs.download_settings()))).await;
             let Ok((list, settings)) = items else {
                 async_io::Timer::after(STREAM_TICK).await;
                 continue;
             };
+            let running = list.iter().any(|d| d.running);
             let items = status_items(&list, &settings);
             let text = serde_json::to_string(&items).unwrap_or_default();
             let done = items
@@ -554,7 +562,25 @@ pub async fn download_events(st: &Station) -> Answer {
                     return; // the client went away
                 }
             }
-            async_io::Timer::after(STREAM_TICK).await;
+            if running {
+                async_io::Timer::after(STREAM_TICK).await;
+            } else {
+                let due = STREAM_KEEPALIVE.saturating_sub(quiet.elapsed());
+                let woken = futures_lite::future::or(
+                    async {
+                        changed.await;
+                        true
+                    },
+                    async {
+                        async_io::Timer::after(due).await;
+                        false
+                    },
+                )
+                .await;
+                if woken {
+                    async_io::Timer::after(STREAM_SETTLE).await;
+                }
+            }
         }
     })
     .detach();
