@@ -2,7 +2,7 @@
 # LXC benchmark: a rootfs.tar.xz of at least 200 MB (compressed), made once per machine from a debootstrap
 # minbase Debian tree plus real binaries and data from this machine's /usr (cached in /var/cache/depot-tests),
 #   - downloaded over loopback from nginx by depot (`depot lxc pull`: fetch, sha256 against SHA256SUMS, store)
-#     and by curl (to /dev/null, the floor);
+#     and by curl (to /dev/null, the floor; and to a file, then sha256sum and sync -f: the same work as depot's);
 #   - unpacked by depot (`depot lxc unpack`: decode on its own thread, safe writes, the config, and a syncfs
 #     before the rename) and by GNU tar (`tar --numeric-owner --xattrs -xpJf`), alone and followed by `sync -f`.
 # Wall time (median of RUNS) and peak RSS: the daemon's VmHWM for depot (a fresh daemon per phase), the largest
@@ -89,6 +89,10 @@ for i in $(seq 1 "$RUNS"); do
   stop
   /usr/bin/time -f "%e %M" -o "$W/curl.one" curl -s -o /dev/null "$URL"
   awk '{print $1}' "$W/curl.one" >> "$W/curl.s"; awk '{print $2}' "$W/curl.one" >> "$W/curl.kb"
+  # the same work as depot's: kept on disk, checked, durable
+  rm -f "$W/rootfs.dl"
+  t0=$(now); curl -s -o "$W/rootfs.dl" "$URL"; sha256sum "$W/rootfs.dl" > /dev/null; sync -f "$W/rootfs.dl"; t1=$(now)
+  echo "$t0 $t1" | awk '{printf "%.3f\n", $2-$1}' >> "$W/curlsum.s"; rm -f "$W/rootfs.dl"
   [ "${ONLY:-}" = pull ] && continue
   # unpack
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
@@ -118,6 +122,8 @@ echo "|---|---|---|---|"
 P=$(m pull.s); C=$(m curl.s)
 echo "| depot lxc pull (fetch, sha256, store) | ${P} s | $(mb pull.kb) | 1.00 |"
 echo "| curl -o /dev/null | ${C} s | $(mb curl.kb) | $(awk -v a="$C" -v b="$P" 'BEGIN{printf "%.2f", a/b}') |"
+CS=$(m curlsum.s)
+echo "| curl -o FILE, sha256sum, sync -f | ${CS} s | — | $(awk -v a="$CS" -v b="$P" 'BEGIN{printf "%.2f", a/b}') |"
 [ "${ONLY:-}" = pull ] && exit 0
 U=$(m unpack.s); T=$(m tar.s); TS=$(m tarsync.s)
 echo "| depot lxc unpack (incl. syncfs) | ${U} s | $(mb unpack.kb) | 1.00 |"
