@@ -213,8 +213,27 @@ fn an_index_is_cached_and_used_when_the_server_is_unreachable() {
     let root = d.root.clone();
     d.kill9();
     drop(d);
-    // the same source names, their servers gone
-    let dead = common::free_port();
+    // the same source names, their servers gone: a port that takes each connection and drops it, counted
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = gone.local_addr().unwrap().port();
+    gone.set_nonblocking(true).unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = {
+        let (asked, stop) = (asked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < until {
+                match gone.accept() {
+                    Ok((c, _)) => {
+                        asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        drop(c);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        })
+    };
     let d = Depot::start_at(
         root,
         &[
@@ -229,6 +248,11 @@ fn an_index_is_cached_and_used_when_the_server_is_unreachable() {
     assert!(lab.contains("cached"), "{lab}");
     let avail = ok(&d.cli(&["lxc", "ls", "-a", "--source", "lab"]), "ls offline");
     assert!(avail.contains("busybox/1.36/amd64/default"), "{avail}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().unwrap();
+    // each of the two servers was tried twice (one retry for a blip) and then left alone for a while: not the
+    // transfers' five attempts with seconds of backoff while the owner waits for a list
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 4);
     let _ = p;
 }
 

@@ -9,6 +9,7 @@ use super::unpack::{self, Shift, UnpackError};
 use super::{codec, convert};
 use crate::digest::Digest;
 use crate::net::http::{HttpError, Web};
+use crate::net::RetryPolicy;
 use crate::store::db::{DbError, DownloadKind, LxcTemplateRow};
 use crate::store::{BlobStore, Db, DownloadState};
 use crate::transfer::progress::{Live, Meter, Running, Stop};
@@ -27,6 +28,18 @@ const INDEX_FRESH: Duration = Duration::from_secs(300);
 const FAILED_FOR: Duration = Duration::from_secs(60);
 /// Indexes are text; a larger one is hostile.
 const MAX_INDEX: u64 = 32 << 20;
+/// What a source offers now, the state that came in (`fetched`, `cached`, `none`), and why its server was not
+/// heard.
+type SourceState = (Arc<Vec<Offer>>, &'static str, Option<String>);
+
+/// An index is asked for while a person waits, and a cached copy stands in when its server is away: one retry
+/// for a blip, not the transfers' five attempts over seconds of backoff for a server that is down.
+const INDEX_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 2,
+    base: Duration::from_millis(300),
+    max_delay: Duration::from_secs(1),
+    max_retry_after: Duration::from_secs(2),
+};
 const MAX_SUMS: u64 = 1 << 20;
 /// Room left on the volume beyond a download's own bytes.
 const SPACE_MARGIN: u64 = 16 << 20;
@@ -336,17 +349,23 @@ impl LxcService {
         match s.kind {
             SourceKind::Lxc => {
                 // lxc-download asks for the compat level's index first
-                let text = match self.web.fetch(&format!("{}/meta/1.0/index-system.7", s.url), MAX_INDEX) {
+                let get = |path: &str| {
+                    self.web
+                        .fetch_with(&format!("{}/{path}", s.url), MAX_INDEX, &INDEX_RETRY)
+                };
+                let text = match get("meta/1.0/index-system.7") {
                     Ok(t) => t,
-                    Err(HttpError::NotFound { .. }) => {
-                        self.web.fetch(&format!("{}/meta/1.0/index-system", s.url), MAX_INDEX)?
-                    }
+                    Err(HttpError::NotFound { .. }) => get("meta/1.0/index-system")?,
                     Err(e) => return Err(e),
                 };
                 Ok(index::parse_lxc_index(&String::from_utf8_lossy(&text), &s.url))
             }
             SourceKind::Simplestreams => {
-                let idx = self.web.fetch(&format!("{}/streams/v1/index.json", s.url), MAX_INDEX)?;
+                let get = |path: &str| {
+                    self.web
+                        .fetch_with(&format!("{}/{path}", s.url), MAX_INDEX, &INDEX_RETRY)
+                };
+                let idx = get("streams/v1/index.json")?;
                 let bad = |e: index::IndexError| HttpError::Transport {
                     url: s.url.clone(),
                     msg: e.to_string(),
@@ -356,7 +375,7 @@ impl LxcService {
                     if path.contains("..") || path.contains("://") {
                         continue;
                     }
-                    let images = self.web.fetch(&format!("{}/{path}", s.url), MAX_INDEX)?;
+                    let images = get(&path)?;
                     out.extend(index::parse_images_json(&images, &s.url).map_err(bad)?);
                 }
                 Ok(out)
@@ -366,8 +385,13 @@ impl LxcService {
     }
 
     /// A source's offers: fresh from memory, else fetched (and cached on disk), else the copy on disk when the
-    /// server does not answer. Returns the state it came in.
-    fn offers_of(&self, s: &SourceConfig, refresh: bool) -> (Arc<Vec<Offer>>, &'static str, Option<String>) {
+    /// server does not answer (the catalog has its own refresh). Returns the state it came in, and why the
+    /// server was not heard.
+    fn offers_of(&self, s: &SourceConfig, refresh: bool) -> SourceState {
+        if s.kind == SourceKind::Catalog {
+            let (o, state) = self.catalog_offers();
+            return (Arc::new(o), state, None);
+        }
         if !refresh {
             if let Some((at, o)) = self.indexes.lock().unwrap_or_else(|p| p.into_inner()).get(&s.name) {
                 if at.elapsed() < INDEX_FRESH {
@@ -441,13 +465,27 @@ impl LxcService {
         }
     }
 
-    /// What source `s` offers now (see [`LxcService::offers_of`]; the catalog has its own refresh).
+    /// What source `s` offers now (see [`LxcService::offers_of`]).
     fn offers(&self, s: &SourceConfig, refresh: bool) -> Arc<Vec<Offer>> {
-        if s.kind == SourceKind::Catalog {
-            Arc::new(self.catalog_offers().0)
-        } else {
-            self.offers_of(s, refresh).0
-        }
+        self.offers_of(s, refresh).0
+    }
+
+    /// [`LxcService::offers_of`] of several sources, each asked on a thread of its own: whoever lists them waits
+    /// for the slowest server, not for all of them in turn. In the order given.
+    fn offers_of_all(&self, sources: &[SourceConfig], refresh: bool) -> Vec<SourceState> {
+        std::thread::scope(|scope| {
+            let asked: Vec<_> = sources
+                .iter()
+                .map(|s| scope.spawn(move || self.offers_of(s, refresh)))
+                .collect();
+            asked
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| (Arc::new(Vec::new()), "none", Some("the index could not be read".into())))
+                })
+                .collect()
+        })
     }
 
     /// The first source (in the configured order, the catalog last) that offers `name`, asked one at a time.
@@ -502,24 +540,18 @@ impl LxcService {
 
     /// Every source with how many templates it offers (its index fetched, or the cached copy).
     pub fn sources(&self, refresh: bool) -> Vec<SourceStatus> {
-        self.all_sources()
+        let sources = self.all_sources();
+        let states = self.offers_of_all(&sources, refresh);
+        sources
             .into_iter()
-            .map(|s| {
-                let (n, state, error) = if s.kind == SourceKind::Catalog {
-                    let (o, st) = self.catalog_offers();
-                    (o.len(), st, None)
-                } else {
-                    let (o, st, e) = self.offers_of(&s, refresh);
-                    (o.len(), st, e)
-                };
-                SourceStatus {
-                    name: s.name,
-                    kind: s.kind,
-                    url: s.url,
-                    offers: n,
-                    state,
-                    error,
-                }
+            .zip(states)
+            .map(|(s, (o, state, error))| SourceStatus {
+                name: s.name,
+                kind: s.kind,
+                url: s.url,
+                offers: o.len(),
+                state,
+                error,
             })
             .collect()
     }
@@ -541,8 +573,9 @@ impl LxcService {
             .map(|t| (t.name, t.build))
             .collect();
         let mut out = Vec::new();
-        for s in sources {
-            for o in self.offers(&s, refresh).iter().cloned() {
+        let offers = self.offers_of_all(&sources, refresh);
+        for (s, (offers, _, _)) in sources.iter().zip(offers) {
+            for o in offers.iter().cloned() {
                 if arch != "all" && o.name.arch != arch {
                     continue;
                 }

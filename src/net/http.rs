@@ -3,7 +3,7 @@
 //! errors that say whether another attempt can help. No credentials are ever sent, so a redirect to another
 //! host leaks nothing.
 
-use super::{Net, Retry};
+use super::{Net, Retry, RetryPolicy};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,9 +214,15 @@ impl Web {
         Err(HttpError::Redirects { url })
     }
 
-    /// A small file whole (an index), at most `limit` bytes, retried by `policy`.
+    /// A small file whole, at most `limit` bytes, retried by the configured policy.
     pub fn fetch(&self, url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
-        let mut budget = self.net.opts.retry.budget();
+        self.fetch_with(url, limit, &self.net.opts.retry)
+    }
+
+    /// [`Web::fetch`] under another retry policy (an index that a person waits for, with a cached copy to fall
+    /// back on, is not worth the transfers' patience).
+    pub fn fetch_with(&self, url: &str, limit: u64, policy: &RetryPolicy) -> Result<Vec<u8>, HttpError> {
+        let mut budget = policy.budget();
         loop {
             let r = self.get(url, 0).and_then(|s| {
                 let mut buf = Vec::new();

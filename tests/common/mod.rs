@@ -161,6 +161,9 @@ impl Depot {
             .arg("--socket")
             .arg(&self.sock)
             .args(["--log-level", "debug"])
+            // The boards name the public LXC image server; a test reaches only loopback, so that source
+            // points at the discard port, where nothing listens (a test's own --lxc-source images=… wins).
+            .args(["--lxc-source", "images=simplestreams:http://127.0.0.1:9/"])
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
