@@ -2,7 +2,7 @@
 # Release binaries of depot for the NAS CPUs, fully static and stripped, with checks and a size table.
 #   cross/build.sh                    all three: x86_64 (QDK x86_64), aarch64 (arm_64), armv7 (arm-x41)
 #   cross/build.sh aarch64 armv7      some of them
-# Output: target/<triple>/dist/depot (the `dist` profile: LTO, one codegen unit; built in target/cross/<arch>), and target/cross/sizes.md. Installs the toolchain if missing.
+# Output: target/<triple>/dist/depot (the `dist` profile: LTO, one codegen unit; built in target/cross/all), and target/cross/sizes.md. Installs the toolchain if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cross/setup.sh
@@ -22,27 +22,26 @@ table=target/cross/sizes.md
 } > "$table"
 fail=0
 arches=$(echo "${@:-x86_64 aarch64 armv7}")
-# The targets build at once, each in a target dir of its own (cargo locks a target dir per build): their
-# single-threaded LTO links then overlap with the others' compiling instead of following it.
-pids=()
-for arch in $arches; do
-  t=$(triple "$arch")
-  CARGO_TARGET_DIR=target/cross/$arch "$CARGO" build --profile dist --locked --target "$t" \
-    --config cross/cargo-config.toml > "target/cross/build-$arch.log" 2>&1 &
-  pids+=("$!")
-done
-built=()
-for pid in "${pids[@]}"; do
-  if wait "$pid"; then built+=(1); else built+=(0); fi
-done
-i=0
+# One cargo builds every target: the host's build scripts and proc macros are built once for all three, and each
+# target's single-threaded LTO link overlaps with the others' compiling. Only the daemon: depot-qpkg is a build
+# tool that runs on the build machine.
+log=target/cross/build.log
+targets=()
+for arch in $arches; do targets+=(--target "$(triple "$arch")"); done
+ok=1
+CARGO_TARGET_DIR=target/cross/all "$CARGO" build --profile dist --locked --bin depot "${targets[@]}" \
+  --config cross/cargo-config.toml > "$log" 2>&1 || { tail -30 "$log"; ok=0; fail=1; }
+# static glibc must never reach NSS (getaddrinfo, getpwnam…): depot resolves and looks up users itself
+if grep -q "in statically linked applications" "$log"; then
+  echo "cross/build: a binary links glibc's NSS (getaddrinfo, getpwnam…), which would load the NAS's own libnss:" >&2
+  grep "in statically linked applications" "$log" | grep -o "[a-z0-9_]*-unknown-linux-gnu[a-z]*\|Using '[a-z_]*'" | sort -u >&2
+  fail=1
+fi
 for arch in $arches; do
     t=$(triple "$arch")
-    log=target/cross/build-$arch.log
-    ok=${built[$i]}; i=$((i + 1))
-    [ "$ok" = 1 ] || { tail -30 "$log"; fail=1; continue; }
+    [ "$ok" = 1 ] || continue
     mkdir -p "target/$t/dist"
-    cp -f "target/cross/$arch/$t/dist/depot" "target/$t/dist/depot"
+    cp -f "target/cross/all/$t/dist/depot" "target/$t/dist/depot"
     b=target/$t/dist/depot
     [ -x "$b" ] || { echo "cross/build: $arch failed, see $log" >&2; fail=1; continue; }
     size=$(stat -c %s "$b")
@@ -55,10 +54,8 @@ for arch in $arches; do
     [ "$linking" = static ] || { echo "cross/build: $arch binary is not static" >&2; fail=1; }
     if [ "$arch" != x86_64 ] && [ "$align" != 0x10000 ]; then echo "cross/build: $arch LOAD segments not 64 KiB aligned" >&2; fail=1; fi
     case "$run" in "depot "*) ;; *) echo "cross/build: $arch binary does not run: $run" >&2; fail=1;; esac
-    # static glibc must never reach NSS (getaddrinfo, getpwnam…): depot resolves and looks up users itself
-    if grep -q "in statically linked applications" "$log" || grep -a -q -e nsswitch.conf -e libnss_ "$b"; then
-      echo "cross/build: $arch links glibc's NSS (getaddrinfo, getpwnam…), which would load the NAS's own libnss" >&2
-      grep -o "Using '[a-z_]*'" "$log" | sort -u >&2
+    if grep -a -q -e nsswitch.conf -e libnss_ "$b"; then
+      echo "cross/build: $arch links glibc's NSS (it names nsswitch.conf or libnss_)" >&2
       fail=1
     fi
 done
