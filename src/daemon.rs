@@ -106,10 +106,19 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         cfg.catalog_url.clone(),
         root.join("catalog/list.json"),
     ));
-    let lxc = Arc::new(crate::lxc::LxcService::new(
+    let images = Arc::new(ImageService::new(
         db.clone(),
         store.clone(),
+        registry,
         transfers.clone(),
+        cfg.platform.clone(),
+        cfg.concurrent_downloads,
+        Sealer::open_or_create(&root.join("credentials.key"))?,
+    ));
+    let lxc = Arc::new(crate::lxc::LxcService::new(
+        db,
+        store,
+        transfers,
         web,
         crate::lxc::LxcOptions {
             sources: cfg.lxc_sources.clone(),
@@ -119,15 +128,8 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             xz_memory: cfg.memory_budget_mb * (1 << 20) / 2,
         },
         Some(catalog.clone()),
-    ));
-    let images = Arc::new(ImageService::new(
-        db,
-        store,
-        registry,
-        transfers,
-        cfg.platform.clone(),
-        cfg.concurrent_downloads,
-        Sealer::open_or_create(&root.join("credentials.key"))?,
+        // one bus for images and templates: the Engine API's /events and the station's log read it
+        images.events.clone(),
     ));
     images.sync_layout();
     // settings changed through the API outlive the config's

@@ -531,6 +531,70 @@ fn a_debootstrap_debian_rootfs_unpacks_as_gnu_tar_does() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// The station's event log, each message's JSON.
+fn station_events(d: &Depot) -> Vec<serde_json::Value> {
+    let (s, v) = d.json("GET", "/api/v1/event");
+    assert_eq!(s, 200, "{v}");
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(m.as_str().unwrap().splitn(4, ':').nth(3).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn templates_pulled_failed_unpacked_converted_and_deleted_are_in_the_event_log_not_in_dockers() {
+    let p = peers();
+    let d = start(&[]);
+    ok(&d.cli(&["lxc", "pull", "--source", "lab", "busybox/1.36"]), "pull");
+    let bad = d.cli(&["lxc", "pull", "busybox/badsum"]);
+    assert!(!bad.status.success(), "{}", stdout(&bad));
+    let work = tempdir("lxc-events");
+    let dest = work.join("c1");
+    ok(
+        &d.cli(&["lxc", "unpack", "busybox/1.36", dest.to_str().unwrap()]),
+        "unpack",
+    );
+    let image = format!("{}/test:1", p.plain);
+    let (s, msgs) = d.pull_api(&format!("fromImage={image}"), None);
+    assert_eq!(s, 200, "{msgs:?}");
+    ok(&d.cli(&["lxc", "convert", &image]), "convert");
+    ok(&d.cli(&["lxc", "rm", "busybox/1.36"]), "rm");
+    let ev = station_events(&d);
+    let find = |action: &str, state: &str| {
+        ev.iter()
+            .find(|e| e["type"] == "lxc" && e["action"] == action && e["state"] == state)
+            .cloned()
+            .unwrap_or_else(|| panic!("no lxc {action} {state} in {ev:?}"))
+    };
+    let pulled = find("download", "success");
+    assert_eq!(
+        (&pulled["name"], &pulled["tag"], &pulled["repository"]),
+        (&"busybox/1.36/amd64".into(), &"default".into(), &"lab".into())
+    );
+    let failed = find("download", "error");
+    assert_eq!(failed["name"], "busybox/badsum/amd64");
+    assert!(!failed["message"].as_str().unwrap().is_empty(), "{failed}");
+    let unpacked = find("unpack", "success");
+    assert_eq!(unpacked["path"], dest.to_str().unwrap());
+    let converted = find("convert", "success");
+    assert_eq!(converted["from"], image);
+    assert_eq!(converted["name"], "test/1/amd64");
+    assert_eq!(find("delete", "success")["name"], "busybox/1.36/amd64");
+    // dockerd has no templates: the Engine API's /events leaves them out, and keeps the image pull
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let (s, body) = d.get(&format!("/events?since=0&until={now}"));
+    assert_eq!(s, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("\"pull\""), "{text}");
+    assert!(!text.contains("template"), "{text}");
+}
+
 #[test]
 fn a_docker_image_becomes_a_template_equal_to_umoci_unpack() {
     let p = peers();

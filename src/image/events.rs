@@ -23,6 +23,13 @@ pub enum Action {
     Prune,
     /// A pull that ended without an image (depot's own: dockerd reports none, so `/events` leaves it out).
     PullFailed,
+    /// An LXC template kept, failed to download, deleted, unpacked into a container directory, or made from an
+    /// image: depot's own too (dockerd has no templates). The actor is the template's full name.
+    TemplatePull,
+    TemplatePullFailed,
+    TemplateDelete,
+    TemplateUnpack,
+    TemplateConvert,
 }
 
 impl Action {
@@ -38,12 +45,25 @@ impl Action {
             Action::Import => "import",
             Action::Prune => "prune",
             Action::PullFailed => "pull_failed",
+            Action::TemplatePull => "template_pull",
+            Action::TemplatePullFailed => "template_pull_failed",
+            Action::TemplateDelete => "template_delete",
+            Action::TemplateUnpack => "template_unpack",
+            Action::TemplateConvert => "template_convert",
         }
     }
 
     /// Whether dockerd has this event (what the Engine API's `/events` shows).
     pub fn in_docker(self) -> bool {
-        !matches!(self, Action::PullFailed)
+        !matches!(
+            self,
+            Action::PullFailed
+                | Action::TemplatePull
+                | Action::TemplatePullFailed
+                | Action::TemplateDelete
+                | Action::TemplateUnpack
+                | Action::TemplateConvert
+        )
     }
 }
 

@@ -48,7 +48,8 @@ pub struct ImageService {
     /// written reflects every change before it.
     layout_lock: Mutex<()>,
     /// What happened to images, for `/events` and the station's event log.
-    pub events: events::EventBus,
+    /// Shared with the LXC service, whose templates are told here too.
+    pub events: Arc<events::EventBus>,
     /// Set while a prune runs.
     pruning: std::sync::atomic::AtomicBool,
     /// The container engine every completed pull is handed to, when configured.
@@ -195,7 +196,7 @@ impl ImageService {
             concurrency,
             jobs: Mutex::new(HashMap::new()),
             layout_lock: Mutex::new(()),
-            events: events::EventBus::default(),
+            events: Arc::default(),
             pruning: std::sync::atomic::AtomicBool::new(false),
             handoff_to: std::sync::OnceLock::new(),
         }
@@ -208,7 +209,9 @@ impl ImageService {
         }
         let key = spec.key();
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(j) = jobs.get(&key) {
+        // Join a pull of the same image that is still running; one that has its outcome is only waiting for its
+        // thread to take it off the map, and its answer (a refusal of other credentials, say) is not this one's.
+        if let Some(j) = jobs.get(&key).filter(|j| j.outcome().is_none()) {
             return Ok(j.clone());
         }
         let platform = spec.platform.as_ref().map(|p| p.to_string());
@@ -291,7 +294,7 @@ impl ImageService {
             creds,
         };
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(j) = jobs.get(&spec.key()) {
+        if let Some(j) = jobs.get(&spec.key()).filter(|j| j.outcome().is_none()) {
             return Ok(Some(j.clone()));
         }
         log::info!("resuming download {} of {}", row.id, row.reference);

@@ -8,6 +8,7 @@ use super::meta::{self, Meta, Place};
 use super::unpack::{self, Shift, UnpackError};
 use super::{codec, convert};
 use crate::digest::Digest;
+use crate::image::events::{Action, EventBus};
 use crate::net::http::{HttpError, Web};
 use crate::net::RetryPolicy;
 use crate::store::db::{DbError, DownloadKind, LxcTemplateRow};
@@ -275,6 +276,9 @@ pub struct LxcService {
     /// Per source: when its server last failed, and why.
     failed: Mutex<HashMap<String, (Instant, String)>>,
     jobs: Mutex<HashMap<String, Arc<LxcJob>>>,
+    /// The image service's bus: the station's event log tells templates' pulls, deletes, unpacks and
+    /// conversions beside the images'.
+    events: Arc<EventBus>,
 }
 
 type Fetched = (Instant, Arc<Vec<Offer>>);
@@ -314,8 +318,10 @@ impl LxcService {
         web: Web,
         opts: LxcOptions,
         catalog: Option<Arc<crate::catalog::Catalog>>,
+        events: Arc<EventBus>,
     ) -> LxcService {
         LxcService {
+            events,
             db,
             store,
             transfers,
@@ -598,7 +604,8 @@ impl LxcService {
         let found = self.find_offer(&name, source)?;
         let key = name.to_string();
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(j) = jobs.get(&key) {
+        // a job that has ended is only waiting for its thread to take it off the map: not one to join
+        if let Some(j) = jobs.get(&key).filter(|j| !j.ended()) {
             return Ok(j.clone());
         }
         let sums = self
@@ -684,7 +691,7 @@ impl LxcService {
             return Ok(false);
         };
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if jobs.contains_key(&spec.name) {
+        if jobs.get(&spec.name).is_some_and(|j| !j.ended()) {
             return Ok(true);
         }
         log::info!("resuming LXC download {id} of {}", spec.name);
@@ -746,6 +753,14 @@ impl LxcService {
                 Err(msg)
             }
         };
+        let mut attrs = std::collections::BTreeMap::from([("source".to_string(), spec.source.clone())]);
+        match &outcome {
+            Ok(row) => self.events.emit(Action::TemplatePull, row.name.as_str(), attrs),
+            Err(msg) => {
+                attrs.insert("error".into(), msg.clone());
+                self.events.emit(Action::TemplatePullFailed, spec.name.as_str(), attrs)
+            }
+        }
         job.st().outcome = Some(outcome);
     }
 
@@ -902,6 +917,8 @@ impl LxcService {
             .delete_lxc_template(&row.name)?
             .ok_or_else(|| LxcError::NoTemplate(row.name.clone()))?;
         self.transfers.collect(&self.db, &blobs)?;
+        self.events
+            .emit(Action::TemplateDelete, row.name.as_str(), Default::default());
         Ok(row)
     }
 
@@ -1012,6 +1029,8 @@ impl LxcService {
             }
             Ok(s)
         })?;
+        let at = std::collections::BTreeMap::from([("dest".to_string(), dest.display().to_string())]);
+        self.events.emit(Action::TemplateUnpack, row.name.as_str(), at);
         Ok(UnpackReport {
             template: row.name,
             dest: dest.to_path_buf(),
@@ -1143,6 +1162,10 @@ impl LxcService {
             Ok(row)
         })();
         let _ = crate::fsutil::remove_any(scratch);
+        if let Ok(row) = &result {
+            let from = std::collections::BTreeMap::from([("from".to_string(), src.reference.clone())]);
+            self.events.emit(Action::TemplateConvert, row.name.as_str(), from);
+        }
         result
     }
 }

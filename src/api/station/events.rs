@@ -29,6 +29,13 @@ fn body(e: &Event) -> Value {
         let (n, t) = name_tag(r);
         json!({"action": action, "state": state, "name": n, "tag": t, "repository": "dockerhub", "type": "docker"})
     };
+    let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
+    // DIST/RELEASE/ARCH and VARIANT, as the lxc routes name a template; its source where it came from one
+    let template = |action: &str, state: &str| {
+        let (n, t) = e.actor.rsplit_once('/').unwrap_or((&e.actor, ""));
+        let from = e.attributes.get("source").map_or("local", String::as_str);
+        json!({"action": action, "state": state, "name": n, "tag": t, "repository": from, "type": "lxc"})
+    };
     match e.action {
         Action::Pull => image("download", "success", &e.actor),
         Action::PullFailed => {
@@ -52,6 +59,23 @@ fn body(e: &Event) -> Value {
         Action::Save => json!({"action": "export", "state": "success", "id": e.actor, "name": name, "type": "docker"}),
         Action::Prune => json!({"action": "prune", "state": "success",
                                 "reclaimed": e.attributes.get("reclaimed").cloned().unwrap_or_default(), "type": "docker"}),
+        Action::TemplatePull => template("download", "success"),
+        Action::TemplatePullFailed => {
+            let mut v = template("download", "error");
+            v["message"] = json!(attr("error"));
+            v
+        }
+        Action::TemplateDelete => template("delete", "success"),
+        Action::TemplateUnpack => {
+            let mut v = template("unpack", "success");
+            v["path"] = json!(attr("dest"));
+            v
+        }
+        Action::TemplateConvert => {
+            let mut v = template("convert", "success");
+            v["from"] = json!(attr("from"));
+            v
+        }
     }
 }
 
