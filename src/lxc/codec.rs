@@ -2,7 +2,7 @@
 //! never by the file name, and decoding runs on a thread of its own feeding a bounded queue, so decompression
 //! and writing the tree overlap on two cores as `tar -xJ` does with its `xz -d` child.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +46,8 @@ const CHUNK: usize = 1 << 20;
 fn decoder(r: Box<dyn Read + Send>, codec: Codec, xz_memory: u64) -> io::Result<Box<dyn Read + Send>> {
     Ok(match codec {
         Codec::Xz => {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let stream = liblzma::stream::MtStreamBuilder::new()
-                .threads(if xz_memory == 0 { 1 } else { threads })
+                .threads(if xz_memory == 0 { 1 } else { cpus() })
                 .memlimit_threading(xz_memory.max(1))
                 .memlimit_stop(u64::MAX)
                 .decoder()
@@ -62,6 +61,22 @@ fn decoder(r: Box<dyn Read + Send>, codec: Codec, xz_memory: u64) -> io::Result<
         Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         Codec::None => r,
     })
+}
+
+fn cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+}
+
+/// An xz encoder (preset 3, CRC64) writing to `w`: one thread per CPU when `xz_memory` allows the encoder's
+/// blocks (64 MiB or more), else on one. liblzma has no memory limit for its encoder, so the budget decides.
+pub fn xz_encoder<W: Write>(w: W, xz_memory: u64) -> io::Result<liblzma::write::XzEncoder<W>> {
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .threads(if xz_memory >= (64 << 20) { cpus() } else { 1 })
+        .preset(3)
+        .check(liblzma::stream::Check::Crc64)
+        .encoder()
+        .map_err(io::Error::other)?;
+    Ok(liblzma::write::XzEncoder::new_stream(w, stream))
 }
 
 /// How to decode.

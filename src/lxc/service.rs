@@ -352,13 +352,13 @@ impl LxcService {
 
     /// Fetch a source's offers from its server.
     fn fetch_offers(&self, s: &SourceConfig) -> Result<Vec<Offer>, HttpError> {
+        let get = |path: &str| {
+            self.web
+                .fetch_with(&format!("{}/{path}", s.url), MAX_INDEX, &INDEX_RETRY)
+        };
         match s.kind {
             SourceKind::Lxc => {
                 // lxc-download asks for the compat level's index first
-                let get = |path: &str| {
-                    self.web
-                        .fetch_with(&format!("{}/{path}", s.url), MAX_INDEX, &INDEX_RETRY)
-                };
                 let text = match get("meta/1.0/index-system.7") {
                     Ok(t) => t,
                     Err(HttpError::NotFound { .. }) => get("meta/1.0/index-system")?,
@@ -367,10 +367,6 @@ impl LxcService {
                 Ok(index::parse_lxc_index(&String::from_utf8_lossy(&text), &s.url))
             }
             SourceKind::Simplestreams => {
-                let get = |path: &str| {
-                    self.web
-                        .fetch_with(&format!("{}/{path}", s.url), MAX_INDEX, &INDEX_RETRY)
-                };
                 let idx = get("streams/v1/index.json")?;
                 let bad = |e: index::IndexError| HttpError::Transport {
                     url: s.url.clone(),
@@ -1119,14 +1115,7 @@ impl LxcService {
             // 570 KB of compressor to a binary that must stay within its budget)
             let mut w = self.store.writer()?;
             {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-                let stream = liblzma::stream::MtStreamBuilder::new()
-                    .threads(if self.opts.xz_memory >= (64 << 20) { threads } else { 1 })
-                    .preset(3)
-                    .check(liblzma::stream::Check::Crc64)
-                    .encoder()
-                    .map_err(|e| LxcError::io("xz")(std::io::Error::other(e)))?;
-                let mut xz = liblzma::write::XzEncoder::new_stream(&mut w, stream);
+                let mut xz = codec::xz_encoder(&mut w, self.opts.xz_memory).map_err(LxcError::io("xz"))?;
                 convert::pack(&tree, &mut xz).map_err(LxcError::io("packing the rootfs"))?;
                 xz.finish().map_err(LxcError::io("xz"))?;
             }

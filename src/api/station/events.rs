@@ -24,12 +24,12 @@ fn name_tag(r: &str) -> (String, String) {
 
 /// The event's JSON in the station's words.
 fn body(e: &Event) -> Value {
-    let name = e.attributes.get("name").cloned().unwrap_or_default();
+    let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
+    let name = attr("name");
     let image = |action: &str, state: &str, r: &str| {
         let (n, t) = name_tag(r);
         json!({"action": action, "state": state, "name": n, "tag": t, "repository": "dockerhub", "type": "docker"})
     };
-    let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
     // DIST/RELEASE/ARCH and VARIANT, as the lxc routes name a template; its source where it came from one
     let template = |action: &str, state: &str| {
         let (n, t) = e.actor.rsplit_once('/').unwrap_or((&e.actor, ""));
@@ -40,7 +40,7 @@ fn body(e: &Event) -> Value {
         Action::Pull => image("download", "success", &e.actor),
         Action::PullFailed => {
             let mut v = image("download", "error", &e.actor);
-            v["message"] = json!(e.attributes.get("error").cloned().unwrap_or_default());
+            v["message"] = json!(attr("error"));
             v
         }
         Action::Untag => {
@@ -58,7 +58,7 @@ fn body(e: &Event) -> Value {
         Action::Push => image("push", "success", &e.actor),
         Action::Save => json!({"action": "export", "state": "success", "id": e.actor, "name": name, "type": "docker"}),
         Action::Prune => json!({"action": "prune", "state": "success",
-                                "reclaimed": e.attributes.get("reclaimed").cloned().unwrap_or_default(), "type": "docker"}),
+                                "reclaimed": attr("reclaimed"), "type": "docker"}),
         Action::TemplatePull => template("download", "success"),
         Action::TemplatePullFailed => {
             let mut v = template("download", "error");
