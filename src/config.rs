@@ -41,6 +41,9 @@ pub struct Config {
     pub handoff_after_pull: bool,
     /// Names TCP clients may use in `Host` besides loopback addresses and `localhost` (DNS-rebinding defence).
     pub tcp_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) a browser's request to the TCP listener may come from besides the
+    /// request's own (CSRF defence: every other origin is refused).
+    pub origins: Vec<String>,
     pub platform: Platform,
     pub concurrent_downloads: usize,
     pub memory_budget_mb: u64,
@@ -63,6 +66,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retry_delay_ms",
     "log_level",
     "tcp_hosts",
+    "origins",
     "search_index",
     "registry_mirrors",
     "mirrors",
@@ -160,6 +164,7 @@ impl Config {
             lxc_sources: Vec::new(),
             lxc_dirs: Vec::new(),
             tcp_hosts: Vec::new(),
+            origins: Vec::new(),
             engine_socket: None,
             handoff_after_pull: false,
             platform: Platform::host(),
@@ -190,6 +195,16 @@ impl Config {
                 self.tcp = match v {
                     "" | "none" => None,
                     a => Some(a.parse().map_err(|_| bad("expected ADDRESS:PORT or none"))?),
+                }
+            }
+            "origins" => {
+                for o in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match o.split_once("://") {
+                        Some(("http" | "https", a)) if !a.is_empty() && !a.contains('/') => {
+                            self.origins.push(o.to_ascii_lowercase())
+                        }
+                        _ => return Err(bad("expected origins as scheme://host[:port], comma-separated")),
+                    }
                 }
             }
             "tcp_hosts" => self.tcp_hosts.extend(
@@ -445,6 +460,7 @@ impl Config {
             ("socket_group", self.socket_group.clone().unwrap_or_default()),
             ("tcp", self.tcp.map(|a| a.to_string()).unwrap_or_else(|| "none".into())),
             ("tcp_hosts", self.tcp_hosts.join(",")),
+            ("origins", self.origins.join(",")),
             ("platform", self.platform.to_string()),
             ("concurrent_downloads", self.concurrent_downloads.to_string()),
             ("memory_budget_mb", self.memory_budget_mb.to_string()),

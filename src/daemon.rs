@@ -96,11 +96,14 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         running: Default::default(),
     });
     let auth = Arc::new(crate::auth::Auth::new(db.clone()));
-    if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), root)? {
-        log::warn!(
-            "created user admin for the TCP listener: its password is in {} (readable by root only)",
-            path.display()
-        );
+    // Users exist for the TCP listener alone: without it nothing is hashed at start (a hash maps 19 MiB).
+    if cfg.tcp.is_some() {
+        if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), root)? {
+            log::warn!(
+                "created user admin for the TCP listener: its password is in {} (readable by root only)",
+                path.display()
+            );
+        }
     }
     let catalog = Arc::new(crate::catalog::Catalog::new(
         cfg.catalog_url.clone(),
@@ -219,6 +222,13 @@ pub fn block_stop_signals() -> Result<nix::sys::signal::SigSet, DaemonError> {
 /// written last) or SIGKILL. `signals` comes from [`block_stop_signals`].
 pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Result<(), DaemonError> {
     crate::pool::init(POOL_THREADS);
+    let nofile = http::raise_nofile();
+    let limits = http::ConnLimits::for_nofile(nofile);
+    log::debug!(
+        "open files limit {nofile}: serving at most {} connections on the unix socket and {} on tcp",
+        limits.unix,
+        limits.tcp
+    );
     let sock = cfg.socket_path();
     let unix =
         http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;
@@ -275,12 +285,17 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
         cfg.concurrent_downloads
     );
     smol::block_on(async {
-        let u = smol::spawn(http::serve_unix(unix.listener.clone(), engine.clone()));
+        let u = smol::spawn(http::serve_unix(unix.listener.clone(), engine.clone(), limits.unix));
         let policy = http::TcpPolicy {
             names: cfg.tcp_hosts.clone(),
+            origins: cfg.origins.clone(),
         };
         match tcp {
-            Some(t) => futures_lite::future::zip(u, http::serve_tcp(t, engine, policy)).await.0,
+            Some(t) => {
+                futures_lite::future::zip(u, http::serve_tcp(t, engine, policy, limits.tcp))
+                    .await
+                    .0
+            }
             None => u.await,
         }
     });

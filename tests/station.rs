@@ -228,7 +228,7 @@ fn login_by_form_and_json_sets_a_strict_cookie_refresh_and_logout_end_it() {
 }
 
 #[test]
-fn failed_logins_are_slowed_per_user_and_per_peer() {
+fn failed_logins_are_slowed_per_user_and_peer_and_per_peer() {
     let t = Tcp::start(&[]);
     let pw = t.password();
     let attempt = |user: &str, password: &str| {
@@ -290,6 +290,51 @@ fn failed_logins_are_slowed_per_user_and_per_peer() {
         })
         .expect("Retry-After");
     assert!((1..=300).contains(&retry), "{retry}");
+}
+
+/// A login from `client` as the NAS's proxy on loopback forwards it (`X-Forwarded-For`).
+fn login_via_proxy(t: &Tcp, client: &str, user: &str, password: &str) -> u16 {
+    let (s, _) = curl(
+        &format!("http://{}/api/v1/login", t.addr),
+        &[
+            "-H",
+            &format!("X-Forwarded-For: 10.9.9.9, {client}"),
+            "--data-urlencode",
+            &format!("username={user}"),
+            "--data-urlencode",
+            &format!("password={password}"),
+        ],
+    );
+    s
+}
+
+#[test]
+fn a_parallel_burst_of_guesses_gets_three_checks_and_never_locks_the_owner_out() {
+    let t = Tcp::start(&[]);
+    let pw = t.password();
+    // 40 wrong passwords at once from one client: each attempt is counted before its check
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..40)
+            .map(|i| {
+                let t = &t;
+                s.spawn(move || login_via_proxy(t, "203.0.113.5", "admin", &format!("guess{i}")))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = codes.iter().filter(|&&c| c == 401).count();
+    let refused = codes.iter().filter(|&&c| c == 429).count();
+    eprintln!("40 parallel guesses: {checked} checked, {refused} refused unchecked");
+    assert_eq!((checked, refused), (3, 37), "{codes:?}");
+    // the guesser is slowed; the owner, from another address behind the same proxy, is not
+    assert_eq!(login_via_proxy(&t, "203.0.113.5", "admin", &pw), 429);
+    assert_eq!(login_via_proxy(&t, "198.51.100.7", "admin", &pw), 200);
+    // the guesser's other address of the same /64 is the same peer
+    for i in 0..3 {
+        assert_eq!(login_via_proxy(&t, &format!("2001:db8:1:2::{i}"), "admin", "x"), 401);
+    }
+    assert_eq!(login_via_proxy(&t, "2001:db8:1:2::99", "nobody", "x"), 429);
+    assert_eq!(login_via_proxy(&t, "2001:db8:1:3::1", "admin", &pw), 200);
 }
 
 #[test]

@@ -150,5 +150,74 @@ fn every_answer_on_tcp_carries_the_policy_and_foreign_origins_are_refused() {
         ],
     );
     assert_eq!(code, 401, "judged on the password, not refused for its origin: {body}");
+    // exact origins: a page on another port of this host is another origin, even for the logged-in owner
+    let pw = std::fs::read_to_string(d.root.join("admin-password")).unwrap();
+    let jar = d.root.with_extension("jar");
+    let jar = jar.to_str().unwrap();
+    let login = |extra: &[&str]| {
+        let mut args = vec!["-D", "-", "-c", jar, "--data-urlencode", "username=admin"];
+        let pw_arg = format!("password={}", pw.trim());
+        args.extend_from_slice(&["--data-urlencode", &pw_arg]);
+        args.extend_from_slice(extra);
+        curl(&format!("http://{addr}/api/v1/login"), &args)
+    };
+    let (code, h) = login(&[]);
+    assert_eq!(code, 200, "{h}");
+    let cookie = h
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .unwrap()
+        .to_string();
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let remove = |origin: &str| {
+        curl(
+            &format!("http://{addr}/api/v1/background/image_remove"),
+            &[
+                "-b",
+                jar,
+                "-X",
+                "POST",
+                "-H",
+                &format!("Origin: {origin}"),
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"images":["no-such-image:1"]}"#,
+            ],
+        )
+    };
+    let other = free_port();
+    for forged in [
+        format!("http://127.0.0.1:{other}"),
+        format!("https://{addr}"),
+        "http://127.0.0.1".to_string(),
+        format!("http://localhost:{}", addr.rsplit_once(':').unwrap().1),
+    ] {
+        let (code, body) = remove(&forged);
+        assert_eq!(code, 403, "{forged}: {body}");
+    }
+    let (code, body) = remove(&format!("http://{addr}"));
+    assert_ne!(code, 403, "the page's own origin: {body}");
+    assert_ne!(code, 401, "logged in: {body}");
+    // through the NAS's HTTPS proxy the session cookie is Secure
+    let (code, h) = login(&[
+        "-H",
+        "Origin: https://mynas.local",
+        "-H",
+        "X-Forwarded-Host: mynas.local",
+        "-H",
+        "X-Forwarded-Proto: https",
+    ]);
+    assert_eq!(code, 200, "{h}");
+    let cookie = h
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .unwrap()
+        .to_string();
+    assert!(cookie.ends_with("; Secure") || cookie.contains("; Secure;"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     drop(d);
 }

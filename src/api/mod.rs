@@ -119,12 +119,16 @@ impl Handler for Api {
         let api = self.clone();
         Box::pin(async move {
             let tcp = matches!(peer_of(&req), Peer::Tcp(_));
+            let https = crate::http::via_https(&req);
             let path = decoded_path(req.uri().path());
             if crate::web::is_page(&path) {
                 // the page's files hold no data: no session needed to load the login
                 return crate::web::serve(&req, &path);
             }
-            let r = api.route(req, tcp, &path).await;
+            let mut r = api.route(req, tcp, &path).await;
+            if https {
+                secure_cookies(&mut r);
+            }
             // what a browser reads from TCP gets the page's policy too (an API answer is never a page)
             if tcp {
                 crate::web::secure(r)
@@ -137,6 +141,22 @@ impl Handler for Api {
     fn refuse(&self, status: StatusCode, message: &str) -> Resp {
         // the plumbing refuses before routing: the Engine's shape, which the docker CLI prints
         crate::web::secure(self.engine.refuse(status, message))
+    }
+}
+
+/// Mark every cookie of `r` `Secure`: the browser reached the NAS over HTTPS (through its proxy), so the session
+/// must never travel over plain HTTP.
+fn secure_cookies(r: &mut Resp) {
+    let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().cloned().collect();
+    r.headers_mut().remove("set-cookie");
+    for c in cookies {
+        let mut v = c.as_bytes().to_vec();
+        if !c.to_str().is_ok_and(|t| t.to_ascii_lowercase().contains("; secure")) {
+            v.extend_from_slice(b"; Secure");
+        }
+        if let Ok(v) = hyper::header::HeaderValue::from_bytes(&v) {
+            r.headers_mut().append("set-cookie", v);
+        }
     }
 }
 

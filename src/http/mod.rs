@@ -16,6 +16,7 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 pub type Req = Request<Incoming>;
@@ -33,24 +34,81 @@ pub trait Handler: Send + Sync + 'static {
 /// rebound to our address (DNS rebinding) are refused.
 #[derive(Debug, Clone, Default)]
 pub struct TcpPolicy {
-    /// Host names (lowercase) accepted in `Host` and `Origin` besides loopback addresses and `localhost`.
+    /// Host names (lowercase) accepted in `Host` besides loopback addresses and `localhost`.
     pub names: Vec<String>,
+    /// Origins (`scheme://host[:port]`) a browser's request may come from besides the request's own.
+    pub origins: Vec<String>,
+}
+
+/// A header's first value, when the peer is the NAS's own web server on loopback, which sets it (`X-Forwarded-…`
+/// from anyone else is the client's word and ignored).
+fn from_proxy(peer: Peer, h: &http::HeaderMap, name: &str) -> Option<String> {
+    let Peer::Tcp(a) = peer else {
+        return None;
+    };
+    if !a.ip().is_loopback() {
+        return None;
+    }
+    let v = h
+        .get(name)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
+    (!v.is_empty()).then_some(v)
+}
+
+/// Whether the request reached the NAS over HTTPS: the loopback proxy says so (`X-Forwarded-Proto: https`).
+pub fn via_https(req: &Req) -> bool {
+    from_proxy(peer_of(req), req.headers(), "x-forwarded-proto").as_deref() == Some("https")
+}
+
+/// `scheme://host:port`, lowercase, with the scheme's default port written out, so that equal origins compare
+/// equal; `None` for what is not an http(s) origin (`null`, a path, userinfo).
+fn normal_origin(scheme: &str, authority: &str) -> Option<String> {
+    let scheme = scheme.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = authority.to_ascii_lowercase();
+    if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            (format!("[{h}]"), after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.clone(), None),
+        },
+    };
+    let port: u16 = match port {
+        None => default,
+        Some(p) => p.parse().ok()?,
+    };
+    Some(format!("{scheme}://{host}:{port}"))
 }
 
 impl TcpPolicy {
     /// `Some(reason)` when the request must be refused with 403.
     pub fn check(&self, req: &Req) -> Option<String> {
-        self.check_headers(req.method(), req.headers())
+        self.check_headers(peer_of(req), req.method(), req.headers())
     }
 
     #[cfg(test)]
-    fn check_parts(&self, p: &http::request::Parts) -> Option<String> {
-        self.check_headers(&p.method, &p.headers)
+    fn check_parts(&self, peer: Peer, p: &http::request::Parts) -> Option<String> {
+        self.check_headers(peer, &p.method, &p.headers)
     }
 
-    fn check_headers(&self, method: &http::Method, h: &http::HeaderMap) -> Option<String> {
+    fn check_headers(&self, peer: Peer, method: &http::Method, h: &http::HeaderMap) -> Option<String> {
         let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
-        match text("host") {
+        let host = match text("host") {
             None => return Some("a Host header is required".into()),
             Some(host) if !self.allowed_authority(&host) => {
                 return Some(format!(
@@ -58,21 +116,30 @@ impl TcpPolicy {
                     self.names.iter().map(|n| format!(", {n}")).collect::<String>()
                 ))
             }
-            Some(_) => {}
-        }
+            Some(host) => host,
+        };
         if text("sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
             return Some("cross-site requests are refused".into());
         }
         match text("origin") {
             Some(origin) => {
-                let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
-                // Behind the NAS's own web server (the page at its proxy path) the browser's origin is the
-                // NAS's name, which the proxy passes on as X-Forwarded-Host: that is the request's own origin.
-                // A page of another site cannot add the header without a CORS preflight, never granted here.
-                let forwarded = text("x-forwarded-host")
-                    .and_then(|f| f.split(',').next().map(|f| f.trim().to_ascii_lowercase()))
-                    .is_some_and(|f| !f.is_empty() && f == authority.to_ascii_lowercase());
-                if !forwarded && !self.allowed_authority(authority) {
+                // The request's own origin: its scheme, host and port, as the browser addressed it. Behind the
+                // NAS's own web server (the page at its proxy path) that is the NAS's name and scheme, which the
+                // proxy passes on as X-Forwarded-Host and -Proto. Another port of the same host is another
+                // origin (and the same site, so SameSite cookies do not tell them apart).
+                let forwarded_host = from_proxy(peer, h, "x-forwarded-host");
+                let their_scheme = origin.split_once("://").map(|(s, _)| s).unwrap_or("");
+                let scheme = match (from_proxy(peer, h, "x-forwarded-proto"), &forwarded_host) {
+                    (Some(proto), _) => proto,
+                    // a proxy that names the host but not the scheme (Apache's mod_proxy): the host and port
+                    // must match, under the origin's own scheme
+                    (None, Some(_)) => their_scheme.to_string(),
+                    (None, None) => "http".into(),
+                };
+                let own = normal_origin(&scheme, forwarded_host.as_deref().unwrap_or(&host));
+                let theirs = origin.split_once("://").and_then(|(s, a)| normal_origin(s, a));
+                let configured = |o: &String| o.split_once("://").and_then(|(s, a)| normal_origin(s, a)) == theirs;
+                if theirs.is_none() || (theirs != own && !self.origins.iter().any(configured)) {
                     return Some(format!("requests from origin {origin:?} are refused"));
                 }
             }
@@ -142,17 +209,65 @@ pub enum BodyError {
     TooLarge(usize),
     #[error("malformed request body: {0}")]
     Malformed(String),
+    #[error("request body not received within {} s", .0.as_secs())]
+    TooSlow(Duration),
+    #[error("request body stalled: nothing received for {} s", .0.as_secs())]
+    Stalled(Duration),
 }
 
-/// Read a request body whole, refusing more than `limit` bytes and a malformed (e.g. chunked) encoding. Every
-/// handler reads its body through this before acting, so that a broken request never half-runs.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Err(e) => Err(BodyError::Malformed(e.to_string())),
+/// How long a client may take to send a whole small body (a login, a JSON call) once its header is in.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a streamed upload (an image archive) may go without a byte before it is abandoned.
+pub const BODY_IDLE_GAP: Duration = Duration::from_secs(60);
+/// How long a client may take to send a request's header, or to start one on an idle keep-alive connection.
+pub const HEADER_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Read a request body whole, refusing more than `limit` bytes, a malformed (e.g. chunked) encoding and a body
+/// not complete within [`BODY_DEADLINE`]. Every handler reads its body through this before acting, so that a
+/// broken request never half-runs.
+///
+/// The frames are copied into one buffer as they come: each holds on to the connection's whole read buffer
+/// (8 KiB and more), so keeping them would cost that much per segment of a body sent a byte at a time.
+pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    use hyper::body::Body as _;
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge(limit));
     }
+    let initial = body.size_hint().exact().unwrap_or(0).min(limit as u64) as usize;
+    let mut buf = Vec::with_capacity(initial);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Malformed(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(BodyError::TooLarge(limit));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    futures_lite::future::or(read, async {
+        async_io::Timer::after(BODY_DEADLINE).await;
+        Err(BodyError::TooSlow(BODY_DEADLINE))
+    })
+    .await?;
+    buf.shrink_to_fit();
+    Ok(Bytes::from(buf))
+}
+
+/// The next frame of a streamed body, or an error once [`BODY_IDLE_GAP`] passes without one.
+pub async fn next_frame(body: &mut Incoming) -> Option<Result<Frame<Bytes>, BodyError>> {
+    let frame = async {
+        body.frame()
+            .await
+            .map(|f| f.map_err(|e| BodyError::Malformed(e.to_string())))
+    };
+    futures_lite::future::or(frame, async {
+        async_io::Timer::after(BODY_IDLE_GAP).await;
+        Some(Err(BodyError::Stalled(BODY_IDLE_GAP)))
+    })
+    .await
 }
 
 /// A blocking writer whose bytes become a streamed response body: written in chunks of 64 KiB through a bounded
@@ -263,7 +378,7 @@ where
     let linger = io.clone();
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(smol_hyper::rt::SmolTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30))
+        .header_read_timeout(HEADER_DEADLINE)
         .serve_connection(smol_hyper::rt::FuturesIo::new(io), svc);
     if let Err(e) = conn.await {
         log::debug!("connection ended: {e}");
@@ -370,39 +485,126 @@ pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<UnixSocket> {
     })
 }
 
-pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>) {
+/// How many connections each listener serves at once. A client past the cap waits in the kernel's backlog
+/// instead of taking a descriptor: a flood of TCP clients can neither starve the unix socket nor take the
+/// descriptors that accepted clients need for the database, blobs and downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub unix: usize,
+    pub tcp: usize,
+}
+
+impl ConnLimits {
+    /// The caps for a process that may open `nofile` descriptors: the unix socket an eighth (8 to 256), TCP what
+    /// is left of half (8 to 4,096); the other half stays for files, downloads and the client's own work.
+    pub fn for_nofile(nofile: u64) -> ConnLimits {
+        let n = nofile.min(1 << 20) as usize;
+        let unix = (n / 8).clamp(8, 256);
+        let tcp = (n / 2).saturating_sub(unix).clamp(8, 4096);
+        ConnLimits { unix, tcp }
+    }
+}
+
+/// Raise the soft limit on open descriptors to the hard one; the soft limit in force after.
+pub fn raise_nofile() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => return hard,
+            Err(e) => log::warn!("raising the open files limit from {soft} to {hard}: {e}"),
+        }
+    }
+    soft
+}
+
+/// Accept connections on `accept` while fewer than `max` are served; each is served by `serve`. An accept that
+/// fails (EMFILE, ENFILE, ENOBUFS…) waits 100 ms before the next try and is logged once per burst, not per try.
+async fn accept_loop<S, F, Fut>(name: &str, max: usize, mut accept: impl FnMut() -> F, serve: impl Fn(S) -> Fut)
+where
+    F: Future<Output = io::Result<S>>,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(smol::lock::Semaphore::new(max));
+    let mut failing_since: Option<(std::time::Instant, u64)> = None;
     loop {
-        match l.accept().await {
-            Ok((s, _)) => {
-                smol::spawn(serve_conn(s, h.clone(), Peer::Unix, None)).detach();
+        let slot = slots.acquire_arc().await;
+        match accept().await {
+            Ok(s) => {
+                if let Some((since, n)) = failing_since.take() {
+                    log::warn!(
+                        "accept on {name} works again after {n} failures in {} ms",
+                        since.elapsed().as_millis()
+                    );
+                }
+                let conn = serve(s);
+                smol::spawn(async move {
+                    conn.await;
+                    drop(slot);
+                })
+                .detach();
             }
             Err(e) => {
-                log::warn!("accept on unix socket: {e}");
-                async_io::Timer::after(std::time::Duration::from_millis(100)).await;
+                match &mut failing_since {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        log::warn!("accept on {name}: {e} (retrying every 100 ms)");
+                        failing_since = Some((std::time::Instant::now(), 1));
+                    }
+                }
+                drop(slot);
+                async_io::Timer::after(Duration::from_millis(100)).await;
             }
         }
     }
 }
 
-pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: TcpPolicy) {
+pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>, max: usize) {
+    accept_loop(
+        "the unix socket",
+        max,
+        || {
+            let l = l.clone();
+            async move { l.accept().await.map(|(s, _)| s) }
+        },
+        |s| serve_conn(s, h.clone(), Peer::Unix, None),
+    )
+    .await
+}
+
+pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: TcpPolicy, max: usize) {
     let policy = Arc::new(policy);
-    loop {
-        match l.accept().await {
-            Ok((s, addr)) => {
-                let _ = s.set_nodelay(true);
-                smol::spawn(serve_conn(s, h.clone(), Peer::Tcp(addr), Some(policy.clone()))).detach();
-            }
-            Err(e) => {
-                log::warn!("accept on tcp: {e}");
-                async_io::Timer::after(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
+    accept_loop(
+        "tcp",
+        max,
+        || {
+            let l = l.clone();
+            async move { l.accept().await }
+        },
+        |(s, addr): (async_net::TcpStream, std::net::SocketAddr)| {
+            let _ = s.set_nodelay(true);
+            serve_conn(s, h.clone(), Peer::Tcp(addr), Some(policy.clone()))
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_caps_leave_descriptors_for_the_work() {
+        assert_eq!(ConnLimits::for_nofile(1024), ConnLimits { unix: 128, tcp: 384 });
+        assert_eq!(ConnLimits::for_nofile(64), ConnLimits { unix: 8, tcp: 24 });
+        assert_eq!(ConnLimits::for_nofile(1 << 20), ConnLimits { unix: 256, tcp: 4096 });
+        for n in [32u64, 256, 1024, 4096, 65536] {
+            let c = ConnLimits::for_nofile(n);
+            assert!((c.unix + c.tcp) as u64 <= n / 2 + 8, "{n}: {c:?}");
+        }
+    }
 
     #[test]
     fn query_and_bools() {
@@ -425,6 +627,7 @@ mod tests {
     fn tcp_policy_hosts_and_origins() {
         let p = TcpPolicy {
             names: vec!["nas.lan".into()],
+            origins: vec!["https://Admin.Example".into()],
         };
         for ok in [
             "127.0.0.1:2375",
@@ -449,6 +652,8 @@ mod tests {
         ] {
             assert!(!p.allowed_authority(bad), "{bad}");
         }
+        let lo = Peer::Tcp("127.0.0.1:40000".parse().unwrap());
+        let lan = Peer::Tcp("192.0.2.7:40000".parse().unwrap());
         let req = |hs: &[(&str, &str)]| {
             let mut b = Request::builder().uri("/images/create");
             for (k, v) in hs {
@@ -456,11 +661,12 @@ mod tests {
             }
             b.body(()).unwrap()
         };
-        let check = |hs: &[(&str, &str)]| {
+        let check_from = |peer: Peer, hs: &[(&str, &str)]| {
             let (parts, ()) = req(hs).into_parts();
             // `check` looks at headers only; any body type will do
-            p.check_parts(&parts)
+            p.check_parts(peer, &parts)
         };
+        let check = |hs: &[(&str, &str)]| check_from(lo, hs);
         assert_eq!(check(&[("host", "127.0.0.1:2375")]), None);
         assert!(check(&[]).is_some(), "no Host");
         assert!(check(&[("host", "attacker.com")]).is_some());
@@ -471,13 +677,75 @@ mod tests {
             check(&[("host", "localhost:2375"), ("origin", "http://localhost:2375")]),
             None
         );
-        // the page behind the NAS's proxy: the origin is the one the proxy forwards
+        // exact origins: the same host on another port, or another scheme, is another origin
+        assert!(check(&[("host", "127.0.0.1:8999"), ("origin", "http://127.0.0.1:8000")]).is_some());
+        assert!(check(&[("host", "127.0.0.1:8999"), ("origin", "https://127.0.0.1:8999")]).is_some());
+        assert!(check(&[("host", "127.0.0.1:8999"), ("origin", "http://localhost:8999")]).is_some());
+        assert!(check(&[("host", "127.0.0.1"), ("origin", "http://127.0.0.1:81")]).is_some());
+        assert_eq!(check(&[("host", "127.0.0.1"), ("origin", "http://127.0.0.1:80")]), None);
+        assert_eq!(check(&[("host", "[::1]:8999"), ("origin", "http://[::1]:8999")]), None);
+        // an origin configured explicitly
+        assert_eq!(
+            check(&[("host", "127.0.0.1:8999"), ("origin", "https://admin.example:443")]),
+            None
+        );
+        // the page behind the NAS's proxy: the origin is the one the proxy forwards, scheme included
         let proxied = [
             ("host", "127.0.0.1:8999"),
             ("origin", "https://MyNAS:443"),
             ("x-forwarded-host", "mynas:443"),
+            ("x-forwarded-proto", "https"),
         ];
         assert_eq!(check(&proxied), None);
+        assert_eq!(
+            check(&[
+                ("host", "127.0.0.1:8999"),
+                ("origin", "https://mynas"),
+                ("x-forwarded-host", "mynas"),
+                ("x-forwarded-proto", "https")
+            ]),
+            None
+        );
+        // …but not from a peer that is not the loopback proxy, nor with the wrong scheme or port
+        assert!(check_from(
+            lan,
+            &[
+                ("host", "nas.lan:8999"),
+                ("origin", "https://mynas"),
+                ("x-forwarded-host", "mynas"),
+                ("x-forwarded-proto", "https")
+            ]
+        )
+        .is_some());
+        assert!(check(&[
+            ("host", "127.0.0.1:8999"),
+            ("origin", "http://mynas:443"),
+            ("x-forwarded-host", "mynas:443"),
+            ("x-forwarded-proto", "https")
+        ])
+        .is_some());
+        assert!(check(&[
+            ("host", "127.0.0.1:8999"),
+            ("origin", "https://mynas:8443"),
+            ("x-forwarded-host", "mynas"),
+            ("x-forwarded-proto", "https")
+        ])
+        .is_some());
+        // a proxy that does not say the scheme: host and port decide
+        assert_eq!(
+            check(&[
+                ("host", "127.0.0.1:8999"),
+                ("origin", "https://mynas"),
+                ("x-forwarded-host", "mynas")
+            ]),
+            None
+        );
+        assert!(check(&[
+            ("host", "127.0.0.1:8999"),
+            ("origin", "https://mynas:8080"),
+            ("x-forwarded-host", "mynas")
+        ])
+        .is_some());
         assert!(check(&[
             ("host", "127.0.0.1:8999"),
             ("origin", "https://evil.example"),
@@ -486,8 +754,8 @@ mod tests {
         .is_some());
         // a browser's POST without an Origin
         let (mut parts, ()) = req(&[("host", "127.0.0.1:2375"), ("sec-fetch-site", "same-origin")]).into_parts();
-        assert_eq!(p.check_parts(&parts), None, "a GET");
+        assert_eq!(p.check_parts(lo, &parts), None, "a GET");
         parts.method = http::Method::POST;
-        assert!(p.check_parts(&parts).is_some(), "a POST");
+        assert!(p.check_parts(lo, &parts).is_some(), "a POST");
     }
 }

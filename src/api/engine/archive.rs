@@ -5,7 +5,6 @@ use super::{ApiError, Engine};
 use crate::http::{bool_value, query_get, query_pairs, streaming, BodyWriter, Req, Resp};
 use crate::image::load::LoadEvent;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::StatusCode;
 use std::io::Write;
 
@@ -96,7 +95,7 @@ where
         .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting the {what}: {err}")))?;
     let mut body = req.into_body();
     loop {
-        match body.frame().await {
+        match crate::http::next_frame(&mut body).await {
             None => {
                 let _ = up_tx.send(Upload::End).await;
                 break;
@@ -109,9 +108,7 @@ where
                 }
             }
             Some(Err(err)) => {
-                let _ = up_tx
-                    .send(Upload::Failed(format!("malformed request body: {err}")))
-                    .await;
+                let _ = up_tx.send(Upload::Failed(err.to_string())).await;
                 break;
             }
         }

@@ -139,6 +139,7 @@ impl From<crate::http::BodyError> for ApiError {
         let status = match e {
             crate::http::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             crate::http::BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
+            crate::http::BodyError::TooSlow(_) | crate::http::BodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
         };
         ApiError::new(status, e.to_string())
     }

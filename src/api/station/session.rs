@@ -84,15 +84,36 @@ fn parse_login(body: &[u8]) -> Result<(String, String), StationError> {
     }
 }
 
-pub async fn login(st: &Station, req: Req) -> Answer {
-    let peer = match peer_of(&req) {
-        Peer::Tcp(a) => Some(a.ip()),
-        Peer::Unix => None,
+/// The address a login counts against: the TCP peer, or, when that is the NAS's own proxy on loopback, the
+/// client it names last in `X-Forwarded-For` (the entry the proxy itself appended; earlier ones are the
+/// client's word). A peer that is not loopback cannot name another.
+fn client_address(req: &Req) -> Option<std::net::IpAddr> {
+    let Peer::Tcp(a) = peer_of(req) else {
+        return None;
     };
+    if !a.ip().is_loopback() {
+        return Some(a.ip());
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|last| last.trim().parse().ok());
+    Some(forwarded.unwrap_or(a.ip()))
+}
+
+pub async fn login(st: &Station, req: Req) -> Answer {
+    let peer = client_address(&req);
     let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
     let (user, password) = parse_login(&body)?;
+    let attempt = st.auth.reserve(&user, peer)?;
+    // the slot is awaited here, not on a pool thread: logins waiting for a check hold no thread
+    let _slot = st.auth.verify_slot().await;
     let auth = st.auth.clone();
-    let s = blocking(move || auth.login(&user, &password, peer)).await?;
+    let s = blocking(move || auth.check(attempt, &password)).await?;
     Ok(with_cookie(
         json(StatusCode::OK, &login_info(&s)),
         &s.id,

@@ -7,14 +7,17 @@
 //!   each session's id, never the id, so nothing on disk opens a session; memory holds the live ones.
 //! - Tokens are 256 random bits shown once; the database keeps their sha256 (a KDF adds nothing to a secret that
 //!   long).
-//! - Failed logins are slowed per user name and per peer address: after a few failures each further attempt
-//!   must wait for a delay that doubles with every failure; an attempt inside the delay is refused without even
-//!   checking the password, so a guesser learns nothing faster than the delay allows.
+//! - Failed logins are slowed per (user name, peer) and per peer (an IPv6 peer by its /64): after a few failures
+//!   each further attempt must wait for a delay that doubles with every failure; an attempt inside the delay is
+//!   refused without even checking the password, so a guesser learns nothing faster than the delay allows. An
+//!   attempt is counted before its check, so parallel attempts get no more checks than sequential ones; no key
+//!   is the user name alone, so a guesser elsewhere cannot lock the owner out. The peer is the TCP peer, or the
+//!   client the NAS's loopback proxy names in `X-Forwarded-For`.
+
+mod kdf;
 
 use crate::store::db::{TokenRow, UserRow};
 use crate::store::Db;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -103,45 +106,32 @@ pub struct Auth {
     db: Arc<Db>,
     sessions: Mutex<HashMap<String, Session>>,
     throttle: Mutex<HashMap<String, Failures>>,
-    verify_slots: slots::Slots,
-    /// Checked against when the user does not exist, so that an unknown name costs the same time as a known one.
-    decoy_hash: String,
+    verify_slots: smol::lock::Semaphore,
 }
 
-/// A counting semaphore for blocking threads (std has none).
-mod slots {
-    use std::sync::{Condvar, Mutex};
+/// A login attempt counted by [`Auth::reserve`], to be checked by [`Auth::check`].
+#[derive(Debug)]
+pub struct Attempt {
+    user: String,
+    peer: Option<IpAddr>,
+    keys: Vec<String>,
+}
 
-    pub struct Slots {
-        free: Mutex<usize>,
-        cv: Condvar,
-    }
-
-    pub struct Slot<'a>(&'a Slots);
-
-    impl Slots {
-        pub fn new(n: usize) -> Slots {
-            Slots {
-                free: Mutex::new(n),
-                cv: Condvar::new(),
-            }
+/// What a failed login counts against: the (user, peer) pair and the peer, never the user alone (a guesser
+/// anywhere could then lock the owner out). An IPv6 peer counts by its /64, which one host usually has whole;
+/// the unix socket (no peer) by the user.
+fn throttle_keys(user: &str, peer: Option<IpAddr>) -> Vec<String> {
+    let peer = peer.map(|p| match p {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-
-        pub fn take(&self) -> Slot<'_> {
-            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            while *free == 0 {
-                free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
-            }
-            *free -= 1;
-            Slot(self)
-        }
-    }
-
-    impl Drop for Slot<'_> {
-        fn drop(&mut self) {
-            *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-            self.0.cv.notify_one();
-        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        IpAddr::V4(v4) => v4.to_string(),
+    });
+    match peer {
+        Some(p) => vec![format!("user:{user}@{p}"), format!("peer:{p}")],
+        None => vec![format!("user:{user}@local")],
     }
 }
 
@@ -155,17 +145,13 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// argon2id (19 MiB, 2 passes: the OWASP minimum) in PHC form.
+/// argon2id (19 MiB, 2 passes: the OWASP minimum) in PHC form; see [`kdf`] for where its memory goes.
 pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes encode");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters")
-        .to_string()
+    kdf::hash(password, random_bytes::<16>())
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    kdf::verify(password, phc)
 }
 
 fn token_sha256(token: &str) -> String {
@@ -181,8 +167,7 @@ impl Auth {
             db,
             sessions: Mutex::default(),
             throttle: Mutex::default(),
-            verify_slots: slots::Slots::new(VERIFY_SLOTS),
-            decoy_hash: hash_password(&hex(&random_bytes::<16>())),
+            verify_slots: smol::lock::Semaphore::new(VERIFY_SLOTS),
         }
     }
 
@@ -230,56 +215,61 @@ impl Auth {
         Ok(Some(path))
     }
 
-    /// Check a password; blocking (argon2 takes tens of milliseconds and 19 MiB). Refused without a check while
-    /// the user or the peer must wait.
-    pub fn login(&self, user: &str, password: &str, peer: Option<IpAddr>) -> Result<Session, AuthError> {
-        let keys = [Some(format!("user:{user}")), peer.map(|p| format!("peer:{p}"))];
+    /// Take one attempt for `user` from `peer` before checking anything: refused while the pair or the peer
+    /// must wait, else counted as a failure at once, so that a parallel burst gets no more checks than a
+    /// sequence would. [`Auth::check`] clears the count on success.
+    pub fn reserve(&self, user: &str, peer: Option<IpAddr>) -> Result<Attempt, AuthError> {
+        let keys = throttle_keys(user, peer);
         let now = Instant::now();
-        {
-            let t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
-            let wait = keys
-                .iter()
-                .flatten()
-                .filter_map(|k| t.get(k).and_then(|f| f.wait(now)))
-                .max();
-            if let Some(retry_after) = wait {
-                return Err(AuthError::Throttled { retry_after });
-            }
+        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(retry_after) = keys.iter().filter_map(|k| t.get(k).and_then(|f| f.wait(now))).max() {
+            return Err(AuthError::Throttled { retry_after });
         }
-        let row = self.db.user(user)?;
-        let ok = {
-            let _slot = self.verify_slots.take();
-            match &row {
-                Some(u) => verify_password(password, &u.password_hash),
-                None => {
-                    verify_password(password, &self.decoy_hash);
-                    false
-                }
+        while t.len() + keys.len() > MAX_THROTTLE_KEYS {
+            let Some(oldest) = t.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            t.remove(&oldest);
+        }
+        for k in &keys {
+            let f = t.entry(k.clone()).or_insert(Failures { count: 0, last: now });
+            f.count += 1;
+            f.last = now;
+        }
+        Ok(Attempt {
+            user: user.to_string(),
+            peer,
+            keys,
+        })
+    }
+
+    /// One of the [`VERIFY_SLOTS`] password checks; wait for it without holding a thread.
+    pub async fn verify_slot(&self) -> smol::lock::SemaphoreGuard<'_> {
+        self.verify_slots.acquire().await
+    }
+
+    /// Check the password of a reserved attempt; blocking (argon2 takes tens of milliseconds and its 19 MiB
+    /// for that long). Hold a [`Auth::verify_slot`] around it.
+    pub fn check(&self, attempt: Attempt, password: &str) -> Result<Session, AuthError> {
+        let row = self.db.user(&attempt.user)?;
+        let ok = match &row {
+            Some(u) => verify_password(password, &u.password_hash),
+            None => {
+                verify_password(password, kdf::DECOY);
+                false
             }
         };
-        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
         let Some(u) = row.filter(|_| ok) else {
-            if t.len() >= MAX_THROTTLE_KEYS {
-                if let Some(oldest) = t.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone()) {
-                    t.remove(&oldest);
-                }
-            }
-            for k in keys.into_iter().flatten() {
-                let f = t.entry(k).or_insert(Failures {
-                    count: 0,
-                    last: Instant::now(),
-                });
-                f.count += 1;
-                f.last = Instant::now();
-            }
             log::warn!(
-                "failed login for user {user:?}{}",
-                peer.map(|p| format!(" from {p}")).unwrap_or_default()
+                "failed login for user {:?}{}",
+                attempt.user,
+                attempt.peer.map(|p| format!(" from {p}")).unwrap_or_default()
             );
             return Err(AuthError::BadCredentials);
         };
-        for k in keys.into_iter().flatten() {
-            t.remove(&k);
+        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        for k in &attempt.keys {
+            t.remove(k);
         }
         drop(t);
         Ok(self.start_session(u.name, u.admin))
