@@ -105,6 +105,8 @@ pub struct Depot {
     pub log: PathBuf,
     keep_root: bool,
     env: Vec<(String, String)>,
+    /// The open files limit (soft and hard) the daemon starts with, as `ulimit -n` sets it.
+    nofile: Option<u64>,
 }
 
 impl Depot {
@@ -129,11 +131,20 @@ impl Depot {
             child: None,
             keep_root: false,
             env: Vec::new(),
+            nofile: None,
         }
     }
 
     pub fn start_at(root: PathBuf, args: &[&str]) -> Depot {
         let mut d = Depot::new(root, args);
+        d.spawn();
+        d
+    }
+
+    /// A daemon started under `ulimit -n nofile` (soft and hard).
+    pub fn start_limited(args: &[&str], nofile: u64) -> Depot {
+        let mut d = Depot::new(tempdir("depot"), args);
+        d.nofile = Some(nofile);
         d.spawn();
         d
     }
@@ -154,7 +165,16 @@ impl Depot {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(bin())
+        let mut cmd = match self.nofile {
+            // exec keeps the pid: the child is the daemon itself
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--data-root")
             .arg(&self.root)
