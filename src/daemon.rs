@@ -57,7 +57,13 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let tmp = root.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    for d in cfg.export_dirs().iter().filter(|d| d.starts_with(root)) {
+    // the default places for exports and unpacks exist from the start: the first request must not fail on them
+    for d in cfg
+        .export_dirs()
+        .iter()
+        .chain(&cfg.lxc_dirs())
+        .filter(|d| d.starts_with(root))
+    {
         crate::fsutil::create_dir_durable(d).map_err(io(format!("creating {}", d.display())))?;
     }
     let db_path = root.join("depot.db");

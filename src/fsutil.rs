@@ -1,6 +1,8 @@
 //! Crash-safe file primitives. Every persistent write in depot goes through these or follows the same steps:
 //! write a temp file in the target's directory, fsync it, rename over the target, fsync the directory.
 
+pub mod beneath;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;

@@ -645,3 +645,136 @@ fn a_docker_image_becomes_a_template_equal_to_umoci_unpack() {
     );
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A local user swaps a directory inside the allowed ones with a symlink to elsewhere, in a loop, while the
+/// owner's page exports images and unpacks templates into it: no write ever lands outside. Both ways of
+/// holding the directory: openat2 (this kernel) and the O_NOFOLLOW walk of older kernels (QTS's).
+#[test]
+fn racing_symlink_swaps_never_lead_an_export_or_an_unpack_outside() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let p = peers();
+    for walk in [false, true] {
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        let mut args = sources(&p);
+        args.extend(["--tcp".to_string(), addr.clone()]);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: &[(&str, &str)] = if walk { &[("DEPOT_NO_OPENAT2", "1")] } else { &[] };
+        let d = Depot::start_env(&a, env);
+        ok(&d.cli(&["lxc", "pull", "--source", "lab", "busybox/1.36"]), "pull");
+        let (s, _) = d.pull_api(&format!("fromImage={}/test&tag=1", p.plain), None);
+        assert_eq!(s, 200);
+        // the owner logs in; the first unpack into the default containers directory works at once
+        let jar = d.root.with_extension("jar");
+        let jar = jar.to_str().unwrap().to_string();
+        let pw = std::fs::read_to_string(d.root.join("admin-password")).unwrap();
+        let (s, body) = common::curl(
+            &format!("http://{addr}/api/v1/login"),
+            &[
+                "-c",
+                &jar,
+                "--data-urlencode",
+                "username=admin",
+                "--data-urlencode",
+                &format!("password={}", pw.trim()),
+            ],
+        );
+        assert_eq!(s, 200, "{body}");
+        let call = |path: &str, body: serde_json::Value| {
+            common::curl(
+                &format!("http://{addr}{path}"),
+                &[
+                    "-b",
+                    &jar,
+                    "-H",
+                    "Content-Type: application/json",
+                    "--data",
+                    &body.to_string(),
+                ],
+            )
+        };
+        let first = d.root.join("containers/first");
+        let (s, body) = call(
+            "/api/v1/image/lxc/busybox/1.36/unpack",
+            serde_json::json!({"dest": first}),
+        );
+        assert_eq!(s, 200, "{body}");
+        assert!(first.join("rootfs/bin").exists());
+        // the racing loop: race/ and the symlink racelink → outside/ trade places all the time
+        let outside = d.root.with_extension("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        for dir in ["containers", "exports"] {
+            std::fs::create_dir_all(d.root.join(dir).join("race")).unwrap();
+            std::os::unix::fs::symlink(&outside, d.root.join(dir).join("racelink")).unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        let (swaps, codes) = std::thread::scope(|s| {
+            let swapper = s.spawn(|| {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for dir in ["containers", "exports"] {
+                        let base = d.root.join(dir);
+                        nix::fcntl::renameat2(
+                            None,
+                            &base.join("race"),
+                            None,
+                            &base.join("racelink"),
+                            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                        )
+                        .unwrap();
+                        n += 1;
+                    }
+                }
+                n
+            });
+            let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+            for i in 0..100 {
+                let dest = d.root.join(format!("containers/race/c{i}"));
+                let (s, _) = call(
+                    "/api/v1/image/lxc/busybox/1.36/unpack",
+                    serde_json::json!({"dest": dest}),
+                );
+                *codes.entry(s).or_default() += 1;
+                let path = d.root.join(format!("exports/race/e{i}.tar"));
+                let (s, _) = call(
+                    "/api/v1/background/image_export",
+                    serde_json::json!({"image": format!("{}/test", p.plain), "tag": "1", "path": path}),
+                );
+                *codes.entry(s).or_default() += 1;
+            }
+            // the exports run as tasks: wait until none runs
+            common::wait_for(120, "the exports to end", || {
+                let (_, body) = common::curl(&format!("http://{addr}/api/v1/background/image_export"), &["-b", &jar]);
+                !body.contains("\"running\"") && !body.contains("\"waiting\"")
+            });
+            stop.store(true, Ordering::Relaxed);
+            (swapper.join().unwrap(), codes)
+        });
+        let escaped: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let inside: usize = ["containers", "exports"]
+            .iter()
+            .map(|dir| {
+                let race = d.root.join(dir).join("race");
+                let race = if race.symlink_metadata().unwrap().is_dir() {
+                    race
+                } else {
+                    d.root.join(dir).join("racelink")
+                };
+                std::fs::read_dir(race).unwrap().count()
+            })
+            .sum();
+        eprintln!(
+            "{}: {swaps} swaps during 200 requests (answers {codes:?}); {inside} written inside, {} outside",
+            if walk { "O_NOFOLLOW walk" } else { "openat2" },
+            escaped.len()
+        );
+        assert!(
+            escaped.is_empty(),
+            "written outside the allowed directories: {escaped:?}"
+        );
+        assert!(inside > 0, "the race let nothing through: the test proves nothing");
+        assert!(swaps > 200, "{swaps} swaps");
+    }
+}

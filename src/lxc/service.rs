@@ -918,9 +918,10 @@ impl LxcService {
         Ok(row)
     }
 
-    /// Whether `dest` may be written by a caller limited to the configured directories: an absolute path whose
-    /// existing parent, with every symlink resolved, lies inside one of them.
-    pub fn dest_allowed(&self, dest: &Path) -> Result<(), LxcError> {
+    /// `dest`, held for a caller limited to the configured directories: an absolute path whose parent is one
+    /// of them or beneath one with no symlink on the way, held open so that a later swap cannot move the
+    /// unpack (see [`crate::fsutil::beneath`]).
+    pub fn dest_allowed(&self, dest: &Path) -> Result<crate::fsutil::beneath::Anchored, LxcError> {
         let refuse = || {
             LxcError::DestNotAllowed(
                 dest.to_path_buf(),
@@ -932,20 +933,14 @@ impl LxcService {
                     .join(", "),
             )
         };
-        if !dest.is_absolute() || dest.file_name().is_none() {
-            return Err(refuse());
-        }
-        let parent = dest.parent().and_then(|p| p.canonicalize().ok()).ok_or_else(refuse)?;
-        let inside = self
-            .opts
-            .dirs
-            .iter()
-            .filter_map(|d| d.canonicalize().ok())
-            .any(|d| parent.starts_with(&d));
-        if inside {
-            Ok(())
-        } else {
-            Err(refuse())
+        use crate::fsutil::beneath::{anchor, Resolve};
+        match anchor(dest, &self.opts.dirs, Resolve::from_env()) {
+            Ok(Some(a)) if !a.is_symlink() => Ok(a),
+            Ok(_) => Err(refuse()),
+            Err(e) => {
+                log::warn!("unpack destination {}: {e}", dest.display());
+                Err(refuse())
+            }
         }
     }
 
@@ -957,6 +952,12 @@ impl LxcService {
     /// Unpack template `name` as the container at `dest` (must not exist): `dest/rootfs`, `dest/config`,
     /// `dest/fstab` when the template has one, the `templates` files substituted; all in place at once.
     pub fn unpack(&self, name: &str, dest: &Path, req: &UnpackRequest) -> Result<UnpackReport, LxcError> {
+        self.unpack_at(name, dest, dest, req)
+    }
+
+    /// [`LxcService::unpack`] into `at`, the same place as `dest` reached another way (a held directory's
+    /// `/proc/self/fd` path); `dest` is what the container's config names.
+    pub fn unpack_at(&self, name: &str, dest: &Path, at: &Path, req: &UnpackRequest) -> Result<UnpackReport, LxcError> {
         if !dest.is_absolute() {
             return Err(LxcError::DestNotAllowed(dest.to_path_buf(), "an absolute path".into()));
         }
@@ -984,7 +985,7 @@ impl LxcService {
             hook_dir: "/usr/share/lxc/hooks".into(),
         };
         let blob = self.store.open_blob(&row.rootfs_digest)?;
-        let summary = unpack::into_place(dest, |tmp| {
+        let summary = unpack::into_place(at, |tmp| {
             let rootfs = tmp.join("rootfs");
             let io = |op: &'static str, p: &Path| {
                 let p = p.display().to_string();

@@ -922,9 +922,10 @@ impl Unpacker<'_> {
 /// Unpack the (decoded) tar stream `r` into the existing directory `root`, which is trusted; nothing outside
 /// it is touched. Leaves what was written in place on error (the caller owns `root`).
 pub fn unpack_into(r: impl Read, root: &Path, opts: &Options) -> Result<Summary> {
+    // the destination itself is never a symlink: it was made just now, and a swap since must not be followed
     let fd = nix::fcntl::open(
         root,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
         Mode::empty(),
     )
     .map_err(|e| UnpackError::Io {
@@ -1003,9 +1004,19 @@ pub fn into_place<T>(dest: &Path, build: impl FnOnce(&Path) -> Result<T>) -> Res
         crate::fsutil::remove_any(&tmp).map_err(|e| fail("remove", e))?;
     }
     std::fs::create_dir(&tmp).map_err(|e| fail("mkdir", e))?;
-    let r = build(&tmp).and_then(|s| {
+    // Built through a descriptor of the directory just made, never through its name again: a swap of the name
+    // for a symlink cannot lead the build elsewhere.
+    let held = nix::fcntl::open(
+        &tmp,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| fail("open", errno(e)));
+    let r = held.and_then(|fd| {
+        // SAFETY: a fresh descriptor from open.
+        let d = unsafe { OwnedFd::from_raw_fd(fd) };
+        let s = build(Path::new(&format!("/proc/self/fd/{}", d.as_raw_fd())))?;
         // durable before it is visible: a power cut leaves the temporary directory or the whole tree
-        let d = File::open(&tmp).map_err(|e| fail("open", e))?;
         nix::unistd::syncfs(d.as_raw_fd()).map_err(|e| fail("syncfs", errno(e)))?;
         std::fs::rename(&tmp, dest).map_err(|e| fail("rename", e))?;
         if let Some(parent) = dest.parent() {

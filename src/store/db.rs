@@ -179,6 +179,21 @@ pub const MIGRATIONS: &[&str] = &[
         expires INTEGER NOT NULL
     );
     "#,
+    // 8: a revoked token's id is never given again (AUTOINCREMENT): a script or log naming token 3 always means
+    // the same token. The ids so far carry over.
+    r#"
+    CREATE TABLE tokens_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used INTEGER
+    );
+    INSERT INTO tokens_new (id, name, token_sha256, created_at, last_used)
+        SELECT id, name, token_sha256, created_at, last_used FROM tokens;
+    DROP TABLE tokens;
+    ALTER TABLE tokens_new RENAME TO tokens;
+    "#,
 ];
 
 /// A session as stored (by the sha256 of its id).
@@ -1732,6 +1747,31 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn token_ids_are_never_given_again() {
+        let db = Db::open_in_memory().unwrap();
+        let a = db.create_token("a", "aa").unwrap();
+        let b = db.create_token("b", "bb").unwrap();
+        assert!(db.delete_token(b.id).unwrap());
+        assert!(db.delete_token(a.id).unwrap());
+        let c = db.create_token("c", "cc").unwrap();
+        assert!(c.id > b.id, "token {} after {} was revoked", c.id, b.id);
+        // a database from before migration 8 keeps its ids and continues after the largest
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, &MIGRATIONS[..7]).unwrap();
+        conn.execute_batch("INSERT INTO tokens (id, name, token_sha256, created_at) VALUES (5, 'x', 'xx', 0);")
+            .unwrap();
+        migrate(&mut conn, MIGRATIONS).unwrap();
+        conn.execute("DELETE FROM tokens WHERE id = 5", []).unwrap();
+        conn.execute(
+            "INSERT INTO tokens (name, token_sha256, created_at) VALUES ('y', 'yy', 0)",
+            [],
+        )
+        .unwrap();
+        let id: i64 = conn.query_row("SELECT id FROM tokens", [], |r| r.get(0)).unwrap();
+        assert_eq!(id, 6);
     }
 
     #[test]

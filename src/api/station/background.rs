@@ -352,7 +352,7 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
             let path = export_path(st, p.path.as_deref())?;
             task.name = r.familiar();
             spawn(tasks.clone(), &mut task, move |progress| {
-                images.export_to(&[r.to_string()], &path, &mut |done, total| {
+                images.export_to(&[r.to_string()], &path.path(), &mut |done, total| {
                     if let Some(pct) = (done * 99).checked_div(total) {
                         progress(pct as i64)
                     }
@@ -369,40 +369,43 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
     Ok(json(StatusCode::CREATED, &task_json(&t)))
 }
 
-/// The file an export writes: an absolute path inside one of the export directories, ending in `.tar`, whose
-/// directory exists.
-fn export_path(st: &Station, path: Option<&str>) -> Result<std::path::PathBuf, StationError> {
+/// The file an export writes: an absolute `.tar` path whose directory is one of the export directories or
+/// beneath one with no symlink on the way, held open from this check on, so that a swap of a directory for a
+/// symlink while the export runs cannot lead the write out (see [`crate::fsutil::beneath`]).
+fn export_path(st: &Station, path: Option<&str>) -> Result<crate::fsutil::beneath::Anchored, StationError> {
+    use crate::fsutil::beneath::{anchor, Resolve};
     let path = path.ok_or_else(|| StationError::bad_request("image_export needs a path"))?;
     let p = std::path::Path::new(path);
-    let allowed = &st.export_dirs;
-    // judged on the real directories: a symlink inside an export directory must not lead the write out of it
-    let real = |d: &std::path::Path| std::fs::canonicalize(d).ok();
-    let parent = p.parent().and_then(real);
-    let inside = p.is_absolute()
-        && !p.components().any(|c| matches!(c, std::path::Component::ParentDir))
-        && parent
-            .as_ref()
-            .is_some_and(|parent| allowed.iter().filter_map(|d| real(d)).any(|d| parent.starts_with(d)))
-        && !std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-    if !inside {
-        return Err(StationError::new(
+    let refuse = || {
+        StationError::new(
             StatusCode::FORBIDDEN,
             format!(
                 "path {path:?}: exports go inside {} (export_dirs)",
-                allowed
+                st.export_dirs
                     .iter()
                     .map(|d| d.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        ));
-    }
-    if p.extension().is_none_or(|e| e != "tar") || !p.parent().is_some_and(|d| d.is_dir()) {
+        )
+    };
+    let held = match anchor(p, &st.export_dirs, Resolve::from_env()) {
+        Ok(Some(a)) if !a.is_symlink() => a,
+        Ok(_) => return Err(refuse()),
+        // a missing directory on the way, a symlink, not a directory
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
+            return Err(StationError::bad_request(format!(
+                "path {path:?}: a .tar file in an existing directory"
+            )))
+        }
+        Err(_) => return Err(refuse()),
+    };
+    if p.extension().is_none_or(|e| e != "tar") {
         return Err(StationError::bad_request(format!(
             "path {path:?}: a .tar file in an existing directory"
         )));
     }
-    Ok(p.to_path_buf())
+    Ok(held)
 }
 
 /// Run `work` on a thread of its own as task `task` (registered here), recording its progress and end.

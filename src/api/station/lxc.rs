@@ -211,12 +211,12 @@ pub async fn unpack(st: &Station, req: Req, caller: &Caller, name: &str, tag: &s
     let lxc = st.lxc.clone();
     let report = blocking(move || -> Result<_, LxcError> {
         let dest = std::path::PathBuf::from(&b.dest);
-        if !local {
-            lxc.dest_allowed(&dest)?;
-        }
-        lxc.unpack(
+        // over TCP the destination is held from the check on: every step of the unpack goes through it
+        let held = if local { None } else { Some(lxc.dest_allowed(&dest)?) };
+        lxc.unpack_at(
             &name,
             &dest,
+            &held.as_ref().map_or_else(|| dest.clone(), |h| h.path()),
             &UnpackRequest {
                 shift,
                 unprivileged: b.unprivileged,
