@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -327,11 +329,38 @@ fn basic_auth_registry() {
     let d = Depot::start(&[]);
     let q = format!("fromImage={}/test&tag=1", p.basic);
     let (s, m) = d.pull_api(&q, Some("e30="));
-    assert_eq!(s, 401, "{m:?}");
+    // dockerd's answer: 500, not a 401 that would make the docker CLI prompt for a login
+    assert_eq!(s, 500, "{m:?}");
     assert!(
         m[0]["message"].as_str().unwrap().ends_with("no basic auth credentials"),
         "{m:?}"
     );
+    // the docker CLI with an open stdin (a script's pipe) fails at once instead of waiting at a prompt
+    let mut docker = Command::new("docker")
+        .args(["pull", &format!("{}/test:1", p.basic)])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.root.join(".docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _open_stdin = docker.stdin.take();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = docker.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = docker.kill();
+            panic!("docker pull waits for a login prompt");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(docker.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("no basic auth credentials"), "{err}");
     let bad = base64url(r#"{"username":"testuser","password":"wrong"}"#);
     let (s, m) = d.pull_api(&q, Some(&bad));
     assert_eq!(s, 404, "{m:?}");

@@ -133,7 +133,10 @@ impl ImageError {
             ImageError::LoginFailed { .. } => Unauthorized,
             ImageError::Reserved(_) => Forbidden,
             ImageError::Registry(r) => match r {
-                RegistryError::NoCredentials { .. } => Unauthorized,
+                // dockerd answers a registry that wants credentials it was not given with 500 (its
+                // translatePullError leaves the error unknown): a 401 would make the docker CLI prompt for a
+                // login, and a script with an open stdin would wait for ever
+                RegistryError::NoCredentials { .. } => Internal,
                 RegistryError::RateLimited { .. } => RateLimited,
                 RegistryError::Transport { .. } => Unavailable,
                 RegistryError::NotFound { .. }

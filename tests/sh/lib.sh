@@ -41,14 +41,20 @@ install_test_deps() {
   have xz || need+=(xz-utils)
   have python3 || need+=(python3)
   python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
-  python3 -c 'import selenium' 2>/dev/null || need+=(python3-selenium)   # the browser test
-  have chromium || need+=(chromium chromium-driver)
+  have chromium || need+=(chromium)   # the browser test (selenium from PyPI, below, drives it)
+  have chromedriver || need+=(chromium-driver)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
-  python3 -c 'import docker' 2>/dev/null || pip install -q docker 2>/dev/null || pip install -q --break-system-packages docker
+  # for the python3 first on PATH (a pyenv one does not see Debian's python3-* packages)
+  pyneed=()
+  python3 -c 'import docker' 2>/dev/null || pyneed+=(docker)
+  python3 -c 'import selenium' 2>/dev/null || pyneed+=(selenium)
+  if [ ${#pyneed[@]} -gt 0 ]; then
+    python3 -m pip install -q "${pyneed[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${pyneed[@]}"
+  fi
   have cargo-nextest || cargo install --locked cargo-nextest
   [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || echo "no /dev/fuse: the power-cut torture will fail" >&2
 }
