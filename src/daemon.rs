@@ -198,6 +198,13 @@ fn reconcile(db: &Db, store: &BlobStore, cfg: &Config, fresh: bool) -> Result<()
             }
         );
     }
+    if fresh && r.images > 0 {
+        // not a first start: the database was lost, and with it what the layout does not hold
+        log::error!(
+            "depot.db was missing and is rebuilt from the data root's layout: images and tags are back; lost: {}",
+            crate::image::rebuild::NOT_IN_THE_LAYOUT
+        );
+    }
     if fresh && !store.list().map_err(io("listing blobs"))?.is_empty() {
         db.set_meta(
             crate::image::META_BLOB_GC,

@@ -212,6 +212,10 @@ pub fn render(r: &Report) -> String {
             rb.refs,
             moved.display()
         ));
+        out.push_str(&format!(
+            "not kept (they lived only in the damaged database, kept aside): {}\n",
+            crate::image::rebuild::NOT_IN_THE_LAYOUT
+        ));
         for s in &rb.skipped {
             out.push_str(&format!("not restored: {s}\n"));
         }

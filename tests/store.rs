@@ -130,6 +130,12 @@ fn a_damaged_database_is_rebuilt_from_the_layout_and_no_blob_is_lost() {
         "{}",
         stdout(&out)
     );
+    // what the layout does not hold is said, not lost silently
+    assert!(
+        stdout(&out).contains("not kept (they lived only in the damaged database, kept aside): users"),
+        "{}",
+        stdout(&out)
+    );
     assert!(fsck(&d.root, &[]).status.success(), "clean after the repair");
     d.restart();
     assert_eq!(tags(&d), before_tags);
@@ -167,6 +173,13 @@ fn a_lost_database_is_rebuilt_at_start() {
     assert_eq!((tags(&d), d.blobs()), before);
     assert!(
         d.log_text().contains("rebuilt 1 images and 2 refs from index.json"),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        d.log_text()
+            .contains("depot.db was missing and is rebuilt from the data root's layout")
+            && d.log_text().contains("lost: users and their passwords"),
         "{}",
         d.log_text()
     );

@@ -131,3 +131,9 @@ fn restore(
     db.commit_image(&img, &refs, None).map_err(|e| e.to_string())?;
     Ok(refs.len())
 }
+
+/// What a database rebuilt from the layout does not have: what lived only in the database. Said wherever a
+/// rebuild happens (the daemon's log, `depot fsck --repair`), so that nobody finds out by a failed login.
+pub const NOT_IN_THE_LAYOUT: &str = "users and their passwords (a new admin password is generated when TCP is \
+     on), API tokens, sessions, private registries and their credentials, registry mirrors set over the API, \
+     download settings, LXC templates' records and the download history";
