@@ -1015,7 +1015,8 @@ pub fn into_place<T>(dest: &Path, build: impl FnOnce(&Path) -> Result<T>) -> Res
     let r = held.and_then(|fd| {
         // SAFETY: a fresh descriptor from open.
         let d = unsafe { OwnedFd::from_raw_fd(fd) };
-        let s = build(Path::new(&format!("/proc/self/fd/{}", d.as_raw_fd())))?;
+        // `/.`: the held directory itself, so that an O_NOFOLLOW open of the path meets no (magic) link at its end
+        let s = build(Path::new(&format!("/proc/self/fd/{}/.", d.as_raw_fd())))?;
         // durable before it is visible: a power cut leaves the temporary directory or the whole tree
         nix::unistd::syncfs(d.as_raw_fd()).map_err(|e| fail("syncfs", errno(e)))?;
         std::fs::rename(&tmp, dest).map_err(|e| fail("rename", e))?;
