@@ -161,13 +161,15 @@ fn every_answer_on_tcp_carries_the_policy_and_foreign_origins_are_refused() {
         args.extend_from_slice(extra);
         curl(&format!("http://{addr}/api/v1/login"), &args)
     };
+    let set_cookie = |h: &str| {
+        h.lines()
+            .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+            .unwrap()
+            .to_string()
+    };
     let (code, h) = login(&[]);
     assert_eq!(code, 200, "{h}");
-    let cookie = h
-        .lines()
-        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie(&h);
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     let remove = |origin: &str| {
         curl(
@@ -209,11 +211,7 @@ fn every_answer_on_tcp_carries_the_policy_and_foreign_origins_are_refused() {
         "X-Forwarded-Proto: https",
     ]);
     assert_eq!(code, 200, "{h}");
-    let cookie = h
-        .lines()
-        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie(&h);
     assert!(cookie.ends_with("; Secure") || cookie.contains("; Secure;"), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),

@@ -79,8 +79,8 @@ pub fn hash(password: &str, salt: [u8; 16]) -> String {
     )
 }
 
-/// Whether `password` matches the PHC string `phc` (argon2id or argon2i/d with its own parameters). A string
-/// that does not parse, or parameters beyond [`MAX_M_COST`], never match.
+/// Whether `password` matches the argon2id PHC string `phc`, under the parameters it names. A string that does
+/// not parse, another algorithm, or memory beyond [`MAX_M_COST`] never match.
 pub fn verify(password: &str, phc: &str) -> bool {
     let Ok(h) = PasswordHash::new(phc) else {
         return false;
@@ -91,11 +91,7 @@ pub fn verify(password: &str, phc: &str) -> bool {
     let Ok(params) = Params::try_from(&h) else {
         return false;
     };
-    let algorithm = match Algorithm::try_from(h.algorithm) {
-        Ok(a) => a,
-        Err(_) => return false,
-    };
-    if params.m_cost() > MAX_M_COST || algorithm != Algorithm::Argon2id {
+    if params.m_cost() > MAX_M_COST || Algorithm::try_from(h.algorithm) != Ok(Algorithm::Argon2id) {
         return false;
     }
     let mut salt_buf = [0u8; 64];

@@ -121,13 +121,13 @@ pub struct Attempt {
 /// anywhere could then lock the owner out). An IPv6 peer counts by its /64, which one host usually has whole;
 /// the unix socket (no peer) by the user.
 fn throttle_keys(user: &str, peer: Option<IpAddr>) -> Vec<String> {
-    let peer = peer.map(|p| match p {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+    // an IPv4-mapped IPv6 address is its IPv4 address
+    let peer = peer.map(|p| match p.to_canonical() {
+        IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
-        IpAddr::V4(v4) => v4.to_string(),
+        v4 => v4.to_string(),
     });
     match peer {
         Some(p) => vec![format!("user:{user}@{p}"), format!("peer:{p}")],

@@ -27,20 +27,11 @@ pub struct Anchored {
 impl Anchored {
     /// The path of the name through the held directory; valid while `self` lives.
     pub fn path(&self) -> PathBuf {
-        self.dir_path().join(&self.name)
-    }
-
-    /// The held directory's own path through its descriptor.
-    pub fn dir_path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
-    }
-
-    pub fn name(&self) -> &OsStr {
-        &self.name
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd())).join(&self.name)
     }
 
     /// Whether the name is a symlink now.
-    pub fn is_symlink(&self) -> bool {
+    fn is_symlink(&self) -> bool {
         nix::sys::stat::fstatat(
             Some(self.dir.as_raw_fd()),
             self.name.as_os_str(),
@@ -66,6 +57,14 @@ impl Resolve {
             _ => Resolve::Best,
         }
     }
+}
+
+/// What a caller limited to `allowed` may write at `path`: [`anchor`] as the environment says (see
+/// [`Resolve::from_env`]), and not a symlink at the end either. `None` when `path` is outside, or its name is a
+/// symlink; an error (ENOENT for a missing directory, ELOOP/EXDEV for a symlink on the way) when the parent
+/// cannot be held.
+pub fn hold(path: &Path, allowed: &[PathBuf]) -> io::Result<Option<Anchored>> {
+    Ok(anchor(path, allowed, Resolve::from_env())?.filter(|a| !a.is_symlink()))
 }
 
 /// `path` (absolute, no `.` or `..`) held by its parent directory, when that parent is one of `allowed` or

@@ -40,29 +40,62 @@ pub struct TcpPolicy {
     pub origins: Vec<String>,
 }
 
-/// A header's first value, when the peer is the NAS's own web server on loopback, which sets it (`X-Forwarded-…`
-/// from anyone else is the client's word and ignored).
-fn from_proxy(peer: Peer, h: &http::HeaderMap, name: &str) -> Option<String> {
+/// The comma-separated entries of a header the NAS's own web server on loopback sets (`X-Forwarded-…`), or `None`
+/// when the peer is anyone else: from them it is the client's word, and ignored.
+fn from_proxy<'h>(peer: Peer, h: &'h http::HeaderMap, name: &str) -> Option<impl Iterator<Item = &'h str>> {
     let Peer::Tcp(a) = peer else {
         return None;
     };
-    if !a.ip().is_loopback() {
-        return None;
-    }
-    let v = h
-        .get(name)?
-        .to_str()
-        .ok()?
-        .split(',')
-        .next()?
-        .trim()
-        .to_ascii_lowercase();
+    a.ip().is_loopback().then(|| {
+        h.get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    })
+}
+
+/// A forwarded header's first entry, lowercase (the host and scheme the browser addressed).
+fn forwarded_first(peer: Peer, h: &http::HeaderMap, name: &str) -> Option<String> {
+    let v = from_proxy(peer, h, name)?.next()?.to_ascii_lowercase();
     (!v.is_empty()).then_some(v)
+}
+
+/// The client's address: the TCP peer, or, when that is the NAS's own proxy on loopback, the address it names
+/// last in `X-Forwarded-For` (the entry the proxy itself appended; earlier ones are the client's word). `None`
+/// on the unix socket.
+pub fn client_ip(req: &Req) -> Option<std::net::IpAddr> {
+    let peer = peer_of(req);
+    let Peer::Tcp(a) = peer else {
+        return None;
+    };
+    let forwarded = from_proxy(peer, req.headers(), "x-forwarded-for")
+        .and_then(|entries| entries.last())
+        .and_then(|last| last.parse().ok());
+    Some(forwarded.unwrap_or(a.ip()))
 }
 
 /// Whether the request reached the NAS over HTTPS: the loopback proxy says so (`X-Forwarded-Proto: https`).
 pub fn via_https(req: &Req) -> bool {
-    from_proxy(peer_of(req), req.headers(), "x-forwarded-proto").as_deref() == Some("https")
+    forwarded_first(peer_of(req), req.headers(), "x-forwarded-proto").as_deref() == Some("https")
+}
+
+/// `host[:port]` or `[v6]:port` as (host, port): an IPv6 host without its brackets, the port as written (checked
+/// by whoever needs it). `None` when brackets are not closed or something but a port follows them.
+fn split_authority(authority: &str) -> Option<(&str, Option<&str>)> {
+    match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            match after {
+                "" => Some((h, None)),
+                _ => Some((h, Some(after.strip_prefix(':')?))),
+            }
+        }
+        None => Some(match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }),
+    }
 }
 
 /// `scheme://host:port`, lowercase, with the scheme's default port written out, so that equal origins compare
@@ -78,19 +111,15 @@ fn normal_origin(scheme: &str, authority: &str) -> Option<String> {
     if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
         return None;
     }
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(rest) => {
-            let (h, after) = rest.split_once(']')?;
-            (format!("[{h}]"), after.strip_prefix(':'))
-        }
-        None => match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (authority.clone(), None),
-        },
-    };
+    let (host, port) = split_authority(&authority)?;
     let port: u16 = match port {
         None => default,
         Some(p) => p.parse().ok()?,
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
     };
     Some(format!("{scheme}://{host}:{port}"))
 }
@@ -127,9 +156,9 @@ impl TcpPolicy {
                 // NAS's own web server (the page at its proxy path) that is the NAS's name and scheme, which the
                 // proxy passes on as X-Forwarded-Host and -Proto. Another port of the same host is another
                 // origin (and the same site, so SameSite cookies do not tell them apart).
-                let forwarded_host = from_proxy(peer, h, "x-forwarded-host");
+                let forwarded_host = forwarded_first(peer, h, "x-forwarded-host");
                 let their_scheme = origin.split_once("://").map(|(s, _)| s).unwrap_or("");
-                let scheme = match (from_proxy(peer, h, "x-forwarded-proto"), &forwarded_host) {
+                let scheme = match (forwarded_first(peer, h, "x-forwarded-proto"), &forwarded_host) {
                     (Some(proto), _) => proto,
                     // a proxy that names the host but not the scheme (Apache's mod_proxy): the host and port
                     // must match, under the origin's own scheme
@@ -155,12 +184,8 @@ impl TcpPolicy {
     }
 
     fn allowed_authority(&self, authority: &str) -> bool {
-        let host = match authority.strip_prefix('[') {
-            Some(rest) => match rest.split_once(']') {
-                Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
-                _ => return false,
-            },
-            None => authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority),
+        let Some((host, _)) = split_authority(authority) else {
+            return false;
         };
         let host = host.to_ascii_lowercase();
         if host == "localhost" || self.names.contains(&host) {
@@ -684,6 +709,7 @@ mod tests {
         assert!(check(&[("host", "127.0.0.1"), ("origin", "http://127.0.0.1:81")]).is_some());
         assert_eq!(check(&[("host", "127.0.0.1"), ("origin", "http://127.0.0.1:80")]), None);
         assert_eq!(check(&[("host", "[::1]:8999"), ("origin", "http://[::1]:8999")]), None);
+        assert!(check(&[("host", "[::1]"), ("origin", "http://[::1]x")]).is_some());
         // an origin configured explicitly
         assert_eq!(
             check(&[("host", "127.0.0.1:8999"), ("origin", "https://admin.example:443")]),

@@ -933,10 +933,9 @@ impl LxcService {
                     .join(", "),
             )
         };
-        use crate::fsutil::beneath::{anchor, Resolve};
-        match anchor(dest, &self.opts.dirs, Resolve::from_env()) {
-            Ok(Some(a)) if !a.is_symlink() => Ok(a),
-            Ok(_) => Err(refuse()),
+        match crate::fsutil::beneath::hold(dest, &self.opts.dirs) {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err(refuse()),
             Err(e) => {
                 log::warn!("unpack destination {}: {e}", dest.display());
                 Err(refuse())

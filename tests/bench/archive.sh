@@ -6,9 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
-[ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 . tests/bench/lib.sh
+bench_bin
 IMG=$PLAIN/big:1
 now() { date +%s.%N; }
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1000}' "/proc/$1/status"; }

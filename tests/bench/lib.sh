@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts (sourced): a work directory removed at exit, the test peers (those of
-# $DEPOT_TEST_PEERS, else started here and stopped at exit), and the daemon and helper PIDs ended at exit.
+# $DEPOT_TEST_PEERS, else started here and stopped at exit), the daemon and helper PIDs ended at exit, and
+# bench_bin (the binary measured).
 W=$(mktemp -d /tmp/depot-bench.XXXXXX)
 bench_cleanup() {
   # the daemon is stopped and waited for before its data root is removed under it
@@ -16,3 +17,9 @@ if [ -z "${DEPOT_TEST_PEERS:-}" ] || [ ! -f "$DEPOT_TEST_PEERS/env" ]; then
   DEPOT_TEST_PEERS=$OWN_PEERS
 fi
 . "$DEPOT_TEST_PEERS/env"
+
+# BIN: the depot binary measured, $DEPOT_BIN, else the shipped dist build (built now).
+bench_bin() {
+  BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
+  [ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
+}

@@ -10,9 +10,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CLIENTS=${CLIENTS:-100}
 REQS=${REQS:-50}
-BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
-[ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 . tests/bench/lib.sh
+bench_bin
 
 "$BIN" serve --data-root "$W/root" --log-level warn 2>"$W/depot.log" &
 DPID=$!

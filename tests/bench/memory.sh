@@ -8,9 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
-BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
-[ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 . tests/bench/lib.sh
+bench_bin
 
 mem() { # PID FIELD… → MB, one decimal
   local pid=$1; shift

@@ -12,9 +12,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CLIENTS=${CLIENTS:-200}
 DURATION=${SECONDS_:-20}
-BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
-[ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 . tests/bench/lib.sh
+bench_bin
 # the third source: a copy of the big image in the basic-auth registry
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds testuser:testpass \
   "docker://$PLAIN/big:1" "docker://$BASIC/bench-station-$$/big:1"

@@ -373,7 +373,6 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
 /// beneath one with no symlink on the way, held open from this check on, so that a swap of a directory for a
 /// symlink while the export runs cannot lead the write out (see [`crate::fsutil::beneath`]).
 fn export_path(st: &Station, path: Option<&str>) -> Result<crate::fsutil::beneath::Anchored, StationError> {
-    use crate::fsutil::beneath::{anchor, Resolve};
     let path = path.ok_or_else(|| StationError::bad_request("image_export needs a path"))?;
     let p = std::path::Path::new(path);
     let refuse = || {
@@ -389,10 +388,10 @@ fn export_path(st: &Station, path: Option<&str>) -> Result<crate::fsutil::beneat
             ),
         )
     };
-    let held = match anchor(p, &st.export_dirs, Resolve::from_env()) {
-        Ok(Some(a)) if !a.is_symlink() => a,
-        Ok(_) => return Err(refuse()),
-        // a missing directory on the way, a symlink, not a directory
+    let held = match crate::fsutil::beneath::hold(p, &st.export_dirs) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err(refuse()),
+        // a missing directory on the way; else a symlink or not a directory
         Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
             return Err(StationError::bad_request(format!(
                 "path {path:?}: a .tar file in an existing directory"

@@ -3,7 +3,7 @@
 
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::auth::{Principal, Session, SESSION_LIFETIME};
-use crate::http::{json, peer_of, read_body, Peer, Req, MAX_SMALL_BODY};
+use crate::http::{json, read_body, Req, MAX_SMALL_BODY};
 use hyper::StatusCode;
 
 /// The session cookie's name.
@@ -84,29 +84,8 @@ fn parse_login(body: &[u8]) -> Result<(String, String), StationError> {
     }
 }
 
-/// The address a login counts against: the TCP peer, or, when that is the NAS's own proxy on loopback, the
-/// client it names last in `X-Forwarded-For` (the entry the proxy itself appended; earlier ones are the
-/// client's word). A peer that is not loopback cannot name another.
-fn client_address(req: &Req) -> Option<std::net::IpAddr> {
-    let Peer::Tcp(a) = peer_of(req) else {
-        return None;
-    };
-    if !a.ip().is_loopback() {
-        return Some(a.ip());
-    }
-    let forwarded = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .last()
-        .and_then(|last| last.trim().parse().ok());
-    Some(forwarded.unwrap_or(a.ip()))
-}
-
 pub async fn login(st: &Station, req: Req) -> Answer {
-    let peer = client_address(&req);
+    let peer = crate::http::client_ip(&req);
     let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
     let (user, password) = parse_login(&body)?;
     let attempt = st.auth.reserve(&user, peer)?;
