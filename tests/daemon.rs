@@ -558,6 +558,76 @@ fn a_download_end_is_recorded_even_on_a_full_volume() {
     );
 }
 
+/// A volume full to the last byte: every way of deleting works, and frees the space: `depot rm`, the Engine
+/// API's DELETE and the station's. Each meets a full volume (the filler grows back before each). index.json
+/// follows every delete, and the database's reserve is kept again once blobs made room.
+#[test]
+fn deletes_work_and_free_space_on_a_full_volume() {
+    let p = peers();
+    let fs = Tmpfs::mount("full-delete", "128m");
+    let outside = tempdir("full-delete-paths");
+    let mut d = Depot::start_paths(
+        fs.0.join("data"),
+        outside.join("depot.sock"),
+        outside.join("depot.log"),
+        &[],
+    );
+    for image in ["test:1", "multi:1", "multiarch:1"] {
+        let out = d.docker(&["pull", "-q", &format!("{}/{image}", p.plain)]);
+        assert!(out.status.success(), "{image}: {}", stderr(&out));
+    }
+    let free = || {
+        let st = nix::sys::statvfs::statvfs(&fs.0).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    let layout = || std::fs::read_to_string(d.root.join("index.json")).unwrap();
+    let deletes: [(&str, Box<dyn Fn() -> bool>); 3] = [
+        (
+            "depot rm",
+            Box::new(|| d.cli(&["rm", &format!("{}/test:1", p.plain)]).status.success()),
+        ),
+        (
+            "the Engine API",
+            Box::new(|| d.json("DELETE", &format!("/images/{}/multi:1", p.plain)).0 == 200),
+        ),
+        (
+            "the station API",
+            Box::new(|| {
+                d.json("DELETE", &format!("/api/v1/image/local/docker/{}/multiarch/1", p.plain))
+                    .0
+                    == 200
+            }),
+        ),
+    ];
+    let names = ["test:1", "multi:1", "multiarch:1"];
+    for ((how, delete), name) in deletes.iter().zip(names) {
+        let _ = std::fs::remove_file(fs.0.join("filler"));
+        filler(&fs.0, 0);
+        assert!(free() < 64 * 1024, "{how}: the volume is full ({} bytes free)", free());
+        let blobs = d.blobs().len();
+        assert!(delete(), "{how} failed on a full volume:\n{}", d.log_text());
+        assert!(d.blobs().len() < blobs, "{how} freed no blob");
+        // what the delete freed: free space, and what the database kept of it as its reserve again
+        let reserve = std::fs::metadata(d.root.join("depot.db-reserve")).map_or(0, |m| m.len());
+        assert!(
+            free() + reserve > 128 * 1024,
+            "{how}: {} bytes free and a reserve of {reserve}",
+            free()
+        );
+        assert!(
+            !layout().contains(&format!("/{name}")),
+            "{how}: index.json still names {name}"
+        );
+    }
+    drop(deletes);
+    assert!(d.images().is_empty());
+    assert!(d.blobs().is_empty(), "{:?}", d.blobs());
+    // the volume has room again: the reserve is back
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    d.restart();
+    assert!(d.root.join("depot.db-reserve").exists());
+}
+
 /// Found by the power-cut torture (seed 1795951354108299997, iteration 23: "index.json does not agree with the
 /// database"): an image a resumed download had just committed had not reached `index.json` when the daemon was
 /// stopped. A tidy stop (SIGTERM) now writes the layout last and holds every write off until the exit; tags

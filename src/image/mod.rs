@@ -913,7 +913,7 @@ impl ImageService {
         let attrs = self.event_attrs(&id, id.as_str());
         let mut reclaimed = 0;
         self.db.remove(&remove, last.then_some(&id))?;
-        self.sync_layout();
+        let layout_written = self.sync_layout();
         for n in &remove {
             self.events.emit_about(
                 events::Action::Untag,
@@ -928,6 +928,10 @@ impl ImageService {
         if last {
             out.push(DeleteItem::Deleted(id.to_string()));
             let removed = self.collect(&own_blobs)?;
+            // on a full volume index.json could not be written before the blobs made room
+            if !layout_written && !removed.is_empty() {
+                self.sync_layout();
+            }
             reclaimed = layers
                 .iter()
                 .filter(|l| removed.contains(&l.digest))
@@ -1007,11 +1011,11 @@ impl ImageService {
         self.store.gc(&keep, &owned).map_err(io("garbage collection"))
     }
 
-    /// Rewrite the OCI layout's `index.json` from the database. A failure is logged, not returned: the database
-    /// is the truth, and every start rewrites the file.
-    pub fn sync_layout(&self) {
+    /// Rewrite the OCI layout's `index.json` from the database; whether it was written. A failure is logged, not
+    /// returned as an error: the database is the truth, and every start rewrites the file.
+    pub fn sync_layout(&self) -> bool {
         let _one = self.layout_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.write_layout();
+        self.write_layout()
     }
 
     /// A tidy stop's last act: `index.json` in step with the database and the WAL folded in, then every later
@@ -1032,8 +1036,8 @@ impl ImageService {
         }
     }
 
-    /// Rewrite `index.json` from the database (the caller holds `layout_lock`).
-    fn write_layout(&self) {
+    /// Rewrite `index.json` from the database (the caller holds `layout_lock`); whether it was written.
+    fn write_layout(&self) -> bool {
         let r = self.db.layout_entries().map_err(ImageError::from).and_then(|rows| {
             let text = crate::store::layout::render(&rows, |d| self.store.size(d));
             crate::store::layout::write_index(self.store.root(), &text).map_err(|source| ImageError::Io {
@@ -1041,8 +1045,9 @@ impl ImageService {
                 source,
             })
         });
-        if let Err(e) = r {
+        if let Err(e) = &r {
             log::error!("the OCI layout's index.json is out of step until the next change or start: {e}");
         }
+        r.is_ok()
     }
 }

@@ -439,8 +439,8 @@ pub struct Db {
     /// forget to say so).
     downloads_changed: Arc<Changes>,
     /// A file of [`RESERVE_BYTES`] beside the database, given back to the file system when a state change finds
-    /// the volume full, so that recording a download's end (above all its failure) never fails for want of
-    /// room. Made again at the next open.
+    /// the volume full, so that recording a download's end (above all its failure) or a delete never fails for
+    /// want of room. Made again when blobs are freed ([`Db::renew_reserve`]) and at the next open.
     reserve: Option<std::path::PathBuf>,
 }
 
@@ -467,6 +467,8 @@ impl Changes {
 
 /// Room kept for state changes on a full volume: a handful of WAL frames is all one needs.
 pub const RESERVE_BYTES: u64 = 1024 * 1024;
+/// The least reserve worth keeping when the volume has no room for a whole one.
+pub const MIN_RESERVE_BYTES: u64 = 128 * 1024;
 
 fn is_full(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
@@ -510,19 +512,30 @@ impl Db {
         Self::setup(Connection::open_in_memory()?)
     }
 
+    /// Keep the reserve again, once space was freed (a delete's blobs collected) after it was used. Best effort:
+    /// a volume still full keeps none until the next free.
+    pub fn renew_reserve(&self) {
+        if let Some(r) = self.reserve.as_ref().filter(|r| !r.exists()) {
+            match make_reserve(r) {
+                Ok(()) => log::info!("the database's reserve is kept again"),
+                Err(e) => log::debug!("the database's reserve is not kept yet: {e}"),
+            }
+        }
+    }
+
     /// Run a write; if the volume is full, give the reserve back to the file system and run it once more.
-    fn with_room<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    fn with_room<T, E: Into<DbError>>(&self, f: impl Fn(&Connection) -> std::result::Result<T, E>) -> Result<T> {
         let conn = self.conn();
-        match f(&conn) {
-            Err(e) if is_full(&e) => {
+        match f(&conn).map_err(Into::into) {
+            Err(DbError::Sqlite(e)) if is_full(&e) => {
                 let Some(r) = self.reserve.as_ref().filter(|r| r.exists()) else {
                     return Err(e.into());
                 };
                 log::warn!("the volume is full: using the database's reserve to record a state change");
                 let _ = std::fs::remove_file(r);
-                Ok(f(&conn)?)
+                f(&conn).map_err(Into::into)
             }
-            r => Ok(r?),
+            r => r,
         }
     }
 
@@ -878,17 +891,18 @@ impl Db {
     }
 
     /// Remove refs and, if `delete_image`, the image row, in one transaction.
+    /// Succeeds on a full volume (see [`Db::with_room`]): a delete is how the owner frees space.
     pub fn remove(&self, refs: &[String], delete_image: Option<&Digest>) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for r in refs {
-            tx.execute("DELETE FROM refs WHERE name = ?1", [r])?;
-        }
-        if let Some(id) = delete_image {
-            tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.with_room(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            for r in refs {
+                tx.execute("DELETE FROM refs WHERE name = ?1", [r])?;
+            }
+            if let Some(id) = delete_image {
+                tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+            }
+            tx.commit()
+        })
     }
 
     /// Every blob some image or LXC template needs: configs, layers, manifests, rootfs and meta files.
@@ -1354,13 +1368,15 @@ impl Db {
     }
 
     /// Forget a template; the blobs it held (to collect if nothing else needs them), `None` if there was none.
+    /// Succeeds on a full volume, as [`Db::remove`] does.
     pub fn delete_lxc_template(&self, name: &str) -> Result<Option<Vec<Digest>>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let old = lxc_template_blobs(&tx, name)?;
-        let n = tx.execute("DELETE FROM lxc_templates WHERE name = ?1", [name])?;
-        tx.commit()?;
-        Ok((n > 0).then_some(old))
+        self.with_room(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let old = lxc_template_blobs(&tx, name)?;
+            let n = tx.execute("DELETE FROM lxc_templates WHERE name = ?1", [name])?;
+            tx.commit()?;
+            Ok::<_, DbError>((n > 0).then_some(old))
+        })
     }
 
     fn lxc_templates_where(&self, cond: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<LxcTemplateRow>> {
@@ -1677,21 +1693,33 @@ fn set_state(conn: &Connection, id: i64, state: DownloadState, error: Option<&st
     Ok(())
 }
 
-/// Make the reserve file (whole, or not at all), unless it is there already. Its blocks are really allocated:
-/// a sparse file would give nothing back.
+/// Make the reserve file, unless it is there whole already: [`RESERVE_BYTES`], or as much of it as the volume
+/// has room for, but not less than [`MIN_RESERVE_BYTES`] (else none). A part is worth keeping: one delete's
+/// transaction needs a few pages, and a small image's delete frees less than the whole reserve. Its blocks are
+/// really allocated: a sparse file would give nothing back.
 fn make_reserve(path: &Path) -> std::io::Result<()> {
     if std::fs::metadata(path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
         return Ok(());
     }
-    let r = (|| {
-        use std::io::Write;
-        let mut f = std::fs::File::create(path)?;
-        let zeros = vec![0u8; 64 * 1024];
-        for _ in 0..RESERVE_BYTES / zeros.len() as u64 {
-            f.write_all(&zeros)?;
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut kept = 0;
+    let mut full = None;
+    while kept < RESERVE_BYTES {
+        match f.write_all(&zeros) {
+            Ok(()) => kept += zeros.len() as u64,
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
         }
-        f.sync_all()
-    })();
+    }
+    let r = match full {
+        Some(e) if kept < MIN_RESERVE_BYTES => Err(e),
+        // what did not fit may be half a block: keep the whole chunks only
+        _ => f.set_len(kept).and_then(|()| f.sync_all()),
+    };
     if r.is_err() {
         let _ = std::fs::remove_file(path);
     }

@@ -403,6 +403,10 @@ impl Transfers {
                 removed.insert(d.clone());
             }
         }
+        if !removed.is_empty() {
+            // room again: the next delete on a full volume finds the database's reserve
+            db.renew_reserve();
+        }
         Ok(removed)
     }
 
