@@ -581,31 +581,24 @@ fn deletes_work_and_free_space_on_a_full_volume() {
         st.blocks_available() as u64 * st.fragment_size() as u64
     };
     let layout = || std::fs::read_to_string(d.root.join("index.json")).unwrap();
-    let deletes: [(&str, Box<dyn Fn() -> bool>); 3] = [
-        (
-            "depot rm",
-            Box::new(|| d.cli(&["rm", &format!("{}/test:1", p.plain)]).status.success()),
-        ),
-        (
-            "the Engine API",
-            Box::new(|| d.json("DELETE", &format!("/images/{}/multi:1", p.plain)).0 == 200),
-        ),
-        (
-            "the station API",
-            Box::new(|| {
-                d.json("DELETE", &format!("/api/v1/image/local/docker/{}/multiarch/1", p.plain))
-                    .0
-                    == 200
-            }),
-        ),
-    ];
-    let names = ["test:1", "multi:1", "multiarch:1"];
-    for ((how, delete), name) in deletes.iter().zip(names) {
+    let delete = |how: &str, name: &str| match how {
+        "depot rm" => d.cli(&["rm", &format!("{}/{name}", p.plain)]).status.success(),
+        "the Engine API" => d.json("DELETE", &format!("/images/{}/{name}", p.plain)).0 == 200,
+        _ => {
+            let path = format!("/api/v1/image/local/docker/{}/{}", p.plain, name.replace(':', "/"));
+            d.json("DELETE", &path).0 == 200
+        }
+    };
+    for (how, name) in [
+        ("depot rm", "test:1"),
+        ("the Engine API", "multi:1"),
+        ("the station API", "multiarch:1"),
+    ] {
         let _ = std::fs::remove_file(fs.0.join("filler"));
         filler(&fs.0, 0);
         assert!(free() < 64 * 1024, "{how}: the volume is full ({} bytes free)", free());
         let blobs = d.blobs().len();
-        assert!(delete(), "{how} failed on a full volume:\n{}", d.log_text());
+        assert!(delete(how, name), "{how} failed on a full volume:\n{}", d.log_text());
         assert!(d.blobs().len() < blobs, "{how} freed no blob");
         // what the delete freed: free space, and what the database kept of it as its reserve again
         let reserve = std::fs::metadata(d.root.join("depot.db-reserve")).map_or(0, |m| m.len());
@@ -619,7 +612,6 @@ fn deletes_work_and_free_space_on_a_full_volume() {
             "{how}: index.json still names {name}"
         );
     }
-    drop(deletes);
     assert!(d.images().is_empty());
     assert!(d.blobs().is_empty(), "{:?}", d.blobs());
     // the volume has room again: the reserve is back
