@@ -5,7 +5,7 @@
 //! grammar allows them) but are refused where content is addressed ([`Digest::sha256_hex`]).
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 /// A content digest `algorithm:hex`, as in the OCI image spec.
@@ -183,6 +183,81 @@ impl Write for Hasher {
     }
 }
 
+/// Content that does not hash to the digest it is stored under: the error inside the `io::Error`
+/// ([`io::ErrorKind::InvalidData`]) a [`Verified`] reader fails with, so that whoever reads can tell damage from
+/// a failing disk or client and put the content aside.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{expected} is corrupt: its content hashes to {found} ({len} bytes)")]
+pub struct Corrupt {
+    pub expected: Digest,
+    pub found: Digest,
+    pub len: u64,
+}
+
+impl Corrupt {
+    /// The corruption an I/O error reports, if it is one.
+    pub fn of(e: &io::Error) -> Option<&Corrupt> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<Corrupt>())
+    }
+}
+
+/// A reader that hashes what it passes on and, at the end of its input, fails unless the content is
+/// `expected`: a damaged blob read whole is never taken for good. [`Verified::finish`] reads what the consumer
+/// left (a decompressor stops at its frame's end) and checks.
+pub struct Verified<R> {
+    inner: R,
+    hasher: Hasher,
+    expected: Digest,
+    checked: bool,
+}
+
+impl<R: Read> Verified<R> {
+    pub fn new(inner: R, expected: Digest) -> Verified<R> {
+        Verified {
+            inner,
+            hasher: Hasher::default(),
+            expected,
+            checked: false,
+        }
+    }
+
+    fn check(&mut self) -> io::Result<()> {
+        if self.checked {
+            return Ok(());
+        }
+        self.checked = true;
+        let found = self.hasher.peek();
+        if found == self.expected {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            Corrupt {
+                expected: self.expected.clone(),
+                found,
+                len: self.hasher.len(),
+            },
+        ))
+    }
+
+    /// Read the rest and check the whole.
+    pub fn finish(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink())?;
+        self.check()
+    }
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.check()?;
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +311,31 @@ mod tests {
         let d: Digest = "multihash+base58:0123456789abcdef0123456789abcdef".parse().unwrap();
         assert!(d.sha256_hex().is_err());
         assert_eq!(Digest::of(b"x").short().len(), 12);
+    }
+
+    #[test]
+    fn verified_reads_pass_good_content_and_fail_damaged_content_at_its_end() {
+        let good = b"layer bytes".to_vec();
+        let d = Digest::of(&good);
+        let mut out = Vec::new();
+        Verified::new(&good[..], d.clone()).read_to_end(&mut out).unwrap();
+        assert_eq!(out, good);
+        let mut bad = good.clone();
+        bad[3] ^= 1;
+        let e = Verified::new(&bad[..], d.clone())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        let c = Corrupt::of(&e).expect("a corruption, not another error");
+        assert_eq!(
+            (&c.expected, &c.found, c.len),
+            (&d, &Digest::of(&bad), bad.len() as u64)
+        );
+        // a consumer that stops early: finish reads the rest and checks
+        let mut v = Verified::new(&bad[..], d.clone());
+        v.read_exact(&mut [0u8; 2]).unwrap();
+        assert!(Corrupt::of(&v.finish().unwrap_err()).is_some());
+        let mut v = Verified::new(&good[..], d);
+        v.read_exact(&mut [0u8; 2]).unwrap();
+        v.finish().unwrap();
     }
 }

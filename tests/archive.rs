@@ -275,3 +275,63 @@ fn import_from_the_body_and_from_a_url() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(d.images().len(), before);
 }
+
+/// A layer damaged on disk: every save of it fails loudly (the CLI's and the docker CLI's exit non-zero with
+/// nothing under the name asked for, the HTTP stream is cut short), the blob leaves the store, and the next
+/// pull fetches it again instead of saying the image is up to date.
+#[test]
+fn a_corrupt_layer_fails_the_save_loudly_and_the_next_pull_fetches_it() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let image = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &image]));
+    let layer = d.images_on_disk_layer();
+    let good = std::fs::read(&layer).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&layer, &bad).unwrap();
+    let work = tempdir("corrupt-save");
+    // depot's own client: non-zero, no archive, no temporary file
+    let out = work.join("out.tar");
+    let o = d.cli(&["save", "-o", out.to_str().unwrap(), &image]);
+    assert!(!o.status.success(), "depot save of a corrupt layer succeeded");
+    assert!(stderr(&o).contains("broke off"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "left behind: {:?}",
+        std::fs::read_dir(&work).unwrap().collect::<Vec<_>>()
+    );
+    // the blob left the store at once: put aside, not served again
+    assert!(!layer.exists(), "the corrupt blob is still in the store");
+    let aside = d
+        .root
+        .join("tmp")
+        .join(format!("corrupt-{}", layer.file_name().unwrap().to_str().unwrap()));
+    assert_eq!(std::fs::read(&aside).unwrap(), bad);
+    assert!(d.log_text().contains("is corrupt"), "{}", d.log_text());
+    // damaged again: the Engine API cuts its stream short, which curl and the docker CLI report
+    std::fs::rename(&aside, &layer).unwrap();
+    let o = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--unix-socket"])
+        .arg(&d.sock)
+        .arg(format!("http://d/images/{image}/get"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "curl took the cut stream for whole");
+    assert!(!layer.exists());
+    std::fs::rename(&aside, &layer).unwrap();
+    let docker_out = work.join("docker.tar");
+    let o = d.docker(&["save", "-o", docker_out.to_str().unwrap(), &image]);
+    assert!(!o.status.success(), "docker save of a corrupt layer succeeded");
+    // the next pull fetches the blob again: not "up to date"
+    assert!(!layer.exists());
+    let o = ok(&d.docker(&["pull", &image]));
+    assert!(!o.contains("Image is up to date"), "{o}");
+    assert_eq!(std::fs::read(&layer).unwrap(), good);
+    // and the save works again
+    ok(&d.cli(&["save", "-o", out.to_str().unwrap(), &image]));
+    let list = Command::new("tar").arg("-tf").arg(&out).output().unwrap();
+    assert!(stdout(&list).lines().any(|l| l == "manifest.json"), "{}", stdout(&list));
+}

@@ -420,28 +420,59 @@ pub async fn tag(c: &Client, source: &str, target: &str) -> Result<(), CliError>
     check(c.send(Method::POST, &uri, &[]).await?).await.map(|_| ())
 }
 
-/// Save to `out` (a file, else standard output, which must not be a terminal).
+/// Save to `out` (a file, else standard output, which must not be a terminal). A file is written under a
+/// temporary name beside it and renamed over `out` only once the archive came whole: a save the daemon cuts
+/// short (a corrupt layer) fails with nothing left under the name asked for.
 pub async fn save(c: &Client, names: &[String], out: Option<&std::path::Path>) -> Result<(), CliError> {
     let uri = save_uri(names);
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?),
-        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
-            return Err(CliError::Usage(
-                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
-            ))
-        }
+    if out.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(CliError::Usage(
+            "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
+        ));
+    }
+    let tmp = out.map(|p| {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(p.file_name().unwrap_or_default());
+        name.push(format!(".{}.tmp", std::process::id()));
+        p.with_file_name(name)
+    });
+    let mut sink: Box<dyn Write> = match &tmp {
+        Some(t) => Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(t)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", t.display())))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut resp = check(c.send(Method::GET, &uri, &[]).await?).await?;
-    while let Some(frame) = resp.body_mut().frame().await {
-        let frame = frame.map_err(|e| CliError::Protocol(format!("the save ended early: {e}")))?;
-        if let Ok(d) = frame.into_data() {
-            sink.write_all(&d)
-                .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))?;
+    let streamed = async {
+        let mut resp = check(c.send(Method::GET, &uri, &[]).await?).await?;
+        while let Some(frame) = resp.body_mut().frame().await {
+            let frame = frame.map_err(|e| CliError::Protocol(format!("the save broke off: {e}")))?;
+            if let Ok(d) = frame.into_data() {
+                sink.write_all(&d)
+                    .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))?;
+            }
         }
+        sink.flush()
+            .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))
     }
-    sink.flush()
-        .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))
+    .await;
+    drop(sink);
+    let (Some(tmp), Some(out)) = (tmp, out) else {
+        return streamed;
+    };
+    let placed = streamed.and_then(|()| {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, out))
+            .map_err(|e| CliError::Usage(format!("{}: {e}", out.display())))
+    });
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    placed
 }
 
 /// Load from `input` (a file, else standard input).

@@ -217,7 +217,17 @@ pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Resp {
 
 /// A chunked response fed by a stream; each item is flushed as one chunk.
 pub fn streaming(status: StatusCode, content_type: &str, s: impl Stream<Item = Bytes> + Send + Sync + 'static) -> Resp {
-    let body = StreamBody::new(s.map(|b| Ok::<_, io::Error>(Frame::data(b))));
+    streaming_fallible(status, content_type, s.map(Ok))
+}
+
+/// [`streaming`] of a stream that may fail: an error cuts the response short (no final chunk; the connection
+/// is closed), so that a client never takes a body that broke off for whole.
+pub fn streaming_fallible(
+    status: StatusCode,
+    content_type: &str,
+    s: impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static,
+) -> Resp {
+    let body = StreamBody::new(s.map(|b| b.map(Frame::data)));
     let mut r = Response::new(BodyExt::boxed(body));
     *r.status_mut() = status;
     r.headers_mut()
@@ -296,17 +306,18 @@ pub async fn next_frame(body: &mut Incoming) -> Option<Result<Frame<Bytes>, Body
 }
 
 /// A blocking writer whose bytes become a streamed response body: written in chunks of 64 KiB through a bounded
-/// channel, so a slow client slows the writer instead of filling memory. A write fails once the client is gone.
+/// channel, so a slow client slows the writer instead of filling memory. A write fails once the client is gone;
+/// [`BodyWriter::abort`] cuts the body short when the writer fails (answer with [`streaming_fallible`]).
 pub struct BodyWriter {
-    tx: async_channel::Sender<Bytes>,
+    tx: async_channel::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 const BODY_CHUNK: usize = 64 * 1024;
 
 impl BodyWriter {
-    /// The writer and the stream to answer with (see [`streaming`]).
-    pub fn new() -> (BodyWriter, async_channel::Receiver<Bytes>) {
+    /// The writer and the stream to answer with (see [`streaming_fallible`]).
+    pub fn new() -> (BodyWriter, async_channel::Receiver<io::Result<Bytes>>) {
         let (tx, rx) = async_channel::bounded(8);
         (
             BodyWriter {
@@ -334,8 +345,17 @@ impl io::Write for BodyWriter {
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BODY_CHUNK)));
         self.tx
-            .send_blocking(chunk)
+            .send_blocking(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl BodyWriter {
+    /// End the body with an error instead of its end: what is still buffered is dropped and the response is cut
+    /// short, as dockerd cuts a save that fails.
+    pub fn abort(mut self, why: &str) {
+        self.buf.clear();
+        let _ = self.tx.send_blocking(Err(io::Error::other(why.to_string())));
     }
 }
 

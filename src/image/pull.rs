@@ -263,16 +263,21 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         refs.push((format!("{}:{t}", r.name()), r.name(), RefKind::Tag));
     }
     let tag_ref = refs.iter().find(|x| x.2 == RefKind::Tag).map(|x| x.0.clone());
-    let up_to_date = svc.db.has_image(&cfg_digest)?
+    // An image we have is whole only while every layer is in the store: one found corrupt was put aside, and
+    // this pull fetches it again.
+    let kept = match svc.db.has_image(&cfg_digest)? {
+        true => Some(svc.db.image_layers(&cfg_digest)?).filter(|ls| ls.iter().all(|l| svc.store.contains(&l.digest))),
+        false => None,
+    };
+    let up_to_date = kept.is_some()
         && match &tag_ref {
             Some(t) => svc.db.resolve_ref(t)?.as_ref() == Some(&cfg_digest),
             None => svc.db.resolve_ref(&refs[0].0)?.as_ref() == Some(&cfg_digest),
         };
 
-    let layers = if svc.db.has_image(&cfg_digest)? {
-        svc.db.image_layers(&cfg_digest)?
-    } else {
-        fetch_layers(svc, job, repo, &image_manifest, &cfg.diff_ids)?
+    let layers = match kept {
+        Some(layers) => layers,
+        None => fetch_layers(svc, job, repo, &image_manifest, &cfg.diff_ids)?,
     };
 
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.

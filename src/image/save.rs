@@ -4,7 +4,7 @@
 
 use super::archive::{decompressed, TarWriter};
 use super::{events, ImageError, ImageService};
-use crate::digest::Digest;
+use crate::digest::{Corrupt, Digest, Verified};
 use crate::reference::{AnyReference, Reference};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -45,7 +45,15 @@ impl ImageService {
         let plan = self.save_plan(names)?;
         let (tx, rx) = async_channel::bounded(8);
         let loaded = std::thread::scope(|s| {
-            let saver = s.spawn(move || self.save(&plan, BufWriter::with_capacity(64 * 1024, ChanWriter(tx))));
+            let saver = s.spawn(move || {
+                let cut = tx.clone();
+                let saved = self.save(&plan, BufWriter::with_capacity(64 * 1024, ChanWriter(tx)));
+                if let Err(e) = &saved {
+                    // the engine must see the archive broken off, not ended
+                    let _ = cut.send_blocking(Err(std::io::Error::other(e.to_string())));
+                }
+                saved
+            });
             let client = crate::cli::Client {
                 socket: engine.to_path_buf(),
             };
@@ -168,6 +176,25 @@ impl ImageService {
         r
     }
 
+    /// The error of a read of blob `d` that failed: a blob found corrupt (it, or what it inflates to, does not
+    /// hash to its name) is put out of the store so that the next pull fetches it again.
+    fn read_failed(&self, d: &Digest, e: std::io::Error, context: String) -> ImageError {
+        let Some(c) = Corrupt::of(&e) else {
+            return ImageError::Io { context, source: e };
+        };
+        match self.store.quarantine(d) {
+            Ok(to) => log::error!(
+                "{c}: blob {d} moved to {}; pulling the image again fetches it",
+                to.display()
+            ),
+            Err(qe) => log::error!("{c}: putting blob {d} aside: {qe}"),
+        }
+        ImageError::Blob(crate::store::blobs::BlobError::Mismatch {
+            expected: c.expected.clone(),
+            got: c.found.clone(),
+        })
+    }
+
     /// Write `plan` to `out` as a tar. Memory stays bounded whatever the image sizes.
     pub fn save(&self, plan: &SavePlan, out: impl Write) -> Result<(), ImageError> {
         let io = |context: String| move |source| ImageError::Io { context, source };
@@ -186,12 +213,31 @@ impl ImageService {
             for l in &img.layers {
                 let path = format!("blobs/sha256/{}", l.diff_id.hex());
                 if written.insert(l.diff_id.clone()) {
+                    // Verified as it streams, the blob against its digest and what it inflates to against its
+                    // diff_id: a damaged layer fails the save (after its bytes went out: the caller must cut the
+                    // stream so that no client takes the archive for whole) and leaves the store.
                     let c = crate::registry::manifest::Descriptor::compression_of(&l.media_type)?;
                     let blob = self.store.open_blob(&l.digest)?;
-                    let mut r = decompressed(std::io::BufReader::new(blob), c, self.transfers.zstd_window_log_max)
-                        .map_err(io(format!("layer {}", l.digest)))?;
-                    tw.file(&path, l.uncompressed_size, &mut r)
-                        .map_err(io(format!("writing layer {}", l.diff_id)))?;
+                    let mut blob = Verified::new(std::io::BufReader::new(blob), l.digest.clone());
+                    let written = decompressed(&mut blob, c, self.transfers.zstd_window_log_max).and_then(|r| {
+                        let mut r = Verified::new(r, l.diff_id.clone());
+                        tw.file(&path, l.uncompressed_size, &mut r)?;
+                        r.finish()
+                    });
+                    // A decoder that failed on damaged data says so in its own words: the blob's own check
+                    // says whether the store holds it damaged.
+                    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+                    let r = match written {
+                        Ok(()) => blob.finish(),
+                        Err(e) if matches!(e.kind(), InvalidData | InvalidInput | UnexpectedEof) => {
+                            match blob.finish() {
+                                Err(damaged) if Corrupt::of(&damaged).is_some() => Err(damaged),
+                                _ => Err(e),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    };
+                    r.map_err(|e| self.read_failed(&l.digest, e, format!("writing layer {}", l.diff_id)))?;
                 }
                 let desc = json!({"mediaType": OCI_LAYER, "digest": l.diff_id.as_str(), "size": l.uncompressed_size});
                 sources.insert(l.diff_id.to_string(), desc.clone());

@@ -206,6 +206,20 @@ impl BlobStore {
         }
     }
 
+    /// Put a committed blob found corrupt out of the store: moved to `tmp/corrupt-<hex>` (emptied at the next
+    /// start), so that nothing serves it again and the next pull of an image that needs it fetches it anew. The
+    /// image records stay: `fsck` names what is missing until then.
+    pub fn quarantine(&self, d: &Digest) -> Result<PathBuf, BlobError> {
+        let from = self.path(d)?;
+        let tmp = self.root.join("tmp");
+        let to = tmp.join(format!("corrupt-{}", d.sha256_hex()?));
+        let moved = fs::create_dir_all(&tmp)
+            .and_then(|()| fs::rename(&from, &to))
+            .and_then(|()| fsutil::fsync_dir(&self.blobs));
+        moved.map_err(io_err(d))?;
+        Ok(to)
+    }
+
     /// Every committed blob.
     pub fn list(&self) -> io::Result<Vec<Digest>> {
         let mut out = Vec::new();

@@ -9,8 +9,8 @@ use hyper::StatusCode;
 use std::io::Write;
 
 /// Save `names`: resolved first (an unknown name is an ordinary error), then the tar streamed from a thread of
-/// its own. A failure after the first byte can only cut the archive short, which the client sees as a broken
-/// tar.
+/// its own. A failure after the first byte (a layer found corrupt) cuts the response short, without its final
+/// chunk: the client sees a broken transfer, never an archive that merely ends early.
 pub async fn save(e: &Engine, names: Vec<String>) -> Result<Resp, ApiError> {
     if names.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "no images to save"));
@@ -22,12 +22,14 @@ pub async fn save(e: &Engine, names: Vec<String>) -> Result<Resp, ApiError> {
     std::thread::Builder::new()
         .name("save".into())
         .spawn(move || {
-            if let Err(err) = images.save(&plan, writer) {
+            let mut writer = writer;
+            if let Err(err) = images.save(&plan, &mut writer) {
                 log::warn!("save ended early: {err}");
+                writer.abort(&err.to_string());
             }
         })
         .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting a save: {err}")))?;
-    Ok(streaming(StatusCode::OK, "application/x-tar", rx))
+    Ok(crate::http::streaming_fallible(StatusCode::OK, "application/x-tar", rx))
 }
 
 pub async fn save_many(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
