@@ -41,11 +41,19 @@ impl Codec {
 const QUEUE: usize = 4;
 const CHUNK: usize = 1 << 20;
 
+/// The most the xz decoder may take to decode blocks on several threads, whatever the board's budget: DESIGN
+/// §7 gives a whole unpack 32 MB. Multi-threaded decoding keeps each thread's block in and out (`xz -T2 -3`
+/// makes 12 MiB blocks: the unpack peaked at 87 MB); one thread needs the dictionary and little else, and
+/// still decodes faster than GNU tar unpacks (tests/bench/lxc.sh).
+pub const XZ_DECODE_THREADS_MEMORY: u64 = 16 << 20;
+
 /// A decoder for `r` (already past nothing: the magic is peeked, not consumed). `xz_memory` is what the xz
-/// decoder may take to decode blocks on several threads; past it liblzma decodes on one (it never fails for it).
+/// decoder may take to decode blocks on several threads (at most [`XZ_DECODE_THREADS_MEMORY`]); past it
+/// liblzma decodes on one (it never fails for it).
 fn decoder(r: Box<dyn Read + Send>, codec: Codec, xz_memory: u64) -> io::Result<Box<dyn Read + Send>> {
     Ok(match codec {
         Codec::Xz => {
+            let xz_memory = xz_memory.min(XZ_DECODE_THREADS_MEMORY);
             let stream = liblzma::stream::MtStreamBuilder::new()
                 .threads(if xz_memory == 0 { 1 } else { cpus() })
                 .memlimit_threading(xz_memory.max(1))
