@@ -551,6 +551,8 @@ impl ConnLimits {
 }
 
 /// Raise the soft limit on open descriptors to the hard one; the soft limit in force after.
+// rlim_t is u32 on armv7, u64 on the 64-bit targets: the casts are needed there, not here
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
@@ -558,11 +560,11 @@ pub fn raise_nofile() -> u64 {
     };
     if soft < hard {
         match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => return hard,
+            Ok(()) => return hard as u64,
             Err(e) => log::warn!("raising the open files limit from {soft} to {hard}: {e}"),
         }
     }
-    soft
+    soft as u64
 }
 
 /// Accept connections on `accept` while fewer than `max` are served; each is served by `serve`. An accept that
