@@ -170,8 +170,20 @@ mod tests {
     }
 
     /// The working memory goes back: 20 hashes in a row leave the process's anonymous memory where one left it.
+    ///
+    /// Under qemu-user (cross/test.sh) `/proc/self/status` is the emulator's own: its RssAnon counts the
+    /// translated-code cache and every other test thread of the binary, so the figure says nothing about the
+    /// hash there and the check is made on the host only.
     #[test]
     fn a_hash_returns_its_memory() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        if status
+            .lines()
+            .any(|l| l.starts_with("Name:") && l[5..].trim().starts_with("qemu-"))
+        {
+            eprintln!("under qemu-user: RssAnon is the emulator's, not checked");
+            return;
+        }
         fn anon_kb() -> u64 {
             let s = std::fs::read_to_string("/proc/self/status").unwrap();
             s.lines()
