@@ -70,10 +70,10 @@ start
   done ) &
 CPID=$!
 curl -s --unix-socket "$W/root/depot.sock" -X POST "http://x/images/create?fromImage=$PLAIN/big&tag=1" >/dev/null
-read -r hwm <<<"$(mem "$DPID" VmHWM)"
+read -r hwm file <<<"$(mem "$DPID" VmHWM RssFile)"
 kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null || true; CPID=
 anon_peak=$(awk '{printf "%.1f", $1/1000}' "$W/anon.peak")
 /usr/bin/time -f "%M" -o "$W/skopeo.max" skopeo copy -q --src-tls-verify=false "docker://$PLAIN/big:1" "dir:$W/skopeo-dir"
-row "peak during a pull of the 505 MB image" "$hwm (VmHWM) / $anon_peak (sampled)" "skopeo $(skopeo --version | awk '{print $3}') copy to dir:" \
+row "peak during a pull of the 505 MB image" "$hwm (VmHWM) / $anon_peak (sampled); the binary's code pages after: $file" "skopeo $(skopeo --version | awk '{print $3}') copy to dir:" \
   "$(awk '{printf "%.1f", $1/1000}' "$W/skopeo.max") (max RSS)"
 stop
