@@ -335,3 +335,69 @@ fn a_corrupt_layer_fails_the_save_loudly_and_the_next_pull_fetches_it() {
     let list = Command::new("tar").arg("-tf").arg(&out).output().unwrap();
     assert!(stdout(&list).lines().any(|l| l == "manifest.json"), "{}", stdout(&list));
 }
+
+/// A layer damaged on disk fails its push: what is sent is hashed on the way, the registry is left without the
+/// blob, the blob leaves the store, and after the next pull fetches it the push works.
+#[test]
+fn a_corrupt_layer_fails_the_push_and_leaves_the_store() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let image = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &image]));
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let repo = format!("corrupt-push-{run}/x");
+    let dst = format!("{}/{repo}:1", p.basic);
+    ok(&d.cli(&["tag", &image, &dst]));
+    let layer = d.images_on_disk_layer();
+    let good = std::fs::read(&layer).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&layer, &bad).unwrap();
+    let o = d.cli(&["push", "--creds", "testuser:testpass", &dst]);
+    assert!(
+        !o.status.success(),
+        "the push of a corrupt layer succeeded: {}",
+        stdout(&o)
+    );
+    assert!(
+        format!("{}{}", stdout(&o), stderr(&o)).contains("sha256:"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d.log_text().contains("is corrupt"), "{}", d.log_text());
+    assert!(!layer.exists(), "the corrupt blob is still in the store");
+    let aside = d
+        .root
+        .join("tmp")
+        .join(format!("corrupt-{}", layer.file_name().unwrap().to_str().unwrap()));
+    assert_eq!(std::fs::read(&aside).unwrap(), bad);
+    let head = |digest: &str| {
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-I",
+                "-u",
+                "testuser:testpass",
+            ])
+            .arg(format!("http://{}/v2/{repo}/blobs/sha256:{digest}", p.basic))
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    let hex = layer.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(head(&hex), "404", "the registry got the damaged blob");
+    // the pull fetches it again, and the push then sends it
+    let o = ok(&d.docker(&["pull", &image]));
+    assert!(!o.contains("Image is up to date"), "{o}");
+    assert_eq!(std::fs::read(&layer).unwrap(), good);
+    ok(&d.cli(&["push", "--creds", "testuser:testpass", &dst]));
+    assert_eq!(head(&hex), "200");
+}

@@ -3,7 +3,7 @@
 //! mounted, the rest uploaded whole; each blob with one retry budget.
 
 use super::{events, ImageError, ImageService};
-use crate::digest::Digest;
+use crate::digest::{Corrupt, Digest, Verified};
 use crate::reference::Reference;
 use crate::registry::manifest::{parse_manifest, Manifest};
 use crate::registry::push::Sent;
@@ -41,7 +41,7 @@ pub enum PushEvent {
 
 /// Counts bytes as they are read, reporting every 1%.
 struct Counting<'a> {
-    inner: std::fs::File,
+    inner: Verified<std::fs::File>,
     done: u64,
     last: u64,
     total: u64,
@@ -205,20 +205,34 @@ impl ImageService {
                 return Ok(Sent::Mounted { from: path.to_string() });
             }
         }
+        // What is sent is hashed on the way: a blob damaged on disk is put out of the store (the next pull
+        // fetches it again) and the push fails naming it, without retrying a copy that cannot get better.
+        let mut corrupt = None;
         self.retrying(|| {
             let f = self.store.open_blob(d).map_err(|e| RegistryError::Transport {
                 url: d.to_string(),
                 msg: e.to_string(),
             })?;
             let mut body = Counting {
-                inner: f,
+                inner: Verified::new(f, d.clone()),
                 done: 0,
                 last: 0,
                 total: size,
                 report: &mut *report,
             };
-            repo.upload(d, size, &mut body)
+            let sent = repo.upload(d, size, &mut body);
+            // The client may stop reading at `size` bytes, before the end that triggers the check.
+            match body.inner.finish() {
+                Err(e) if Corrupt::of(&e).is_some() => {
+                    corrupt = Some(e);
+                    Ok(())
+                }
+                _ => sent,
+            }
         })?;
-        Ok(Sent::Uploaded)
+        match corrupt {
+            Some(e) => Err(self.read_failed(d, e, format!("pushing blob {d}"))),
+            None => Ok(Sent::Uploaded),
+        }
     }
 }

@@ -178,7 +178,7 @@ impl ImageService {
 
     /// The error of a read of blob `d` that failed: a blob found corrupt (it, or what it inflates to, does not
     /// hash to its name) is put out of the store so that the next pull fetches it again.
-    fn read_failed(&self, d: &Digest, e: std::io::Error, context: String) -> ImageError {
+    pub(super) fn read_failed(&self, d: &Digest, e: std::io::Error, context: String) -> ImageError {
         let Some(c) = Corrupt::of(&e) else {
             return ImageError::Io { context, source: e };
         };
