@@ -81,8 +81,20 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     }
     let db = Arc::new(db);
     let store = BlobStore::open(root).map_err(io("opening the content store"))?;
+    // Before anything writes to the new database: what it had besides images comes back from records.json.
+    let records = if fresh {
+        match db.restore_records(&|d| d.parse().is_ok_and(|d| store.contains(&d))) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("depot.db was missing and records.json does not read back: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     crate::store::layout::init(root).map_err(io("writing oci-layout"))?;
-    reconcile(&db, &store, cfg, fresh)?;
+    reconcile(&db, &store, cfg, fresh, records)?;
     let mut ropts = cfg.registry.clone();
     ropts.net.certs_dir = Some(cfg.certs_dir());
     let registry = Arc::new(Registry::new(ropts));
@@ -179,7 +191,13 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
 /// Bring the database up to what the data root holds before anything trusts it: images `index.json` names that
 /// the database does not know are restored (see [`crate::image::rebuild`]). A new database beside blobs it never
 /// saw arrive never collects them.
-fn reconcile(db: &Db, store: &BlobStore, cfg: &Config, fresh: bool) -> Result<(), DaemonError> {
+fn reconcile(
+    db: &Db,
+    store: &BlobStore,
+    cfg: &Config,
+    fresh: bool,
+    records: Option<crate::store::records::Restored>,
+) -> Result<(), DaemonError> {
     let r = crate::image::rebuild::rebuild(db, store, cfg.zstd_window_log_max())?;
     if r.images > 0 || !r.skipped.is_empty() {
         log::warn!(
@@ -198,11 +216,11 @@ fn reconcile(db: &Db, store: &BlobStore, cfg: &Config, fresh: bool) -> Result<()
             }
         );
     }
-    if fresh && r.images > 0 {
-        // not a first start: the database was lost, and with it what the layout does not hold
+    if fresh && (r.images > 0 || records.is_some()) {
+        // not a first start: the database was lost, and with it what neither the layout nor records.json holds
         log::error!(
-            "depot.db was missing and is rebuilt from the data root's layout: images and tags are back; lost: {}",
-            crate::image::rebuild::NOT_IN_THE_LAYOUT
+            "depot.db was missing and is rebuilt from the data root: {}",
+            crate::image::rebuild::rebuilt(&r, records.as_ref())
         );
     }
     if fresh && !store.list().map_err(io("listing blobs"))?.is_empty() {

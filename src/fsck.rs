@@ -42,6 +42,8 @@ pub struct Report {
     pub db: Vec<String>,
     /// With repair: the damaged database was moved here and a new one rebuilt from `index.json`.
     pub rebuilt: Option<(PathBuf, RebuildReport)>,
+    /// With repair, the damaged database replaced: what came back from `records.json`, or why nothing did.
+    pub records: Option<Result<crate::store::records::Restored, String>>,
     /// `index.json` (or `oci-layout`) does not agree with the database.
     pub layout_stale: bool,
     /// Files in the store's directories that are no content: temp files of a daemon that died, junk.
@@ -126,6 +128,10 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
         drop(db.take());
         let moved = move_aside(root).map_err(io("moving the damaged database aside"))?;
         let fresh = Db::open(&db_path)?;
+        r.records = fresh
+            .restore_records(&|d| d.parse().is_ok_and(|d| store.contains(&d)))
+            .map_err(|e| e.to_string())
+            .transpose();
         let report = rebuild(&fresh, &store, 27)?;
         r.rebuilt = Some((moved, report));
         db = Some(fresh);
@@ -212,9 +218,12 @@ pub fn render(r: &Report) -> String {
             rb.refs,
             moved.display()
         ));
+        if let Some(Err(e)) = &r.records {
+            out.push_str(&format!("records.json: {e}\n"));
+        }
         out.push_str(&format!(
-            "not kept (they lived only in the damaged database, kept aside): {}\n",
-            crate::image::rebuild::NOT_IN_THE_LAYOUT
+            "{} (the damaged database is kept aside)\n",
+            crate::image::rebuild::rebuilt(rb, r.records.as_ref().and_then(|r| r.as_ref().ok()))
         ));
         for s in &rb.skipped {
             out.push_str(&format!("not restored: {s}\n"));

@@ -1366,3 +1366,103 @@ fn a_token_auth_registry_and_the_dockerhub_category_through_a_registry_catalog()
         "a search needs a term"
     );
 }
+
+/// `depot.db` lost: the users (the same password logs in, no new one is written), the tokens (a revoked one
+/// stays revoked, ids are never given again), the private registries with their credentials and the settings
+/// set over the API come back from `records.json`, which holds no secret in the clear.
+#[test]
+fn a_lost_database_keeps_users_tokens_registries_and_settings() {
+    let mut t = Tcp::start(&[]);
+    let password = t.password();
+    t.login();
+    let kept = t.token("kept");
+    let revoked = t.token("revoked");
+    let sock = t.d.sock.clone();
+    let list = || {
+        let out = Command::new(bin())
+            .arg("-H")
+            .arg(&sock)
+            .args(["token", "list"])
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    let id_of = |listing: &str, name: &str| -> u64 {
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {listing}"))
+    };
+    let revoked_id = id_of(&list(), "revoked");
+    let out = Command::new(bin())
+        .arg("-H")
+        .arg(&t.d.sock)
+        .args(["token", "rm", &revoked_id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = ["-H", "Content-Type: application/json", "--data"];
+    let (s, v, _) = t.call(
+        "POST",
+        "/api/v1/registry/",
+        &[
+            json[0],
+            json[1],
+            json[2],
+            &serde_json::json!({"name": "home", "url": format!("http://{}", peers().basic),
+                "username": "testuser", "password": "testpass"})
+            .to_string(),
+        ],
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = t.call(
+        "PUT",
+        "/api/v1/image/downloads/settings",
+        &[json[0], json[1], json[2], r#"{"bandwidth_limit":"2M"}"#],
+    );
+    assert_eq!(s, 200, "{v}");
+    let settings = v;
+    let records = t.d.root.join("records.json");
+    let text = std::fs::read_to_string(&records).unwrap();
+    for secret in [&kept[4..], &revoked[4..], "testpass", &password] {
+        assert!(!text.contains(secret), "records.json holds a secret in the clear");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&records).unwrap().permissions().mode() & 0o777, 0o600);
+
+    t.d.kill9();
+    for f in ["depot.db", "depot.db-wal", "depot.db-shm"] {
+        let _ = std::fs::remove_file(t.d.root.join(f));
+    }
+    t.d.restart();
+    assert!(
+        t.d.log_text()
+            .contains("from records.json 1 users, 1 tokens, 1 registries"),
+        "{}",
+        t.d.log_text()
+    );
+    assert_eq!(t.password(), password, "a new admin password was written");
+    let _ = std::fs::remove_file(&t.jar);
+    let (s, v, _) = t.login_form("admin", &password);
+    assert_eq!(s, 200, "the same password logs in: {v}");
+    // tokens alone, without the session's cookie
+    let with_token = |tok: &str| {
+        curl(
+            &format!("http://{}/api/v1/image/", t.addr),
+            &["-H", &format!("Authorization: Bearer {tok}")],
+        )
+        .0
+    };
+    assert_eq!(with_token(&kept), 200);
+    assert_eq!(with_token(&revoked), 401);
+    let (s, v, _) = t.call("GET", "/api/v1/registry/", &[]);
+    assert_eq!(s, 200, "{v}");
+    assert!(v.to_string().contains("\"home\""), "{v}");
+    let (_, v, _) = t.call("GET", "/api/v1/image/downloads/settings", &[]);
+    assert_eq!(v, settings);
+    // the next token never has the revoked one's id, nor any before it
+    t.token("after");
+    assert!(id_of(&list(), "after") > revoked_id, "{}", list());
+}

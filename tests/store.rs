@@ -132,7 +132,7 @@ fn a_damaged_database_is_rebuilt_from_the_layout_and_no_blob_is_lost() {
     );
     // what the layout does not hold is said, not lost silently
     assert!(
-        stdout(&out).contains("not kept (they lived only in the damaged database, kept aside): users"),
+        stdout(&out).contains("lost: sessions and the download history (the damaged database is kept aside)"),
         "{}",
         stdout(&out)
     );
@@ -178,8 +178,8 @@ fn a_lost_database_is_rebuilt_at_start() {
     );
     assert!(
         d.log_text()
-            .contains("depot.db was missing and is rebuilt from the data root's layout")
-            && d.log_text().contains("lost: users and their passwords"),
+            .contains("depot.db was missing and is rebuilt from the data root: back: 1 images and 2 tags")
+            && d.log_text().contains("lost: sessions and the download history"),
         "{}",
         d.log_text()
     );

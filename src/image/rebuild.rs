@@ -132,8 +132,28 @@ fn restore(
     Ok(refs.len())
 }
 
-/// What a database rebuilt from the layout does not have: what lived only in the database. Said wherever a
-/// rebuild happens (the daemon's log, `depot fsck --repair`), so that nobody finds out by a failed login.
-pub const NOT_IN_THE_LAYOUT: &str = "users and their passwords (a new admin password is generated when TCP is \
-     on), API tokens, sessions, private registries and their credentials, registry mirrors set over the API, \
-     download settings, LXC templates' records and the download history";
+/// What a rebuilt database cannot have: it lived in the database alone, and changes too often to be kept
+/// anywhere else.
+pub const NOT_IN_THE_DATA_ROOT: &str = "sessions and the download history";
+
+/// What `records.json` keeps (see [`crate::store::records`]): lost with the database when that file is missing.
+pub const IN_RECORDS: &str = "users and their passwords (a new admin password is generated when TCP is on), API \
+     tokens, private registries and their credentials, registry mirrors and download settings set over the API, \
+     LXC templates' records";
+
+/// One sentence saying what a rebuild brought back and what it lost, for the daemon's log and `depot fsck
+/// --repair`, so that nobody finds out by a failed login.
+pub fn rebuilt(images: &RebuildReport, records: Option<&crate::store::records::Restored>) -> String {
+    let back = format!("{} images and {} tags from index.json", images.images, images.refs);
+    match records {
+        Some(r) => format!(
+            "back: {back}, and from records.json {r}{}; lost: {NOT_IN_THE_DATA_ROOT}",
+            if r.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" (left out: {})", r.skipped.join("; "))
+            }
+        ),
+        None => format!("back: {back}; lost (no records.json): {IN_RECORDS}, {NOT_IN_THE_DATA_ROOT}"),
+    }
+}

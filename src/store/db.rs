@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum DbError {
     /// A row that would break a uniqueness or reference rule (the caller's input, not damage).
     #[error("{0}")]
     Conflict(String),
+    /// `records.json` could not be read back (see [`super::records`]); it was put aside.
+    #[error("{0}")]
+    Records(String),
 }
 
 type Result<T> = std::result::Result<T, DbError>;
@@ -442,6 +446,38 @@ pub struct Db {
     /// the volume full, so that recording a download's end (above all its failure) or a delete never fails for
     /// want of room. Made again when blobs are freed ([`Db::renew_reserve`]) and at the next open.
     reserve: Option<std::path::PathBuf>,
+    /// Set by the update hook when a table [`super::records`] mirrors is written.
+    records_dirty: Arc<AtomicBool>,
+    /// `records.json` beside the database file (none for an in-memory database).
+    records: Option<super::records::Mirror>,
+}
+
+/// The connection, held: giving it back writes `records.json` when a mirrored table changed, so that no
+/// write can forget to. Transactions taken from it have ended by then (committed or rolled back).
+pub struct Conn<'a> {
+    guard: MutexGuard<'a, Connection>,
+    db: &'a Db,
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = &self.db.records {
+            m.flush(&self.guard);
+        }
+    }
 }
 
 /// A wake-up for whoever waits on the next change.
@@ -494,6 +530,7 @@ impl Db {
     /// daemon; SQLite gives its `-wal` and `-shm` files the same mode.
     pub fn open(path: &Path) -> Result<Db> {
         use std::os::unix::fs::PermissionsExt;
+        let fresh = !path.exists();
         let conn = Connection::open(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|_| DbError::Corrupt("permissions of the database file"))?;
@@ -505,6 +542,10 @@ impl Db {
         }
         let mut db = Self::setup(conn)?;
         db.reserve = Some(reserve);
+        let records = path.with_file_name(super::records::FILE);
+        // a new database beside a records file waits for restore_records before it writes the file
+        let armed = !(fresh && records.exists());
+        db.records = Some(super::records::Mirror::new(records, db.records_dirty.clone(), armed));
         Ok(db)
     }
 
@@ -550,16 +591,22 @@ impl Db {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn, MIGRATIONS)?;
         let downloads_changed = Arc::new(Changes::default());
+        let records_dirty = Arc::new(AtomicBool::new(false));
         let hook = downloads_changed.clone();
+        let dirty = records_dirty.clone();
         conn.update_hook(Some(move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
             if table == "downloads" || table == "download_blobs" {
                 hook.bump();
+            } else if super::records::is_mirrored(table) {
+                dirty.store(true, std::sync::atomic::Ordering::Release);
             }
         }))?;
         Ok(Db {
             conn: Mutex::new(conn),
             downloads_changed,
             reserve: None,
+            records_dirty,
+            records: None,
         })
     }
 
@@ -568,9 +615,36 @@ impl Db {
         &self.downloads_changed
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> Conn<'_> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back on drop).
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        Conn {
+            guard: self.conn.lock().unwrap_or_else(|p| p.into_inner()),
+            db: self,
+        }
+    }
+
+    /// Put back what `records.json` holds that this database lacks (see [`super::records`]), then keep the file
+    /// in step. `present` says whether a blob is in the store. `Ok(None)`: no file, or an in-memory database.
+    pub fn restore_records(&self, present: &dyn Fn(&str) -> bool) -> Result<Option<super::records::Restored>> {
+        let Some(m) = &self.records else {
+            return Ok(None);
+        };
+        let r = {
+            let mut conn = self.conn();
+            super::records::restore(&mut conn, m.path(), present)
+        };
+        let r = r.map_err(|e| {
+            // kept for whoever wants to read it by hand, out of the way of the file this database writes
+            let aside = m.path().with_extension(format!("json.unreadable-{}", now()));
+            match std::fs::rename(m.path(), &aside) {
+                Ok(()) => DbError::Records(format!("{e} (kept as {})", aside.display())),
+                Err(re) => DbError::Records(format!("{e} (and putting it aside: {re})")),
+            }
+        });
+        m.arm();
+        // the file as this database now has it
+        drop(self.conn());
+        r
     }
 
     pub fn schema_version(&self) -> Result<i64> {
@@ -1670,7 +1744,7 @@ fn checkpoint(conn: &Connection) -> Result<()> {
 }
 
 /// See [`Db::freeze`].
-pub struct Frozen<'a>(MutexGuard<'a, Connection>);
+pub struct Frozen<'a>(Conn<'a>);
 
 impl Frozen<'_> {
     pub fn changes(&self) -> u64 {

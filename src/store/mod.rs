@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod db;
 pub mod layout;
+pub mod records;
 pub mod secrets;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, Ingest, INGEST_SYNC_BYTES};
