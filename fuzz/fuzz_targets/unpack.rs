@@ -6,7 +6,7 @@
 
 // The unpacker and the file helpers it uses, compiled from depot's own sources (the same code, not a copy).
 #[allow(dead_code)]
-#[path = "../../src/fsutil.rs"]
+#[path = "../../src/fsutil/mod.rs"]
 mod fsutil;
 #[allow(dead_code)]
 #[path = "../../src/lxc/unpack.rs"]
