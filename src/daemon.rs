@@ -34,6 +34,8 @@ pub enum DaemonError {
     Secret(#[from] crate::store::SecretError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::JobError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -45,6 +47,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError 
 pub struct Daemon {
     pub images: Arc<ImageService>,
     pub lxc: Arc<crate::lxc::LxcService>,
+    /// Every download by id, images' and templates'.
+    pub downloads: Arc<crate::jobs::Downloads>,
     pub catalog: Arc<crate::catalog::Catalog>,
     pub auth: Arc<crate::auth::Auth>,
     _lock: RootLock,
@@ -113,6 +117,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         gc_lock: Default::default(),
         running: Default::default(),
     });
+    let downloads = Arc::new(crate::jobs::Downloads::new(db.clone(), transfers.running.clone()));
     let auth = Arc::new(crate::auth::Auth::new(db.clone()));
     // Users exist for the TCP listener alone: without it nothing is hashed at start (a hash maps 19 MiB).
     if cfg.tcp.is_some() {
@@ -171,16 +176,16 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     }
     // Ended downloads are history after 30 days.
     images.forget_downloads(crate::store::db::now() - 30 * 24 * 3600)?;
-    let resumed = images.resume_unfinished()?;
-    let resumed_lxc = lxc.resume_unfinished().map_err(|e| DaemonError::Io {
-        context: "resuming LXC downloads".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    if resumed + resumed_lxc > 0 {
-        log::info!("recovery: resuming {resumed} unfinished image downloads and {resumed_lxc} of LXC templates");
+    downloads.add(images.clone());
+    downloads.add(lxc.clone());
+    let resumed = downloads.resume_unfinished()?;
+    if resumed.iter().any(|(_, n)| *n > 0) {
+        let said: Vec<String> = resumed.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
+        log::info!("recovery: resuming unfinished downloads: {}", said.join(", "));
     }
     Ok(Daemon {
         images,
+        downloads,
         lxc,
         catalog,
         auth,
@@ -282,6 +287,7 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
         crate::api::station::Station::new(
             d.images.clone(),
             d.lxc.clone(),
+            d.downloads.clone(),
             d.auth.clone(),
             cfg.export_dirs(),
             d.catalog.clone(),

@@ -13,6 +13,7 @@ pub mod fsck;
 pub mod fsutil;
 pub mod http;
 pub mod image;
+pub mod jobs;
 pub mod logger;
 pub mod lxc;
 pub mod net;

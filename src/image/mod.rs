@@ -18,6 +18,18 @@ pub use job::Stop;
 pub use job::{LayerStatus, PullEvent, PullJob, PullOutcome};
 pub use pull::PullSpec;
 
+impl crate::jobs::Kind for ImageService {
+    fn kind(&self) -> crate::store::db::DownloadKind {
+        crate::store::db::DownloadKind::Image
+    }
+
+    fn restart(self: Arc<Self>, row: crate::store::db::DownloadRow) -> Result<bool, crate::jobs::JobError> {
+        ImageService::restart(&self, row)
+            .map(|j| j.is_some())
+            .map_err(|e| crate::jobs::JobError::Restart(e.to_string()))
+    }
+}
+
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::{AnyReference, Reference};
@@ -43,7 +55,7 @@ pub struct ImageService {
     concurrency: usize,
     /// Seals the credentials a download keeps while it runs (never in plain text in the database).
     sealer: crate::store::Sealer,
-    jobs: Mutex<HashMap<String, Arc<PullJob>>>,
+    jobs: Arc<crate::jobs::JobMap<PullJob>>,
     /// Serialises rewrites of `index.json`: each reads the database after its own change, so the last one
     /// written reflects every change before it.
     layout_lock: Mutex<()>,
@@ -186,6 +198,7 @@ impl ImageService {
         concurrency: usize,
         sealer: crate::store::Sealer,
     ) -> ImageService {
+        let jobs = Arc::new(crate::jobs::JobMap::new(transfers.running.clone()));
         ImageService {
             sealer,
             db,
@@ -194,7 +207,7 @@ impl ImageService {
             transfers,
             platform,
             concurrency,
-            jobs: Mutex::new(HashMap::new()),
+            jobs,
             layout_lock: Mutex::new(()),
             events: Arc::default(),
             pruning: std::sync::atomic::AtomicBool::new(false),
@@ -208,55 +221,26 @@ impl ImageService {
             spec.creds = self.stored_creds(spec.reference.domain());
         }
         let key = spec.key();
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        // Join a pull of the same image that is still running; one that has its outcome is only waiting for its
-        // thread to take it off the map, and its answer (a refusal of other credentials, say) is not this one's.
-        if let Some(j) = jobs.get(&key).filter(|j| j.outcome().is_none()) {
-            return Ok(j.clone());
-        }
-        let platform = spec.platform.as_ref().map(|p| p.to_string());
-        let auth = pull::serialize_creds(&spec.creds).map(|c| self.sealer.seal(c.as_bytes()));
-        let id = self
-            .db
-            .create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
-        let job = Arc::new(PullJob::new(key.clone(), id));
-        jobs.insert(key, job.clone());
-        drop(jobs);
-        self.spawn(job.clone(), spec);
-        Ok(job)
+        self.jobs.join_or_start(&key, || {
+            let platform = spec.platform.as_ref().map(|p| p.to_string());
+            let auth = pull::serialize_creds(&spec.creds).map(|c| self.sealer.seal(c.as_bytes()));
+            let id = self
+                .db
+                .create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
+            Ok(self.start(id, spec))
+        })
     }
 
-    fn spawn(self: &Arc<Self>, job: Arc<PullJob>, spec: PullSpec) {
-        let svc = self.clone();
-        let name = format!("pull-{}", job.download);
-        let on_board: Arc<dyn crate::transfer::progress::Running> = job.clone();
-        self.transfers.running.add(job.download, on_board.clone());
-        let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            pull::run(&svc, &job, &spec);
-            let mut jobs = svc.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            // a job resumed meanwhile has the same key: leave it
-            if jobs.get(&job.key).is_some_and(|j| Arc::ptr_eq(j, &job)) {
-                jobs.remove(&job.key);
-            }
-            drop(jobs);
-            svc.transfers.running.remove(job.download, &on_board);
-        });
-        if let Err(e) = spawned {
-            log::error!("cannot start a pull thread: {e}");
+    /// The job of download `id` pulling `spec`, ready for [`crate::jobs::JobMap::join_or_start`].
+    fn start(self: &Arc<Self>, id: i64, spec: PullSpec) -> crate::jobs::Start<PullJob> {
+        let job = Arc::new(PullJob::new(spec.key(), id));
+        let (svc, j) = (self.clone(), job.clone());
+        crate::jobs::Start {
+            id,
+            job,
+            thread: format!("pull-{id}"),
+            run: Box::new(move || pull::run(&svc, &j, &spec)),
         }
-    }
-
-    /// Restart every download that was running when the daemon stopped, except those a user paused. They
-    /// continue from the bytes on disk.
-    pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, ImageError> {
-        let rows = self.db.unfinished_downloads(crate::store::db::DownloadKind::Image)?;
-        let mut n = 0;
-        for row in rows.into_iter().filter(|r| !r.paused) {
-            if self.restart(row)?.is_some() {
-                n += 1;
-            }
-        }
-        Ok(n)
     }
 
     /// Start the job of an unfinished download again (its credentials unsealed); `None` if it could not be (it is
@@ -293,86 +277,17 @@ impl ImageService {
             platform,
             creds,
         };
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(j) = jobs.get(&spec.key()).filter(|j| j.outcome().is_none()) {
-            return Ok(Some(j.clone()));
-        }
-        log::info!("resuming download {} of {}", row.id, row.reference);
-        let job = Arc::new(PullJob::new(spec.key(), row.id));
-        jobs.insert(spec.key(), job.clone());
-        drop(jobs);
-        self.spawn(job.clone(), spec);
+        let key = spec.key();
+        let job = self.jobs.join_or_start(&key, || {
+            log::info!("resuming download {} of {}", row.id, row.reference);
+            Ok::<_, ImageError>(self.start(row.id, spec))
+        })?;
         Ok(Some(job))
     }
 
-    /// The running job of download `id`, of any kind, if any.
+    /// The running job of download `id`, of any kind.
     fn job_of(&self, id: i64) -> Option<Arc<dyn crate::transfer::progress::Running>> {
         self.transfers.running.get(id)
-    }
-
-    /// Whether download `id` is one of images (the others are LXC templates').
-    pub fn is_image_download(&self, id: i64) -> Result<bool, ImageError> {
-        Ok(self
-            .db
-            .download(id)?
-            .is_some_and(|r| r.kind == crate::store::db::DownloadKind::Image))
-    }
-
-    /// Hold an unfinished download: its job stops, its bytes stay, and it is not resumed (not even by a
-    /// restart) until [`ImageService::resume_download`].
-    pub fn pause_download(&self, id: i64) -> Result<(), ImageError> {
-        if !self.db.set_download_paused(id, true)? {
-            return Err(ImageError::NoDownload { id, what: "unfinished" });
-        }
-        if let Some(j) = self.job_of(id) {
-            j.stop(job::Stop::Pause);
-        }
-        Ok(())
-    }
-
-    /// Continue a paused download (or one whose job is not running) from its bytes on disk.
-    pub fn resume_download(self: &Arc<Self>, id: i64) -> Result<(), ImageError> {
-        if let Some(j) = self.job_of(id) {
-            if j.stopped().is_none() {
-                return Ok(());
-            }
-            // a pause still winding down: wait for its end, so the resumed job does not join the stopping one
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !j.ended() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        if !self.db.set_download_paused(id, false)? {
-            return Err(ImageError::NoDownload { id, what: "unfinished" });
-        }
-        let row = self
-            .db
-            .download(id)?
-            .filter(|r| r.kind == crate::store::db::DownloadKind::Image)
-            .ok_or(ImageError::NoDownload { id, what: "unfinished" })?;
-        self.restart(row)?;
-        Ok(())
-    }
-
-    /// End an unfinished download as failed ("cancelled"); its bytes go with the next collection.
-    pub fn cancel_download(&self, id: i64) -> Result<(), ImageError> {
-        let row = self
-            .db
-            .download(id)?
-            .filter(|r| !r.state.is_terminal())
-            .ok_or(ImageError::NoDownload { id, what: "unfinished" })?;
-        match self.job_of(id) {
-            Some(j) => j.stop(job::Stop::Cancel),
-            None => {
-                let msg = ImageError::Cancelled {
-                    reference: row.reference,
-                }
-                .to_string();
-                self.db
-                    .set_download_state(id, crate::store::DownloadState::Failed, Some(&msg))?;
-            }
-        }
-        Ok(())
     }
 
     /// The bandwidth limit (bytes/s, 0 none) and the download window all downloads share.

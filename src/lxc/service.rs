@@ -275,7 +275,7 @@ pub struct LxcService {
     indexes: Mutex<HashMap<String, Fetched>>,
     /// Per source: when its server last failed, and why.
     failed: Mutex<HashMap<String, (Instant, String)>>,
-    jobs: Mutex<HashMap<String, Arc<LxcJob>>>,
+    jobs: Arc<crate::jobs::JobMap<LxcJob>>,
     /// The image service's bus: the station's event log tells templates' pulls, deletes, unpacks and
     /// conversions beside the images'.
     events: Arc<EventBus>,
@@ -310,6 +310,16 @@ fn kernel_arch(arch: &str) -> &str {
     }
 }
 
+impl crate::jobs::Kind for LxcService {
+    fn kind(&self) -> DownloadKind {
+        DownloadKind::Lxc
+    }
+
+    fn restart(self: Arc<Self>, row: crate::store::db::DownloadRow) -> Result<bool, crate::jobs::JobError> {
+        LxcService::restart(&self, row.id).map_err(|e| crate::jobs::JobError::Restart(e.to_string()))
+    }
+}
+
 impl LxcService {
     pub fn new(
         db: Arc<Db>,
@@ -320,6 +330,7 @@ impl LxcService {
         catalog: Option<Arc<crate::catalog::Catalog>>,
         events: Arc<EventBus>,
     ) -> LxcService {
+        let jobs = Arc::new(crate::jobs::JobMap::new(transfers.running.clone()));
         LxcService {
             events,
             db,
@@ -330,7 +341,7 @@ impl LxcService {
             catalog,
             indexes: Mutex::default(),
             failed: Mutex::default(),
-            jobs: Mutex::default(),
+            jobs,
         }
     }
 
@@ -599,30 +610,26 @@ impl LxcService {
         let name = self.full_name(name)?;
         let found = self.find_offer(&name, source)?;
         let key = name.to_string();
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        // a job that has ended is only waiting for its thread to take it off the map: not one to join
-        if let Some(j) = jobs.get(&key).filter(|j| !j.ended()) {
-            return Ok(j.clone());
-        }
-        let sums = self
-            .opts
-            .sources
-            .iter()
-            .any(|s| s.name == found.source && s.kind == SourceKind::Lxc);
-        let spec = Spec {
-            source: found.source.clone(),
-            name: key.clone(),
-            build: found.offer.build.clone(),
-            title: found.offer.title.clone(),
-            rootfs: found.offer.rootfs.clone(),
-            meta: found.offer.meta.clone(),
-            sums,
-        };
-        let id = self.db.create_download_of(DownloadKind::Lxc, &key, None, None)?;
-        self.db
-            .set_download_spec(id, &serde_json::to_string(&spec).expect("serialisable"))?;
-        let job = self.spawn(id, spec, &mut jobs);
-        Ok(job)
+        self.jobs.join_or_start(&key, || {
+            let sums = self
+                .opts
+                .sources
+                .iter()
+                .any(|s| s.name == found.source && s.kind == SourceKind::Lxc);
+            let spec = Spec {
+                source: found.source.clone(),
+                name: key.clone(),
+                build: found.offer.build.clone(),
+                title: found.offer.title.clone(),
+                rootfs: found.offer.rootfs.clone(),
+                meta: found.offer.meta.clone(),
+                sums,
+            };
+            let id = self.db.create_download_of(DownloadKind::Lxc, &key, None, None)?;
+            self.db
+                .set_download_spec(id, &serde_json::to_string(&spec).expect("serialisable"))?;
+            Ok(self.start(id, spec))
+        })
     }
 
     /// `DIST/RELEASE[/ARCH[/VARIANT]]` with this NAS's architecture and `default` filled in.
@@ -634,7 +641,8 @@ impl LxcService {
         })
     }
 
-    fn spawn(self: &Arc<Self>, id: i64, spec: Spec, jobs: &mut HashMap<String, Arc<LxcJob>>) -> Arc<LxcJob> {
+    /// The job of download `id` fetching `spec`, ready for [`crate::jobs::JobMap::join_or_start`].
+    fn start(self: &Arc<Self>, id: i64, spec: Spec) -> crate::jobs::Start<LxcJob> {
         let job = Arc::new(LxcJob {
             download: id,
             name: spec.name.clone(),
@@ -642,37 +650,17 @@ impl LxcService {
             cancel: AtomicBool::new(false),
             discard: AtomicBool::new(false),
         });
-        jobs.insert(spec.name.clone(), job.clone());
-        let on_board: Arc<dyn Running> = job.clone();
-        self.transfers.running.add(id, on_board.clone());
-        let svc = self.clone();
-        let j = job.clone();
-        let spawned = std::thread::Builder::new().name(format!("lxc-{id}")).spawn(move || {
-            svc.run(&j, &spec);
-            let mut jobs = svc.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            if jobs.get(&spec.name).is_some_and(|x| Arc::ptr_eq(x, &j)) {
-                jobs.remove(&spec.name);
-            }
-            drop(jobs);
-            svc.transfers.running.remove(id, &on_board);
-        });
-        if let Err(e) = spawned {
-            log::error!("cannot start an LXC download thread: {e}");
+        let (svc, j) = (self.clone(), job.clone());
+        crate::jobs::Start {
+            id,
+            job,
+            thread: format!("lxc-{id}"),
+            run: Box::new(move || svc.run(&j, &spec)),
         }
-        job
     }
 
-    /// Restart every LXC download that was running when the daemon stopped, except paused ones.
-    pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, LxcError> {
-        let mut n = 0;
-        for row in self.db.unfinished_downloads(DownloadKind::Lxc)? {
-            if !row.paused && self.restart(row.id)? {
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
+    /// Start the job of unfinished download `id` again; false when its record is unreadable (it is then
+    /// marked failed, with why).
     fn restart(self: &Arc<Self>, id: i64) -> Result<bool, LxcError> {
         let spec = self
             .db
@@ -686,39 +674,12 @@ impl LxcService {
             )?;
             return Ok(false);
         };
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if jobs.get(&spec.name).is_some_and(|j| !j.ended()) {
-            return Ok(true);
-        }
-        log::info!("resuming LXC download {id} of {}", spec.name);
-        self.spawn(id, spec, &mut jobs);
+        let key = spec.name.clone();
+        self.jobs.join_or_start(&key, || {
+            log::info!("resuming LXC download {id} of {}", spec.name);
+            Ok::<_, LxcError>(self.start(id, spec))
+        })?;
         Ok(true)
-    }
-
-    /// Whether download `id` is an LXC template's.
-    pub fn owns_download(&self, id: i64) -> Result<bool, LxcError> {
-        Ok(self.db.download(id)?.is_some_and(|r| r.kind == DownloadKind::Lxc))
-    }
-
-    /// Continue a paused (or not running) LXC download from its bytes on disk.
-    pub fn resume_download(self: &Arc<Self>, id: i64) -> Result<(), LxcError> {
-        if let Some(j) = self.transfers.running.get(id) {
-            if j.stopped().is_none() {
-                return Ok(());
-            }
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !j.ended() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let row = self
-            .db
-            .download(id)?
-            .filter(|r| r.kind == DownloadKind::Lxc && !r.state.is_terminal())
-            .ok_or(LxcError::NoDownload(id))?;
-        self.db.set_download_paused(row.id, false)?;
-        self.restart(id)?;
-        Ok(())
     }
 
     fn run(&self, job: &LxcJob, spec: &Spec) {

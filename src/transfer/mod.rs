@@ -347,7 +347,7 @@ pub struct Transfers {
     /// committed, a load) holds it shared across that step. So a blob is never collected under its new owner.
     pub gc_lock: std::sync::RwLock<()>,
     /// Every download job running now, of any kind.
-    pub running: progress::Board,
+    pub running: std::sync::Arc<progress::Board>,
 }
 
 /// One download into the store, from any source.

@@ -212,9 +212,9 @@ pub async fn delete(st: &Station, caller: &Caller, id: &str) -> Answer {
                 format!("task {} is running", t.id),
             ));
         };
-        let images = st.images.clone();
+        let downloads = st.downloads.clone();
         // ended already, or not: either way the task goes
-        let _ = blocking(move || images.cancel_download(d)).await;
+        let _ = blocking(move || downloads.cancel(d)).await;
     }
     st.tasks
         .list

@@ -604,29 +604,22 @@ fn download_id(id: &str) -> Result<i64, StationError> {
 
 pub async fn pause(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
-    let images = st.images.clone();
-    blocking(move || images.pause_download(id)).await?;
+    let downloads = st.downloads.clone();
+    blocking(move || downloads.pause(id)).await?;
     ok(&json!({}))
 }
 
 pub async fn resume(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
-    let (images, lxc) = (st.images.clone(), st.lxc.clone());
-    blocking(move || -> Result<(), StationError> {
-        if lxc.owns_download(id)? {
-            Ok(lxc.resume_download(id)?)
-        } else {
-            Ok(images.resume_download(id)?)
-        }
-    })
-    .await?;
+    let downloads = st.downloads.clone();
+    blocking(move || downloads.resume(id)).await?;
     ok(&json!({}))
 }
 
 pub async fn cancel(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
-    let images = st.images.clone();
-    blocking(move || images.cancel_download(id)).await?;
+    let downloads = st.downloads.clone();
+    blocking(move || downloads.cancel(id)).await?;
     ok(&json!({}))
 }
 

@@ -34,6 +34,7 @@ pub fn strip_base(path: &str) -> Option<&str> {
 pub struct Station {
     pub images: Arc<ImageService>,
     pub lxc: Arc<crate::lxc::LxcService>,
+    pub downloads: Arc<crate::jobs::Downloads>,
     pub auth: Arc<Auth>,
     routes: Arc<Router<Route>>,
     tasks: Arc<background::Tasks>,
@@ -225,6 +226,17 @@ impl From<crate::auth::AuthError> for StationError {
     }
 }
 
+impl From<crate::jobs::JobError> for StationError {
+    fn from(e: crate::jobs::JobError) -> StationError {
+        use crate::jobs::JobError;
+        let status = match &e {
+            JobError::NoDownload { .. } => StatusCode::NOT_FOUND,
+            JobError::Db(_) | JobError::Restart(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        StationError::new(status, e.to_string())
+    }
+}
+
 impl From<ImageError> for StationError {
     fn from(e: ImageError) -> StationError {
         StationError::from(&e)
@@ -274,6 +286,7 @@ impl Station {
     pub fn new(
         images: Arc<ImageService>,
         lxc: Arc<crate::lxc::LxcService>,
+        downloads: Arc<crate::jobs::Downloads>,
         auth: Arc<Auth>,
         export_dirs: Vec<std::path::PathBuf>,
         catalog: Arc<crate::catalog::Catalog>,
@@ -281,6 +294,7 @@ impl Station {
         Station {
             images,
             lxc,
+            downloads,
             auth,
             routes: Arc::new(routes()),
             tasks: Arc::default(),
