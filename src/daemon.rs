@@ -98,7 +98,9 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         None
     };
     crate::store::layout::init(root).map_err(io("writing oci-layout"))?;
-    reconcile(&db, &store, cfg, fresh, records)?;
+    // the admission step every way in shares, a rebuild from index.json included
+    let gate = Arc::new(crate::image::admit::Gate::default());
+    reconcile(&db, &store, &gate, cfg, fresh, records)?;
     let mut ropts = cfg.registry.clone();
     ropts.net.certs_dir = Some(cfg.certs_dir());
     let registry = Arc::new(Registry::new(ropts));
@@ -132,15 +134,18 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         cfg.catalog_url.clone(),
         root.join("catalog/list.json"),
     ));
-    let images = Arc::new(ImageService::new(
-        db.clone(),
-        store.clone(),
-        registry,
-        transfers.clone(),
-        cfg.platform.clone(),
-        cfg.concurrent_downloads,
-        Sealer::open_or_create(&root.join("credentials.key"))?,
-    ));
+    let images = Arc::new(
+        ImageService::new(
+            db.clone(),
+            store.clone(),
+            registry,
+            transfers.clone(),
+            cfg.platform.clone(),
+            cfg.concurrent_downloads,
+            Sealer::open_or_create(&root.join("credentials.key"))?,
+        )
+        .with_gate(gate),
+    );
     let lxc = Arc::new(crate::lxc::LxcService::new(
         db,
         store,
@@ -199,11 +204,12 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
 fn reconcile(
     db: &Db,
     store: &BlobStore,
+    gate: &crate::image::admit::Gate,
     cfg: &Config,
     fresh: bool,
     records: Option<crate::store::records::Restored>,
 ) -> Result<(), DaemonError> {
-    let r = crate::image::rebuild::rebuild(db, store, cfg.zstd_window_log_max())?;
+    let r = crate::image::rebuild::rebuild(db, store, gate, cfg.zstd_window_log_max())?;
     if r.images > 0 || !r.skipped.is_empty() {
         log::warn!(
             "{}: rebuilt {} images and {} refs from index.json{}",

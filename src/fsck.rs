@@ -132,7 +132,7 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
             .restore_records(&|d| d.parse().is_ok_and(|d| store.contains(&d)))
             .map_err(|e| e.to_string())
             .transpose();
-        let report = rebuild(&fresh, &store, 27)?;
+        let report = rebuild(&fresh, &store, &Default::default(), 27)?;
         r.rebuilt = Some((moved, report));
         db = Some(fresh);
     }

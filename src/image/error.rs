@@ -44,6 +44,12 @@ pub enum ImageError {
     Busy(String),
     #[error("{0} is a reserved name")]
     Reserved(String),
+    /// An image naming a blob the store does not have: never recorded (see [`super::admit`]).
+    #[error("{names}: blob {blob} is not in the store")]
+    Incomplete { names: String, blob: crate::digest::Digest },
+    /// A policy refused the image: nothing of it is visible.
+    #[error("{names} refused: {why}")]
+    Refused { names: String, why: String },
     #[error("the registry has no manifest {reference}: {errors}")]
     ManifestUnknown { reference: String, errors: ErrorList },
     /// The registry refused: the repository does not exist, or it needs credentials.
@@ -131,7 +137,8 @@ impl ImageError {
             ImageError::NoSpace { .. } => InsufficientStorage,
             ImageError::Db(DbError::Conflict(_)) => Conflict,
             ImageError::LoginFailed { .. } => Unauthorized,
-            ImageError::Reserved(_) => Forbidden,
+            ImageError::Reserved(_) | ImageError::Refused { .. } => Forbidden,
+            ImageError::Incomplete { .. } => Internal,
             ImageError::Registry(r) => match r {
                 // dockerd answers a registry that wants credentials it was not given with 500 (its
                 // translatePullError leaves the error unknown): a 401 would make the docker CLI prompt for a

@@ -162,16 +162,18 @@ impl ImageService {
                 (r.to_string(), r.name(), RefKind::Tag)
             })
             .collect();
-        let img = pull::new_image(
-            &id,
-            &mdigest,
-            vec![(mdigest.clone(), "application/vnd.oci.image.manifest.v1+json".into())],
-            &cfg,
-            vec![layer],
-        );
-        self.db.commit_image(&img, &refs, None)?;
+        self.admit(super::admit::Candidate {
+            image: pull::new_image(
+                &id,
+                &mdigest,
+                vec![(mdigest.clone(), "application/vnd.oci.image.manifest.v1+json".into())],
+                &cfg,
+                vec![layer],
+            ),
+            refs,
+            entry: super::admit::Entry::Import,
+        })?;
         drop(_no_gc);
-        self.sync_layout();
         self.events
             .emit(events::Action::Import, id.as_str(), self.event_attrs(&id, id.as_str()));
         Ok(id)

@@ -187,16 +187,18 @@ impl ImageService {
                 tags.push(LoadEvent::Loaded { tag: r.familiar() });
                 refs.push((r.to_string(), r.name(), RefKind::Tag));
             }
-            let img = pull::new_image(
-                &id,
-                &mdigest,
-                vec![(mdigest.clone(), OCI_MANIFEST.into())],
-                &cfg,
-                layers,
-            );
-            self.db.commit_image(&img, &refs, None)?;
+            self.admit(super::admit::Candidate {
+                image: pull::new_image(
+                    &id,
+                    &mdigest,
+                    vec![(mdigest.clone(), OCI_MANIFEST.into())],
+                    &cfg,
+                    layers,
+                ),
+                refs,
+                entry: super::admit::Entry::Load,
+            })?;
             drop(_no_gc);
-            self.sync_layout();
             self.events
                 .emit(events::Action::Load, id.as_str(), self.event_attrs(&id, id.as_str()));
             if tags.is_empty() {

@@ -1,6 +1,7 @@
 //! Image operations over the store: pull, list, delete, garbage collection. No HTTP types here: the API layers
 //! parse requests into these calls and map [`ImageError`] classes to statuses.
 
+pub mod admit;
 pub mod archive;
 pub mod error;
 pub mod events;
@@ -56,6 +57,8 @@ pub struct ImageService {
     /// Seals the credentials a download keeps while it runs (never in plain text in the database).
     sealer: crate::store::Sealer,
     jobs: Arc<crate::jobs::JobMap<PullJob>>,
+    /// The admission step every way in goes through, with its policies.
+    pub gate: Arc<admit::Gate>,
     /// Serialises rewrites of `index.json`: each reads the database after its own change, so the last one
     /// written reflects every change before it.
     layout_lock: Mutex<()>,
@@ -200,6 +203,7 @@ impl ImageService {
     ) -> ImageService {
         let jobs = Arc::new(crate::jobs::JobMap::new(transfers.running.clone()));
         ImageService {
+            gate: Arc::default(),
             sealer,
             db,
             store,
@@ -283,6 +287,19 @@ impl ImageService {
             Ok::<_, ImageError>(self.start(row.id, spec))
         })?;
         Ok(Some(job))
+    }
+
+    /// Share `gate` (its policies) with the ways in that run before the service exists: a rebuild at start.
+    pub fn with_gate(mut self, gate: Arc<admit::Gate>) -> ImageService {
+        self.gate = gate;
+        self
+    }
+
+    /// Make an image visible, the one way: see [`admit`]. `index.json` follows.
+    pub(crate) fn admit(&self, c: admit::Candidate) -> Result<(), ImageError> {
+        self.gate.admit(&self.db, &self.store, &c)?;
+        self.sync_layout();
+        Ok(())
     }
 
     /// The running job of download `id`, of any kind.

@@ -283,9 +283,11 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.
     svc.db
         .set_download_state(job.download, DownloadState::Verifying, None)?;
-    let img = new_image(&cfg_digest, &manifest_digest, manifests, &cfg, layers);
-    svc.db.commit_image(&img, &refs, Some(job.download))?;
-    svc.sync_layout();
+    svc.admit(super::admit::Candidate {
+        image: new_image(&cfg_digest, &manifest_digest, manifests, &cfg, layers),
+        refs,
+        entry: super::admit::Entry::Pull { download: job.download },
+    })?;
     svc.events.emit(
         super::events::Action::Pull,
         r.familiar(),

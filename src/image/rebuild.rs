@@ -32,7 +32,12 @@ pub struct RebuildReport {
 
 /// Restore every image `index.json` names whose manifest the database does not know, with those of its refs the
 /// database does not have. A no-op when the two agree.
-pub fn rebuild(db: &Db, store: &BlobStore, zstd_window_log_max: u32) -> Result<RebuildReport, ImageError> {
+pub fn rebuild(
+    db: &Db,
+    store: &BlobStore,
+    gate: &super::admit::Gate,
+    zstd_window_log_max: u32,
+) -> Result<RebuildReport, ImageError> {
     let entries = layout::read_index(store.root()).map_err(|source| ImageError::Io {
         context: "reading index.json".into(),
         source,
@@ -65,7 +70,7 @@ pub fn rebuild(db: &Db, store: &BlobStore, zstd_window_log_max: u32) -> Result<R
                 fresh.push(n);
             }
         }
-        match restore(db, store, &facts, &manifest, &media_type, &fresh) {
+        match restore(db, store, gate, &facts, &manifest, &media_type, &fresh) {
             Ok(n) => {
                 report.images += 1;
                 report.refs += n;
@@ -84,6 +89,7 @@ pub fn rebuild(db: &Db, store: &BlobStore, zstd_window_log_max: u32) -> Result<R
 fn restore(
     db: &Db,
     store: &BlobStore,
+    gate: &super::admit::Gate,
     facts: &Transfers,
     manifest: &Digest,
     media_type: &str,
@@ -127,9 +133,14 @@ fn restore(
         }
         refs.push((name.clone(), r.name(), kind));
     }
-    let img = super::pull::new_image(&m.config.digest, manifest, manifests, &cfg, layers);
-    db.commit_image(&img, &refs, None).map_err(|e| e.to_string())?;
-    Ok(refs.len())
+    let n = refs.len();
+    let c = super::admit::Candidate {
+        image: super::pull::new_image(&m.config.digest, manifest, manifests, &cfg, layers),
+        refs,
+        entry: super::admit::Entry::Rebuild,
+    };
+    gate.admit(db, store, &c).map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 /// What a rebuilt database cannot have: it lived in the database alone, and changes too often to be kept

@@ -178,6 +178,8 @@ pub fn docker_message(e: &ImageError) -> String {
         | ImageError::NoRecord { .. }
         | ImageError::Handoff { .. }
         | ImageError::Unrecorded { .. }
+        | ImageError::Incomplete { .. }
+        | ImageError::Refused { .. }
         | ImageError::Platform(_)
         | ImageError::InvalidParameter(_)
         | ImageError::Registry(_)

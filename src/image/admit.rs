@@ -1,0 +1,163 @@
+//! The one way an image becomes visible. A pull, a load, an import and a rebuild from `index.json` (and the
+//! bundle import to come) each bring their blobs into the store their own way, then hand the image to
+//! [`Gate::admit`], which checks that every blob it names is committed, asks the policies, and records the image
+//! and moves its refs in one transaction. Policies (a signature required, a pinned digest) plug in here and
+//! nowhere else, so no way in can skip them.
+
+use super::error::ImageError;
+use crate::digest::Digest;
+use crate::store::db::{NewImage, RefKind};
+use crate::store::{BlobStore, Db};
+use std::sync::{Arc, RwLock};
+
+/// How an image came in: what a policy may judge by, and what becomes of a pull's download record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Pulled from a registry by download `download`, which becomes `committed` with the image.
+    Pull { download: i64 },
+    /// From an archive (`docker load`, `depot load`).
+    Load,
+    /// From a root file system tarball (`docker import`).
+    Import,
+    /// Restored from the data root's `index.json` into a rebuilt database.
+    Rebuild,
+}
+
+/// An image whose blobs are in the store, asking to be recorded under `refs`.
+#[derive(Debug)]
+pub struct Candidate {
+    pub image: NewImage,
+    /// (ref, repository name, kind): tags move to this image, digest refs name it.
+    pub refs: Vec<(String, String, RefKind)>,
+    pub entry: Entry,
+}
+
+impl Candidate {
+    /// Every blob the image needs: its config, its manifests and its layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Digest> {
+        std::iter::once(&self.image.id)
+            .chain(self.image.manifests.iter().map(|(d, _)| d))
+            .chain(self.image.layers.iter().map(|l| &l.digest))
+    }
+
+    /// What the image is called, for messages: its refs, else its id.
+    pub fn names(&self) -> String {
+        if self.refs.is_empty() {
+            return self.image.id.to_string();
+        }
+        self.refs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A rule an image must pass to become visible.
+pub trait Policy: Send + Sync {
+    /// Why `c` may not enter, if it may not.
+    fn refuse(&self, c: &Candidate) -> Option<String>;
+}
+
+/// The admission step and the policies it asks, shared by every way in.
+#[derive(Default)]
+pub struct Gate {
+    policies: RwLock<Vec<Arc<dyn Policy>>>,
+}
+
+impl Gate {
+    pub fn add(&self, p: Arc<dyn Policy>) {
+        self.policies.write().unwrap_or_else(|p| p.into_inner()).push(p);
+    }
+
+    /// Record `c` if every blob it names is committed in `store` and no policy refuses it. Nothing of it is
+    /// visible until the transaction commits, and nothing at all if it is refused: its blobs, owned by no
+    /// image, go with the next collection.
+    pub fn admit(&self, db: &Db, store: &BlobStore, c: &Candidate) -> Result<(), ImageError> {
+        if let Some(d) = c.blobs().find(|d| !store.contains(d)) {
+            return Err(ImageError::Incomplete {
+                names: c.names(),
+                blob: d.clone(),
+            });
+        }
+        let policies = self.policies.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(why) = policies.iter().find_map(|p| p.refuse(c)) {
+            return Err(ImageError::Refused { names: c.names(), why });
+        }
+        let download = match c.entry {
+            Entry::Pull { download } => Some(download),
+            _ => None,
+        };
+        db.commit_image(&c.image, &c.refs, download)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::LayerRecord;
+
+    fn candidate(store: &BlobStore, entry: Entry) -> Candidate {
+        let config = store_put(store, b"{\"config\":1}");
+        let manifest = store_put(store, b"{\"manifest\":1}");
+        let layer = store_put(store, b"layer bytes");
+        Candidate {
+            image: NewImage {
+                id: config,
+                manifest_digest: manifest.clone(),
+                manifests: vec![(manifest, "application/vnd.oci.image.manifest.v1+json".into())],
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+                created: None,
+                labels: None,
+                layers: vec![LayerRecord {
+                    digest: layer.clone(),
+                    diff_id: layer,
+                    media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                    size: 11,
+                    uncompressed_size: 11,
+                }],
+            },
+            refs: vec![("example.com/a:1".into(), "example.com/a".into(), RefKind::Tag)],
+            entry,
+        }
+    }
+
+    fn store_put(store: &BlobStore, bytes: &[u8]) -> Digest {
+        let d = Digest::of(bytes);
+        store.put(&d, bytes).unwrap();
+        d
+    }
+
+    struct Deny;
+    impl Policy for Deny {
+        fn refuse(&self, c: &Candidate) -> Option<String> {
+            (c.entry == Entry::Load).then(|| "loads are not allowed here".to_string())
+        }
+    }
+
+    /// A policy's refusal leaves nothing visible; a missing blob is refused before any policy; the rest enters.
+    #[test]
+    fn nothing_enters_that_a_policy_refuses_or_that_lacks_a_blob() {
+        let dir = crate::testutil::tempdir();
+        let store = BlobStore::open(&dir).unwrap();
+        let db = Db::open_in_memory().unwrap();
+        let gate = Gate::default();
+        gate.add(Arc::new(Deny));
+        let c = candidate(&store, Entry::Load);
+        let e = gate.admit(&db, &store, &c).unwrap_err();
+        assert!(matches!(e, ImageError::Refused { .. }), "{e}");
+        assert!(e.to_string().contains("loads are not allowed here"), "{e}");
+        assert!(
+            db.resolve_ref("example.com/a:1").unwrap().is_none(),
+            "a refused image is visible"
+        );
+        let mut c = candidate(&store, Entry::Import);
+        let gone = c.image.layers[0].digest.clone();
+        c.image.layers[0].digest = Digest::of(b"never stored");
+        let e = gate.admit(&db, &store, &c).unwrap_err();
+        assert!(matches!(e, ImageError::Incomplete { .. }), "{e}");
+        assert!(db.resolve_ref("example.com/a:1").unwrap().is_none());
+        c.image.layers[0].digest = gone;
+        gate.admit(&db, &store, &c).unwrap();
+        assert_eq!(db.resolve_ref("example.com/a:1").unwrap(), Some(c.image.id.clone()));
+    }
+}
