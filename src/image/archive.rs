@@ -1,7 +1,7 @@
 //! Writing tar archives, for `save` (and reading helpers for `load`): ustar headers from the `tar` crate, the
 //! bytes written here, streamed, with sizes known up front so that nothing is held in memory.
 
-use crate::registry::manifest::Compression;
+use crate::oci::Compression;
 use std::io::{self, Read, Write};
 
 /// The uncompressed content of a stored layer blob, as a stream.

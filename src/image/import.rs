@@ -3,8 +3,9 @@
 //! LABEL, ONBUILD, USER, VOLUME, WORKDIR) applied to the run configuration.
 
 use super::load::LoadEvent;
-use super::{events, pull, ImageError, ImageService};
+use super::{pull, ImageError, ImageService};
 use crate::digest::Digest;
+use crate::events;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::store::db::RefKind;
@@ -147,8 +148,8 @@ impl ImageService {
         self.store.put(&id, &config)?;
         let cfg = crate::registry::manifest::parse_config(&config)?;
         let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": id.as_str(), "size": config.len()},
+            "schemaVersion": 2, "mediaType": crate::oci::OCI_MANIFEST,
+            "config": {"mediaType": crate::oci::OCI_CONFIG, "digest": id.as_str(), "size": config.len()},
             "layers": [{"mediaType": layer.media_type, "digest": layer.digest.as_str(), "size": layer.size}],
         }))
         .unwrap_or_default();
@@ -166,7 +167,7 @@ impl ImageService {
             image: pull::new_image(
                 &id,
                 &mdigest,
-                vec![(mdigest.clone(), "application/vnd.oci.image.manifest.v1+json".into())],
+                vec![(mdigest.clone(), crate::oci::OCI_MANIFEST.into())],
                 &cfg,
                 vec![layer],
             ),

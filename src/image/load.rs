@@ -4,10 +4,11 @@
 //! is copied into the store; tags move to the loaded images.
 
 use super::archive::sniff;
-use super::{events, pull, ImageError, ImageService};
+use super::{pull, ImageError, ImageService};
 use crate::digest::Digest;
+use crate::events;
 use crate::reference::Reference;
-use crate::registry::manifest::{parse_config, parse_manifest, Compression, Manifest};
+use crate::registry::manifest::{parse_config, parse_manifest, Manifest};
 use crate::store::db::{LayerRecord, RefKind};
 use crate::transfer::diff::DiffHasher;
 use std::collections::HashMap;
@@ -19,8 +20,7 @@ use std::path::Path;
 const MAX_JSON: u64 = 8 * 1024 * 1024;
 /// More members than any real archive has: a hostile one is refused before it costs much memory.
 const MAX_MEMBERS: usize = 200_000;
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+use crate::oci::{OCI_CONFIG, OCI_MANIFEST};
 
 /// What a load reports as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,11 +372,7 @@ impl ImageService {
             return Err(LayerFailure::DiffId(got));
         }
         let (digest, size) = w.commit().map_err(|e| LayerFailure::Image(e.into()))?;
-        let media_type = match c {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        };
+        let media_type = c.oci_layer_type();
         let rec = LayerRecord {
             digest: digest.clone(),
             diff_id: got.clone(),

@@ -4,7 +4,7 @@
 pub mod admit;
 pub mod archive;
 pub mod error;
-pub mod events;
+
 pub mod import;
 pub mod job;
 pub mod load;
@@ -32,6 +32,7 @@ impl crate::jobs::Kind for ImageService {
 }
 
 use crate::digest::Digest;
+use crate::events;
 use crate::platform::Platform;
 use crate::reference::{AnyReference, Reference};
 use crate::registry::{Credentials, Registry};

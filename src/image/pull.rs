@@ -93,7 +93,7 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
         let msg = e.to_string();
         log::warn!("pull of {} failed: {msg}", spec.reference);
         svc.events.emit(
-            super::events::Action::PullFailed,
+            crate::events::Action::PullFailed,
             spec.reference.familiar(),
             std::collections::BTreeMap::from([
                 ("name".to_string(), spec.reference.familiar_name()),
@@ -289,7 +289,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         entry: super::admit::Entry::Pull { download: job.download },
     })?;
     svc.events.emit(
-        super::events::Action::Pull,
+        crate::events::Action::Pull,
         r.familiar(),
         svc.event_attrs(&cfg_digest, &r.familiar_name()),
     );

@@ -2,8 +2,9 @@
 //! and a push), to a registry: blobs it has are skipped, blobs another repository of the same registry has are
 //! mounted, the rest uploaded whole; each blob with one retry budget.
 
-use super::{events, ImageError, ImageService};
+use super::{ImageError, ImageService};
 use crate::digest::{Corrupt, Digest, Verified};
+use crate::events;
 use crate::reference::Reference;
 use crate::registry::manifest::{parse_manifest, Manifest};
 use crate::registry::push::Sent;
@@ -110,7 +111,7 @@ impl ImageService {
         let media_type = self
             .db
             .manifest_media_type(id, &mdigest)?
-            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+            .unwrap_or_else(|| crate::oci::OCI_MANIFEST.into());
         let bytes = self.store.read(&mdigest, self.registry.options().max_manifest_bytes)?;
         let Manifest::Image(m) = parse_manifest(&bytes, Some(&media_type))? else {
             return Err(ImageError::InvalidParameter(format!(

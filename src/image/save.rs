@@ -3,16 +3,15 @@
 //! `manifest.json` and `repositories` — streamed: layers are decompressed from the store as they are written.
 
 use super::archive::{decompressed, TarWriter};
-use super::{events, ImageError, ImageService};
+use super::{ImageError, ImageService};
 use crate::digest::{Corrupt, Digest, Verified};
+use crate::events;
 use crate::reference::{AnyReference, Reference};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufWriter, Write};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+use crate::oci::{OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST};
 
 /// What one save writes: each image once, with the tags it is saved under (none when named by id or digest).
 #[derive(Debug, Default)]
@@ -216,7 +215,8 @@ impl ImageService {
                     // Verified as it streams, the blob against its digest and what it inflates to against its
                     // diff_id: a damaged layer fails the save (after its bytes went out: the caller must cut the
                     // stream so that no client takes the archive for whole) and leaves the store.
-                    let c = crate::registry::manifest::Descriptor::compression_of(&l.media_type)?;
+                    let c = crate::oci::Descriptor::compression_of(&l.media_type)
+                        .map_err(crate::registry::manifest::ManifestError::from)?;
                     let blob = self.store.open_blob(&l.digest)?;
                     let mut blob = Verified::new(std::io::BufReader::new(blob), l.digest.clone());
                     let written = decompressed(&mut blob, c, self.transfers.zstd_window_log_max).and_then(|r| {
@@ -289,7 +289,7 @@ impl ImageService {
                 .emit(events::Action::Save, id.as_str(), self.event_attrs(id, id.as_str()));
         }
         let w = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
-        let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
                            "manifests": index});
         let e = io("writing the archive".into());
         (|| {

@@ -255,18 +255,24 @@ mod tests {
     fn a_job_with_its_outcome_is_never_joined() {
         let board = Arc::new(Board::default());
         let jobs = Arc::new(JobMap::<Fake>::new(board.clone()));
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let gate = Mutex::new(gate);
-        let gate = Arc::new(gate);
+        // each job's thread runs until its own gate opens
+        let gates: Arc<Mutex<HashMap<i64, std::sync::mpsc::Receiver<()>>>> = Arc::default();
+        let mut releases = HashMap::new();
+        for id in [1, 2, 3] {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            gates.lock().unwrap().insert(id, rx);
+            releases.insert(id, tx);
+        }
         let start = |id: i64| {
-            let g = gate.clone();
+            let gates = gates.clone();
             move || -> Result<Start<Fake>, ()> {
+                let rx = gates.lock().unwrap().remove(&id).unwrap();
                 Ok(Start {
                     id,
                     job: Arc::new(Fake::default()),
                     thread: format!("test-{id}"),
                     run: Box::new(move || {
-                        let _ = g.lock().unwrap().recv();
+                        let _ = rx.recv();
                     }),
                 })
             }
@@ -281,7 +287,7 @@ mod tests {
         let second = jobs.join_or_start("k", start(3)).unwrap();
         assert!(!Arc::ptr_eq(&first, &second), "an ended job was joined");
         // the first thread's end leaves the second in the map and on the board
-        release.send(()).unwrap();
+        releases[&1].send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while board.get(1).is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -289,6 +295,6 @@ mod tests {
         assert!(board.get(1).is_none(), "the ended job is still on the board");
         assert!(jobs.running("k").is_some_and(|j| Arc::ptr_eq(&j, &second)));
         assert!(board.get(3).is_some());
-        release.send(()).unwrap();
+        releases[&3].send(()).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use super::meta::{self, Meta, Place};
 use super::unpack::{self, Shift, UnpackError};
 use super::{codec, convert};
 use crate::digest::Digest;
-use crate::image::events::{Action, EventBus};
+use crate::events::{Action, EventBus};
 use crate::net::http::{HttpError, Web};
 use crate::net::RetryPolicy;
 use crate::store::db::{DbError, DownloadKind, LxcTemplateRow};

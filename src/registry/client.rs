@@ -5,10 +5,11 @@
 //! hashing and disk writes never stall the async reactor.
 
 use super::auth::{parse_challenges, Challenge, Credentials, TokenResponse};
-use super::manifest::{parse_manifest, Manifest, ACCEPT};
+use super::manifest::{parse_manifest, Manifest};
 use super::RegistryError;
 use crate::digest::Digest;
 use crate::net::{is_loopback, Net, NetOptions};
+use crate::oci::ACCEPT;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};

@@ -6,15 +6,14 @@ use crate::platform::Platform;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+use crate::oci::{Descriptor, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::oci::{DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED};
 
-/// The `Accept` header for manifest requests: every format we read, schema 1 deliberately absent.
-pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+impl From<crate::oci::UnknownLayerType> for ManifestError {
+    fn from(e: crate::oci::UnknownLayerType) -> ManifestError {
+        ManifestError::LayerType(e.0)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -34,57 +33,6 @@ pub enum ManifestError {
     Config(String),
     #[error("image config has {diff_ids} diff_ids but the manifest has {layers} layers")]
     LayerCount { diff_ids: usize, layers: usize },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PlatformJson {
-    pub architecture: String,
-    pub os: String,
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    #[serde(default)]
-    pub platform: Option<PlatformJson>,
-    #[serde(default)]
-    pub urls: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Descriptor {
-    /// How a layer blob is compressed, from its media type.
-    pub fn compression(&self) -> Result<Compression, ManifestError> {
-        Descriptor::compression_of(&self.media_type)
-    }
-
-    /// How a layer of media type `mt` is compressed.
-    pub fn compression_of(mt: &str) -> Result<Compression, ManifestError> {
-        let base = mt
-            .strip_prefix("application/vnd.oci.image.layer.")
-            .map(|r| r.trim_start_matches("nondistributable.").to_string());
-        match (mt, base.as_deref()) {
-            (_, Some("v1.tar")) => Ok(Compression::None),
-            (_, Some("v1.tar+gzip")) => Ok(Compression::Gzip),
-            (_, Some("v1.tar+zstd")) => Ok(Compression::Zstd),
-            ("application/vnd.docker.image.rootfs.diff.tar.gzip", _)
-            | ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", _) => Ok(Compression::Gzip),
-            ("application/vnd.docker.image.rootfs.diff.tar", _) => Ok(Compression::None),
-            _ => Err(ManifestError::LayerType(mt.to_string())),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +230,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::Compression;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";

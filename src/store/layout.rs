@@ -15,7 +15,7 @@ use std::io;
 use std::path::Path;
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+use crate::oci::OCI_INDEX as INDEX_MEDIA_TYPE;
 const LAYOUT_VERSION: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 #[derive(Debug, Serialize, Deserialize)]

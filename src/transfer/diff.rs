@@ -2,7 +2,7 @@
 //! on the fly and hashed, so a layer is verified against the config's `rootfs.diff_ids` without a second pass.
 
 use crate::digest::{Digest, Hasher};
-use crate::registry::manifest::Compression;
+use crate::oci::Compression;
 use std::io::{self, Write};
 
 pub enum DiffHasher {

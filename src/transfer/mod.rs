@@ -14,7 +14,8 @@ pub mod throttle;
 use crate::digest::Digest;
 use crate::net::http::{HttpError, Web};
 use crate::net::{Retry, RetryPolicy};
-use crate::registry::manifest::{Descriptor, ManifestError};
+use crate::oci::Descriptor;
+use crate::registry::manifest::ManifestError;
 use crate::registry::{RegistryError, Repo};
 use crate::store::blobs::BlobError;
 use crate::store::db::{BlobMeta, Db, DbError, LayerRecord};
@@ -198,8 +199,11 @@ impl Check for DiffCheck<'_> {
     }
 
     fn reset(&mut self) -> Result<(), TransferError> {
-        let h = DiffHasher::new(self.desc.compression()?, self.zstd_window_log_max)
-            .map_err(|e| self.corrupt("stream", e))?;
+        let h = DiffHasher::new(
+            self.desc.compression().map_err(ManifestError::from)?,
+            self.zstd_window_log_max,
+        )
+        .map_err(|e| self.corrupt("stream", e))?;
         self.hasher = Some(h);
         Ok(())
     }
@@ -207,8 +211,11 @@ impl Check for DiffCheck<'_> {
     fn finish(&mut self) -> Result<(), TransferError> {
         let h = match self.hasher.take() {
             Some(h) => h,
-            None => DiffHasher::new(self.desc.compression()?, self.zstd_window_log_max)
-                .map_err(|e| self.corrupt("stream", e))?,
+            None => DiffHasher::new(
+                self.desc.compression().map_err(ManifestError::from)?,
+                self.zstd_window_log_max,
+            )
+            .map_err(|e| self.corrupt("stream", e))?,
         };
         let (got, n) = h.finish().map_err(|e| self.corrupt("compressed stream", e))?;
         if &got != self.want {

@@ -3,8 +3,8 @@
 
 use super::images::parse_filters;
 use super::{timestamp, ApiError, Engine};
+use crate::events::{now_nano, Event};
 use crate::http::{query_get, query_pairs, streaming, Req, Resp};
-use crate::image::events::{now_nano, Event};
 use bytes::Bytes;
 use hyper::StatusCode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,7 +126,7 @@ pub async fn events(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::events::Action;
+    use crate::events::Action;
 
     #[test]
     fn filters_and_shape() {

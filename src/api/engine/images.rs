@@ -254,7 +254,7 @@ fn until_filter(filters: &BTreeMap<String, BTreeSet<String>>) -> Result<Option<i
             "more than one until filter specified",
         ));
     }
-    let now = crate::image::events::now_nano();
+    let now = crate::events::now_nano();
     vals.iter()
         .next()
         .map(|v| {

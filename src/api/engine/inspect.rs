@@ -207,7 +207,7 @@ mod tests {
         let layer = |n: &str, size| LayerRecord {
             digest: Digest::of(n.as_bytes()),
             diff_id: Digest::of(format!("diff-{n}").as_bytes()),
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            media_type: crate::oci::OCI_LAYER_GZIP.into(),
             size: 10,
             uncompressed_size: size,
         };

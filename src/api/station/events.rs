@@ -6,8 +6,8 @@
 //! holds and its `offset` the number to ask from next time, so a poller passes `index=<offset>` back.
 
 use super::{ok, Answer, Station, StationError};
+use crate::events::{Action, Event};
 use crate::http::{query_get, query_pairs, Req};
-use crate::image::events::{Action, Event};
 use crate::reference::Reference;
 use serde_json::{json, Value};
 

@@ -1,5 +1,5 @@
-//! The image service's event bus: every operation that changes or moves images (pull, push, tag, untag, delete,
-//! load, save, import, prune) says so here, once; the Engine API's `/events` and the station's event log read it.
+//! The event bus of images and templates: every operation that changes or moves an image (pull, push, tag, untag,
+//! delete, load, save, import, prune) or a template says so here, once; the Engine API's `/events` and the station's event log read it.
 //!
 //! Memory is bounded: the last [`KEEP`] events are kept for replay (`since`), as dockerd keeps 256; a follower
 //! that falls further behind misses the oldest, it never holds the bus up.
