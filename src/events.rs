@@ -4,6 +4,7 @@
 //! Memory is bounded: the last [`KEEP`] events are kept for replay (`since`), as dockerd keeps 256; a follower
 //! that falls further behind misses the oldest, it never holds the bus up.
 
+use crate::sync::Locked;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
@@ -102,7 +103,7 @@ pub fn now_nano() -> i64 {
 
 impl EventBus {
     fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+        self.ring.locked()
     }
 
     pub fn emit(&self, action: Action, actor: impl Into<String>, attributes: BTreeMap<String, String>) {

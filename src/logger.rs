@@ -1,6 +1,7 @@
 //! A tiny `log` backend: one line per record with a UTC timestamp, on stderr or appended to a file (rotated once
 //! at start when over 1 MiB, so a NAS's small log volume never fills). env_logger would cost ~0.7 MB.
 
+use crate::sync::Locked;
 use log::{Level, LevelFilter, Metadata, Record};
 use std::io::Write;
 use std::path::Path;
@@ -27,7 +28,7 @@ impl log::Log for Logger {
         let line = format!("{ts} {:<5} {}\n", r.level(), r.args());
         match &self.file {
             Some(f) => {
-                let _ = f.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.as_bytes());
+                let _ = f.locked().write_all(line.as_bytes());
             }
             None => {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());

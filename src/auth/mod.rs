@@ -18,6 +18,7 @@ mod kdf;
 
 use crate::store::db::{TokenRow, UserRow};
 use crate::store::Db;
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -221,7 +222,7 @@ impl Auth {
     pub fn reserve(&self, user: &str, peer: Option<IpAddr>) -> Result<Attempt, AuthError> {
         let keys = throttle_keys(user, peer);
         let now = Instant::now();
-        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.throttle.locked();
         if let Some(retry_after) = keys.iter().filter_map(|k| t.get(k).and_then(|f| f.wait(now))).max() {
             return Err(AuthError::Throttled { retry_after });
         }
@@ -267,7 +268,7 @@ impl Auth {
             );
             return Err(AuthError::BadCredentials);
         };
-        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.throttle.locked();
         for k in &attempt.keys {
             t.remove(k);
         }
@@ -284,7 +285,7 @@ impl Auth {
             expires: Instant::now() + SESSION_LIFETIME,
         };
         self.persist(&s);
-        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.sessions.locked();
         let now = Instant::now();
         all.retain(|_, s| s.expires > now);
         all.insert(s.id.clone(), s.clone());
@@ -308,7 +309,7 @@ impl Auth {
 
     /// The live session with this id: in memory, or kept from before a restart.
     pub fn session(&self, id: &str) -> Option<Session> {
-        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.sessions.locked();
         if let Some(s) = all.get(id).filter(|s| s.expires > Instant::now()) {
             return Some(s.clone());
         }
@@ -328,7 +329,7 @@ impl Auth {
     /// Extend a live session by [`SESSION_LIFETIME`] from now.
     pub fn refresh(&self, id: &str) -> Option<Session> {
         self.session(id)?;
-        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.sessions.locked();
         let s = all.get_mut(id).filter(|s| s.expires > Instant::now())?;
         s.expires = Instant::now() + SESSION_LIFETIME;
         let s = s.clone();
@@ -342,7 +343,7 @@ impl Auth {
         if let Err(e) = self.db.delete_session(&token_sha256(id)) {
             log::warn!("ending a kept session: {e}");
         }
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.sessions.locked().remove(id);
         s
     }
 

@@ -6,6 +6,7 @@
 //! shipped in the binary. A listing never waits for the network.
 
 use crate::platform::Platform;
+use crate::sync::Locked;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -169,7 +170,7 @@ impl Catalog {
     /// The entries now, and where they came from; starts a refresh in the background when they are stale.
     pub fn entries(self: &Arc<Self>, fetch: Arc<Fetch>) -> (Arc<Vec<Entry>>, Source) {
         let (entries, source, stale) = {
-            let h = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let h = self.held.locked();
             let stale = h.fetched.is_none_or(|t| t.elapsed() > MAX_AGE);
             (h.entries.clone(), h.source, stale)
         };
@@ -207,7 +208,7 @@ impl Catalog {
         match r {
             Ok(entries) => {
                 log::info!("catalog: {} entries from {url}", entries.len());
-                *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Held {
+                *self.held.locked() = Held {
                     entries: Arc::new(entries),
                     source: Source::Fetched,
                     fetched: Some(Instant::now()),
@@ -217,14 +218,14 @@ impl Catalog {
             Err(e) => {
                 log::warn!(
                     "catalog: fetching {url}: {e}; keeping the {} copy",
-                    match self.held.lock().unwrap_or_else(|p| p.into_inner()).source {
+                    match self.held.locked().source {
                         Source::Fetched => "fetched",
                         Source::Cached => "cached",
                         Source::Shipped => "shipped",
                     }
                 );
                 // try again after a while, not at every listing
-                let mut h = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                let mut h = self.held.locked();
                 if h.fetched.is_none() {
                     h.fetched = Instant::now().checked_sub(MAX_AGE - Duration::from_secs(300));
                 }

@@ -8,6 +8,7 @@ use super::error::ImageError;
 use crate::digest::Digest;
 use crate::store::db::{NewImage, RefKind};
 use crate::store::{BlobStore, Db};
+use crate::sync::RwLocked;
 use std::sync::{Arc, RwLock};
 
 /// How an image came in: what a policy may judge by, and what becomes of a pull's download record.
@@ -63,7 +64,7 @@ pub struct Gate {
 
 impl Gate {
     pub fn add(&self, p: Arc<dyn Policy>) {
-        self.policies.write().unwrap_or_else(|p| p.into_inner()).push(p);
+        self.policies.write_locked().push(p);
     }
 
     /// Record `c` if every blob it names is committed in `store` and no policy refuses it. Nothing of it is
@@ -76,7 +77,7 @@ impl Gate {
                 blob: d.clone(),
             });
         }
-        let policies = self.policies.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let policies = self.policies.read_locked().clone();
         if let Some(why) = policies.iter().find_map(|p| p.refuse(c)) {
             return Err(ImageError::Refused { names: c.names(), why });
         }

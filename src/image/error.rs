@@ -99,20 +99,7 @@ impl From<RegistryError> for ImageError {
     }
 }
 
-/// The class of an error, for status mapping in the APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    InvalidParameter,
-    NotFound,
-    Conflict,
-    Forbidden,
-    Unauthorized,
-    RateLimited,
-    Unavailable,
-    /// The volume has no room for it.
-    InsufficientStorage,
-    Internal,
-}
+pub use crate::error::ErrorClass;
 
 impl ImageError {
     pub fn class(&self) -> ErrorClass {

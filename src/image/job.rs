@@ -5,6 +5,7 @@
 
 use super::error::ImageError;
 use crate::digest::Digest;
+use crate::sync::Locked;
 use event_listener::Event;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -104,7 +105,7 @@ impl PullJob {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     pub fn emit(&self, e: PullEvent) {

@@ -39,6 +39,7 @@ use crate::registry::{Credentials, Registry};
 use crate::store::blobs::GcReport;
 use crate::store::db::{ImageRow, RefKind};
 use crate::store::{BlobStore, Db};
+use crate::sync::Locked;
 use crate::transfer::Transfers;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -947,7 +948,7 @@ impl ImageService {
     /// Rewrite the OCI layout's `index.json` from the database; whether it was written. A failure is logged, not
     /// returned as an error: the database is the truth, and every start rewrites the file.
     pub fn sync_layout(&self) -> bool {
-        let _one = self.layout_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.layout_lock.locked();
         self.write_layout()
     }
 
@@ -955,7 +956,7 @@ impl ImageService {
     /// write held off while the returned guards live (the process exits holding them). A change that lands
     /// while the layout is written makes it go round again, so the two agree when this returns.
     pub fn final_sync(&self) -> (std::sync::MutexGuard<'_, ()>, crate::store::db::Frozen<'_>) {
-        let layout = self.layout_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let layout = self.layout_lock.locked();
         loop {
             let before = self.db.changes();
             self.write_layout();

@@ -14,6 +14,7 @@ use crate::registry::manifest::{parse_config, parse_manifest, ImageConfig, Image
 use crate::registry::{Credentials, Repo};
 use crate::store::db::{LayerRecord, NewImage, RefKind};
 use crate::store::DownloadState;
+use crate::sync::Locked;
 use crate::transfer::{LayerJob, LayerUpdate, TransferError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -366,7 +367,7 @@ fn fetch_layers(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let next = queue.locked().next();
                 let Some((desc, diff)) = next else { break };
                 if job.cancel.load(Ordering::Relaxed) {
                     break;
@@ -394,10 +395,7 @@ fn fetch_layers(
                     // One failed layer fails the image: stop the others (their bytes stay for a retry).
                     Err(_) => job.cancel.store(true, Ordering::Relaxed),
                 }
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((desc.digest.clone(), r));
+                results.locked().push((desc.digest.clone(), r));
             });
         }
     });

@@ -10,6 +10,7 @@
 
 use crate::store::db::{DownloadKind, DownloadRow};
 use crate::store::{Db, DbError, DownloadState};
+use crate::sync::Locked;
 use crate::transfer::progress::{Board, Running, Stop};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,15 @@ pub enum JobError {
     /// A kind could not start its job again; its own error, said.
     #[error("{0}")]
     Restart(String),
+}
+
+impl JobError {
+    pub fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            JobError::NoDownload { .. } => crate::error::ErrorClass::NotFound,
+            JobError::Db(_) | JobError::Restart(_) => crate::error::ErrorClass::Internal,
+        }
+    }
 }
 
 /// How long a resume waits for a pause still winding down before it starts the job again.
@@ -64,7 +74,7 @@ impl<J: Running + 'static> JobMap<J> {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<J>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.locked()
     }
 
     /// The job running under `key` without an outcome yet.
@@ -135,11 +145,11 @@ impl Downloads {
     /// Plug a kind in: its unfinished downloads are resumed by [`Downloads::resume_unfinished`] and
     /// [`Downloads::resume`].
     pub fn add(&self, kind: Arc<dyn Kind>) {
-        self.kinds.lock().unwrap_or_else(|p| p.into_inner()).push(kind);
+        self.kinds.locked().push(kind);
     }
 
     fn kind_of(&self, k: DownloadKind) -> Option<Arc<dyn Kind>> {
-        let kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        let kinds = self.kinds.locked();
         kinds.iter().find(|x| x.kind() == k).cloned()
     }
 
@@ -156,7 +166,7 @@ impl Downloads {
     /// Start again every download that was running when the daemon stopped, except those a user paused: they
     /// continue from the bytes on disk. The number started, by kind.
     pub fn resume_unfinished(&self) -> Result<Vec<(DownloadKind, usize)>, JobError> {
-        let kinds: Vec<_> = self.kinds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let kinds: Vec<_> = self.kinds.locked().clone();
         let mut out = Vec::new();
         for k in kinds {
             let mut n = 0;

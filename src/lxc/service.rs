@@ -13,6 +13,7 @@ use crate::net::http::{HttpError, Web};
 use crate::net::RetryPolicy;
 use crate::store::db::{DbError, DownloadKind, LxcTemplateRow};
 use crate::store::{BlobStore, Db, DownloadState};
+use crate::sync::Locked;
 use crate::transfer::progress::{Live, Meter, Running, Stop};
 use crate::transfer::{FetchJob, TransferError, Transfers, UrlFile};
 use std::collections::HashMap;
@@ -138,6 +139,33 @@ pub enum LxcError {
 }
 
 impl LxcError {
+    pub fn class(&self) -> crate::error::ErrorClass {
+        use super::unpack::UnpackError as U;
+        use crate::error::ErrorClass;
+        match self {
+            LxcError::Name(_) | LxcError::DestNotAllowed(..) => ErrorClass::InvalidParameter,
+            LxcError::UnknownSource(_)
+            | LxcError::NoOffer { .. }
+            | LxcError::NoTemplate(_)
+            | LxcError::NoDownload(_) => ErrorClass::NotFound,
+            LxcError::Source { .. } | LxcError::Http(_) | LxcError::NotATarball { .. } => ErrorClass::Upstream,
+            LxcError::NoSpace { .. } => ErrorClass::InsufficientStorage,
+            LxcError::Cancelled(_) | LxcError::Paused(_) => ErrorClass::Conflict,
+            LxcError::Unpack(u) => match u {
+                U::Exists(_) => ErrorClass::Conflict,
+                U::Unsafe { .. } | U::Broken { .. } | U::NoLinkTarget { .. } | U::OutsideShift { .. } => {
+                    ErrorClass::Unprocessable
+                }
+                U::TooBig { .. } => ErrorClass::InsufficientStorage,
+                U::Io { .. } => ErrorClass::Internal,
+            },
+            LxcError::Meta(_) => ErrorClass::Unprocessable,
+            LxcError::Transfer(_) | LxcError::Db(_) | LxcError::Blob(_) | LxcError::Io { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+impl LxcError {
     fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LxcError {
         let context = context.into();
         move |source| LxcError::Io { context, source }
@@ -196,7 +224,7 @@ struct JobState {
 
 impl LxcJob {
     fn st(&self) -> std::sync::MutexGuard<'_, JobState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// The outcome, once there is one.
@@ -406,14 +434,14 @@ impl LxcService {
             return (Arc::new(o), state, None);
         }
         if !refresh {
-            if let Some((at, o)) = self.indexes.lock().unwrap_or_else(|p| p.into_inner()).get(&s.name) {
+            if let Some((at, o)) = self.indexes.locked().get(&s.name) {
                 if at.elapsed() < INDEX_FRESH {
                     return (o.clone(), "fetched", None);
                 }
             }
             // a server that just failed is not asked again at once (a name that does not resolve can take
             // seconds to fail): its cached copy serves meanwhile
-            if let Some((at, e)) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(&s.name) {
+            if let Some((at, e)) = self.failed.locked().get(&s.name) {
                 if at.elapsed() < FAILED_FOR {
                     let (o, state) = self.cached_offers(s);
                     return (o, state, Some(e.clone()));
@@ -436,16 +464,14 @@ impl LxcService {
                     log::warn!("caching the index of LXC source {}: {e}", s.name);
                 }
                 self.indexes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .locked()
                     .insert(s.name.clone(), (Instant::now(), o.clone()));
                 (o, "fetched", None)
             }
             Err(e) => {
                 log::warn!("LXC source {}: {e}", s.name);
                 self.failed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .locked()
                     .insert(s.name.clone(), (Instant::now(), e.to_string()));
                 let (o, state) = self.cached_offers(s);
                 (o, state, Some(e.to_string()))

@@ -10,6 +10,7 @@ use super::RegistryError;
 use crate::digest::Digest;
 use crate::net::{is_loopback, Net, NetOptions};
 use crate::oci::ACCEPT;
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -116,7 +117,7 @@ impl Registry {
 
     /// Allow (or stop allowing) plain HTTP to `domain` from now on.
     pub fn set_insecure(&self, domain: &str, insecure: bool) {
-        let mut extra = self.insecure_extra.lock().unwrap_or_else(|p| p.into_inner());
+        let mut extra = self.insecure_extra.locked();
         let changed = if insecure {
             extra.insert(domain.to_string())
         } else {
@@ -125,13 +126,13 @@ impl Registry {
         drop(extra);
         if changed {
             // the host's scheme was decided with the old rule
-            self.hosts.lock().unwrap_or_else(|p| p.into_inner()).remove(domain);
+            self.hosts.locked().remove(domain);
         }
     }
 
     pub fn repo(&self, domain: &str, path: &str, creds: Option<Credentials>) -> Repo {
         let host = {
-            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            let mut hosts = self.hosts.locked();
             hosts
                 .entry(domain.to_string())
                 .or_insert_with(|| Arc::new(self.new_host(domain)))
@@ -191,13 +192,13 @@ impl Registry {
 
     /// Replace Docker Hub's mirrors (`host[:port]`, in order) from now on; `None` goes back to the configured.
     pub fn set_hub_mirrors(&self, hosts: Option<Vec<String>>) {
-        *self.hub_mirrors.lock().unwrap_or_else(|p| p.into_inner()) = hosts;
+        *self.hub_mirrors.locked() = hosts;
     }
 
     /// The mirrors of `domain`, in the order they are tried.
     pub fn mirrors_of(&self, domain: &str) -> Vec<String> {
         if domain == crate::reference::DEFAULT_DOMAIN {
-            if let Some(m) = self.hub_mirrors.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if let Some(m) = self.hub_mirrors.locked().as_ref() {
                 return m.clone();
             }
         }
@@ -225,11 +226,7 @@ impl Registry {
         };
         let insecure_ok = is_loopback(endpoint)
             || self.opts.insecure.iter().any(|i| i == domain || i == endpoint)
-            || self
-                .insecure_extra
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(domain);
+            || self.insecure_extra.locked().contains(domain);
         Host {
             endpoint: endpoint.to_string(),
             agent: self.net.agent_for(domain),
@@ -334,7 +331,7 @@ impl Repo {
     /// `https://host` or, for a registry allowed to be insecure whose TLS fails, `http://host`. Probes `/v2/`
     /// once per host and keeps the challenge it answers with.
     pub(super) fn base(&self) -> Result<String, RegistryError> {
-        if let Some(b) = self.host.base.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(b) = self.host.base.locked().clone() {
             return Ok(b);
         }
         let https = format!("https://{}", self.host.endpoint);
@@ -357,11 +354,11 @@ impl Repo {
         };
         if resp.status() == StatusCode::UNAUTHORIZED {
             if let Some(c) = header(&resp, "www-authenticate").and_then(|h| parse_challenges(h).into_iter().next()) {
-                *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                *self.host.challenge.locked() = Some(c);
             }
         }
         let _ = read_capped(resp, MAX_ERROR_BODY, &base);
-        *self.host.base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base.clone());
+        *self.host.base.locked() = Some(base.clone());
         Ok(base)
     }
 
@@ -372,7 +369,7 @@ impl Repo {
 
     /// The `Authorization` value for our scope under the host's current challenge; fetches a token if needed.
     pub(super) fn authorization(&self, fresh: bool) -> Result<Option<String>, RegistryError> {
-        let challenge = self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let challenge = self.host.challenge.locked().clone();
         match challenge {
             None => Ok(None),
             Some(Challenge::Basic { .. }) => Ok(self.creds.as_ref().map(|c| c.basic_header())),
@@ -380,7 +377,7 @@ impl Repo {
                 let scope = self.scope();
                 let key = self.token_key(&scope);
                 if !fresh {
-                    let tokens = self.host.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                    let tokens = self.host.tokens.locked();
                     if let Some((t, exp)) = tokens.get(&key) {
                         if Instant::now() < *exp {
                             return Ok(Some(format!("Bearer {t}")));
@@ -390,11 +387,7 @@ impl Repo {
                 let (token, ttl) = self.fetch_token(&realm, service.as_deref(), &scope)?;
                 // Renew a little early so a token never expires mid-request.
                 let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(ttl / 10).max(1));
-                self.host
-                    .tokens
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, (token.clone(), exp));
+                self.host.tokens.locked().insert(key, (token.clone(), exp));
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -552,7 +545,7 @@ impl Repo {
                 if matches!(c, Challenge::Basic { .. }) && self.creds.is_none() {
                     return Err(RegistryError::NoCredentials { url });
                 }
-                *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                *self.host.challenge.locked() = Some(c);
                 self.authorization(true)?;
                 refreshed_auth = true;
                 continue;
@@ -567,7 +560,7 @@ impl Repo {
     pub fn login(&self) -> Result<Option<String>, RegistryError> {
         let base = self.base()?;
         let url = format!("{base}/v2/");
-        let challenge = self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let challenge = self.host.challenge.locked().clone();
         let denied = |status: u16| RegistryError::Denied {
             url: url.clone(),
             status,

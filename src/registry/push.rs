@@ -6,6 +6,7 @@ use super::auth::{parse_challenges, Challenge};
 use super::client::{error_from, header, read_capped, resolve_location, transport, Repo};
 use super::RegistryError;
 use crate::digest::Digest;
+use crate::sync::Locked;
 use std::io::Read;
 use ureq::http::Response;
 use ureq::Body;
@@ -87,7 +88,7 @@ impl Repo {
                     if matches!(c, Challenge::Basic { .. }) && self.creds.is_none() {
                         return Err(RegistryError::NoCredentials { url });
                     }
-                    *self.host.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                    *self.host.challenge.locked() = Some(c);
                     self.authorization(true)?;
                     refreshed = true;
                     continue;

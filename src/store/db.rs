@@ -5,6 +5,7 @@
 //! append to [`MIGRATIONS`], never edit a shipped one.
 
 use crate::digest::Digest;
+use crate::sync::Locked;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::HashSet;
 use std::path::Path;
@@ -618,7 +619,7 @@ impl Db {
     fn conn(&self) -> Conn<'_> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back on drop).
         Conn {
-            guard: self.conn.lock().unwrap_or_else(|p| p.into_inner()),
+            guard: self.conn.locked(),
             db: self,
         }
     }

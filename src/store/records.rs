@@ -9,6 +9,7 @@
 //! file one change behind. Rows only sessions, downloads and `last_used` times differ in are not mirrored:
 //! they change on every request and are worth nothing after a loss.
 
+use crate::sync::Locked;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 use serde_json::{json, Map};
@@ -125,7 +126,7 @@ impl Mirror {
         if !self.armed.load(Ordering::Acquire) || !self.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = self.written.locked();
         let r = dump(conn).and_then(|bytes| {
             if written.as_deref() == Some(&bytes[..]) {
                 return Ok(());

@@ -20,6 +20,8 @@ use crate::registry::{RegistryError, Repo};
 use crate::store::blobs::BlobError;
 use crate::store::db::{BlobMeta, Db, DbError, LayerRecord};
 use crate::store::BlobStore;
+use crate::sync::Locked;
+use crate::sync::RwLocked;
 use diff::DiffHasher;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,7 +257,7 @@ pub struct SlotGuard<'a>(&'a Slots);
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        *self.0.free.locked() += 1;
         self.0.cv.notify_one();
     }
 }
@@ -285,7 +287,7 @@ fn wait_while<'a, T>(
     cancel: &AtomicBool,
     on_wait: impl FnOnce(),
 ) -> Option<std::sync::MutexGuard<'a, T>> {
-    let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+    let mut g = m.locked();
     let mut on_wait = Some(on_wait);
     while busy(&g) {
         if let Some(f) = on_wait.take() {
@@ -317,11 +319,7 @@ pub struct ClaimGuard<'a> {
 
 impl Drop for ClaimGuard<'_> {
     fn drop(&mut self) {
-        self.claims
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.digest);
+        self.claims.held.locked().remove(&self.digest);
         self.claims.cv.notify_all();
     }
 }
@@ -390,12 +388,12 @@ pub struct LayerJob<'a> {
 impl Transfers {
     /// Hold off garbage collection (shared): see [`Transfers::gc_lock`].
     pub fn no_gc(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.gc_lock.read().unwrap_or_else(|p| p.into_inner())
+        self.gc_lock.read_locked()
     }
 
     /// Collect garbage (exclusive): see [`Transfers::gc_lock`].
     pub fn gc_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.gc_lock.write().unwrap_or_else(|p| p.into_inner())
+        self.gc_lock.write_locked()
     }
 
     /// Remove those of `candidates` (the blobs of an image or a template just deleted) that no image, template

@@ -1,6 +1,7 @@
 //! What every download reports, whatever it fetches: bytes on disk per part (a layer, a file), the rate over
 //! the last seconds, and why a user stopped it. Bounded: one number per part and a few seconds of samples.
 
+use crate::sync::Locked;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,7 @@ pub struct Board {
 
 impl Board {
     fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, std::sync::Arc<dyn Running>>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+        self.jobs.locked()
     }
 
     pub fn add(&self, download: i64, job: std::sync::Arc<dyn Running>) {

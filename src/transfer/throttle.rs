@@ -5,6 +5,7 @@
 //! `1/rate` seconds, and a taker sleeps until that time, less a small burst allowance. Takers on any number of
 //! threads share the one clock, so the sum of their rates is the limit.
 
+use crate::sync::Locked;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -104,15 +105,15 @@ impl Throttle {
 
     pub fn set_rate(&self, rate: u64) {
         self.rate.store(rate, Ordering::Relaxed);
-        *self.free_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self.free_at.locked() = Instant::now();
     }
 
     pub fn window(&self) -> Option<Window> {
-        *self.window.lock().unwrap_or_else(|p| p.into_inner())
+        *self.window.locked()
     }
 
     pub fn set_window(&self, w: Option<Window>) {
-        *self.window.lock().unwrap_or_else(|p| p.into_inner()) = w;
+        *self.window.locked() = w;
     }
 
     /// Minutes since local midnight now.
@@ -151,7 +152,7 @@ impl Throttle {
             return true;
         }
         let wake = {
-            let mut free_at = self.free_at.lock().unwrap_or_else(|p| p.into_inner());
+            let mut free_at = self.free_at.locked();
             let now = Instant::now();
             // idle time does not bank more than the burst
             let start = (*free_at).max(now.checked_sub(burst(rate)).unwrap_or(now));

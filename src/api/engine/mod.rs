@@ -11,8 +11,9 @@ mod stream;
 mod system;
 mod timestamp;
 
+use crate::error::ErrorClass;
 use crate::http::{decoded_path, full, json, Found, Handler, Params, Req, Resp, Router};
-use crate::image::{ErrorClass, ImageError, ImageService};
+use crate::image::{ImageError, ImageService};
 use hyper::{Method, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
@@ -129,6 +130,8 @@ pub fn status_of(class: ErrorClass) -> StatusCode {
         ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Upstream => StatusCode::BAD_GATEWAY,
+        ErrorClass::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         // dockerd answers a full disk with 500; the message says why
         ErrorClass::InsufficientStorage | ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -11,6 +11,7 @@ use crate::http::{json, read_body, Req, MAX_SMALL_BODY};
 use crate::image::ImageService;
 use crate::reference::Reference;
 use crate::store::DownloadState;
+use crate::sync::Locked;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -73,12 +74,12 @@ fn now() -> i64 {
 impl Tasks {
     fn add(&self, mut t: Task) -> u64 {
         let id = {
-            let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let mut n = self.next.locked();
             *n += 1;
             *n
         };
         t.id = id;
-        let mut l = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.list.locked();
         l.push_back(t);
         // forget the oldest ended tasks first
         while l.len() > KEEP {
@@ -95,19 +96,14 @@ impl Tasks {
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut Task)) {
-        let mut l = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.list.locked();
         if let Some(t) = l.iter_mut().find(|t| t.id == id) {
             f(t);
         }
     }
 
     fn snapshot(&self) -> Vec<Task> {
-        self.list
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.list.locked().iter().cloned().collect()
     }
 }
 
@@ -216,11 +212,7 @@ pub async fn delete(st: &Station, caller: &Caller, id: &str) -> Answer {
         // ended already, or not: either way the task goes
         let _ = blocking(move || downloads.cancel(d)).await;
     }
-    st.tasks
-        .list
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|x| x.id != t.id);
+    st.tasks.list.locked().retain(|x| x.id != t.id);
     ok(&json!({}))
 }
 
@@ -429,7 +421,7 @@ fn spawn(
                 Err(e) => {
                     log::warn!("task {id} ({} {}): {e}", t.category, t.name);
                     t.state = State::Failed;
-                    t.message = Some(crate::api::engine::docker_message(&e));
+                    t.message = Some(e.to_string());
                 }
             }
         });

@@ -11,35 +11,6 @@ use crate::store::db::LxcTemplateRow;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-impl From<LxcError> for StationError {
-    fn from(e: LxcError) -> StationError {
-        use crate::lxc::unpack::UnpackError as U;
-        let status = match &e {
-            LxcError::Name(_) | LxcError::DestNotAllowed(..) => StatusCode::BAD_REQUEST,
-            LxcError::UnknownSource(_)
-            | LxcError::NoOffer { .. }
-            | LxcError::NoTemplate(_)
-            | LxcError::NoDownload(_) => StatusCode::NOT_FOUND,
-            LxcError::Source { .. } | LxcError::Http(_) | LxcError::NotATarball { .. } => StatusCode::BAD_GATEWAY,
-            LxcError::NoSpace { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            LxcError::Cancelled(_) | LxcError::Paused(_) => StatusCode::CONFLICT,
-            LxcError::Unpack(u) => match u {
-                U::Exists(_) => StatusCode::CONFLICT,
-                U::Unsafe { .. } | U::Broken { .. } | U::NoLinkTarget { .. } | U::OutsideShift { .. } => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                U::TooBig { .. } => StatusCode::INSUFFICIENT_STORAGE,
-                U::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            LxcError::Meta(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            LxcError::Transfer(_) | LxcError::Db(_) | LxcError::Blob(_) | LxcError::Io { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        StationError::new(status, e.to_string())
-    }
-}
-
 /// `DIST/RELEASE/ARCH` + `VARIANT` of the routes.
 fn template_name(name: &str, tag: &str) -> String {
     if tag.is_empty() {
