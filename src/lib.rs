@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod digest;
+pub mod engine_client;
 pub mod error;
 pub mod events;
 pub mod fsck;

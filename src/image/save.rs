@@ -53,10 +53,13 @@ impl ImageService {
                 }
                 saved
             });
-            let client = crate::cli::Client {
+            let client = crate::engine_client::Client {
                 socket: engine.to_path_buf(),
             };
-            let loaded = smol::block_on(crate::cli::engine_load(&client, crate::cli::Outgoing::Stream(rx)));
+            let loaded = smol::block_on(crate::engine_client::engine_load(
+                &client,
+                crate::engine_client::Outgoing::Stream(rx),
+            ));
             let saved = saver
                 .join()
                 .unwrap_or_else(|_| Err(ImageError::InvalidParameter("the save failed".into())));
