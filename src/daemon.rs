@@ -235,7 +235,7 @@ fn reconcile(
         );
     }
     if fresh && !store.list().map_err(io("listing blobs"))?.is_empty() {
-        db.set_meta(
+        db.settings().set_meta(
             crate::image::META_BLOB_GC,
             "off: database created beside existing blobs",
         )?;

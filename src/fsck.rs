@@ -170,19 +170,21 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     let Some(db) = db.filter(|_| r.db.is_empty() || r.rebuilt.is_some()) else {
         return Ok(r);
     };
-    for (image, blob) in db.image_blobs()? {
+    for (image, blob) in db.images().image_blobs()? {
         if !store.contains(&blob) || r.corrupt.contains(&blob) {
             r.broken_images.entry(image).or_default().push(blob);
         }
     }
     if repair {
         for image in r.broken_images.keys() {
-            let refs: Vec<String> = db.refs_of(image)?.into_iter().map(|x| x.0).collect();
-            db.remove(&refs, Some(image))?;
+            let refs: Vec<String> = db.images().refs_of(image)?.into_iter().map(|x| x.0).collect();
+            db.images().remove(&refs, Some(image))?;
             r.removed_images.push((image.clone(), refs));
         }
     }
-    let owned = db.owned_ingests(crate::store::db::now() - KEEP_FAILED_SECS)?;
+    let owned = db
+        .downloads()
+        .owned_ingests(crate::store::db::now() - KEEP_FAILED_SECS)?;
     for (path, digest) in store.ingests().map_err(io("listing ingests"))? {
         if !digest.is_some_and(|d| owned.contains(&d)) {
             r.orphan_ingests.push(path);
@@ -195,7 +197,7 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
             }
         }
     }
-    let expected = layout::render(&db.layout_entries()?, |d| store.size(d));
+    let expected = layout::render(&db.images().layout_entries()?, |d| store.size(d));
     let actual = std::fs::read_to_string(root.join("index.json")).unwrap_or_default();
     r.layout_stale = actual != expected || !root.join("oci-layout").is_file();
     if repair && r.layout_stale {

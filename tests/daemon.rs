@@ -531,26 +531,36 @@ fn a_download_end_is_recorded_even_on_a_full_volume() {
     let fs = Tmpfs::mount("full-db", "4m");
     let db = Db::open(&fs.0.join("depot.db")).unwrap();
     assert!(fs.0.join("depot.db-reserve").exists(), "room is kept aside at open");
-    let id = db.create_download("127.0.0.1:5000/x:1", None, None).unwrap();
-    db.set_download_state(id, DownloadState::Fetching, None).unwrap();
+    let id = db
+        .downloads()
+        .create_download("127.0.0.1:5000/x:1", None, None)
+        .unwrap();
+    db.downloads()
+        .set_download_state(id, DownloadState::Fetching, None)
+        .unwrap();
     fill(&fs.0);
     // the volume is really full: an ordinary write fails
     let mut failed = false;
     for i in 0..200 {
-        if db.create_download(&format!("r:{i}"), None, None).is_err() {
+        if db.downloads().create_download(&format!("r:{i}"), None, None).is_err() {
             failed = true;
             break;
         }
     }
     assert!(failed, "the volume never filled up");
     // but a download's end is recorded all the same
-    db.set_download_state(id, DownloadState::Failed, Some("No space left on device"))
+    db.downloads()
+        .set_download_state(id, DownloadState::Failed, Some("No space left on device"))
         .unwrap();
-    assert_eq!(db.download(id).unwrap().unwrap().state, DownloadState::Failed);
+    assert_eq!(
+        db.downloads().download(id).unwrap().unwrap().state,
+        DownloadState::Failed
+    );
     drop(db);
     let db = Db::open(&fs.0.join("depot.db")).unwrap();
     assert!(
-        db.unfinished_downloads(depot::store::db::DownloadKind::Image)
+        db.downloads()
+            .unfinished_downloads(depot::store::db::DownloadKind::Image)
             .unwrap()
             .iter()
             .all(|d| d.id != id),

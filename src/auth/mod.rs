@@ -180,9 +180,9 @@ impl Auth {
             if p.len() < 8 {
                 return Err(AuthError::Invalid("admin_password: at least 8 characters".into()));
             }
-            let current = self.db.user(ADMIN)?;
+            let current = self.db.auth().user(ADMIN)?;
             if !current.as_ref().is_some_and(|u| verify_password(p, &u.password_hash)) {
-                self.db.put_user(&UserRow {
+                self.db.auth().put_user(&UserRow {
                     name: ADMIN.into(),
                     password_hash: hash_password(p),
                     admin: true,
@@ -190,7 +190,7 @@ impl Auth {
             }
             return Ok(None);
         }
-        if self.db.user_count()? > 0 {
+        if self.db.auth().user_count()? > 0 {
             return Ok(None);
         }
         // 20 characters of an unambiguous alphabet: ~100 bits
@@ -208,7 +208,7 @@ impl Auth {
                 source,
             }
         })?;
-        self.db.put_user(&UserRow {
+        self.db.auth().put_user(&UserRow {
             name: ADMIN.into(),
             password_hash: hash_password(&generated),
             admin: true,
@@ -252,7 +252,7 @@ impl Auth {
     /// Check the password of a reserved attempt; blocking (argon2 takes tens of milliseconds and its 19 MiB
     /// for that long). Hold a [`Auth::verify_slot`] around it.
     pub fn check(&self, attempt: Attempt, password: &str) -> Result<Session, AuthError> {
-        let row = self.db.user(&attempt.user)?;
+        let row = self.db.auth().user(&attempt.user)?;
         let ok = match &row {
             Some(u) => verify_password(password, &u.password_hash),
             None => {
@@ -302,7 +302,7 @@ impl Auth {
             login_time: s.login_time,
             expires: crate::store::db::now() + left,
         };
-        if let Err(e) = self.db.put_session(&token_sha256(&s.id), &row) {
+        if let Err(e) = self.db.auth().put_session(&token_sha256(&s.id), &row) {
             log::warn!("keeping a session across restarts: {e}");
         }
     }
@@ -313,7 +313,7 @@ impl Auth {
         if let Some(s) = all.get(id).filter(|s| s.expires > Instant::now()) {
             return Some(s.clone());
         }
-        let row = self.db.session(&token_sha256(id)).ok().flatten()?;
+        let row = self.db.auth().session(&token_sha256(id)).ok().flatten()?;
         let left = (row.expires - crate::store::db::now()).max(0) as u64;
         let s = Session {
             id: id.to_string(),
@@ -340,7 +340,7 @@ impl Auth {
 
     pub fn logout(&self, id: &str) -> Option<Session> {
         let s = self.session(id);
-        if let Err(e) = self.db.delete_session(&token_sha256(id)) {
+        if let Err(e) = self.db.auth().delete_session(&token_sha256(id)) {
             log::warn!("ending a kept session: {e}");
         }
         self.sessions.locked().remove(id);
@@ -356,16 +356,16 @@ impl Auth {
             ));
         }
         let token = format!("{TOKEN_PREFIX}{}", hex(&random_bytes::<32>()));
-        let row = self.db.create_token(name, &token_sha256(&token))?;
+        let row = self.db.auth().create_token(name, &token_sha256(&token))?;
         Ok((token, row))
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenRow>, AuthError> {
-        Ok(self.db.tokens()?)
+        Ok(self.db.auth().tokens()?)
     }
 
     pub fn revoke_token(&self, id: i64) -> Result<(), AuthError> {
-        if self.db.delete_token(id)? {
+        if self.db.auth().delete_token(id)? {
             Ok(())
         } else {
             Err(AuthError::NoSuchToken(id))
@@ -377,6 +377,6 @@ impl Auth {
         if !presented.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        Ok(self.db.use_token(&token_sha256(presented))?)
+        Ok(self.db.auth().use_token(&token_sha256(presented))?)
     }
 }

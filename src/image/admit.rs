@@ -85,7 +85,7 @@ impl Gate {
             Entry::Pull { download } => Some(download),
             _ => None,
         };
-        db.commit_image(&c.image, &c.refs, download)?;
+        db.images().commit_image(&c.image, &c.refs, download)?;
         Ok(())
     }
 }
@@ -148,7 +148,7 @@ mod tests {
         assert!(matches!(e, ImageError::Refused { .. }), "{e}");
         assert!(e.to_string().contains("loads are not allowed here"), "{e}");
         assert!(
-            db.resolve_ref("example.com/a:1").unwrap().is_none(),
+            db.images().resolve_ref("example.com/a:1").unwrap().is_none(),
             "a refused image is visible"
         );
         let mut c = candidate(&store, Entry::Import);
@@ -156,9 +156,12 @@ mod tests {
         c.image.layers[0].digest = Digest::of(b"never stored");
         let e = gate.admit(&db, &store, &c).unwrap_err();
         assert!(matches!(e, ImageError::Incomplete { .. }), "{e}");
-        assert!(db.resolve_ref("example.com/a:1").unwrap().is_none());
+        assert!(db.images().resolve_ref("example.com/a:1").unwrap().is_none());
         c.image.layers[0].digest = gone;
         gate.admit(&db, &store, &c).unwrap();
-        assert_eq!(db.resolve_ref("example.com/a:1").unwrap(), Some(c.image.id.clone()));
+        assert_eq!(
+            db.images().resolve_ref("example.com/a:1").unwrap(),
+            Some(c.image.id.clone())
+        );
     }
 }

@@ -181,7 +181,7 @@ impl ImageService {
                 if r.digest().is_some() {
                     continue;
                 }
-                if let Some(old) = self.db.resolve_ref(&r.to_string())?.filter(|o| *o != id) {
+                if let Some(old) = self.db.images().resolve_ref(&r.to_string())?.filter(|o| *o != id) {
                     tags.push(LoadEvent::Renamed { tag: r.familiar(), old });
                 }
                 tags.push(LoadEvent::Loaded { tag: r.familiar() });
@@ -380,7 +380,7 @@ impl ImageService {
             size,
             uncompressed_size: usize,
         };
-        let _ = self.db.put_blob_meta(&crate::store::db::BlobMeta {
+        let _ = self.db.images().put_blob_meta(&crate::store::db::BlobMeta {
             digest,
             size,
             media_type: media_type.into(),

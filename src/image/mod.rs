@@ -230,9 +230,11 @@ impl ImageService {
         self.jobs.join_or_start(&key, || {
             let platform = spec.platform.as_ref().map(|p| p.to_string());
             let auth = pull::serialize_creds(&spec.creds).map(|c| self.sealer.seal(c.as_bytes()));
-            let id = self
-                .db
-                .create_download(&spec.reference.to_string(), platform.as_deref(), auth.as_deref())?;
+            let id = self.db.downloads().create_download(
+                &spec.reference.to_string(),
+                platform.as_deref(),
+                auth.as_deref(),
+            )?;
             Ok(self.start(id, spec))
         })
     }
@@ -255,26 +257,32 @@ impl ImageService {
         let reference = match Reference::parse(&row.reference) {
             Ok(r) => r,
             Err(e) => {
-                self.db
-                    .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&e.to_string()))?;
+                self.db.downloads().set_download_state(
+                    row.id,
+                    crate::store::DownloadState::Failed,
+                    Some(&e.to_string()),
+                )?;
                 return Ok(None);
             }
         };
         let platform = row.platform.as_deref().and_then(|p| p.parse().ok());
-        let creds = match self.db.download_auth(row.id)? {
+        let creds = match self.db.downloads().download_auth(row.id)? {
             None => None,
             Some(s) if crate::store::Sealer::is_sealed(&s) => match self.sealer.open(&s) {
                 Ok(plain) => pull::deserialize_creds(&String::from_utf8_lossy(&plain)),
                 Err(e) => {
                     let msg = format!("{e}; pull {} again", row.reference);
                     self.db
+                        .downloads()
                         .set_download_state(row.id, crate::store::DownloadState::Failed, Some(&msg))?;
                     return Ok(None);
                 }
             },
             // Written by an older depot in plain text: seal it now.
             Some(plain) => {
-                self.db.set_download_auth(row.id, &self.sealer.seal(plain.as_bytes()))?;
+                self.db
+                    .downloads()
+                    .set_download_auth(row.id, &self.sealer.seal(plain.as_bytes()))?;
                 pull::deserialize_creds(&plain)
             }
         };
@@ -326,11 +334,12 @@ impl ImageService {
         window: Option<Option<crate::transfer::throttle::Window>>,
     ) -> Result<DownloadSettings, ImageError> {
         if let Some(rate) = bandwidth_limit {
-            self.db.set_meta(META_BANDWIDTH_LIMIT, &rate.to_string())?;
+            self.db.settings().set_meta(META_BANDWIDTH_LIMIT, &rate.to_string())?;
             self.transfers.throttle.set_rate(rate);
         }
         if let Some(w) = window {
             self.db
+                .settings()
                 .set_meta(META_DOWNLOAD_WINDOW, &w.map(|w| w.to_string()).unwrap_or_default())?;
             self.transfers.throttle.set_window(w);
         }
@@ -339,10 +348,15 @@ impl ImageService {
 
     /// Apply the settings an API call stored (they win over the config's).
     pub fn restore_download_settings(&self) -> Result<(), ImageError> {
-        if let Some(r) = self.db.meta(META_BANDWIDTH_LIMIT)?.and_then(|v| v.parse().ok()) {
+        if let Some(r) = self
+            .db
+            .settings()
+            .meta(META_BANDWIDTH_LIMIT)?
+            .and_then(|v| v.parse().ok())
+        {
             self.transfers.throttle.set_rate(r);
         }
-        if let Some(w) = self.db.meta(META_DOWNLOAD_WINDOW)? {
+        if let Some(w) = self.db.settings().meta(META_DOWNLOAD_WINDOW)? {
             self.transfers.throttle.set_window(w.parse().ok());
         }
         Ok(())
@@ -356,10 +370,10 @@ impl ImageService {
 
     /// The newest downloads with their progress: what `downloadstatus` shows.
     pub fn downloads(&self, limit: u32) -> Result<Vec<DownloadStatus>, ImageError> {
-        let rows = self.db.recent_downloads(limit)?;
+        let rows = self.db.downloads().recent_downloads(limit)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let blobs = self.db.download_progress(row.id)?;
+            let blobs = self.db.downloads().download_progress(row.id)?;
             let total: u64 = blobs.iter().map(|b| b.1).sum();
             let recorded: u64 = match row.state {
                 crate::store::DownloadState::Committed => total,
@@ -398,6 +412,7 @@ impl ImageService {
     pub(crate) fn event_attrs(&self, id: &Digest, name: &str) -> std::collections::BTreeMap<String, String> {
         let mut a: std::collections::BTreeMap<String, String> = self
             .db
+            .images()
             .image_labels(id)
             .ok()
             .flatten()
@@ -455,7 +470,7 @@ impl ImageService {
 
     /// What `/info` and the station report about the store.
     pub fn facts(&self) -> Result<Facts, ImageError> {
-        let id = match self.db.meta("daemon_id")? {
+        let id = match self.db.settings().meta("daemon_id")? {
             Some(id) => id,
             None => {
                 let mut b = [0u8; 16];
@@ -463,13 +478,13 @@ impl ImageService {
                     .map_err(|_| ImageError::InvalidParameter("no system randomness".into()))?;
                 let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
                 let id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
-                self.db.set_meta("daemon_id", &id)?;
+                self.db.settings().set_meta("daemon_id", &id)?;
                 id
             }
         };
         Ok(Facts {
             id,
-            images: self.db.list_images()?.len(),
+            images: self.db.images().list_images()?.len(),
             data_root: self.store.root().to_path_buf(),
             insecure_registries: self.registry.options().insecure.clone(),
             mirrors: self.registry.options().mirrors.clone(),
@@ -657,7 +672,7 @@ impl ImageService {
 
     /// Forget downloads that ended before `before` (unix seconds).
     pub fn forget_downloads(&self, before: i64) -> Result<usize, ImageError> {
-        Ok(self.db.prune_downloads(before)?)
+        Ok(self.db.downloads().prune_downloads(before)?)
     }
 
     /// At a tidy stop: make the database one self-contained file (see [`Db::checkpoint`]).
@@ -666,13 +681,13 @@ impl ImageService {
     }
 
     pub fn list(&self) -> Result<Vec<ImageRow>, ImageError> {
-        Ok(self.db.list_images()?)
+        Ok(self.db.images().list_images()?)
     }
 
     /// Layer sizes across images: per image, the bytes of its layers that other images share too; and the
     /// bytes of all distinct layers (uncompressed, as Docker counts them).
     pub fn layer_sharing(&self) -> Result<(HashMap<Digest, u64>, u64), ImageError> {
-        let usage = self.db.layer_usage()?;
+        let usage = self.db.images().layer_usage()?;
         let mut users: HashMap<&Digest, std::collections::HashSet<&Digest>> = HashMap::new();
         let mut sizes: HashMap<&Digest, u64> = HashMap::new();
         for (img, layer, n) in &usage {
@@ -700,14 +715,14 @@ impl ImageService {
         };
         match AnyReference::parse(name)? {
             AnyReference::Id(d) => {
-                if self.db.has_image(&d)? {
+                if self.db.images().has_image(&d)? {
                     return Ok((d, None));
                 }
                 Err(not_found())
             }
             AnyReference::Named(r) => {
                 let r = r.with_default_tag();
-                if let Some(id) = self.db.resolve_ref(&r.to_string())? {
+                if let Some(id) = self.db.images().resolve_ref(&r.to_string())? {
                     return Ok((id, Some(r)));
                 }
                 let hex = name.strip_prefix("sha256:").unwrap_or(name);
@@ -715,7 +730,7 @@ impl ImageService {
                     && hex.len() <= 64
                     && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                 {
-                    if let [only] = self.db.images_by_prefix(hex)?.as_slice() {
+                    if let [only] = self.db.images().images_by_prefix(hex)?.as_slice() {
                         return Ok((only.clone(), None));
                     }
                 }
@@ -727,11 +742,11 @@ impl ImageService {
     /// The stored facts of the image `name` resolves to.
     pub fn inspect(&self, name: &str) -> Result<Inspected, ImageError> {
         let (id, _) = self.resolve(name)?;
-        let row = self.db.image_row(&id)?.ok_or_else(|| ImageError::NotFound {
+        let row = self.db.images().image_row(&id)?.ok_or_else(|| ImageError::NotFound {
             reference: name.to_string(),
         })?;
         let config = self.store.read(&id, pull::MAX_CONFIG_BYTES)?;
-        let layers = self.db.image_layers(&id)?;
+        let layers = self.db.images().image_layers(&id)?;
         Ok(Inspected { row, config, layers })
     }
 
@@ -748,7 +763,7 @@ impl ImageService {
         }
         let target = target.clone().with_default_tag();
         let (id, _) = self.resolve(source)?;
-        self.db.tag(&target.to_string(), &target.name(), &id)?;
+        self.db.images().tag(&target.to_string(), &target.name(), &id)?;
         self.sync_layout();
         self.events.emit(
             events::Action::Tag,
@@ -776,7 +791,7 @@ impl ImageService {
         }
         let _done = Done(&self.pruning);
         let mut report = PruneReport::default();
-        for row in self.db.list_images()? {
+        for row in self.db.images().list_images()? {
             let labels: Option<std::collections::BTreeMap<String, String>> =
                 row.labels.as_deref().and_then(|l| serde_json::from_str(l).ok());
             let selected = (f.all || row.tags.is_empty())
@@ -808,7 +823,7 @@ impl ImageService {
             return Err(ImageError::BlankName);
         }
         let (id, by_ref) = self.resolve(name)?;
-        let refs = self.db.refs_of(&id)?;
+        let refs = self.db.images().refs_of(&id)?;
         let mut out = Vec::new();
         let mut remove: Vec<String> = Vec::new();
         match by_ref {
@@ -842,11 +857,19 @@ impl ImageService {
             out.push(DeleteItem::Untagged(Reference::familiar_of(n)));
         }
         let last = refs.iter().all(|(n, _, _)| remove.contains(n));
-        let layers = if last { self.db.image_layers(&id)? } else { Vec::new() };
-        let own_blobs = if last { self.db.blobs_of_image(&id)? } else { Vec::new() };
+        let layers = if last {
+            self.db.images().image_layers(&id)?
+        } else {
+            Vec::new()
+        };
+        let own_blobs = if last {
+            self.db.images().blobs_of_image(&id)?
+        } else {
+            Vec::new()
+        };
         let attrs = self.event_attrs(&id, id.as_str());
         let mut reclaimed = 0;
-        self.db.remove(&remove, last.then_some(&id))?;
+        self.db.images().remove(&remove, last.then_some(&id))?;
         let layout_written = self.sync_layout();
         for n in &remove {
             self.events.emit_about(
@@ -917,7 +940,7 @@ impl ImageService {
 
     pub(crate) fn own(&self, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
         let _shared = self.transfers.no_gc();
-        self.db.set_download_blob(download, d, size, 0)?;
+        self.db.downloads().set_download_blob(download, d, size, 0)?;
         Ok(self.store.contains(d))
     }
 
@@ -935,12 +958,13 @@ impl ImageService {
             let context = context.to_string();
             move |source| ImageError::Io { context, source }
         };
-        let mut keep = self.db.referenced_blobs()?;
-        if self.db.meta(META_BLOB_GC)?.is_some_and(|v| v != "on") {
+        let mut keep = self.db.images().referenced_blobs()?;
+        if self.db.settings().meta(META_BLOB_GC)?.is_some_and(|v| v != "on") {
             keep.extend(self.store.list().map_err(io("listing blobs"))?);
         }
         let owned = self
             .db
+            .downloads()
             .owned_ingests(crate::store::db::now() - keep_failed.as_secs() as i64)?;
         self.store.gc(&keep, &owned).map_err(io("garbage collection"))
     }
@@ -972,13 +996,18 @@ impl ImageService {
 
     /// Rewrite `index.json` from the database (the caller holds `layout_lock`); whether it was written.
     fn write_layout(&self) -> bool {
-        let r = self.db.layout_entries().map_err(ImageError::from).and_then(|rows| {
-            let text = crate::store::layout::render(&rows, |d| self.store.size(d));
-            crate::store::layout::write_index(self.store.root(), &text).map_err(|source| ImageError::Io {
-                context: "writing index.json".into(),
-                source,
-            })
-        });
+        let r = self
+            .db
+            .images()
+            .layout_entries()
+            .map_err(ImageError::from)
+            .and_then(|rows| {
+                let text = crate::store::layout::render(&rows, |d| self.store.size(d));
+                crate::store::layout::write_index(self.store.root(), &text).map_err(|source| ImageError::Io {
+                    context: "writing index.json".into(),
+                    source,
+                })
+            });
         if let Err(e) = &r {
             log::error!("the OCI layout's index.json is out of step until the next change or start: {e}");
         }

@@ -103,6 +103,7 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
         );
         match svc
             .db
+            .downloads()
             .set_download_state(job.download, DownloadState::Failed, Some(&msg))
         {
             Ok(()) => e,
@@ -152,6 +153,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
     let r = &spec.reference;
     let row = svc
         .db
+        .downloads()
         .download(job.download)?
         .ok_or_else(|| ImageError::InvalidParameter("download vanished".into()))?;
     let tag_or_digest = match (r.digest(), r.tag()) {
@@ -212,6 +214,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         }
     };
     svc.db
+        .downloads()
         .set_download_resolved(job.download, &resolved, &manifest_digest)?;
     // The whole download is known now: its total counts from the first byte, and one that cannot fit is refused
     // before it takes any room.
@@ -219,9 +222,11 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         .chain(&image_manifest.layers)
         .map(|d| (d.digest.clone(), d.size))
         .collect();
-    svc.db.plan_download_blobs(job.download, &blobs)?;
+    svc.db.downloads().plan_download_blobs(job.download, &blobs)?;
     svc.check_space(&r.familiar(), &blobs)?;
-    svc.db.set_download_state(job.download, DownloadState::Fetching, None)?;
+    svc.db
+        .downloads()
+        .set_download_state(job.download, DownloadState::Fetching, None)?;
     job.emit(PullEvent::PullingFrom {
         path: r.path().to_string(),
         id: tag_or_digest,
@@ -266,14 +271,15 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
     let tag_ref = refs.iter().find(|x| x.2 == RefKind::Tag).map(|x| x.0.clone());
     // An image we have is whole only while every layer is in the store: one found corrupt was put aside, and
     // this pull fetches it again.
-    let kept = match svc.db.has_image(&cfg_digest)? {
-        true => Some(svc.db.image_layers(&cfg_digest)?).filter(|ls| ls.iter().all(|l| svc.store.contains(&l.digest))),
+    let kept = match svc.db.images().has_image(&cfg_digest)? {
+        true => Some(svc.db.images().image_layers(&cfg_digest)?)
+            .filter(|ls| ls.iter().all(|l| svc.store.contains(&l.digest))),
         false => None,
     };
     let up_to_date = kept.is_some()
         && match &tag_ref {
-            Some(t) => svc.db.resolve_ref(t)?.as_ref() == Some(&cfg_digest),
-            None => svc.db.resolve_ref(&refs[0].0)?.as_ref() == Some(&cfg_digest),
+            Some(t) => svc.db.images().resolve_ref(t)?.as_ref() == Some(&cfg_digest),
+            None => svc.db.images().resolve_ref(&refs[0].0)?.as_ref() == Some(&cfg_digest),
         };
 
     let layers = match kept {
@@ -283,6 +289,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
 
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.
     svc.db
+        .downloads()
         .set_download_state(job.download, DownloadState::Verifying, None)?;
     svc.admit(super::admit::Candidate {
         image: new_image(&cfg_digest, &manifest_digest, manifests, &cfg, layers),

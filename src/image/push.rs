@@ -67,13 +67,14 @@ impl ImageService {
         if name.tag().is_some() {
             let id = self
                 .db
+                .images()
                 .resolve_ref(&name.to_string())?
                 .ok_or_else(|| ImageError::NoLocalTag {
                     reference: name.familiar(),
                 })?;
             return Ok(vec![(name.clone(), id)]);
         }
-        let tags = self.db.repo_tags(&name.name())?;
+        let tags = self.db.images().repo_tags(&name.name())?;
         if tags.is_empty() {
             return Err(ImageError::NoLocalRepo {
                 name: name.familiar_name(),
@@ -104,12 +105,13 @@ impl ImageService {
         creds: Option<Credentials>,
         on: &mut dyn FnMut(PushEvent),
     ) -> Result<(), ImageError> {
-        let row = self.db.image_row(id)?.ok_or_else(|| ImageError::NotFound {
+        let row = self.db.images().image_row(id)?.ok_or_else(|| ImageError::NotFound {
             reference: r.familiar(),
         })?;
         let mdigest = row.manifest_digest.clone();
         let media_type = self
             .db
+            .images()
             .manifest_media_type(id, &mdigest)?
             .unwrap_or_else(|| crate::oci::OCI_MANIFEST.into());
         let bytes = self.store.read(&mdigest, self.registry.options().max_manifest_bytes)?;
@@ -120,6 +122,7 @@ impl ImageService {
         };
         let diff_ids: std::collections::HashMap<Digest, Digest> = self
             .db
+            .images()
             .image_layers(id)?
             .into_iter()
             .map(|l| (l.digest, l.diff_id))
@@ -156,6 +159,7 @@ impl ImageService {
         let tag = r.tag().unwrap_or("latest").to_string();
         self.retrying(|| repo.put_manifest(&tag, &media_type, &bytes))?;
         self.db
+            .images()
             .add_digest_ref(&format!("{}@{mdigest}", r.name()), &r.name(), id)?;
         self.sync_layout();
         self.events.emit(
@@ -198,7 +202,7 @@ impl ImageService {
         }
         // Another repository of the same registry that has it lends it without an upload.
         let domain = format!("{}/", r.domain());
-        for other in self.db.repos_with_blob(d)? {
+        for other in self.db.images().repos_with_blob(d)? {
             let Some(path) = other.strip_prefix(&domain).filter(|p| *p != r.path()) else {
                 continue;
             };

@@ -58,7 +58,7 @@ pub fn rebuild(
         let slot = by_manifest.entry(e.manifest).or_insert((e.media_type, Vec::new()));
         slot.1.extend(e.ref_name);
     }
-    let known = db.image_manifests()?;
+    let known = db.images().image_manifests()?;
     let mut report = RebuildReport::default();
     for (manifest, (media_type, names)) in by_manifest {
         if known.contains(&manifest) {
@@ -66,7 +66,7 @@ pub fn rebuild(
         }
         let mut fresh = Vec::new();
         for n in names {
-            if db.resolve_ref(&n)?.is_none() {
+            if db.images().resolve_ref(&n)?.is_none() {
                 fresh.push(n);
             }
         }
@@ -80,7 +80,8 @@ pub fn rebuild(
     }
     if report.images > 0 {
         // The database did not see these arrive: it may not know every owner of every blob.
-        db.set_meta(super::META_BLOB_GC, "off: images restored from index.json")?;
+        db.settings()
+            .set_meta(super::META_BLOB_GC, "off: images restored from index.json")?;
     }
     Ok(report)
 }

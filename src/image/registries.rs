@@ -113,12 +113,19 @@ impl ImageService {
     }
 
     pub fn registries(&self) -> Result<Vec<RegistryInfo>, ImageError> {
-        Ok(self.db.registries()?.iter().map(|r| self.info(r)).collect())
+        Ok(self
+            .db
+            .registry_records()
+            .registries()?
+            .iter()
+            .map(|r| self.info(r))
+            .collect())
     }
 
     pub fn registry_info(&self, id: i64) -> Result<RegistryInfo, ImageError> {
         let r = self
             .db
+            .registry_records()
             .registry(id)?
             .ok_or(ImageError::NoRecord { what: "registry", id })?;
         Ok(self.info(&r))
@@ -140,7 +147,7 @@ impl ImageService {
 
     /// The stored credentials for pulls from `domain`, if a registry record has some.
     pub(crate) fn stored_creds(&self, domain: &str) -> Option<Credentials> {
-        let r = self.db.registry_for_host(domain).ok().flatten()?;
+        let r = self.db.registry_records().registry_for_host(domain).ok().flatten()?;
         match self.creds_of(&r) {
             Ok(c) => c,
             Err(e) => {
@@ -155,6 +162,7 @@ impl ImageService {
         let mut row = match id {
             Some(id) => self
                 .db
+                .registry_records()
                 .registry(id)?
                 .ok_or(ImageError::NoRecord { what: "registry", id })?,
             None => RegistryRow {
@@ -195,14 +203,14 @@ impl ImageService {
         self.registry.set_insecure(&row.host, row.insecure);
         let creds = self.creds_of(&row)?;
         self.check_login(&row.host, creds)?;
-        let id = self.db.put_registry(&row)?;
+        let id = self.db.registry_records().put_registry(&row)?;
         row.id = id;
         Ok(self.info(&row))
     }
 
     pub fn delete_registry(&self, id: i64) -> Result<(), ImageError> {
-        let host = self.db.registry(id)?.map(|r| r.host);
-        if !self.db.delete_registry(id)? {
+        let host = self.db.registry_records().registry(id)?.map(|r| r.host);
+        if !self.db.registry_records().delete_registry(id)? {
             return Err(ImageError::NoRecord { what: "registry", id });
         }
         if let Some(h) = host {
@@ -213,12 +221,12 @@ impl ImageService {
 
     /// Let the registry client use plain HTTP for the hosts records mark insecure (at start).
     pub fn restore_registries(&self) -> Result<(), ImageError> {
-        for r in self.db.registries()? {
+        for r in self.db.registry_records().registries()? {
             if r.insecure {
                 self.registry.set_insecure(&r.host, true);
             }
         }
-        if let Some(urls) = self.db.meta(META_HUB_MIRRORS)? {
+        if let Some(urls) = self.db.settings().meta(META_HUB_MIRRORS)? {
             let urls: Vec<String> = serde_json::from_str(&urls).unwrap_or_default();
             self.apply_hub_mirrors(&urls)?;
         }
@@ -247,6 +255,7 @@ impl ImageService {
     pub fn set_hub_mirrors(&self, urls: &[String]) -> Result<Vec<String>, ImageError> {
         self.apply_hub_mirrors(urls)?;
         self.db
+            .settings()
             .set_meta(META_HUB_MIRRORS, &serde_json::to_string(urls).expect("strings"))?;
         Ok(self.hub_mirrors())
     }
@@ -282,7 +291,7 @@ impl ImageService {
     fn record_name(&self, row: &PrivateImageRow) -> Result<String, ImageError> {
         Ok(match row.registry_id {
             Some(rid) => {
-                let r = self.db.registry(rid)?.ok_or(ImageError::NoRecord {
+                let r = self.db.registry_records().registry(rid)?.ok_or(ImageError::NoRecord {
                     what: "registry",
                     id: rid,
                 })?;
@@ -296,12 +305,14 @@ impl ImageService {
         let full = Reference::parse(&self.record_name(&row)?)?;
         let tags: Vec<String> = self
             .db
+            .images()
             .repo_tags(&full.name())?
             .into_iter()
             .filter_map(|(n, _)| Reference::parse(&n).ok()?.tag().map(str::to_string))
             .collect();
         let last = self
             .db
+            .downloads()
             .recent_downloads(200)?
             .into_iter()
             .rev()
@@ -326,6 +337,7 @@ impl ImageService {
 
     pub fn private_images(&self) -> Result<Vec<PrivateImage>, ImageError> {
         self.db
+            .registry_records()
             .private_images()?
             .into_iter()
             .map(|r| self.private_image(r))
@@ -335,6 +347,7 @@ impl ImageService {
     pub fn private_image_info(&self, id: i64) -> Result<PrivateImage, ImageError> {
         let row = self
             .db
+            .registry_records()
             .private_image(id)?
             .ok_or(ImageError::NoRecord { what: "image", id })?;
         self.private_image(row)
@@ -342,14 +355,14 @@ impl ImageService {
 
     /// Create (`row.id` 0) or replace a record; the name must make a valid reference in its registry.
     pub fn save_private_image(&self, row: PrivateImageRow) -> Result<PrivateImage, ImageError> {
-        if row.id != 0 && self.db.private_image(row.id)?.is_none() {
+        if row.id != 0 && self.db.registry_records().private_image(row.id)?.is_none() {
             return Err(ImageError::NoRecord {
                 what: "image",
                 id: row.id,
             });
         }
         if let Some(rid) = row.registry_id {
-            self.db.registry(rid)?.ok_or(ImageError::NoRecord {
+            self.db.registry_records().registry(rid)?.ok_or(ImageError::NoRecord {
                 what: "registry",
                 id: rid,
             })?;
@@ -362,12 +375,12 @@ impl ImageService {
                 row.name
             )));
         }
-        let id = self.db.put_private_image(&row)?;
+        let id = self.db.registry_records().put_private_image(&row)?;
         self.private_image_info(id)
     }
 
     pub fn delete_private_image(&self, id: i64) -> Result<(), ImageError> {
-        if self.db.delete_private_image(id)? {
+        if self.db.registry_records().delete_private_image(id)? {
             Ok(())
         } else {
             Err(ImageError::NoRecord { what: "image", id })

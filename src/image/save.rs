@@ -90,7 +90,7 @@ impl ImageService {
             match AnyReference::parse(name)? {
                 AnyReference::Id(_) => add(self.resolve(name)?.0, None),
                 AnyReference::Named(r) if r.tag().is_none() && r.digest().is_none() => {
-                    let tags = self.db.repo_tags(&r.name())?;
+                    let tags = self.db.images().repo_tags(&r.name())?;
                     if tags.is_empty() {
                         // not a repository we have: an id prefix, or nothing
                         add(self.resolve(name)?.0, None);
@@ -100,7 +100,7 @@ impl ImageService {
                     }
                 }
                 AnyReference::Named(r) if r.digest().is_some() => add(self.resolve(name)?.0, None),
-                AnyReference::Named(r) => match self.db.resolve_ref(&r.to_string())? {
+                AnyReference::Named(r) => match self.db.images().resolve_ref(&r.to_string())? {
                     Some(id) => add(id, Some(r)),
                     None => {
                         return Err(ImageError::UnknownTag {

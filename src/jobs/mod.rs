@@ -155,7 +155,7 @@ impl Downloads {
 
     /// The download's record, of any kind.
     pub fn get(&self, id: i64) -> Result<Option<DownloadRow>, JobError> {
-        Ok(self.db.download(id)?)
+        Ok(self.db.downloads().download(id)?)
     }
 
     /// The running job of download `id`, of any kind.
@@ -170,7 +170,7 @@ impl Downloads {
         let mut out = Vec::new();
         for k in kinds {
             let mut n = 0;
-            for row in self.db.unfinished_downloads(k.kind())? {
+            for row in self.db.downloads().unfinished_downloads(k.kind())? {
                 if !row.paused && k.clone().restart(row)? {
                     n += 1;
                 }
@@ -183,7 +183,7 @@ impl Downloads {
     /// Hold an unfinished download: its job stops, its bytes stay, and it is not resumed (not even by a
     /// restart) until [`Downloads::resume`].
     pub fn pause(&self, id: i64) -> Result<(), JobError> {
-        if !self.db.set_download_paused(id, true)? {
+        if !self.db.downloads().set_download_paused(id, true)? {
             return Err(JobError::NoDownload { id, what: "unfinished" });
         }
         if let Some(j) = self.board.get(id) {
@@ -206,13 +206,14 @@ impl Downloads {
         }
         let row = self
             .db
+            .downloads()
             .download(id)?
             .filter(|r| !r.state.is_terminal())
             .ok_or(JobError::NoDownload { id, what: "unfinished" })?;
         let kind = self
             .kind_of(row.kind)
             .ok_or(JobError::NoDownload { id, what: "resumable" })?;
-        self.db.set_download_paused(id, false)?;
+        self.db.downloads().set_download_paused(id, false)?;
         kind.restart(row)?;
         Ok(())
     }
@@ -221,6 +222,7 @@ impl Downloads {
     pub fn cancel(&self, id: i64) -> Result<(), JobError> {
         let row = self
             .db
+            .downloads()
             .download(id)?
             .filter(|r| !r.state.is_terminal())
             .ok_or(JobError::NoDownload { id, what: "unfinished" })?;
@@ -228,7 +230,9 @@ impl Downloads {
             Some(j) => j.stop(Stop::Cancel),
             None => {
                 let msg = format!("download of {} cancelled", row.reference);
-                self.db.set_download_state(id, DownloadState::Failed, Some(&msg))?;
+                self.db
+                    .downloads()
+                    .set_download_state(id, DownloadState::Failed, Some(&msg))?;
             }
         }
         Ok(())

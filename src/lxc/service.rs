@@ -607,6 +607,7 @@ impl LxcService {
         let sources = self.sources_named(source)?;
         let kept: HashMap<String, String> = self
             .db
+            .templates()
             .lxc_templates()?
             .into_iter()
             .map(|t| (t.name, t.build))
@@ -651,8 +652,12 @@ impl LxcService {
                 meta: found.offer.meta.clone(),
                 sums,
             };
-            let id = self.db.create_download_of(DownloadKind::Lxc, &key, None, None)?;
+            let id = self
+                .db
+                .downloads()
+                .create_download_of(DownloadKind::Lxc, &key, None, None)?;
             self.db
+                .downloads()
                 .set_download_spec(id, &serde_json::to_string(&spec).expect("serialisable"))?;
             Ok(self.start(id, spec))
         })
@@ -690,10 +695,11 @@ impl LxcService {
     fn restart(self: &Arc<Self>, id: i64) -> Result<bool, LxcError> {
         let spec = self
             .db
+            .downloads()
             .download_spec(id)?
             .and_then(|s| serde_json::from_str::<Spec>(&s).ok());
         let Some(spec) = spec else {
-            self.db.set_download_state(
+            self.db.downloads().set_download_state(
                 id,
                 DownloadState::Failed,
                 Some("its record is unreadable; pull it again"),
@@ -720,7 +726,11 @@ impl LxcService {
             (r, _) => r,
         };
         let outcome = match r {
-            Ok(row) => match self.db.set_download_state(job.download, DownloadState::Committed, None) {
+            Ok(row) => match self
+                .db
+                .downloads()
+                .set_download_state(job.download, DownloadState::Committed, None)
+            {
                 Ok(()) => Ok(row),
                 Err(e) => Err(e.to_string()),
             },
@@ -729,6 +739,7 @@ impl LxcService {
                 log::warn!("LXC download of {} failed: {msg}", spec.name);
                 if let Err(db) = self
                     .db
+                    .downloads()
                     .set_download_state(job.download, DownloadState::Failed, Some(&msg))
                 {
                     log::error!("recording the failure of download {}: {db}", job.download);
@@ -751,6 +762,7 @@ impl LxcService {
     fn fetch_template(&self, job: &LxcJob, spec: &Spec) -> Result<LxcTemplateRow, LxcError> {
         let name: TemplateName = spec.name.parse()?;
         self.db
+            .downloads()
             .set_download_state(job.download, DownloadState::Fetching, None)?;
         let sums = if spec.sums && spec.rootfs.sha256.is_none() {
             match self.web.fetch(&index::sums_url(&spec.rootfs.url), MAX_SUMS) {
@@ -789,7 +801,7 @@ impl LxcService {
                 free,
             });
         }
-        self.db.plan_download_blobs(job.download, &plan)?;
+        self.db.downloads().plan_download_blobs(job.download, &plan)?;
         let mut digests = Vec::new();
         for (url, key, expected, size) in &files {
             let fetch = FetchJob {
@@ -813,6 +825,7 @@ impl LxcService {
             digests.push(d);
         }
         self.db
+            .downloads()
             .set_download_state(job.download, DownloadState::Verifying, None)?;
         let rootfs = digests[0].clone();
         self.check_tarball(&rootfs, &spec.rootfs.url)?;
@@ -850,7 +863,7 @@ impl LxcService {
     /// Record a template (its blobs are committed and owned by the caller) and collect what an older build of
     /// the same name held.
     fn keep(&self, row: &LxcTemplateRow) -> Result<(), LxcError> {
-        let old = self.db.put_lxc_template(row)?;
+        let old = self.db.templates().put_lxc_template(row)?;
         self.collect_replaced(row, old)
     }
 
@@ -884,12 +897,12 @@ impl LxcService {
     }
 
     pub fn templates(&self) -> Result<Vec<LxcTemplateRow>, LxcError> {
-        Ok(self.db.lxc_templates()?)
+        Ok(self.db.templates().lxc_templates()?)
     }
 
     pub fn template(&self, name: &str) -> Result<LxcTemplateRow, LxcError> {
         let n = self.full_name(name)?.to_string();
-        self.db.lxc_template(&n)?.ok_or(LxcError::NoTemplate(n))
+        self.db.templates().lxc_template(&n)?.ok_or(LxcError::NoTemplate(n))
     }
 
     /// Forget a template and free its blobs (those nothing else needs).
@@ -897,6 +910,7 @@ impl LxcService {
         let row = self.template(name)?;
         let blobs = self
             .db
+            .templates()
             .delete_lxc_template(&row.name)?
             .ok_or_else(|| LxcError::NoTemplate(row.name.clone()))?;
         self.transfers.collect(&self.db, &blobs)?;
@@ -1132,7 +1146,7 @@ impl LxcService {
                 meta: serde_json::to_string(&meta).expect("serialisable"),
                 created_at: crate::store::db::now(),
             };
-            let old = self.db.put_lxc_template(&row)?;
+            let old = self.db.templates().put_lxc_template(&row)?;
             drop(_no_gc);
             self.collect_replaced(&row, old)?;
             Ok(row)

@@ -347,19 +347,20 @@ mod tests {
         let here = Digest::of(b"here");
         let gone = Digest::of(b"gone");
         let db = Db::open(&path).unwrap();
-        db.put_user(&UserRow {
-            name: "admin".into(),
-            password_hash: "$argon2id$x".into(),
-            admin: true,
-        })
-        .unwrap();
-        let kept = db.create_token("kept", "aa").unwrap();
-        let revoked = db.create_token("revoked", "bb").unwrap();
-        assert!(db.delete_token(revoked.id).unwrap());
-        db.put_lxc_template(&template("a/b/c/d", &here)).unwrap();
-        db.put_lxc_template(&template("e/f/g/h", &gone)).unwrap();
-        db.set_meta("bandwidth_limit", "1000").unwrap();
-        db.set_meta("blob_gc", "on").unwrap();
+        db.auth()
+            .put_user(&UserRow {
+                name: "admin".into(),
+                password_hash: "$argon2id$x".into(),
+                admin: true,
+            })
+            .unwrap();
+        let kept = db.auth().create_token("kept", "aa").unwrap();
+        let revoked = db.auth().create_token("revoked", "bb").unwrap();
+        assert!(db.auth().delete_token(revoked.id).unwrap());
+        db.templates().put_lxc_template(&template("a/b/c/d", &here)).unwrap();
+        db.templates().put_lxc_template(&template("e/f/g/h", &gone)).unwrap();
+        db.settings().set_meta("bandwidth_limit", "1000").unwrap();
+        db.settings().set_meta("blob_gc", "on").unwrap();
         drop(db);
         for f in ["depot.db", "depot.db-wal", "depot.db-shm"] {
             let _ = std::fs::remove_file(dir.join(f));
@@ -371,17 +372,17 @@ mod tests {
             .expect("a records file");
         assert_eq!(r.to_string(), "1 users, 1 tokens, 1 lxc_templates, 1 meta", "{r:?}");
         assert_eq!(r.skipped.len(), 1, "{r:?}");
-        assert_eq!(db.user("admin").unwrap().unwrap().password_hash, "$argon2id$x");
-        assert!(db.use_token("aa").unwrap().is_some_and(|t| t.id == kept.id));
-        assert!(db.use_token("bb").unwrap().is_none());
-        assert!(db.create_token("next", "cc").unwrap().id > revoked.id);
-        assert_eq!(db.meta("bandwidth_limit").unwrap().as_deref(), Some("1000"));
+        assert_eq!(db.auth().user("admin").unwrap().unwrap().password_hash, "$argon2id$x");
+        assert!(db.auth().use_token("aa").unwrap().is_some_and(|t| t.id == kept.id));
+        assert!(db.auth().use_token("bb").unwrap().is_none());
+        assert!(db.auth().create_token("next", "cc").unwrap().id > revoked.id);
+        assert_eq!(db.settings().meta("bandwidth_limit").unwrap().as_deref(), Some("1000"));
         assert_eq!(
-            db.meta("blob_gc").unwrap(),
+            db.settings().meta("blob_gc").unwrap(),
             None,
             "a rebuilt database never collects at once"
         );
-        assert_eq!(db.lxc_templates().unwrap().len(), 1);
+        assert_eq!(db.templates().lxc_templates().unwrap().len(), 1);
     }
 
     /// A file that does not read back is put aside, not overwritten by the new database's first write.
@@ -399,7 +400,7 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1);
         assert_eq!(std::fs::read(dir.join(&aside[0])).unwrap(), b"{ not json");
-        db.set_meta("x", "1").unwrap();
+        db.settings().set_meta("x", "1").unwrap();
         assert!(std::fs::read_to_string(dir.join(super::FILE))
             .unwrap()
             .contains("\"x\""));

@@ -400,8 +400,8 @@ impl Transfers {
     /// or unfinished download needs any more; returns what went. Blobs outside `candidates` are never touched.
     pub fn collect(&self, db: &Db, candidates: &[Digest]) -> Result<std::collections::HashSet<Digest>, TransferError> {
         let _exclusive = self.gc_exclusive();
-        let keep = db.referenced_blobs()?;
-        let live = db.live_download_blobs()?;
+        let keep = db.images().referenced_blobs()?;
+        let live = db.downloads().live_download_blobs()?;
         let mut removed = std::collections::HashSet::new();
         for d in candidates {
             if !keep.contains(d) && !live.contains(d) && self.store.delete(d)? {
@@ -425,7 +425,7 @@ impl Transfers {
         if !self.store.contains(&desc.digest) {
             return Ok(None);
         }
-        let meta = match db.blob_meta(&desc.digest)? {
+        let meta = match db.images().blob_meta(&desc.digest)? {
             Some(m) if m.diff_id.is_some() && m.uncompressed_size.is_some() => m,
             // Committed by a daemon that died before recording its facts: recompute them from disk.
             _ => self.recompute(db, desc)?,
@@ -471,7 +471,7 @@ impl Transfers {
             diff_id: Some(d),
             uncompressed_size: Some(n),
         };
-        db.put_blob_meta(&meta)?;
+        db.images().put_blob_meta(&meta)?;
         Ok(meta)
     }
 
@@ -526,7 +526,8 @@ impl Transfers {
         let ing = self.fetch(db, &fetch, &source, &mut check, report)?;
         // the digest was planned before the first byte: the blob is this download's from its commit on
         ing.commit(Some(desc.size))?;
-        db.set_download_blob(job.download, &desc.digest, desc.size, desc.size)?;
+        db.downloads()
+            .set_download_blob(job.download, &desc.digest, desc.size, desc.size)?;
         let (diff_id, usize) = check.result.take().expect("finished before the commit");
         let meta = BlobMeta {
             digest: desc.digest.clone(),
@@ -535,7 +536,7 @@ impl Transfers {
             diff_id: Some(diff_id.clone()),
             uncompressed_size: Some(usize),
         };
-        db.put_blob_meta(&meta)?;
+        db.images().put_blob_meta(&meta)?;
         Ok(LayerRecord {
             digest: desc.digest.clone(),
             diff_id,
@@ -561,7 +562,8 @@ impl Transfers {
         if let Some(d) = job.expected {
             let _no_gc = self.no_gc();
             if self.store.contains(d) {
-                db.set_download_blob(job.download, job.key, job.size, job.size)?;
+                db.downloads()
+                    .set_download_blob(job.download, job.key, job.size, job.size)?;
                 return Ok(d.clone());
             }
         }
@@ -569,9 +571,10 @@ impl Transfers {
         // a digest learnt only now is recorded as this download's before a collection can see the blob
         let _no_gc = self.no_gc();
         let digest = ing.commit(Some(job.size))?;
-        db.set_download_blob(job.download, job.key, job.size, job.size)?;
+        db.downloads()
+            .set_download_blob(job.download, job.key, job.size, job.size)?;
         if &digest != job.key {
-            db.rekey_download_blob(job.download, job.key, &digest)?;
+            db.downloads().rekey_download_blob(job.download, job.key, &digest)?;
         }
         Ok(digest)
     }
@@ -609,7 +612,8 @@ impl Transfers {
             ing.reset()?;
             check.reset()?;
         }
-        db.set_download_blob(job.download, job.key, size, ing.offset())?;
+        db.downloads()
+            .set_download_blob(job.download, job.key, size, ing.offset())?;
         report(LayerUpdate::Progress {
             current: ing.offset(),
             total: size,
@@ -671,7 +675,8 @@ impl Transfers {
                             total: size,
                         });
                         if last_persist.elapsed() >= PERSIST_EVERY {
-                            db.set_download_blob(job.download, job.key, size, ing.offset())?;
+                            db.downloads()
+                                .set_download_blob(job.download, job.key, size, ing.offset())?;
                             last_persist = Instant::now();
                         }
                         if ing.offset() == size {
@@ -695,7 +700,8 @@ impl Transfers {
             }
             // Keep what we have: the next attempt, or the next daemon, resumes from here.
             ing.sync()?;
-            db.set_download_blob(job.download, job.key, size, ing.offset())?;
+            db.downloads()
+                .set_download_blob(job.download, job.key, size, ing.offset())?;
             let Some(delay) = budget.failed(how) else {
                 return Err(TransferError::Incomplete {
                     what: job.what.to_string(),
@@ -773,7 +779,7 @@ mod tests {
             (diff.clone(), content.len() as u64)
         );
         assert_eq!(
-            db.blob_meta(&digest).unwrap().unwrap().diff_id,
+            db.images().blob_meta(&digest).unwrap().unwrap().diff_id,
             Some(diff.clone()),
             "the facts are recorded now"
         );
