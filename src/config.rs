@@ -412,8 +412,13 @@ impl Config {
         }
     }
 
+    /// The data root and the names of what lives in it.
+    pub fn root(&self) -> crate::store::DataRoot {
+        crate::store::DataRoot::new(&self.data_root)
+    }
+
     pub fn socket_path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| self.data_root.join("depot.sock"))
+        self.socket.clone().unwrap_or_else(|| self.root().socket())
     }
 
     /// Where `certs.d` lives unless set: in the data root, as dockerd keeps it under its config dir.
@@ -422,13 +427,13 @@ impl Config {
             .net
             .certs_dir
             .clone()
-            .unwrap_or_else(|| self.data_root.join("certs.d"))
+            .unwrap_or_else(|| self.root().certs())
     }
 
     /// Where station exports may go: the configured directories, or `<data root>/exports`.
     pub fn export_dirs(&self) -> Vec<PathBuf> {
         if self.export_dirs.is_empty() {
-            vec![self.data_root.join("exports")]
+            vec![self.root().exports()]
         } else {
             self.export_dirs.clone()
         }
@@ -437,7 +442,7 @@ impl Config {
     /// Where containers may be unpacked over TCP: the configured directories, or `<data root>/containers`.
     pub fn lxc_dirs(&self) -> Vec<PathBuf> {
         if self.lxc_dirs.is_empty() {
-            vec![self.data_root.join("containers")]
+            vec![self.root().containers()]
         } else {
             self.lxc_dirs.clone()
         }

@@ -58,7 +58,8 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let root = &cfg.data_root;
     crate::fsutil::create_dir_durable(root).map_err(io(format!("creating data root {}", root.display())))?;
     let lock = RootLock::acquire(root).map_err(io("locking the data root"))?;
-    let tmp = root.join("tmp");
+    let dr = cfg.root();
+    let tmp = dr.tmp();
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
     // the default places for exports and unpacks exist from the start: the first request must not fail on them
@@ -70,7 +71,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     {
         crate::fsutil::create_dir_durable(d).map_err(io(format!("creating {}", d.display())))?;
     }
-    let db_path = root.join("depot.db");
+    let db_path = dr.db();
     let fresh = !db_path.exists();
     let damaged = |source| DaemonError::DbDamaged {
         path: db_path.display().to_string(),
@@ -130,10 +131,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             );
         }
     }
-    let catalog = Arc::new(crate::catalog::Catalog::new(
-        cfg.catalog_url.clone(),
-        root.join("catalog/list.json"),
-    ));
+    let catalog = Arc::new(crate::catalog::Catalog::new(cfg.catalog_url.clone(), dr.catalog()));
     let images = Arc::new(
         ImageService::new(
             db.clone(),
@@ -142,7 +140,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             transfers.clone(),
             cfg.platform.clone(),
             cfg.concurrent_downloads,
-            Sealer::open_or_create(&root.join("credentials.key"))?,
+            Sealer::open_or_create(&dr.credentials_key())?,
         )
         .with_gate(gate),
     );
@@ -155,7 +153,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
             sources: cfg.lxc_sources.clone(),
             arch: crate::lxc::service::lxc_arch(&cfg.platform.architecture, cfg.platform.variant.as_deref()).into(),
             dirs: cfg.lxc_dirs(),
-            cache: root.join("lxc"),
+            cache: dr.lxc_cache(),
             xz_memory: cfg.memory_budget_mb * (1 << 20) / 2,
         },
         Some(catalog.clone()),

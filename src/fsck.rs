@@ -7,7 +7,7 @@
 
 use crate::digest::{Digest, Hasher};
 use crate::image::rebuild::{rebuild, RebuildReport};
-use crate::store::{layout, BlobStore, Db, DbError, RootLock};
+use crate::store::{layout, BlobStore, DataRoot, Db, DbError, RootLock};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -117,7 +117,7 @@ fn move_aside(root: &Path) -> std::io::Result<PathBuf> {
 pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     let _lock = RootLock::acquire(root).map_err(io(format!("locking {}", root.display())))?;
     let store = BlobStore::open(root).map_err(io("opening the content store"))?;
-    let db_path = root.join("depot.db");
+    let db_path = DataRoot::new(root).db();
     let (mut db, problems) = open_db(&db_path);
     let mut r = Report {
         db: problems,
@@ -198,8 +198,9 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
         }
     }
     let expected = layout::render(&db.images().layout_entries()?, |d| store.size(d));
-    let actual = std::fs::read_to_string(root.join("index.json")).unwrap_or_default();
-    r.layout_stale = actual != expected || !root.join("oci-layout").is_file();
+    let dr = DataRoot::new(root);
+    let actual = std::fs::read_to_string(dr.index_json()).unwrap_or_default();
+    r.layout_stale = actual != expected || !dr.oci_layout().is_file();
     if repair && r.layout_stale {
         layout::init(root).map_err(io("writing oci-layout"))?;
         layout::write_index(root, &expected).map_err(io("writing index.json"))?;

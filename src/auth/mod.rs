@@ -36,8 +36,6 @@ const VERIFY_SLOTS: usize = 2;
 /// Throttle records kept at most (the oldest go first): a flood of peers cannot grow memory without bound.
 const MAX_THROTTLE_KEYS: usize = 10_000;
 pub const ADMIN: &str = "admin";
-/// The file the generated first admin password is written to, in the data root.
-pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -199,7 +197,7 @@ impl Auth {
             .iter()
             .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
             .collect();
-        let path = data_root.join(ADMIN_PASSWORD_FILE);
+        let path = crate::store::DataRoot::new(data_root).admin_password();
         // Survives a crash as: the file whole (then the user row follows) or no file (a new one is made at the
         // next start, as no user exists yet).
         crate::fsutil::write_atomic(&path, format!("{generated}\n").as_bytes(), 0o600).map_err(|source| {

@@ -431,7 +431,9 @@ impl ImageService {
     pub fn scratch_path(&self, what: &str) -> std::path::PathBuf {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.store.root().join("tmp").join(format!("{what}-{n}"))
+        crate::store::DataRoot::new(self.store.root())
+            .tmp()
+            .join(format!("{what}-{n}"))
     }
 
     /// The volume of the data root: (free, total) bytes, and what depot's store takes (blobs, downloads in
@@ -444,7 +446,8 @@ impl ImageService {
         };
         let (free, total) = crate::fsutil::space(root).map_err(io)?;
         let mut used = 0u64;
-        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+        let dr = crate::store::DataRoot::new(root);
+        for dir in [dr.blobs(), dr.ingest()] {
             let mut stack = vec![dir];
             while let Some(d) = stack.pop() {
                 let Ok(rd) = std::fs::read_dir(&d) else { continue };

@@ -46,8 +46,8 @@ pub struct BlobStore {
 impl BlobStore {
     /// Open (creating) the store under `root`.
     pub fn open(root: &Path) -> io::Result<BlobStore> {
-        let blobs = root.join("blobs").join("sha256");
-        let ingest = root.join("ingest");
+        let dr = super::DataRoot::new(root);
+        let (blobs, ingest) = (dr.blobs(), dr.ingest());
         fsutil::create_dir_durable(&blobs)?;
         fsutil::create_dir_durable(&ingest)?;
         Ok(BlobStore {
@@ -211,7 +211,7 @@ impl BlobStore {
     /// image records stay: `fsck` names what is missing until then.
     pub fn quarantine(&self, d: &Digest) -> Result<PathBuf, BlobError> {
         let from = self.path(d)?;
-        let tmp = self.root.join("tmp");
+        let tmp = super::DataRoot::new(&self.root).tmp();
         let to = tmp.join(format!("corrupt-{}", d.sha256_hex()?));
         let moved = fs::create_dir_all(&tmp)
             .and_then(|()| fs::rename(&from, &to))

@@ -58,7 +58,7 @@ pub struct Entry {
 
 /// Write `oci-layout` if it is missing. Survives a crash as: no file (written at the next start) or the file.
 pub fn init(root: &Path) -> io::Result<()> {
-    let p = root.join("oci-layout");
+    let p = super::DataRoot::new(root).oci_layout();
     if p.exists() {
         return Ok(());
     }
@@ -93,12 +93,12 @@ pub fn render(rows: &[LayoutRow], size_of: impl Fn(&Digest) -> Option<u64>) -> S
 
 /// Replace `index.json` atomically: after a crash it is the old or the new one, whole.
 pub fn write_index(root: &Path, text: &str) -> io::Result<()> {
-    fsutil::write_atomic(&root.join("index.json"), text.as_bytes(), 0o644)
+    fsutil::write_atomic(&super::DataRoot::new(root).index_json(), text.as_bytes(), 0o644)
 }
 
 /// What `index.json` names (empty when there is none), for rebuilding the database.
 pub fn read_index(root: &Path) -> io::Result<Vec<Entry>> {
-    let text = match std::fs::read(root.join("index.json")) {
+    let text = match std::fs::read(super::DataRoot::new(root).index_json()) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),

@@ -4,10 +4,12 @@ pub mod blobs;
 pub mod db;
 pub mod layout;
 pub mod records;
+pub mod root;
 pub mod secrets;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, Ingest, INGEST_SYNC_BYTES};
 pub use db::{Db, DbError, DownloadState};
+pub use root::DataRoot;
 pub use secrets::{Sealer, SecretError};
 
 use std::fs::{File, OpenOptions};
@@ -22,7 +24,7 @@ pub struct RootLock {
 
 impl RootLock {
     pub fn acquire(root: &Path) -> io::Result<RootLock> {
-        let path = root.join("lock");
+        let path = DataRoot::new(root).lock();
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)

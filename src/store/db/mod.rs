@@ -391,7 +391,7 @@ impl Db {
         }
         let mut db = Self::setup(conn)?;
         db.reserve = Some(reserve);
-        let records = path.with_file_name(super::records::FILE);
+        let records = super::DataRoot::new(path.parent().unwrap_or(Path::new("."))).records();
         // a new database beside a records file waits for restore_records before it writes the file
         let armed = !(fresh && records.exists());
         db.records = Some(super::records::Mirror::new(records, db.records_dirty.clone(), armed));
