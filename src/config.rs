@@ -145,6 +145,220 @@ fn opt(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// A wrong value of `key`, said with what was expected.
+fn bad(key: &str, v: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key: key.into(),
+        value: v.into(),
+        msg: msg.into(),
+    }
+}
+
+/// The comma-separated items of a list value, trimmed, empty ones left out.
+fn items(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Absolute directories, comma-separated.
+fn dirs(key: &str, v: &str) -> Result<Vec<PathBuf>, ConfigError> {
+    items(v)
+        .map(|d| match d.starts_with('/') {
+            true => Ok(PathBuf::from(d)),
+            false => Err(bad(key, v, "expected absolute directories, comma-separated")),
+        })
+        .collect()
+}
+
+fn flag(key: &str, v: &str) -> Result<bool, ConfigError> {
+    boolean(v).ok_or_else(|| bad(key, v, "expected true or false"))
+}
+
+type Setter = fn(&mut Config, &str, &str) -> Result<(), ConfigError>;
+
+/// Every key a board profile, the config file or a flag may set, and how its value is read and checked.
+const SETTERS: &[(&str, Setter)] = &[
+    ("name", |c, _, v| {
+        c.board = v.to_string();
+        Ok(())
+    }),
+    ("cpu", |_, _, _| Ok(())),
+    ("board", |_, _, _| Ok(())),
+    ("data_root", |c, _, v| {
+        c.data_root = PathBuf::from(v);
+        Ok(())
+    }),
+    ("socket", |c, _, v| {
+        c.socket = opt(v).map(PathBuf::from);
+        Ok(())
+    }),
+    ("socket_group", |c, _, v| {
+        c.socket_group = opt(v);
+        Ok(())
+    }),
+    ("tcp", |c, k, v| {
+        c.tcp = match v {
+            "" | "none" => None,
+            a => Some(a.parse().map_err(|_| bad(k, v, "expected ADDRESS:PORT or none"))?),
+        };
+        Ok(())
+    }),
+    ("origins", |c, k, v| {
+        for o in items(v) {
+            match o.split_once("://") {
+                Some(("http" | "https", a)) if !a.is_empty() && !a.contains('/') => {
+                    c.origins.push(o.to_ascii_lowercase())
+                }
+                _ => return Err(bad(k, v, "expected origins as scheme://host[:port], comma-separated")),
+            }
+        }
+        Ok(())
+    }),
+    ("tcp_hosts", |c, _, v| {
+        c.tcp_hosts.extend(items(v).map(str::to_lowercase));
+        Ok(())
+    }),
+    ("platform", |c, k, v| {
+        c.platform = match v {
+            "" | "host" => Platform::host(),
+            p => p
+                .parse()
+                .map_err(|e: crate::platform::PlatformError| bad(k, v, e.to_string()))?,
+        };
+        Ok(())
+    }),
+    ("concurrent_downloads", |c, k, v| {
+        c.concurrent_downloads = count::<usize>(k, v)?;
+        match c.concurrent_downloads {
+            0 => Err(bad(k, v, "must be at least 1")),
+            _ => Ok(()),
+        }
+    }),
+    ("memory_budget_mb", |c, k, v| {
+        c.memory_budget_mb = count(k, v)?;
+        match c.memory_budget_mb < 8 {
+            true => Err(bad(k, v, "must be at least 8")),
+            false => Ok(()),
+        }
+    }),
+    ("catalog_url", |c, _, v| {
+        c.catalog_url = opt(v);
+        Ok(())
+    }),
+    ("log_file", |c, _, v| {
+        c.log_file = opt(v).map(PathBuf::from);
+        Ok(())
+    }),
+    ("log_level", |c, k, v| {
+        v.parse::<log::LevelFilter>()
+            .map_err(|_| bad(k, v, "expected error, warn, info, debug or trace"))?;
+        c.log_level = v.to_string();
+        Ok(())
+    }),
+    ("insecure_registries", |c, _, v| {
+        c.registry.insecure.extend(items(v).map(String::from));
+        Ok(())
+    }),
+    // dockerd's `registry-mirrors`: mirrors of Docker Hub, as URLs
+    ("registry_mirrors", |c, k, v| {
+        for url in items(v) {
+            c.add_mirror("docker.io", url).map_err(|m| bad(k, v, m))?;
+        }
+        Ok(())
+    }),
+    // per registry: `HOST=URL[,HOST=URL…]`
+    ("mirrors", |c, k, v| {
+        for pair in items(v) {
+            let (host, url) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(k, v, "expected REGISTRY=MIRROR-URL"))?;
+            c.add_mirror(host.trim(), url.trim()).map_err(|m| bad(k, v, m))?;
+        }
+        Ok(())
+    }),
+    ("engine_socket", |c, _, v| {
+        c.engine_socket = opt(v).map(|p| PathBuf::from(p.trim_start_matches("unix://")));
+        Ok(())
+    }),
+    ("handoff_after_pull", |c, k, v| {
+        c.handoff_after_pull = flag(k, v)?;
+        Ok(())
+    }),
+    ("engine_tcp", |c, k, v| {
+        c.engine_tcp = flag(k, v)?;
+        Ok(())
+    }),
+    // `NAME=lxc:URL` or `NAME=simplestreams:URL`, comma-separated; a later one of a name replaces it
+    ("lxc_sources", |c, k, v| {
+        for one in items(v) {
+            let src: crate::lxc::SourceConfig = one.parse().map_err(|m: String| bad(k, v, m))?;
+            c.lxc_sources.retain(|s| s.name != src.name);
+            c.lxc_sources.push(src);
+        }
+        Ok(())
+    }),
+    ("lxc_dirs", |c, k, v| {
+        c.lxc_dirs.extend(dirs(k, v)?);
+        Ok(())
+    }),
+    ("export_dirs", |c, k, v| {
+        c.export_dirs.extend(dirs(k, v)?);
+        Ok(())
+    }),
+    ("bandwidth_limit", |c, k, v| {
+        c.bandwidth_limit =
+            rate(v).ok_or_else(|| bad(k, v, "expected bytes per second, e.g. 2M or 500k; 0 for none"))?;
+        Ok(())
+    }),
+    ("download_window", |c, k, v| {
+        c.download_window = match v.trim() {
+            "" | "none" => None,
+            w => Some(
+                w.parse()
+                    .map_err(|e: crate::transfer::throttle::WindowError| bad(k, v, e.to_string()))?,
+            ),
+        };
+        Ok(())
+    }),
+    // the value is never repeated in an error: it is a password
+    ("admin_password", |c, k, v| {
+        if !v.is_empty() && v.chars().count() < 8 {
+            return Err(bad(k, "(hidden)", "at least 8 characters"));
+        }
+        c.admin_password = opt(v);
+        Ok(())
+    }),
+    ("search_index", |c, k, v| {
+        if !(v.starts_with("https://") || v.starts_with("http://")) {
+            return Err(bad(k, v, "expected an http(s) URL"));
+        }
+        c.registry.search_index = v.trim_end_matches('/').to_string();
+        Ok(())
+    }),
+    ("certs_dir", |c, _, v| {
+        c.registry.net.certs_dir = opt(v).map(PathBuf::from);
+        Ok(())
+    }),
+    ("connect_timeout", |c, k, v| {
+        c.registry.net.connect_timeout = secs(k, v)?;
+        Ok(())
+    }),
+    ("read_timeout", |c, k, v| {
+        c.registry.net.read_timeout = secs(k, v)?;
+        Ok(())
+    }),
+    ("retries", |c, k, v| {
+        c.registry.net.retry.attempts = count(k, v)?;
+        match c.registry.net.retry.attempts {
+            0 => Err(bad(k, v, "attempts in all: at least 1")),
+            _ => Ok(()),
+        }
+    }),
+    ("retry_delay_ms", |c, k, v| {
+        c.registry.net.retry.base = Duration::from_millis(count(k, v)?);
+        Ok(())
+    }),
+];
+
 impl Config {
     /// Built-in defaults (those of the generic profile, before it is applied).
     fn empty() -> Config {
@@ -178,158 +392,12 @@ impl Config {
         }
     }
 
-    /// Set one key (from a profile, the config file or a flag).
+    /// Set one key (from a profile, the config file or a flag): its entry of [`SETTERS`].
     pub fn set(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
-        let bad = |msg: &str| ConfigError::Value {
-            key: key.into(),
-            value: v.into(),
-            msg: msg.into(),
-        };
-        match key {
-            "name" => self.board = v.to_string(),
-            "cpu" | "board" => {}
-            "data_root" => self.data_root = PathBuf::from(v),
-            "socket" => self.socket = opt(v).map(PathBuf::from),
-            "socket_group" => self.socket_group = opt(v),
-            "tcp" => {
-                self.tcp = match v {
-                    "" | "none" => None,
-                    a => Some(a.parse().map_err(|_| bad("expected ADDRESS:PORT or none"))?),
-                }
-            }
-            "origins" => {
-                for o in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    match o.split_once("://") {
-                        Some(("http" | "https", a)) if !a.is_empty() && !a.contains('/') => {
-                            self.origins.push(o.to_ascii_lowercase())
-                        }
-                        _ => return Err(bad("expected origins as scheme://host[:port], comma-separated")),
-                    }
-                }
-            }
-            "tcp_hosts" => self.tcp_hosts.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_lowercase),
-            ),
-            "platform" => {
-                self.platform = match v {
-                    "" | "host" => Platform::host(),
-                    p => p
-                        .parse()
-                        .map_err(|e: crate::platform::PlatformError| bad(&e.to_string()))?,
-                }
-            }
-            "concurrent_downloads" => {
-                self.concurrent_downloads = count::<usize>(key, v)?;
-                if self.concurrent_downloads == 0 {
-                    return Err(bad("must be at least 1"));
-                }
-            }
-            "memory_budget_mb" => {
-                self.memory_budget_mb = count(key, v)?;
-                if self.memory_budget_mb < 8 {
-                    return Err(bad("must be at least 8"));
-                }
-            }
-            "catalog_url" => self.catalog_url = opt(v),
-            "log_file" => self.log_file = opt(v).map(PathBuf::from),
-            "log_level" => {
-                v.parse::<log::LevelFilter>()
-                    .map_err(|_| bad("expected error, warn, info, debug or trace"))?;
-                self.log_level = v.to_string();
-            }
-            "insecure_registries" => self
-                .registry
-                .insecure
-                .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from)),
-            // dockerd's `registry-mirrors`: mirrors of Docker Hub, as URLs
-            "registry_mirrors" => {
-                for url in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    self.add_mirror("docker.io", url).map_err(|m| bad(&m))?;
-                }
-            }
-            // per registry: `HOST=URL[,HOST=URL…]`
-            "mirrors" => {
-                for pair in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    let (host, url) = pair
-                        .split_once('=')
-                        .ok_or_else(|| bad("expected REGISTRY=MIRROR-URL"))?;
-                    self.add_mirror(host.trim(), url.trim()).map_err(|m| bad(&m))?;
-                }
-            }
-            "engine_socket" => self.engine_socket = opt(v).map(|p| PathBuf::from(p.trim_start_matches("unix://"))),
-            "handoff_after_pull" => {
-                self.handoff_after_pull = boolean(v).ok_or_else(|| bad("expected true or false"))?
-            }
-            "engine_tcp" => self.engine_tcp = boolean(v).ok_or_else(|| bad("expected true or false"))?,
-            // `NAME=lxc:URL` or `NAME=simplestreams:URL`, comma-separated; a later one of a name replaces it
-            "lxc_sources" => {
-                for one in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    let src: crate::lxc::SourceConfig = one.parse().map_err(|m: String| bad(&m))?;
-                    self.lxc_sources.retain(|s| s.name != src.name);
-                    self.lxc_sources.push(src);
-                }
-            }
-            "lxc_dirs" => {
-                for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-                    if !d.starts_with('/') {
-                        return Err(bad("expected absolute directories, comma-separated"));
-                    }
-                    self.lxc_dirs.push(PathBuf::from(d));
-                }
-            }
-            "export_dirs" => {
-                for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-                    if !d.starts_with('/') {
-                        return Err(bad("expected absolute directories, comma-separated"));
-                    }
-                    self.export_dirs.push(PathBuf::from(d));
-                }
-            }
-            "bandwidth_limit" => {
-                self.bandwidth_limit =
-                    rate(v).ok_or_else(|| bad("expected bytes per second, e.g. 2M or 500k; 0 for none"))?
-            }
-            "download_window" => {
-                self.download_window = match v.trim() {
-                    "" | "none" => None,
-                    w => Some(
-                        w.parse()
-                            .map_err(|e: crate::transfer::throttle::WindowError| bad(&e.to_string()))?,
-                    ),
-                }
-            }
-            "admin_password" => {
-                if !v.is_empty() && v.chars().count() < 8 {
-                    return Err(ConfigError::Value {
-                        key: key.into(),
-                        value: "(hidden)".into(),
-                        msg: "at least 8 characters".into(),
-                    });
-                }
-                self.admin_password = opt(v)
-            }
-            "search_index" => {
-                if !(v.starts_with("https://") || v.starts_with("http://")) {
-                    return Err(bad("expected an http(s) URL"));
-                }
-                self.registry.search_index = v.trim_end_matches('/').to_string()
-            }
-            "certs_dir" => self.registry.net.certs_dir = opt(v).map(PathBuf::from),
-            "connect_timeout" => self.registry.net.connect_timeout = secs(key, v)?,
-            "read_timeout" => self.registry.net.read_timeout = secs(key, v)?,
-            "retries" => {
-                self.registry.net.retry.attempts = count(key, v)?;
-                if self.registry.net.retry.attempts == 0 {
-                    return Err(bad("attempts in all: at least 1"));
-                }
-            }
-            "retry_delay_ms" => self.registry.net.retry.base = Duration::from_millis(count(key, v)?),
-            other => return Err(ConfigError::Unknown(other.to_string())),
+        match SETTERS.iter().find(|(k, _)| *k == key) {
+            Some((_, set)) => set(self, key, v),
+            None => Err(ConfigError::Unknown(key.to_string())),
         }
-        Ok(())
     }
 
     /// Resolve the effective configuration. `board`: a profile name or file (else the config file's `board`, else
