@@ -233,6 +233,87 @@ struct DirMeta {
     mtime: i64,
 }
 
+/// What an entry's header and PAX records say of it.
+struct Meta {
+    /// The name as stored (a PAX sparse file's real one).
+    raw: Vec<u8>,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    sparse: PaxSparse,
+}
+
+impl Meta {
+    fn of<R: Read>(e: &mut tar::Entry<'_, R>) -> Meta {
+        let h = e.header().clone();
+        let mut m = Meta {
+            raw: e.path_bytes().into_owned(),
+            kind: h.entry_type(),
+            mode: h.mode().unwrap_or(0o644),
+            uid: h.uid().unwrap_or(0),
+            gid: h.gid().unwrap_or(0),
+            mtime: h.mtime().unwrap_or(0) as i64,
+            xattrs: Vec::new(),
+            sparse: PaxSparse::default(),
+        };
+        if let Ok(Some(pax)) = e.pax_extensions() {
+            for ext in pax.flatten() {
+                let (Ok(k), v) = (ext.key(), ext.value_bytes()) else {
+                    continue;
+                };
+                m.pax(k, v);
+            }
+        }
+        if let Some(n) = m.sparse.name.clone() {
+            // PAX sparse: the real name is here; the header's is GNU tar's `…/GNUSparseFile.N/…`
+            m.raw = n;
+        }
+        m.mode &= 0o7777;
+        m
+    }
+
+    fn pax(&mut self, k: &str, v: &[u8]) {
+        let text = std::str::from_utf8(v).ok();
+        let num = || text.and_then(|s| s.split('.').next()?.parse::<i64>().ok());
+        match k {
+            "uid" => self.uid = num().map_or(self.uid, |n| n as u64),
+            "gid" => self.gid = num().map_or(self.gid, |n| n as u64),
+            "mtime" => self.mtime = num().unwrap_or(self.mtime),
+            k if k.starts_with("SCHILY.xattr.") => self
+                .xattrs
+                .push((k.as_bytes()["SCHILY.xattr.".len()..].to_vec(), v.to_vec())),
+            "GNU.sparse.major" => self.sparse.major = num(),
+            "GNU.sparse.minor" => self.sparse.minor = num(),
+            "GNU.sparse.name" => self.sparse.name = Some(v.to_vec()),
+            "GNU.sparse.realsize" | "GNU.sparse.size" => self.sparse.realsize = num().map(|n| n as u64),
+            "GNU.sparse.map" => self.sparse.map = text.map(str::to_string),
+            _ => {}
+        }
+    }
+}
+
+/// Where an entry is made: its parent directory (held open) and its name there.
+struct At<'a> {
+    dir: RawFd,
+    name: &'a [u8],
+    cname: CString,
+}
+
+/// The error of a failed system call `op` on the entry `raw`.
+fn io_error(raw: &[u8]) -> impl Fn(&'static str) -> Box<dyn FnOnce(Errno) -> UnpackError> + '_ {
+    move |op| {
+        let path = show(raw);
+        Box::new(move |e: Errno| UnpackError::Io {
+            path,
+            op,
+            source: errno(e),
+        })
+    }
+}
+
 /// What PAX headers say of a sparse file (GNU tar's formats 0.1 and 1.0).
 #[derive(Debug, Default, Clone)]
 struct PaxSparse {
@@ -363,50 +444,17 @@ impl Unpacker<'_> {
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
-        let mut raw = e.path_bytes().into_owned();
-        let h = e.header().clone();
-        let kind = h.entry_type();
-        let mut mode = h.mode().unwrap_or(0o644);
-        let (mut uid, mut gid) = (h.uid().unwrap_or(0), h.gid().unwrap_or(0));
-        let mut mtime = h.mtime().unwrap_or(0) as i64;
-        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut sparse = PaxSparse::default();
-        if let Ok(Some(pax)) = e.pax_extensions() {
-            for ext in pax.flatten() {
-                let (Ok(k), v) = (ext.key(), ext.value_bytes()) else {
-                    continue;
-                };
-                let text = std::str::from_utf8(v).ok();
-                let num = || text.and_then(|s| s.split('.').next()?.parse::<i64>().ok());
-                match k {
-                    "uid" => uid = num().map_or(uid, |n| n as u64),
-                    "gid" => gid = num().map_or(gid, |n| n as u64),
-                    "mtime" => mtime = num().unwrap_or(mtime),
-                    k if k.starts_with("SCHILY.xattr.") => {
-                        xattrs.push((k.as_bytes()["SCHILY.xattr.".len()..].to_vec(), v.to_vec()))
-                    }
-                    "GNU.sparse.major" => sparse.major = num(),
-                    "GNU.sparse.minor" => sparse.minor = num(),
-                    "GNU.sparse.name" => sparse.name = Some(v.to_vec()),
-                    "GNU.sparse.realsize" | "GNU.sparse.size" => sparse.realsize = num().map(|n| n as u64),
-                    "GNU.sparse.map" => sparse.map = text.map(str::to_string),
-                    _ => {}
-                }
-            }
-        }
-        if let Some(n) = sparse.name.clone() {
-            // PAX sparse: the real name is here; the header's is GNU tar's `…/GNUSparseFile.N/…`
-            raw = n;
-        }
+        let m = Meta::of(e);
+        let raw = m.raw.clone();
+        let kind = m.kind;
         let parts = components(&raw).map_err(|why| UnpackError::Unsafe { path: show(&raw), why })?;
-        mode &= 0o7777;
         if parts.is_empty() {
             // the archive's `./`: the root's own metadata
             if kind.is_dir() {
                 self.dirs.push(DirMeta {
                     path: Vec::new(),
-                    mode,
-                    mtime,
+                    mode: m.mode,
+                    mtime: m.mtime,
                 });
             }
             return Ok(());
@@ -422,57 +470,18 @@ impl Unpacker<'_> {
             self.note_touched(parents);
         }
         if self.opts.layer && name.starts_with(b".wh.") {
-            let dir = self.walk(parents, &raw)?;
-            self.summary.whiteouts += 1;
-            let parent_path = parents.join(&b'/');
-            if *name == b".wh..wh..opq" {
-                let d = Dir(open_dir(dir, b".")
-                    .map_err(|e| UnpackError::Io {
-                        path: show(&raw),
-                        op: "open",
-                        source: errno(e),
-                    })?
-                    .0);
-                clear_dir(&d, &self.written, &parent_path)
-            } else {
-                let target = &name[4..];
-                if target.is_empty() || target == b"." || target == b".." {
-                    return Err(UnpackError::Unsafe {
-                        path: show(&raw),
-                        why: "a whiteout of nothing",
-                    });
-                }
-                remove_at(dir, target)
-            }
-            .map_err(|source| UnpackError::Io {
-                path: show(&raw),
-                op: "whiteout",
-                source,
-            })?;
-            self.cached = None;
-            return Ok(());
+            return self.whiteout(parents, name, &raw);
         }
-        let owner = self.owner(&raw, uid, gid)?;
+        let owner = self.owner(&raw, m.uid, m.gid)?;
         let dir = self.walk(parents, &raw)?;
-        let io = |op: &'static str| {
-            let p = show(&raw);
-            move |e: Errno| UnpackError::Io {
-                path: p,
-                op,
-                source: errno(e),
-            }
-        };
-        let cname = cstr(name);
         let existing = kind_at(dir, name);
         if !kind.is_dir() && existing.is_some() {
-            if existing == Some(SFlag::S_IFDIR) {
-                // a non-directory replaces a directory only in a layer (tar refuses to); clear it then
-                if !self.opts.layer {
-                    return Err(UnpackError::Unsafe {
-                        path: show(&raw),
-                        why: "a directory of the archive is in the way",
-                    });
-                }
+            // a non-directory replaces a directory only in a layer (tar refuses to); clear it then
+            if existing == Some(SFlag::S_IFDIR) && !self.opts.layer {
+                return Err(UnpackError::Unsafe {
+                    path: show(&raw),
+                    why: "a directory of the archive is in the way",
+                });
             }
             remove_at(dir, name).map_err(|source| UnpackError::Io {
                 path: show(&raw),
@@ -482,163 +491,247 @@ impl Unpacker<'_> {
             self.cached = None;
         }
         // the parent may have been the cache's victim: open it again
-        let dir = self.walk(parents, &raw)?;
+        let at = At {
+            dir: self.walk(parents, &raw)?,
+            name,
+            cname: cstr(name),
+        };
         use tar::EntryType as T;
-        match kind {
-            T::Directory => {
-                match existing {
-                    Some(SFlag::S_IFDIR) => {}
-                    Some(_) => {
-                        remove_at(dir, name).map_err(|source| UnpackError::Io {
-                            path: show(&raw),
-                            op: "replace",
-                            source,
-                        })?;
-                        mkdirat(Some(dir), cname.as_c_str(), Mode::from_bits_truncate(0o700)).map_err(io("mkdir"))?;
-                    }
-                    None => {
-                        mkdirat(Some(dir), cname.as_c_str(), Mode::from_bits_truncate(0o700)).map_err(io("mkdir"))?
-                    }
-                }
-                let d = open_dir(dir, name).map_err(io("open"))?;
-                self.set_owner(d.raw(), &owner, &raw)?;
-                self.set_xattrs(d.raw(), &xattrs, &raw)?;
-                self.dirs.push(DirMeta {
-                    path: path.clone(),
-                    mode,
-                    mtime,
-                });
-                self.summary.dirs += 1;
-            }
-            T::Regular | T::Continuous | T::GNUSparse => {
-                let size = e.size();
-                if size > self.free {
-                    return Err(UnpackError::TooBig {
-                        path: show(&raw),
-                        size,
-                        free: self.free,
-                    });
-                }
-                let fd = openat(
-                    Some(dir),
-                    cname.as_c_str(),
-                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(io("create"))?;
-                // SAFETY: a fresh descriptor from openat.
-                let mut f = unsafe { File::from_raw_fd(fd) };
-                // what the volume loses is charged where it is written: holes cost nothing
-                let written = if sparse.is_sparse() {
-                    self.copy_pax_sparse(e, &mut f, &sparse, &raw)?
-                } else {
-                    let n = self.copy(e, &mut f, kind == T::GNUSparse, &raw)?;
-                    self.free = self.free.saturating_sub(n);
-                    n
-                };
-                self.summary.bytes += written;
-                self.set_owner(f.as_raw_fd(), &owner, &raw)?;
-                fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(io("chmod"))?;
-                self.set_xattrs(f.as_raw_fd(), &xattrs, &raw)?;
-                let t = timespec(mtime);
-                futimens(f.as_raw_fd(), &t, &t).map_err(io("utimes"))?;
-                self.summary.files += 1;
-            }
-            T::Symlink => {
-                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                if target.is_empty() || target.contains(&0) {
-                    return Err(UnpackError::Unsafe {
-                        path: show(&raw),
-                        why: "a symlink without a target",
-                    });
-                }
-                // the target is stored as given: it is never followed here
-                symlinkat(cstr(&target).as_c_str(), Some(dir), cname.as_c_str()).map_err(io("symlink"))?;
-                self.set_owner_at(dir, &cname, &owner, &raw)?;
-                let t = timespec(mtime);
-                utimensat(Some(dir), cname.as_c_str(), &t, &t, UtimensatFlags::NoFollowSymlink)
-                    .map_err(io("utimes"))?;
-                self.summary.symlinks += 1;
-            }
-            T::Link => {
-                let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                let tparts = components(&target).map_err(|why| UnpackError::Unsafe { path: show(&raw), why })?;
-                let Some((tname, tparents)) = tparts.split_last() else {
-                    return Err(UnpackError::Unsafe {
-                        path: show(&raw),
-                        why: "a hardlink to the destination itself",
-                    });
-                };
-                if self.excluded(&tparts) {
-                    self.summary.excluded += 1;
-                    return Ok(());
-                }
-                let tdir = match self.walk_uncached(tparents, &raw)? {
-                    Some(d) => d,
-                    None => {
-                        return Err(UnpackError::NoLinkTarget {
-                            path: show(&raw),
-                            target: show(&target),
-                        })
-                    }
-                };
-                if kind_at(tdir.raw(), tname).is_none() {
-                    return Err(UnpackError::NoLinkTarget {
-                        path: show(&raw),
-                        target: show(&target),
-                    });
-                }
-                let dir = self.walk(parents, &raw)?;
-                linkat(
-                    Some(tdir.raw()),
-                    cstr(tname).as_c_str(),
-                    Some(dir),
-                    cname.as_c_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(io("link"))?;
-                self.summary.hardlinks += 1;
-            }
-            T::Char | T::Block | T::Fifo => {
-                let (flag, dev) = match kind {
-                    T::Fifo => (SFlag::S_IFIFO, 0),
-                    k => {
-                        if !self.as_root {
-                            self.summary.devices_skipped += 1;
-                            return Ok(());
-                        }
-                        let major = h.device_major().ok().flatten().unwrap_or(0) as u64;
-                        let minor = h.device_minor().ok().flatten().unwrap_or(0) as u64;
-                        let f = if k == T::Char { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
-                        (f, nix::sys::stat::makedev(major, minor))
-                    }
-                };
-                mknodat(Some(dir), cname.as_c_str(), flag, Mode::from_bits_truncate(mode), dev).map_err(io("mknod"))?;
-                self.set_owner_at(dir, &cname, &owner, &raw)?;
-                // mknod's mode went through the umask
-                nix::sys::stat::fchmodat(
-                    Some(dir),
-                    cname.as_c_str(),
-                    Mode::from_bits_truncate(mode),
-                    nix::sys::stat::FchmodatFlags::FollowSymlink,
-                )
-                .map_err(io("chmod"))?;
-                let t = timespec(mtime);
-                utimensat(Some(dir), cname.as_c_str(), &t, &t, UtimensatFlags::NoFollowSymlink)
-                    .map_err(io("utimes"))?;
-                if flag == SFlag::S_IFIFO {
-                    self.summary.fifos += 1;
-                } else {
-                    self.summary.devices += 1;
-                }
-            }
+        let made = match kind {
+            T::Directory => self.make_dir(&at, existing, &m, &owner, &path)?,
+            T::Regular | T::Continuous | T::GNUSparse => self.make_file(e, &at, &m, &owner)?,
+            T::Symlink => self.make_symlink(e, &at, &m, &owner)?,
+            T::Link => self.make_hardlink(e, &at, parents, &raw)?,
+            T::Char | T::Block | T::Fifo => self.make_node(e.header(), &at, &m, &owner)?,
             // PAX and GNU long-name headers are read by the tar crate; anything else (a volume label) is skipped
-            _ => return Ok(()),
-        }
-        if self.opts.layer {
+            _ => false,
+        };
+        if made && self.opts.layer {
             self.written.insert(path);
         }
         Ok(())
+    }
+
+    /// A layer's whiteout `name` in `parents`: the entry it names goes, or (the opaque marker) everything of
+    /// the directory that no earlier layer-entry of this layer wrote.
+    fn whiteout(&mut self, parents: &[&[u8]], name: &[u8], raw: &[u8]) -> Result<()> {
+        let dir = self.walk(parents, raw)?;
+        self.summary.whiteouts += 1;
+        let parent_path = parents.join(&b'/');
+        if name == b".wh..wh..opq" {
+            let d = Dir(open_dir(dir, b".")
+                .map_err(|e| UnpackError::Io {
+                    path: show(raw),
+                    op: "open",
+                    source: errno(e),
+                })?
+                .0);
+            clear_dir(&d, &self.written, &parent_path)
+        } else {
+            let target = &name[4..];
+            if target.is_empty() || target == b"." || target == b".." {
+                return Err(UnpackError::Unsafe {
+                    path: show(raw),
+                    why: "a whiteout of nothing",
+                });
+            }
+            remove_at(dir, target)
+        }
+        .map_err(|source| UnpackError::Io {
+            path: show(raw),
+            op: "whiteout",
+            source,
+        })?;
+        self.cached = None;
+        Ok(())
+    }
+
+    fn make_dir(&mut self, at: &At<'_>, existing: Option<SFlag>, m: &Meta, owner: &Owner, path: &[u8]) -> Result<bool> {
+        let io = io_error(&m.raw);
+        let mkdir = || {
+            mkdirat(Some(at.dir), at.cname.as_c_str(), Mode::from_bits_truncate(0o700))
+                .map_err(io_error(&m.raw)("mkdir"))
+        };
+        match existing {
+            Some(SFlag::S_IFDIR) => {}
+            Some(_) => {
+                remove_at(at.dir, at.name).map_err(|source| UnpackError::Io {
+                    path: show(&m.raw),
+                    op: "replace",
+                    source,
+                })?;
+                mkdir()?;
+            }
+            None => mkdir()?,
+        }
+        let d = open_dir(at.dir, at.name).map_err(io("open"))?;
+        self.set_owner(d.raw(), owner, &m.raw)?;
+        self.set_xattrs(d.raw(), &m.xattrs, &m.raw)?;
+        self.dirs.push(DirMeta {
+            path: path.to_vec(),
+            mode: m.mode,
+            mtime: m.mtime,
+        });
+        self.summary.dirs += 1;
+        Ok(true)
+    }
+
+    fn make_file<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, at: &At<'_>, m: &Meta, owner: &Owner) -> Result<bool> {
+        let io = io_error(&m.raw);
+        let size = e.size();
+        if size > self.free {
+            return Err(UnpackError::TooBig {
+                path: show(&m.raw),
+                size,
+                free: self.free,
+            });
+        }
+        let fd = openat(
+            Some(at.dir),
+            at.cname.as_c_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io("create"))?;
+        // SAFETY: a fresh descriptor from openat.
+        let mut f = unsafe { File::from_raw_fd(fd) };
+        // what the volume loses is charged where it is written: holes cost nothing
+        let written = if m.sparse.is_sparse() {
+            self.copy_pax_sparse(e, &mut f, &m.sparse, &m.raw)?
+        } else {
+            let n = self.copy(e, &mut f, m.kind == tar::EntryType::GNUSparse, &m.raw)?;
+            self.free = self.free.saturating_sub(n);
+            n
+        };
+        self.summary.bytes += written;
+        self.set_owner(f.as_raw_fd(), owner, &m.raw)?;
+        fchmod(f.as_raw_fd(), Mode::from_bits_truncate(m.mode)).map_err(io("chmod"))?;
+        self.set_xattrs(f.as_raw_fd(), &m.xattrs, &m.raw)?;
+        let t = timespec(m.mtime);
+        futimens(f.as_raw_fd(), &t, &t).map_err(io("utimes"))?;
+        self.summary.files += 1;
+        Ok(true)
+    }
+
+    fn make_symlink<R: Read>(&mut self, e: &tar::Entry<'_, R>, at: &At<'_>, m: &Meta, owner: &Owner) -> Result<bool> {
+        let io = io_error(&m.raw);
+        let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+        if target.is_empty() || target.contains(&0) {
+            return Err(UnpackError::Unsafe {
+                path: show(&m.raw),
+                why: "a symlink without a target",
+            });
+        }
+        // the target is stored as given: it is never followed here
+        symlinkat(cstr(&target).as_c_str(), Some(at.dir), at.cname.as_c_str()).map_err(io("symlink"))?;
+        self.set_owner_at(at.dir, &at.cname, owner, &m.raw)?;
+        let t = timespec(m.mtime);
+        utimensat(
+            Some(at.dir),
+            at.cname.as_c_str(),
+            &t,
+            &t,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(io("utimes"))?;
+        self.summary.symlinks += 1;
+        Ok(true)
+    }
+
+    /// A hardlink to an entry already unpacked (never to anything outside the destination); `false` when its
+    /// target is excluded.
+    fn make_hardlink<R: Read>(
+        &mut self,
+        e: &tar::Entry<'_, R>,
+        at: &At<'_>,
+        parents: &[&[u8]],
+        raw: &[u8],
+    ) -> Result<bool> {
+        let target = e.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+        let tparts = components(&target).map_err(|why| UnpackError::Unsafe { path: show(raw), why })?;
+        let Some((tname, tparents)) = tparts.split_last() else {
+            return Err(UnpackError::Unsafe {
+                path: show(raw),
+                why: "a hardlink to the destination itself",
+            });
+        };
+        if self.excluded(&tparts) {
+            self.summary.excluded += 1;
+            return Ok(false);
+        }
+        let missing = || UnpackError::NoLinkTarget {
+            path: show(raw),
+            target: show(&target),
+        };
+        let tdir = self.walk_uncached(tparents, raw)?.ok_or_else(missing)?;
+        if kind_at(tdir.raw(), tname).is_none() {
+            return Err(missing());
+        }
+        let dir = self.walk(parents, raw)?;
+        linkat(
+            Some(tdir.raw()),
+            cstr(tname).as_c_str(),
+            Some(dir),
+            at.cname.as_c_str(),
+            AtFlags::empty(),
+        )
+        .map_err(io_error(raw)("link"))?;
+        self.summary.hardlinks += 1;
+        Ok(true)
+    }
+
+    /// A FIFO, or a device node when unpacking as root (else it is counted as skipped: `false`).
+    fn make_node(&mut self, h: &tar::Header, at: &At<'_>, m: &Meta, owner: &Owner) -> Result<bool> {
+        let io = io_error(&m.raw);
+        let (flag, dev) = match m.kind {
+            tar::EntryType::Fifo => (SFlag::S_IFIFO, 0),
+            k => {
+                if !self.as_root {
+                    self.summary.devices_skipped += 1;
+                    return Ok(false);
+                }
+                let major = h.device_major().ok().flatten().unwrap_or(0) as u64;
+                let minor = h.device_minor().ok().flatten().unwrap_or(0) as u64;
+                let f = if k == tar::EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                (f, nix::sys::stat::makedev(major, minor))
+            }
+        };
+        mknodat(
+            Some(at.dir),
+            at.cname.as_c_str(),
+            flag,
+            Mode::from_bits_truncate(m.mode),
+            dev,
+        )
+        .map_err(io("mknod"))?;
+        self.set_owner_at(at.dir, &at.cname, owner, &m.raw)?;
+        // mknod's mode went through the umask
+        nix::sys::stat::fchmodat(
+            Some(at.dir),
+            at.cname.as_c_str(),
+            Mode::from_bits_truncate(m.mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(io("chmod"))?;
+        let t = timespec(m.mtime);
+        utimensat(
+            Some(at.dir),
+            at.cname.as_c_str(),
+            &t,
+            &t,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(io("utimes"))?;
+        if flag == SFlag::S_IFIFO {
+            self.summary.fifos += 1;
+        } else {
+            self.summary.devices += 1;
+        }
+        Ok(true)
     }
 
     /// Like [`Unpacker::walk`] but without making anything or touching the cache; `None` if a directory on the
