@@ -1,5 +1,5 @@
-//! depot: the image service of a NAS. See DESIGN.md for the map; data flows
-//! `api → image → transfer → registry → store`.
+//! depot: the image service of a NAS. docs/architecture.md is the map: requests flow
+//! `api → lxc → image → jobs → transfer → registry → store`, each layer knowing only those below it.
 
 pub mod api;
 pub mod auth;
