@@ -35,6 +35,25 @@ impl Api {
     }
 }
 
+/// The status of each class of error ([`crate::error`]), as the station answers it; the Engine API differs
+/// where dockerd does ([`engine::status_of`]).
+pub fn status_of(class: crate::error::ErrorClass) -> StatusCode {
+    use crate::error::ErrorClass as C;
+    match class {
+        C::InvalidParameter => StatusCode::BAD_REQUEST,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::Conflict => StatusCode::CONFLICT,
+        C::Forbidden => StatusCode::FORBIDDEN,
+        C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::Upstream => StatusCode::BAD_GATEWAY,
+        C::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        C::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The token of an `Authorization: Bearer …` header.
 fn bearer(req: &Req) -> Option<&str> {
     let v = req.headers().get("authorization")?.to_str().ok()?;

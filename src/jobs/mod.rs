@@ -204,12 +204,7 @@ impl Downloads {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let row = self
-            .db
-            .downloads()
-            .download(id)?
-            .filter(|r| !r.state.is_terminal())
-            .ok_or(JobError::NoDownload { id, what: "unfinished" })?;
+        let row = self.unfinished(id)?;
         let kind = self
             .kind_of(row.kind)
             .ok_or(JobError::NoDownload { id, what: "resumable" })?;
@@ -218,14 +213,17 @@ impl Downloads {
         Ok(())
     }
 
-    /// End an unfinished download as failed ("cancelled"); its bytes go with the next collection.
-    pub fn cancel(&self, id: i64) -> Result<(), JobError> {
-        let row = self
-            .db
+    fn unfinished(&self, id: i64) -> Result<DownloadRow, JobError> {
+        self.db
             .downloads()
             .download(id)?
             .filter(|r| !r.state.is_terminal())
-            .ok_or(JobError::NoDownload { id, what: "unfinished" })?;
+            .ok_or(JobError::NoDownload { id, what: "unfinished" })
+    }
+
+    /// End an unfinished download as failed ("cancelled"); its bytes go with the next collection.
+    pub fn cancel(&self, id: i64) -> Result<(), JobError> {
+        let row = self.unfinished(id)?;
         match self.board.get(id) {
             Some(j) => j.stop(Stop::Cancel),
             None => {

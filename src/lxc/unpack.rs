@@ -302,6 +302,20 @@ struct At<'a> {
     cname: CString,
 }
 
+impl At<'_> {
+    /// Set the entry's times, never following it (a symlink's own).
+    fn stamp(&self, mtime: i64) -> nix::Result<()> {
+        let t = timespec(mtime);
+        utimensat(
+            Some(self.dir),
+            self.cname.as_c_str(),
+            &t,
+            &t,
+            UtimensatFlags::NoFollowSymlink,
+        )
+    }
+}
+
 /// The error of a failed system call `op` on the entry `raw`.
 fn io_error(raw: &[u8]) -> impl Fn(&'static str) -> Box<dyn FnOnce(Errno) -> UnpackError> + '_ {
     move |op| {
@@ -625,15 +639,7 @@ impl Unpacker<'_> {
         // the target is stored as given: it is never followed here
         symlinkat(cstr(&target).as_c_str(), Some(at.dir), at.cname.as_c_str()).map_err(io("symlink"))?;
         self.set_owner_at(at.dir, &at.cname, owner, &m.raw)?;
-        let t = timespec(m.mtime);
-        utimensat(
-            Some(at.dir),
-            at.cname.as_c_str(),
-            &t,
-            &t,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(io("utimes"))?;
+        at.stamp(m.mtime).map_err(io("utimes"))?;
         self.summary.symlinks += 1;
         Ok(true)
     }
@@ -717,15 +723,7 @@ impl Unpacker<'_> {
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )
         .map_err(io("chmod"))?;
-        let t = timespec(m.mtime);
-        utimensat(
-            Some(at.dir),
-            at.cname.as_c_str(),
-            &t,
-            &t,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(io("utimes"))?;
+        at.stamp(m.mtime).map_err(io("utimes"))?;
         if flag == SFlag::S_IFIFO {
             self.summary.fifos += 1;
         } else {

@@ -23,3 +23,15 @@ bench_bin() {
   BIN=${DEPOT_BIN:-$ROOT/target/dist/depot}
   [ -n "${DEPOT_BIN:-}" ] || cargo build --profile dist --quiet
 }
+
+# sample_anon_peak PID FILE: RssAnon's peak (kB) written to FILE, sampled every 10 ms in the background (CPID) while
+# PID lives. The kernel keeps a peak of the whole RSS only (VmHWM), which also counts the binary's code pages.
+sample_anon_peak() {
+  local pid=$1 file=$2
+  ( peak=0; while kill -0 "$pid" 2>/dev/null; do
+      a=$(awk '$1=="RssAnon:" {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      [ "${a:-0}" -gt "$peak" ] && { peak=$a; echo "$peak" > "$file"; }
+      sleep 0.01
+    done ) &
+  CPID=$!
+}

@@ -62,13 +62,7 @@ read -r rss anon <<<"$(mem "$DPID" VmRSS RssAnon)"
 row "after 60 logins (idle RssAnon $idle_anon)" "$rss / $anon" "" ""
 stop
 start
-# RssAnon's peak, sampled every 10 ms (the kernel keeps a peak of the whole RSS only: VmHWM)
-( peak=0; while kill -0 "$DPID" 2>/dev/null; do
-    a=$(awk '$1=="RssAnon:" {print $2}' "/proc/$DPID/status" 2>/dev/null || echo 0)
-    [ "${a:-0}" -gt "$peak" ] && { peak=$a; echo "$peak" > "$W/anon.peak"; }
-    sleep 0.01
-  done ) &
-CPID=$!
+sample_anon_peak "$DPID" "$W/anon.peak"
 curl -s --unix-socket "$W/root/depot.sock" -X POST "http://x/images/create?fromImage=$PLAIN/big&tag=1" >/dev/null
 read -r hwm file <<<"$(mem "$DPID" VmHWM RssFile)"
 kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null || true; CPID=

@@ -38,14 +38,7 @@ rss0=$(awk '/VmRSS/ {printf "%.1f", $2/1000}' /proc/$DPID/status)
 login_hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1000}' /proc/$DPID/status)
 # VmHWM reset (clear_refs 5) so that the peak printed is the load's
 echo 5 > "/proc/$DPID/clear_refs"
-# RssAnon's peak, sampled every 10 ms (the kernel keeps a peak of the whole RSS only: VmHWM, which also counts the
-# binary's own code pages)
-( peak=0; while kill -0 "$DPID" 2>/dev/null; do
-    a=$(awk '$1=="RssAnon:" {print $2}' "/proc/$DPID/status" 2>/dev/null || echo 0)
-    [ "${a:-0}" -gt "$peak" ] && { peak=$a; echo "$peak" > "$W/anon.peak"; }
-    sleep 0.01
-  done ) &
-CPID=$!
+sample_anon_peak "$DPID" "$W/anon.peak"
 cat > "$W/load.py" <<'PY'
 import http.client, sys, threading, time, json
 port, clients, duration, cookie = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]

@@ -121,19 +121,12 @@ impl ApiError {
     }
 }
 
+/// The Engine API's status for each class of error: the APIs' common one, except where dockerd differs.
 pub fn status_of(class: ErrorClass) -> StatusCode {
     match class {
-        ErrorClass::InvalidParameter => StatusCode::BAD_REQUEST,
-        ErrorClass::NotFound => StatusCode::NOT_FOUND,
-        ErrorClass::Conflict => StatusCode::CONFLICT,
-        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
-        ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorClass::Upstream => StatusCode::BAD_GATEWAY,
-        ErrorClass::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         // dockerd answers a full disk with 500; the message says why
-        ErrorClass::InsufficientStorage | ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorClass::InsufficientStorage => StatusCode::INTERNAL_SERVER_ERROR,
+        c => crate::api::status_of(c),
     }
 }
 

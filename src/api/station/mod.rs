@@ -14,7 +14,6 @@ mod session;
 pub use session::session_cookie;
 
 use crate::auth::{Auth, Principal};
-use crate::error::ErrorClass;
 use crate::http::{decoded_path, json, Found, Params, Req, Resp, Router};
 use crate::image::{ImageError, ImageService};
 use hyper::{Method, StatusCode};
@@ -227,32 +226,15 @@ impl From<crate::auth::AuthError> for StationError {
     }
 }
 
-/// The station's status for each class of error: the one mapping of this API.
-fn status_of(class: ErrorClass) -> StatusCode {
-    match class {
-        ErrorClass::InvalidParameter => StatusCode::BAD_REQUEST,
-        ErrorClass::NotFound => StatusCode::NOT_FOUND,
-        ErrorClass::Conflict => StatusCode::CONFLICT,
-        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
-        ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorClass::Upstream => StatusCode::BAD_GATEWAY,
-        ErrorClass::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorClass::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 impl From<crate::jobs::JobError> for StationError {
     fn from(e: crate::jobs::JobError) -> StationError {
-        StationError::new(status_of(e.class()), e.to_string())
+        StationError::new(crate::api::status_of(e.class()), e.to_string())
     }
 }
 
 impl From<crate::lxc::LxcError> for StationError {
     fn from(e: crate::lxc::LxcError) -> StationError {
-        StationError::new(status_of(e.class()), e.to_string())
+        StationError::new(crate::api::status_of(e.class()), e.to_string())
     }
 }
 
@@ -265,7 +247,7 @@ impl From<ImageError> for StationError {
 /// In depot's own words (the Engine API's are dockerd's, for its clients to match on).
 impl From<&ImageError> for StationError {
     fn from(e: &ImageError) -> StationError {
-        StationError::new(status_of(e.class()), e.to_string())
+        StationError::new(crate::api::status_of(e.class()), e.to_string())
     }
 }
 
