@@ -778,3 +778,39 @@ fn racing_symlink_swaps_never_lead_an_export_or_an_unpack_outside() {
         assert!(swaps > 200, "{swaps} swaps");
     }
 }
+
+/// A template's rootfs damaged on disk: the unpack reads it hashed, fails without putting anything in place,
+/// the blob leaves the store, and the next pull of the template fetches it again.
+#[test]
+fn a_damaged_rootfs_fails_the_unpack_and_the_next_pull_fetches_it() {
+    let p = peers();
+    let d = start(&[]);
+    ok(&d.cli(&["lxc", "pull", "--source", "lab", "busybox/1.36"]), "pull");
+    let hex = common::sha256_file(&p.lxc_dir.join("busybox/rootfs.tar.xz"));
+    let blob = d.root.join("blobs/sha256").join(&hex);
+    let good = std::fs::read(&blob).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&blob, &bad).unwrap();
+    let work = tempdir("lxc-damaged");
+    let dest = work.join("c");
+    let o = d.cli(&["lxc", "unpack", "busybox/1.36", dest.to_str().unwrap()]);
+    assert!(!o.status.success(), "the unpack of a damaged rootfs succeeded");
+    assert!(stderr(&o).contains(&hex), "{}", stderr(&o));
+    assert!(!dest.exists(), "something was put in place");
+    assert!(!blob.exists(), "the damaged blob is still in the store");
+    let aside = d.root.join("tmp").join(format!("corrupt-{hex}"));
+    assert_eq!(std::fs::read(&aside).unwrap(), bad);
+    assert!(d.log_text().contains("is corrupt"), "{}", d.log_text());
+    ok(
+        &d.cli(&["lxc", "pull", "--source", "lab", "busybox/1.36"]),
+        "pull again",
+    );
+    assert_eq!(std::fs::read(&blob).unwrap(), good);
+    let out = ok(
+        &d.cli(&["lxc", "unpack", "busybox/1.36", dest.to_str().unwrap()]),
+        "unpack",
+    );
+    assert!(out.contains("You just created a busybox container"), "{out}");
+}

@@ -7,7 +7,7 @@ use super::index::{self, NameError, Offer, RemoteFile, TemplateName};
 use super::meta::{self, Meta, Place};
 use super::unpack::{self, Shift, UnpackError};
 use super::{codec, convert};
-use crate::digest::Digest;
+use crate::digest::{Corrupt, Digest, Verified};
 use crate::events::{Action, EventBus};
 use crate::net::http::{HttpError, Web};
 use crate::net::RetryPolicy;
@@ -984,7 +984,9 @@ impl LxcService {
             template_config: "/usr/share/lxc/config".into(),
             hook_dir: "/usr/share/lxc/hooks".into(),
         };
-        let blob = self.store.open_blob(&row.rootfs_digest)?;
+        // what is read is hashed on the way: a damaged rootfs fails the unpack before it is put in place
+        let blob = SharedBlob::open(&self.store, &row.rootfs_digest)?;
+        let judged = blob.clone();
         let summary = unpack::into_place(at, |tmp| {
             let rootfs = tmp.join("rootfs");
             let io = |op: &'static str, p: &Path| {
@@ -992,9 +994,15 @@ impl LxcService {
                 move |source| UnpackError::Io { path: p, op, source }
             };
             std::fs::create_dir(&rootfs).map_err(io("mkdir", &rootfs))?;
-            let (_, r) = codec::open(Box::new(blob), self.decoding())
+            let (_, r) = codec::open(Box::new(blob.clone()), self.decoding())
                 .map_err(|source| UnpackError::Broken { entries: 0, source })?;
             let s = unpack::unpack_into(r, &rootfs, &opts)?;
+            if let Some(c) = blob.verdict() {
+                return Err(UnpackError::Broken {
+                    entries: s.files + s.dirs,
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, c),
+                });
+            }
             let config = meta.container_config(&place, unprivileged, &row.name);
             std::fs::write(tmp.join("config"), config).map_err(io("write", &tmp.join("config")))?;
             if let Some(f) = &meta.fstab {
@@ -1025,7 +1033,15 @@ impl LxcService {
                 }
             }
             Ok(s)
-        })?;
+        });
+        let summary = match summary {
+            // a decoder that failed may have failed on damage: the whole blob is judged (the rest read)
+            Err(e @ UnpackError::Broken { .. }) => match judged.verdict() {
+                Some(c) => return Err(self.put_aside(c)),
+                None => return Err(e.into()),
+            },
+            r => r?,
+        };
         let at = std::collections::BTreeMap::from([("dest".to_string(), dest.display().to_string())]);
         self.events.emit(Action::TemplateUnpack, row.name.as_str(), at);
         Ok(UnpackReport {
@@ -1034,6 +1050,22 @@ impl LxcService {
             rootfs: dest.join("rootfs"),
             summary,
             create_message: meta.create_message,
+        })
+    }
+
+    /// A template's blob found damaged by a read: out of the store (the next pull of the template fetches it
+    /// again), and the error that says so.
+    fn put_aside(&self, c: Corrupt) -> LxcError {
+        match self.store.quarantine(&c.expected) {
+            Ok(to) => log::error!(
+                "{c}: blob moved to {}; pulling the template again fetches it",
+                to.display()
+            ),
+            Err(qe) => log::error!("{c}: putting the blob aside: {qe}"),
+        }
+        LxcError::Blob(crate::store::blobs::BlobError::Mismatch {
+            expected: c.expected,
+            got: c.found,
         })
     }
 
@@ -1225,5 +1257,41 @@ mod tests {
         assert_eq!(lxc_arch("arm", Some("v7")), "armhf");
         assert_eq!(lxc_arch("arm64", Some("v8")), "arm64");
         assert_eq!(kernel_arch("armhf"), "armv7l");
+    }
+}
+
+/// A blob read through [`Verified`] by the decoder's thread, judged by the thread that asked for it: the
+/// verdict is kept once reached, and judging reads what the decoder left.
+#[derive(Clone)]
+struct SharedBlob(Arc<Mutex<(Verified<std::fs::File>, Option<Corrupt>)>>);
+
+impl SharedBlob {
+    fn open(store: &BlobStore, d: &Digest) -> Result<SharedBlob, LxcError> {
+        let f = store.open_blob(d)?;
+        Ok(SharedBlob(Arc::new(Mutex::new((Verified::new(f, d.clone()), None)))))
+    }
+
+    /// The damage found, reading the rest of the blob to judge it whole.
+    fn verdict(&self) -> Option<Corrupt> {
+        let mut g = self.0.locked();
+        if g.1.is_none() {
+            if let Err(e) = g.0.finish() {
+                g.1 = Corrupt::of(&e).cloned();
+            }
+        }
+        g.1.clone()
+    }
+}
+
+impl Read for SharedBlob {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut g = self.0.locked();
+        let r = g.0.read(buf);
+        if let Err(e) = &r {
+            if let Some(c) = Corrupt::of(e) {
+                g.1 = Some(c.clone());
+            }
+        }
+        r
     }
 }
