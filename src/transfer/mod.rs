@@ -675,8 +675,14 @@ impl Transfers {
                             total: size,
                         });
                         if last_persist.elapsed() >= PERSIST_EVERY {
-                            db.downloads()
-                                .set_download_blob(job.download, job.key, size, ing.offset())?;
+                            // Progress for those who list downloads; a resume goes by the ingest's own length.
+                            // A volume filling up fails the bytes' own write next, with the real cause.
+                            if let Err(e) = db
+                                .downloads()
+                                .set_download_blob(job.download, job.key, size, ing.offset())
+                            {
+                                log::debug!("recording the progress of {}: {e}", job.what);
+                            }
                             last_persist = Instant::now();
                         }
                         if ing.offset() == size {
