@@ -1,7 +1,8 @@
 //! The HTTP APIs. Handlers parse a request into a typed call, call one service function and map the result.
 //!
-//! [`Api`] is what both listeners serve: the station API under its base paths, the Engine API everywhere else,
-//! behind one gate. The unix socket is trusted by its file mode and group; on TCP every route needs a session
+//! [`Api`] is what both listeners serve: a table of [`Mount`]s (base paths, the API, its access policy), first
+//! match first, behind one gate: the station API under its base paths, the Engine API everywhere else. Another API
+//! (a registry under `/v2`) is one more row and an implementation of [`Served`]. The unix socket is trusted by its file mode and group; on TCP every route needs a session
 //! (cookie) or an API token (`Authorization: Bearer`), except `POST …/login` and `/_ping`. The Engine API on TCP
 //! is off unless enabled, and then takes tokens only: a browser's cookie never reaches it.
 
@@ -15,22 +16,110 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// An answer on its way.
+pub type Answering<'a> = Pin<Box<dyn Future<Output = Resp> + Send + 'a>>;
+
+/// One API the listeners serve. The gate ([`Api::admit`]) decides who may call it; the API only answers.
+pub trait Served: Send + Sync {
+    /// Whether `rest` (the path below the mount) names a route anyone may call on TCP (a login, a ping).
+    fn is_public(&self, req: &Req, rest: &str) -> bool;
+    /// Answer a request the gate let through.
+    fn handle(&self, req: Req, caller: Caller) -> Answering<'_>;
+    /// A refusal in the API's own error shape.
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp;
+}
+
+/// Who may call a mounted API on TCP (the unix socket is trusted by its mode and group).
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// A session (cookie) or an API token; public routes need neither. The 401's hint.
+    SessionOrToken(&'static str),
+    /// An API token only, so a browser's cookie never reaches it, and only while `served`; public routes need
+    /// nothing. The 401's and the 403's hints.
+    Token {
+        served: bool,
+        needs: &'static str,
+        off: &'static str,
+    },
+}
+
+/// A row of the table: the base paths an API answers under (`""`: every path no earlier row took), the API,
+/// and its access policy.
+pub struct Mount {
+    pub bases: &'static [&'static str],
+    pub api: Arc<dyn Served>,
+    pub access: Access,
+}
+
+impl Mount {
+    /// The path below this mount's base, if `path` is under one.
+    fn strip<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.bases.iter().find_map(|b| {
+            let rest = path.strip_prefix(b)?;
+            (b.is_empty() || rest.is_empty() || rest.starts_with('/')).then_some(rest)
+        })
+    }
+}
+
+/// What both listeners serve: the table of mounted APIs, first match first, behind one gate.
 #[derive(Clone)]
 pub struct Api {
-    pub engine: engine::Engine,
-    pub station: station::Station,
+    mounts: Arc<Vec<Mount>>,
     auth: Arc<Auth>,
-    /// Whether the Engine API answers on TCP (to token holders).
-    engine_tcp: bool,
 }
 
 impl Api {
+    /// The station API under its base paths, the Engine API everywhere else (on TCP only for token holders,
+    /// and only when `engine_tcp`).
     pub fn new(engine: engine::Engine, station: station::Station, auth: Arc<Auth>, engine_tcp: bool) -> Api {
-        Api {
-            engine,
-            station,
+        Api::of(
+            vec![
+                Mount {
+                    bases: &station::BASES,
+                    api: Arc::new(station),
+                    access: Access::SessionOrToken("log in (POST /api/v1/login) or send an API token"),
+                },
+                Mount {
+                    bases: &[""],
+                    api: Arc::new(engine),
+                    access: Access::Token {
+                        served: engine_tcp,
+                        needs: "the Engine API on TCP needs an API token (Authorization: Bearer; `depot token create`)",
+                        off:
+                            "the Engine API is not served on TCP here (engine_tcp = true enables it for token holders)",
+                    },
+                },
+            ],
             auth,
-            engine_tcp,
+        )
+    }
+
+    /// Serve `mounts`; the last should take every path (`bases: &[""]`), else other paths get a bare 404.
+    pub fn of(mounts: Vec<Mount>, auth: Arc<Auth>) -> Api {
+        Api {
+            mounts: Arc::new(mounts),
+            auth,
+        }
+    }
+}
+
+/// Who is asking, as the gate established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `None` for a public route called on TCP without credentials.
+    pub principal: Option<Principal>,
+    /// The session cookie's value, when one came with the request.
+    pub session: Option<String>,
+}
+
+impl Caller {
+    /// The user name events and answers show.
+    pub fn user(&self) -> &str {
+        match &self.principal {
+            Some(Principal::User { name, .. }) => name,
+            Some(Principal::Token { name, .. }) => name,
+            Some(Principal::Local) => "admin",
+            None => "anonymous",
         }
     }
 }
@@ -81,55 +170,38 @@ impl Api {
         }
     }
 
-    async fn station_call(&self, req: &Req, tcp: bool, rest: &str) -> Result<station::Caller, Refusal> {
+    /// The gate: who the caller is, or why the request is refused, by the mount's access policy.
+    async fn admit(&self, mount: &Mount, req: &Req, tcp: bool, rest: &str) -> Result<Caller, Refusal> {
         let session = station::session_cookie(req);
+        let caller = |principal| Caller {
+            principal,
+            session: session.clone(),
+        };
         if !tcp {
-            return Ok(station::Caller {
-                principal: Some(Principal::Local),
-                session,
-            });
+            return Ok(caller(Some(Principal::Local)));
         }
-        if self.station.find(req.method(), rest).is_some_and(station::is_public) {
-            return Ok(station::Caller {
-                principal: None,
-                session,
-            });
+        if mount.api.is_public(req, rest) {
+            return Ok(caller(None));
         }
-        if let Some(s) = session.as_deref().and_then(|id| self.auth.session(id)) {
-            return Ok(station::Caller {
-                principal: Some(Principal::User {
-                    name: s.user,
-                    admin: s.admin,
-                }),
-                session,
-            });
+        match mount.access {
+            Access::SessionOrToken(needs) => {
+                if let Some(s) = session.as_deref().and_then(|id| self.auth.session(id)) {
+                    return Ok(caller(Some(Principal::User {
+                        name: s.user,
+                        admin: s.admin,
+                    })));
+                }
+                self.token_principal(req)
+                    .await
+                    .map(|p| caller(Some(p)))
+                    .ok_or(Refusal::Unauthorized(needs))
+            }
+            Access::Token { served, needs, off } => match self.token_principal(req).await {
+                None => Err(Refusal::Unauthorized(needs)),
+                Some(_) if !served => Err(Refusal::Forbidden(off)),
+                Some(p) => Ok(caller(Some(p))),
+            },
         }
-        match self.token_principal(req).await {
-            Some(p) => Ok(station::Caller {
-                principal: Some(p),
-                session,
-            }),
-            None => Err(Refusal::Unauthorized(
-                "log in (POST /api/v1/login) or send an API token",
-            )),
-        }
-    }
-
-    async fn engine_call(&self, req: &Req, tcp: bool, path: &str) -> Result<(), Refusal> {
-        if !tcp || engine::is_ping(path) {
-            return Ok(());
-        }
-        if self.token_principal(req).await.is_none() {
-            return Err(Refusal::Unauthorized(
-                "the Engine API on TCP needs an API token (Authorization: Bearer; `depot token create`)",
-            ));
-        }
-        if !self.engine_tcp {
-            return Err(Refusal::Forbidden(
-                "the Engine API is not served on TCP here (engine_tcp = true enables it for token holders)",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -158,8 +230,13 @@ impl Handler for Api {
     }
 
     fn refuse(&self, status: StatusCode, message: &str) -> Resp {
-        // the plumbing refuses before routing: the Engine's shape, which the docker CLI prints
-        crate::web::secure(self.engine.refuse(status, message))
+        // the plumbing refuses before routing: in the shape of the catch-all API (the Engine's, which the docker
+        // CLI prints)
+        let r = match self.mounts.last() {
+            Some(m) => m.api.refuse(status, message),
+            None => crate::http::full(status, "text/plain; charset=utf-8", format!("{message}\n")),
+        };
+        crate::web::secure(r)
     }
 }
 
@@ -181,29 +258,110 @@ fn secure_cookies(r: &mut Resp) {
 
 impl Api {
     async fn route(&self, req: Req, tcp: bool, path: &str) -> Resp {
-        let api = self;
-        {
-            match station::strip_base(path) {
-                Some(rest) => match api.station_call(&req, tcp, rest).await {
-                    Ok(caller) => api.station.handle(req, caller).await,
-                    Err(Refusal::Unauthorized(m)) => {
-                        station::StationError::new(StatusCode::UNAUTHORIZED, m).into_response()
-                    }
-                    Err(Refusal::Forbidden(m)) => station::StationError::new(StatusCode::FORBIDDEN, m).into_response(),
-                },
-                None => match api.engine_call(&req, tcp, path).await {
-                    Ok(()) => api.engine.handle(req).await,
-                    Err(Refusal::Unauthorized(m)) => {
-                        let mut r = api.engine.refuse(StatusCode::UNAUTHORIZED, m);
-                        r.headers_mut().insert(
-                            "www-authenticate",
-                            "Bearer realm=\"depot\"".parse().expect("static header"),
-                        );
-                        r
-                    }
-                    Err(Refusal::Forbidden(m)) => api.engine.refuse(StatusCode::FORBIDDEN, m),
-                },
-            }
+        let Some((mount, rest)) = self.mounts.iter().find_map(|m| Some((m, m.strip(path)?))) else {
+            return crate::http::full(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "page not found\n");
+        };
+        match self.admit(mount, &req, tcp, rest).await {
+            Ok(caller) => mount.api.handle(req, caller).await,
+            Err(Refusal::Unauthorized(m)) => mount.api.refuse(StatusCode::UNAUTHORIZED, m),
+            Err(Refusal::Forbidden(m)) => mount.api.refuse(StatusCode::FORBIDDEN, m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{full, serve_tcp, TcpPolicy};
+    use std::io::{Read, Write};
+
+    /// An API that answers with its name and the path below its mount; `/open` is public.
+    struct Named(&'static str);
+
+    impl Served for Named {
+        fn is_public(&self, _req: &Req, rest: &str) -> bool {
+            rest == "/open"
+        }
+        fn handle(&self, req: Req, caller: Caller) -> Answering<'_> {
+            let body = format!("{} {} {}", self.0, req.uri().path(), caller.user());
+            Box::pin(async move { full(StatusCode::OK, "text/plain", body) })
+        }
+        fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+            full(status, "text/plain", format!("{} refuses: {message}", self.0))
+        }
+    }
+
+    fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        let status = r[9..12].parse().unwrap();
+        (status, r.split_once("\r\n\r\n").unwrap().1.to_string())
+    }
+
+    /// A new API is one row: its base, its answers and its policy; the rows before it keep theirs.
+    #[test]
+    fn each_row_routes_its_bases_with_its_own_access_policy() {
+        let db = Arc::new(crate::store::Db::open_in_memory().unwrap());
+        let auth = Arc::new(Auth::new(db));
+        let (token, _) = auth.create_token("ci").unwrap();
+        let api = Api::of(
+            vec![
+                Mount {
+                    bases: &["/v2"],
+                    api: Arc::new(Named("registry")),
+                    access: Access::Token {
+                        served: true,
+                        needs: "a token",
+                        off: "off",
+                    },
+                },
+                Mount {
+                    bases: &["/closed"],
+                    api: Arc::new(Named("closed")),
+                    access: Access::Token {
+                        served: false,
+                        needs: "a token",
+                        off: "not served",
+                    },
+                },
+                Mount {
+                    bases: &[""],
+                    api: Arc::new(Named("rest")),
+                    access: Access::SessionOrToken("log in"),
+                },
+            ],
+            auth,
+        );
+        let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler: Arc<dyn Handler> = Arc::new(api);
+        std::thread::spawn(move || smol::block_on(serve_tcp(listener, handler, TcpPolicy::default(), 16)));
+
+        assert_eq!(get(addr, "/v2/x", None), (401, "registry refuses: a token".into()));
+        assert_eq!(get(addr, "/v2/x", Some(&token)), (200, "registry /v2/x ci".into()));
+        assert_eq!(get(addr, "/v2/open", None), (200, "registry /v2/open anonymous".into()));
+        assert_eq!(
+            get(addr, "/v2", Some("dpt_wrong")),
+            (401, "registry refuses: a token".into())
+        );
+        // a base matches whole segments only: /v2x is the catch-all's
+        assert_eq!(get(addr, "/v2x", None), (401, "rest refuses: log in".into()));
+        assert_eq!(
+            get(addr, "/closed/x", Some(&token)),
+            (403, "closed refuses: not served".into())
+        );
+        assert_eq!(get(addr, "/closed/x", None), (401, "closed refuses: a token".into()));
+        assert_eq!(get(addr, "/other", Some(&token)), (200, "rest /other ci".into()));
+        assert_eq!(get(addr, "/open", None), (200, "rest /open anonymous".into()));
     }
 }

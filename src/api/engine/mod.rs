@@ -12,11 +12,9 @@ mod system;
 mod timestamp;
 
 use crate::error::ErrorClass;
-use crate::http::{decoded_path, full, json, Found, Handler, Params, Req, Resp, Router};
+use crate::http::{decoded_path, full, json, Found, Params, Req, Resp, Router};
 use crate::image::{ImageError, ImageService};
 use hyper::{Method, StatusCode};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 pub const API_VERSION: &str = "1.47";
@@ -89,6 +87,28 @@ impl Engine {
             images,
             routes: Arc::new(routes()),
         }
+    }
+}
+
+impl crate::api::Served for Engine {
+    fn is_public(&self, _req: &Req, rest: &str) -> bool {
+        is_ping(rest)
+    }
+
+    fn handle(&self, req: Req, _caller: crate::api::Caller) -> crate::api::Answering<'_> {
+        Box::pin(async move { with_headers(self.route(req).await) })
+    }
+
+    /// A 401 names the scheme, as a registry's does, so a client knows to send a token.
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+        let mut r = with_headers(ApiError::new(status, message).into_response());
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                "www-authenticate",
+                "Bearer realm=\"depot\"".parse().expect("static header"),
+            );
+        }
+        r
     }
 }
 
@@ -242,20 +262,6 @@ impl ApiVersion<'_> {
 
     pub fn before(&self, v: &str) -> bool {
         version_cmp(self.0, v) == std::cmp::Ordering::Less
-    }
-}
-
-impl Handler for Engine {
-    fn handle(&self, req: Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> {
-        let engine = self.clone();
-        Box::pin(async move {
-            let r = engine.route(req).await;
-            with_headers(r)
-        })
-    }
-
-    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
-        with_headers(ApiError::new(status, message).into_response())
     }
 }
 

@@ -253,23 +253,19 @@ impl From<&ImageError> for StationError {
 
 type Answer = Result<Resp, StationError>;
 
-/// Who is asking, as the gate established it.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Option<Principal>,
-    /// The session cookie's value, when one came with the request.
-    pub session: Option<String>,
-}
+pub use crate::api::Caller;
 
-impl Caller {
-    /// The user name events and answers show.
-    pub fn user(&self) -> &str {
-        match &self.principal {
-            Some(Principal::User { name, .. }) => name,
-            Some(Principal::Token { name, .. }) => name,
-            Some(Principal::Local) => "admin",
-            None => "anonymous",
-        }
+impl crate::api::Served for Station {
+    fn is_public(&self, req: &Req, rest: &str) -> bool {
+        self.find(req.method(), rest).is_some_and(is_public)
+    }
+
+    fn handle(&self, req: Req, caller: Caller) -> crate::api::Answering<'_> {
+        Box::pin(Station::handle(self, req, caller))
+    }
+
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+        StationError::new(status, message).into_response()
     }
 }
 
