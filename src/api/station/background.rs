@@ -13,7 +13,7 @@ use crate::reference::Reference;
 use crate::store::DownloadState;
 use crate::sync::Locked;
 use hyper::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -107,23 +107,27 @@ impl Tasks {
     }
 }
 
-fn task_json(t: &Task) -> Value {
-    json!({
-        "id": t.id,
-        "category": t.category,
-        "name": t.name,
-        "params": t.params,
-        "user": t.user,
-        "init": t.init,
-        "start": t.start,
-        "end": t.end,
-        "state": t.state.as_str(),
-        "detail_state": t.message.clone().unwrap_or_else(|| t.state.as_str().to_string()),
-        "progress": t.progress,
-        "result": match t.state { State::Completed => 0, State::Failed => 1, _ => -1 },
-        "message": t.message,
-        "deletable": t.state.ended() || t.download.is_some(),
-    })
+fn task_json(t: &Task) -> super::dto::Task {
+    super::dto::Task {
+        category: t.category,
+        deletable: t.state.ended() || t.download.is_some(),
+        detail_state: t.message.clone().unwrap_or_else(|| t.state.as_str().to_string()),
+        end: t.end,
+        id: t.id,
+        init: t.init,
+        message: t.message.clone(),
+        name: t.name.clone(),
+        params: t.params.clone(),
+        progress: t.progress,
+        result: match t.state {
+            State::Completed => 0,
+            State::Failed => 1,
+            _ => -1,
+        },
+        start: t.start,
+        state: t.state.as_str(),
+        user: t.user.clone(),
+    }
 }
 
 /// A download task reads its state from its download.
@@ -213,7 +217,7 @@ pub async fn delete(st: &Station, caller: &Caller, id: &str) -> Answer {
         let _ = blocking(move || downloads.cancel(d)).await;
     }
     st.tasks.list.locked().retain(|x| x.id != t.id);
-    ok(&json!({}))
+    ok(&super::dto::Done {})
 }
 
 #[derive(serde::Deserialize)]

@@ -5,11 +5,11 @@
 //! `offset` the number to stop before (default: all there are). The answer's `index` is the first number it
 //! holds and its `offset` the number to ask from next time, so a poller passes `index=<offset>` back.
 
+use super::dto;
 use super::{ok, Answer, Station, StationError};
 use crate::events::{Action, Event};
 use crate::http::{query_get, query_pairs, Req};
 use crate::reference::Reference;
-use serde_json::{json, Value};
 
 /// Who the log names: the bus does not record the user of an operation.
 const USER: &str = "system";
@@ -22,65 +22,97 @@ fn name_tag(r: &str) -> (String, String) {
     }
 }
 
-/// The event's JSON in the station's words.
-fn body(e: &Event) -> Value {
+/// The event in the station's words.
+fn body(e: &Event) -> dto::Event {
     let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
     let name = attr("name");
-    let image = |action: &str, state: &str, r: &str| {
-        let (n, t) = name_tag(r);
-        json!({"action": action, "state": state, "name": n, "tag": t, "repository": "dockerhub", "type": "docker"})
+    let docker = |action, state, repository: &str, (n, t): (String, String)| dto::Event {
+        action,
+        state,
+        name: Some(n),
+        tag: Some(t),
+        repository: Some(repository.to_string()),
+        kind: "docker",
+        ..Default::default()
     };
+    let image = |action, state, r: &str| docker(action, state, "dockerhub", name_tag(r));
     // DIST/RELEASE/ARCH and VARIANT, as the lxc routes name a template; its source where it came from one
-    let template = |action: &str, state: &str| {
+    let template = |action, state| {
         let (n, t) = e.actor.rsplit_once('/').unwrap_or((&e.actor, ""));
-        let from = e.attributes.get("source").map_or("local", String::as_str);
-        json!({"action": action, "state": state, "name": n, "tag": t, "repository": from, "type": "lxc"})
+        dto::Event {
+            action,
+            state,
+            name: Some(n.to_string()),
+            tag: Some(t.to_string()),
+            repository: Some(e.attributes.get("source").map_or("local", String::as_str).to_string()),
+            kind: "lxc",
+            ..Default::default()
+        }
+    };
+    let local = |action, state| dto::Event {
+        action,
+        state,
+        id: Some(e.actor.clone()),
+        kind: "docker",
+        ..Default::default()
     };
     match e.action {
         Action::Pull => image("download", "success", &e.actor),
-        Action::PullFailed => {
-            let mut v = image("download", "error", &e.actor);
-            v["message"] = json!(attr("error"));
-            v
-        }
-        Action::Untag => {
-            let (n, t) = name_tag(e.reference.as_deref().unwrap_or(&name));
-            json!({"action": "delete", "state": "success", "name": n, "tag": t, "repository": "local", "type": "docker"})
-        }
-        Action::Delete => {
-            json!({"action": "delete", "state": "success", "id": e.actor, "repository": "local", "type": "docker"})
-        }
+        Action::PullFailed => dto::Event {
+            message: Some(attr("error")),
+            ..image("download", "error", &e.actor)
+        },
+        Action::Untag => docker(
+            "delete",
+            "success",
+            "local",
+            name_tag(e.reference.as_deref().unwrap_or(&name)),
+        ),
+        Action::Delete => dto::Event {
+            repository: Some("local".into()),
+            ..local("delete", "success")
+        },
         Action::Tag | Action::Load | Action::Import => {
             let (n, t) = name_tag(&name);
-            json!({"action": "update", "category": "local", "state": e.action.as_str(), "name": n, "tag": t,
-                   "id": e.actor, "type": "docker"})
+            dto::Event {
+                category: Some("local"),
+                name: Some(n),
+                tag: Some(t),
+                ..local("update", e.action.as_str())
+            }
         }
         Action::Push => image("push", "success", &e.actor),
-        Action::Save => json!({"action": "export", "state": "success", "id": e.actor, "name": name, "type": "docker"}),
-        Action::Prune => json!({"action": "prune", "state": "success",
-                                "reclaimed": attr("reclaimed"), "type": "docker"}),
+        Action::Save => dto::Event {
+            name: Some(name.clone()),
+            ..local("export", "success")
+        },
+        Action::Prune => dto::Event {
+            action: "prune",
+            state: "success",
+            reclaimed: Some(attr("reclaimed")),
+            kind: "docker",
+            ..Default::default()
+        },
         Action::TemplatePull => template("download", "success"),
-        Action::TemplatePullFailed => {
-            let mut v = template("download", "error");
-            v["message"] = json!(attr("error"));
-            v
-        }
+        Action::TemplatePullFailed => dto::Event {
+            message: Some(attr("error")),
+            ..template("download", "error")
+        },
         Action::TemplateDelete => template("delete", "success"),
-        Action::TemplateUnpack => {
-            let mut v = template("unpack", "success");
-            v["path"] = json!(attr("dest"));
-            v
-        }
-        Action::TemplateConvert => {
-            let mut v = template("convert", "success");
-            v["from"] = json!(attr("from"));
-            v
-        }
+        Action::TemplateUnpack => dto::Event {
+            path: Some(attr("dest")),
+            ..template("unpack", "success")
+        },
+        Action::TemplateConvert => dto::Event {
+            from: Some(attr("from")),
+            ..template("convert", "success")
+        },
     }
 }
 
 fn message(e: &Event) -> String {
-    format!("image:{USER}:{}:{}", e.time_nano / 1_000_000_000, body(e))
+    let body = serde_json::to_string(&body(e)).unwrap_or_default();
+    format!("image:{USER}:{}:{body}", e.time_nano / 1_000_000_000)
 }
 
 pub async fn events(st: &Station, req: &Req) -> Answer {
@@ -100,16 +132,17 @@ pub async fn events(st: &Station, req: &Req) -> Answer {
     let picked: Vec<&(u64, Event)> = all.iter().filter(|(n, _)| until.is_none_or(|u| *n < u)).collect();
     let first = picked.first().map_or(from.min(next), |(n, _)| *n);
     let after = picked.last().map_or(first, |(n, _)| n + 1);
-    ok(&json!({
-        "index": first,
-        "messages": picked.iter().map(|(_, e)| message(e)).collect::<Vec<_>>(),
-        "offset": after,
-    }))
+    ok(&dto::EventPage {
+        index: first,
+        messages: picked.iter().map(|(_, e)| message(e)).collect(),
+        offset: after,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use std::collections::BTreeMap;
 
     #[test]

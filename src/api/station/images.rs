@@ -1,13 +1,17 @@
 //! The image endpoints (spec §1.3): the list by category, inspect (local and remote), a repository's tags,
 //! delete, and downloads to start, watch, pause, resume and cancel.
 
+use super::dto::{
+    CatalogItem, Done, DownloadItem, HubHit, Item, Listing, LocalImage, OfficialItem, RemoteImage, Settings, Started,
+    Storage, Tags,
+};
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
 use crate::image::DownloadStatus;
 use crate::reference::Reference;
 use crate::store::DownloadState;
 use hyper::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Downloads `downloadstatus` lists, newest.
@@ -39,11 +43,12 @@ fn reference(name: &str, tag: &str) -> Result<Reference, StationError> {
     Reference::parse(&format!("{name}:{tag}")).map_err(|e| StationError::bad_request(e.to_string()))
 }
 
-/// Local images grouped by repository: familiar name → [(tag, size, image row)], tags sorted.
-fn local_repos(
-    rows: &[crate::store::db::ImageRow],
-) -> BTreeMap<String, Vec<(String, u64, &crate::store::db::ImageRow)>> {
-    let mut repos: BTreeMap<String, Vec<(String, u64, &crate::store::db::ImageRow)>> = BTreeMap::new();
+/// A local tag: (tag, size, its image's row).
+type LocalTag<'r> = (String, u64, &'r crate::store::db::ImageRow);
+
+/// Local images grouped by repository: familiar name → its tags, sorted.
+fn local_repos(rows: &[crate::store::db::ImageRow]) -> BTreeMap<String, Vec<LocalTag<'_>>> {
+    let mut repos: BTreeMap<String, Vec<LocalTag<'_>>> = BTreeMap::new();
     for row in rows {
         for t in &row.tags {
             if let Ok(r) = Reference::parse(t) {
@@ -71,166 +76,215 @@ fn downloading(list: &[DownloadStatus]) -> std::collections::HashSet<String> {
         .collect()
 }
 
+/// The categories of `GET /image`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    Local,
+    Lxc,
+    Dockerhub,
+    Qnap,
+    Official,
+}
+
+/// `GET /image?category=&type=&filter_text=`, parsed.
+struct ListQuery {
+    category: Category,
+    /// `docker`, `lxc` or empty (both), as asked: the answer repeats it.
+    image_type: String,
+    /// As asked; matched case-insensitively.
+    filter: String,
+}
+
+impl ListQuery {
+    fn parse(req: &Req) -> Result<ListQuery, StationError> {
+        let q = query_pairs(req.uri().query());
+        let image_type = query_get(&q, "type").unwrap_or("").to_string();
+        if !matches!(image_type.as_str(), "" | "docker" | "lxc") {
+            return Err(StationError::bad_request(format!(
+                "type {image_type:?}: expected docker, lxc or nothing"
+            )));
+        }
+        let category = match query_get(&q, "category").unwrap_or("local") {
+            "local" => Category::Local,
+            "lxc" => Category::Lxc,
+            "dockerhub" => Category::Dockerhub,
+            "qnap" => Category::Qnap,
+            "official" => Category::Official,
+            other => {
+                return Err(StationError::bad_request(format!(
+                    "category {other:?}: expected local, qnap, official, dockerhub or lxc"
+                )))
+            }
+        };
+        Ok(ListQuery {
+            category,
+            image_type,
+            filter: query_get(&q, "filter_text").unwrap_or("").to_string(),
+        })
+    }
+
+    fn category_name(&self) -> &'static str {
+        match self.category {
+            Category::Local => "local",
+            Category::Lxc => "lxc",
+            Category::Dockerhub => "dockerhub",
+            Category::Qnap => "qnap",
+            Category::Official => "official",
+        }
+    }
+
+    fn listing(&self, results: Vec<Item>) -> Listing<Item> {
+        Listing::of(self.category_name(), &self.filter, &self.image_type, results)
+    }
+}
+
 pub async fn list(st: &Station, req: &Req) -> Answer {
-    let q = query_pairs(req.uri().query());
-    let category = query_get(&q, "category").unwrap_or("local").to_string();
-    let image_type = query_get(&q, "type").unwrap_or("").to_string();
-    let filter = query_get(&q, "filter_text").unwrap_or("").to_string();
-    if !matches!(image_type.as_str(), "" | "docker" | "lxc") {
-        return Err(StationError::bad_request(format!(
-            "type {image_type:?}: expected docker, lxc or nothing"
-        )));
+    let q = ListQuery::parse(req)?;
+    match q.category {
+        Category::Local => ok(&q.listing(local(st, &q).await?)),
+        Category::Lxc => super::lxc::available(st, req, q.filter.to_lowercase()).await,
+        Category::Dockerhub => ok(&q.listing(hub(st, &q).await?)),
+        Category::Qnap | Category::Official => catalog(st, &q).await,
+    }
+}
+
+/// `category=local`: local repositories, then kept templates, matching the filter.
+async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
+    let needle = q.filter.to_lowercase();
+    let templates = match q.image_type.as_str() {
+        "docker" => Vec::new(),
+        _ => super::lxc::local(st, needle.clone()).await?,
+    };
+    if q.image_type == "lxc" {
+        return Ok(templates);
     }
     let images = st.images.clone();
-    let results: Vec<Value> = match category.as_str() {
-        "local" => {
-            let wants_docker = image_type != "lxc";
-            let needle = filter.to_lowercase();
-            let mut templates = if image_type != "docker" {
-                super::lxc::local(st, needle.clone()).await?
-            } else {
-                Vec::new()
-            };
-            let mut docker = blocking(move || -> Result<Vec<Value>, StationError> {
-                if !wants_docker {
-                    return Ok(Vec::new());
-                }
-                let rows = images.list()?;
-                let busy = downloading(&images.downloads(STATUS_LIMIT)?);
-                Ok(local_repos(&rows)
-                    .into_iter()
-                    .filter(|(name, _)| name.to_lowercase().contains(&needle))
-                    .map(|(name, tags)| {
-                        json!({
-                            "description": "",
-                            "downloading": busy.contains(&name),
-                            "icon": "",
-                            "installed": true,
-                            "is_latest": tags.iter().filter(|t| t.0 == "latest").map(|t| &t.0).collect::<Vec<_>>(),
-                            "name": name,
-                            "repository": "local",
-                            "size": tags.iter().map(|t| t.1).collect::<Vec<_>>(),
-                            "tags": tags.iter().map(|t| &t.0).collect::<Vec<_>>(),
-                            // depot's additions, parallel to tags
-                            "created": tags.iter().map(|t| t.2.created).collect::<Vec<_>>(),
-                            "architecture": tags.iter().map(|t| match &t.2.variant {
-                                Some(v) => format!("{}/{v}", t.2.architecture),
-                                None => t.2.architecture.clone(),
-                            }).collect::<Vec<_>>(),
-                            "type": "docker",
-                        })
-                    })
-                    .collect())
+    let mut docker = blocking(move || -> Result<Vec<Item>, StationError> {
+        let rows = images.list()?;
+        let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+        Ok(local_repos(&rows)
+            .into_iter()
+            .filter(|(name, _)| name.to_lowercase().contains(&needle))
+            .map(|(name, tags)| Item::Image(local_image(name, &tags, &busy)))
+            .collect())
+    })
+    .await?;
+    docker.extend(templates);
+    Ok(docker)
+}
+
+/// A local repository with its tags (name order).
+fn local_image(name: String, tags: &[LocalTag<'_>], busy: &std::collections::HashSet<String>) -> LocalImage {
+    LocalImage {
+        architecture: tags
+            .iter()
+            .map(|t| match &t.2.variant {
+                Some(v) => format!("{}/{v}", t.2.architecture),
+                None => t.2.architecture.clone(),
             })
-            .await?;
-            docker.append(&mut templates);
-            docker
-        }
-        "lxc" => return super::lxc::available(st, req, filter.to_lowercase()).await,
-        "dockerhub" => {
-            if image_type == "lxc" {
-                Vec::new()
-            } else if filter.trim().is_empty() {
-                return Err(StationError::bad_request(
-                    "filter_text is the search term of category dockerhub",
-                ));
-            } else {
-                blocking(move || -> Result<Vec<Value>, StationError> {
-                    let hits = images.search(filter.trim(), 25, None)?;
-                    let rows = images.list()?;
-                    let local = local_repos(&rows);
-                    let busy = downloading(&images.downloads(STATUS_LIMIT)?);
-                    Ok(hits
-                        .into_iter()
-                        .map(|h| {
-                            let location = if h.official {
-                                format!("https://hub.docker.com/_/{}", h.name)
-                            } else {
-                                format!("https://hub.docker.com/r/{}", h.name)
-                            };
-                            json!({
-                                "description": h.description,
-                                "downloading": busy.contains(&h.name),
-                                "installed": local.contains_key(&h.name),
-                                "is_official": h.official,
-                                "is_trusted": false,
-                                "location": location,
-                                "name": h.name,
-                                "repository": "dockerhub",
-                                "star_count": h.stars,
-                                "type": "docker",
-                            })
-                        })
-                        .collect())
+            .collect(),
+        created: tags.iter().map(|t| t.2.created).collect(),
+        description: "",
+        downloading: busy.contains(&name),
+        icon: "",
+        installed: true,
+        is_latest: tags.iter().filter(|t| t.0 == "latest").map(|t| t.0.clone()).collect(),
+        name,
+        repository: "local",
+        size: tags.iter().map(|t| t.1).collect(),
+        tags: tags.iter().map(|t| t.0.clone()).collect(),
+        kind: "docker",
+    }
+}
+
+/// `category=dockerhub`: a search of Docker Hub (or its mirror) for the filter.
+async fn hub(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
+    if q.image_type == "lxc" {
+        return Ok(Vec::new());
+    }
+    let term = q.filter.trim().to_string();
+    if term.is_empty() {
+        return Err(StationError::bad_request(
+            "filter_text is the search term of category dockerhub",
+        ));
+    }
+    let images = st.images.clone();
+    blocking(move || -> Result<Vec<Item>, StationError> {
+        let hits = images.search(&term, 25, None)?;
+        let rows = images.list()?;
+        let local = local_repos(&rows);
+        let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+        Ok(hits
+            .into_iter()
+            .map(|h| {
+                Item::Hub(HubHit {
+                    description: h.description,
+                    downloading: busy.contains(&h.name),
+                    installed: local.contains_key(&h.name),
+                    is_official: h.official,
+                    is_trusted: false,
+                    location: match h.official {
+                        true => format!("https://hub.docker.com/_/{}", h.name),
+                        false => format!("https://hub.docker.com/r/{}", h.name),
+                    },
+                    name: h.name,
+                    repository: "dockerhub",
+                    star_count: h.stars,
+                    kind: "docker",
                 })
-                .await?
-            }
-        }
-        "qnap" | "official" => {
-            let fetcher = images.clone();
-            let fetch: std::sync::Arc<crate::catalog::Fetch> =
-                std::sync::Arc::new(move |url: &str, path: &std::path::Path| {
-                    fetcher.download(url, path).map_err(|e| e.to_string())
-                });
-            let (entries, source) = st.catalog.entries(fetch);
-            let official = category == "official";
-            let needle = filter.to_lowercase();
-            let wanted = image_type.clone();
-            let items = blocking(move || -> Result<Vec<Value>, StationError> {
-                let arch = crate::catalog::arch_of(&images.default_platform());
-                let rows = images.list()?;
-                let local = local_repos(&rows);
-                let busy = downloading(&images.downloads(STATUS_LIMIT)?);
-                Ok(entries
-                    .iter()
-                    .filter(|e| e.arch == arch)
-                    .filter(|e| wanted.is_empty() || e.kind.as_str() == wanted)
-                    .filter(|e| !official || (e.kind == crate::catalog::Kind::Docker && !e.name.contains('/')))
-                    .filter(|e| {
-                        needle.is_empty()
-                            || [&e.name, &e.title, &e.description]
-                                .iter()
-                                .any(|t| t.to_lowercase().contains(&needle))
-                    })
-                    .map(|e| catalog_item(e, official, &local, &busy))
-                    .collect())
             })
-            .await?;
-            return ok(&json!({
-                "category": category,
-                "filter_text": query_get(&q, "filter_text").unwrap_or(""),
-                "results": items,
-                "total_count": items.len(),
-                "type": image_type,
-                "source": match source {
-                    crate::catalog::Source::Fetched => "fetched",
-                    crate::catalog::Source::Cached => "cached",
-                    crate::catalog::Source::Shipped => "shipped",
-                },
-            }));
-        }
-        other => {
-            return Err(StationError::bad_request(format!(
-                "category {other:?}: expected local, qnap, official, dockerhub or lxc"
-            )))
-        }
-    };
-    ok(&json!({
-        "category": category,
-        "filter_text": query_get(&q, "filter_text").unwrap_or(""),
-        "results": results,
-        "total_count": results.len(),
-        "type": image_type,
-    }))
+            .collect())
+    })
+    .await
+}
+
+/// `category=qnap|official`: the vendor's catalog for this NAS's architecture, and where it came from.
+async fn catalog(st: &Station, q: &ListQuery) -> Answer {
+    let images = st.images.clone();
+    let fetcher = images.clone();
+    let fetch: std::sync::Arc<crate::catalog::Fetch> = std::sync::Arc::new(move |url: &str, path: &std::path::Path| {
+        fetcher.download(url, path).map_err(|e| e.to_string())
+    });
+    let (entries, source) = st.catalog.entries(fetch);
+    let official = q.category == Category::Official;
+    let needle = q.filter.to_lowercase();
+    let wanted = q.image_type.clone();
+    let items = blocking(move || -> Result<Vec<Item>, StationError> {
+        let arch = crate::catalog::arch_of(&images.default_platform());
+        let rows = images.list()?;
+        let local = local_repos(&rows);
+        let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+        Ok(entries
+            .iter()
+            .filter(|e| e.arch == arch)
+            .filter(|e| wanted.is_empty() || e.kind.as_str() == wanted)
+            .filter(|e| !official || (e.kind == crate::catalog::Kind::Docker && !e.name.contains('/')))
+            .filter(|e| {
+                needle.is_empty()
+                    || [&e.name, &e.title, &e.description]
+                        .iter()
+                        .any(|t| t.to_lowercase().contains(&needle))
+            })
+            .map(|e| catalog_item(e, official, &local, &busy))
+            .collect())
+    })
+    .await?;
+    let mut listing = q.listing(items);
+    listing.source = Some(match source {
+        crate::catalog::Source::Fetched => "fetched",
+        crate::catalog::Source::Cached => "cached",
+        crate::catalog::Source::Shipped => "shipped",
+    });
+    ok(&listing)
 }
 
 /// A catalog entry as the `qnap` or `official` category shows it (spec §1.3).
 fn catalog_item(
     e: &crate::catalog::Entry,
     official: bool,
-    local: &BTreeMap<String, Vec<(String, u64, &crate::store::db::ImageRow)>>,
+    local: &BTreeMap<String, Vec<LocalTag<'_>>>,
     busy: &std::collections::HashSet<String>,
-) -> Value {
+) -> Item {
     let docker = e.kind == crate::catalog::Kind::Docker;
     // a Docker entry is installed when its repository has the catalog's version (any tag, when it names none)
     let installed = docker
@@ -239,21 +293,42 @@ fn catalog_item(
             .is_some_and(|tags| e.version.is_empty() || tags.iter().any(|t| t.0 == e.version));
     let downloading = docker && busy.contains(&e.name);
     if official {
-        return json!({
-            "arch": e.arch, "description": e.description, "downloading": downloading, "icon": e.icon,
-            "installed": installed, "is_official": true, "location": e.location,
-            "name": if e.version.is_empty() { e.name.clone() } else { format!("{}:{}", e.name, e.version) },
-            "repository": "dockerhub", "title": e.title, "type": "docker", "version": e.version,
+        return Item::Official(OfficialItem {
+            arch: e.arch.clone(),
+            description: e.description.clone(),
+            downloading,
+            icon: e.icon.clone(),
+            installed,
+            is_official: true,
+            location: e.location.clone(),
+            name: match e.version.is_empty() {
+                true => e.name.clone(),
+                false => format!("{}:{}", e.name, e.version),
+            },
+            repository: "dockerhub",
+            title: e.title.clone(),
+            kind: "docker",
+            version: e.version.clone(),
         });
     }
-    json!({
-        "arch": e.arch, "description": e.description, "downloading": downloading, "icon": e.icon,
-        "inspect": if docker { String::new() } else { e.inspect.clone() },
-        // LXC templates are not kept by this depot yet: none is installed
-        "installed": installed, "name": e.name,
-        "repository": if docker { "dockerhub" } else { e.repository.as_str() },
-        "size": Value::Null, "title": e.title, "type": e.kind.as_str(), "version": e.version,
-        "location": e.location,
+    Item::Catalog(CatalogItem {
+        arch: e.arch.clone(),
+        description: e.description.clone(),
+        downloading,
+        icon: e.icon.clone(),
+        inspect: if docker { String::new() } else { e.inspect.clone() },
+        installed,
+        location: e.location.clone(),
+        name: e.name.clone(),
+        repository: if docker {
+            "dockerhub".into()
+        } else {
+            e.repository.clone()
+        },
+        size: None,
+        title: e.title.clone(),
+        kind: e.kind.as_str().to_string(),
+        version: e.version.clone(),
     })
 }
 
@@ -282,14 +357,14 @@ pub async fn remote_inspect(st: &Station, image_type: &str, name: &str, tag: &st
     })
     .await?;
     let doc = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap_or(Value::Null);
-    ok(&json!({
-        "digest": remote.digest.to_string(),
-        "manifest_digest": remote.manifest_digest.to_string(),
-        "platform": platform.to_string(),
-        "size": remote.size,
-        "manifest": doc(&remote.manifest),
-        "config": doc(&remote.config),
-    }))
+    ok(&RemoteImage {
+        config: doc(&remote.config),
+        digest: remote.digest.to_string(),
+        manifest: doc(&remote.manifest),
+        manifest_digest: remote.manifest_digest.to_string(),
+        platform: platform.to_string(),
+        size: remote.size,
+    })
 }
 
 /// `…/dockerhub/docker/{is_official}/{name}/tags`: the registry's tags (every page) and which are local.
@@ -317,8 +392,8 @@ pub async fn tags(st: &Station, official: &str, name: &str) -> Answer {
         Ok((tags, local))
     })
     .await?;
-    let installed: Vec<&String> = local.iter().filter(|t| tags.contains(t)).collect();
-    ok(&json!({"installed": installed, "tags": tags}))
+    let installed = local.into_iter().filter(|t| tags.contains(t)).collect();
+    ok(&Tags { installed, tags })
 }
 
 /// `DELETE …/image/local/{type}/{name}[/{tag}]`: one tag, or every tag of the repository. A name may contain
@@ -358,7 +433,7 @@ pub async fn delete(st: &Station, image_type: &str, path: &str) -> Answer {
         Ok(())
     })
     .await?;
-    ok(&json!({}))
+    ok(&Done {})
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -428,7 +503,7 @@ pub async fn download(st: &Station, req: Req, repository: &str, image_type: &str
         Ok(())
     };
     futures_lite::future::or(planned, timeout).await?;
-    Ok(crate::http::json(StatusCode::OK, &json!({"id": job.download})))
+    Ok(crate::http::json(StatusCode::OK, &Started { id: job.download }))
 }
 
 fn status_name(d: &DownloadStatus, window_closed: bool) -> &'static str {
@@ -445,7 +520,7 @@ fn status_name(d: &DownloadStatus, window_closed: bool) -> &'static str {
 }
 
 /// The downloads as `downloadstatus` shows them, newest first.
-fn status_items(list: &[DownloadStatus], settings: &crate::image::DownloadSettings) -> Vec<Value> {
+fn status_items(list: &[DownloadStatus], settings: &crate::image::DownloadSettings) -> Vec<DownloadItem> {
     let waiting_why = settings
         .window
         .filter(|_| settings.closed)
@@ -475,24 +550,24 @@ fn status_items(list: &[DownloadStatus], settings: &crate::image::DownloadSettin
                 (_, Some(t)) if t > 0 => Some(((d.done as f64 / t as f64) * 1000.0).floor() / 10.0),
                 _ => None,
             };
-            json!({
-                "id": d.row.id,
-                "name": name,
-                "tag": tag,
-                "type": if lxc { "lxc" } else { "docker" },
-                "status": status,
-                "percent": percent,
-                "bytes_done": d.done,
-                "bytes_total": d.total,
-                "rate": d.rate,
-                "message": match status {
+            DownloadItem {
+                bytes_done: d.done,
+                bytes_total: d.total,
+                created_at: d.row.created_at,
+                id: d.row.id,
+                message: match status {
                     "failed" => d.row.error.clone(),
                     "waiting" => waiting_why.clone(),
                     _ => None,
                 },
-                "created_at": d.row.created_at,
-                "updated_at": d.row.updated_at,
-            })
+                name,
+                percent,
+                rate: d.rate,
+                status,
+                tag,
+                kind: if lxc { "lxc" } else { "docker" },
+                updated_at: d.row.updated_at,
+            }
         })
         .collect()
 }
@@ -542,7 +617,7 @@ pub async fn download_events(st: &Station) -> Answer {
             let text = serde_json::to_string(&items).unwrap_or_default();
             let done = items
                 .iter()
-                .filter(|i| matches!(i["status"].as_str(), Some("complete" | "failed")))
+                .filter(|i| matches!(i.status, "complete" | "failed"))
                 .count();
             let mut out = String::new();
             if text != last {
@@ -594,7 +669,7 @@ pub async fn download_events(st: &Station) -> Answer {
 pub async fn storage(st: &Station) -> Answer {
     let images = st.images.clone();
     let (free, total, depot) = blocking(move || images.storage()).await?;
-    ok(&json!({"free": free, "total": total, "depot": depot}))
+    ok(&Storage { depot, free, total })
 }
 
 fn download_id(id: &str) -> Result<i64, StationError> {
@@ -606,30 +681,30 @@ pub async fn pause(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
     let downloads = st.downloads.clone();
     blocking(move || downloads.pause(id)).await?;
-    ok(&json!({}))
+    ok(&Done {})
 }
 
 pub async fn resume(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
     let downloads = st.downloads.clone();
     blocking(move || downloads.resume(id)).await?;
-    ok(&json!({}))
+    ok(&Done {})
 }
 
 pub async fn cancel(st: &Station, id: &str) -> Answer {
     let id = download_id(id)?;
     let downloads = st.downloads.clone();
     blocking(move || downloads.cancel(id)).await?;
-    ok(&json!({}))
+    ok(&Done {})
 }
 
-fn settings_json(s: &crate::image::DownloadSettings) -> Value {
-    json!({
-        "bandwidth_limit": s.bandwidth_limit,
-        "window": s.window.map(|w| w.to_string()),
-        "window_open": !s.closed,
-        "local_time": format!("{:02}:{:02}", s.local_minute / 60, s.local_minute % 60),
-    })
+fn settings_json(s: &crate::image::DownloadSettings) -> Settings {
+    Settings {
+        bandwidth_limit: s.bandwidth_limit,
+        local_time: format!("{:02}:{:02}", s.local_minute / 60, s.local_minute % 60),
+        window: s.window.map(|w| w.to_string()),
+        window_open: !s.closed,
+    }
 }
 
 pub async fn settings(st: &Station) -> Answer {

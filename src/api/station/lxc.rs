@@ -2,6 +2,7 @@
 //! docs/station-api.md). A template `DIST/RELEASE/ARCH/VARIANT` is `name` `DIST/RELEASE/ARCH` with `tag`
 //! `VARIANT`, so it fits the `{name…}/{tag}` routes of images.
 
+use super::dto::{Deleted, Item, Listing, LocalTemplate, Offer, Rootfs, Started, Template};
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::auth::Principal;
 use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
@@ -9,7 +10,7 @@ use crate::lxc::service::{Available, UnpackRequest};
 use crate::lxc::LxcError;
 use crate::store::db::LxcTemplateRow;
 use hyper::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `DIST/RELEASE/ARCH` + `VARIANT` of the routes.
 fn template_name(name: &str, tag: &str) -> String {
@@ -21,49 +22,49 @@ fn template_name(name: &str, tag: &str) -> String {
 }
 
 /// A kept template as the `local` list shows it.
-pub fn local_item(t: &LxcTemplateRow, downloading: bool) -> Value {
+pub fn local_item(t: &LxcTemplateRow, downloading: bool) -> LocalTemplate {
     let meta: crate::lxc::meta::Meta = serde_json::from_str(&t.meta).unwrap_or_default();
-    json!({
-        "description": meta.create_message.as_deref().map(str::trim).unwrap_or(""),
-        "downloading": downloading,
-        "icon": "",
-        "installed": true,
-        "name": format!("{}/{}/{}", t.dist, t.release, t.arch),
-        "repository": "local",
-        "size": [t.rootfs_size],
-        "tags": [t.variant],
-        "type": "lxc",
-        "build": t.build,
-        "source": t.source,
-        "arch": t.arch,
-        "created": t.created_at,
-    })
+    LocalTemplate {
+        arch: t.arch.clone(),
+        build: t.build.clone(),
+        created: t.created_at,
+        description: meta.create_message.as_deref().map(str::trim).unwrap_or("").to_string(),
+        downloading,
+        icon: "",
+        installed: true,
+        name: format!("{}/{}/{}", t.dist, t.release, t.arch),
+        repository: "local",
+        size: [t.rootfs_size],
+        source: t.source.clone(),
+        tags: [t.variant.clone()],
+        kind: "lxc",
+    }
 }
 
-fn offer_item(a: &Available) -> Value {
+fn offer_item(a: &Available) -> Item {
     let o = &a.offer;
-    json!({
-        "arch": o.name.arch,
-        "build": o.build,
-        "description": o.title,
-        "downloading": false,
-        "installed": a.installed,
-        "name": format!("{}/{}/{}", o.name.dist, o.name.release, o.name.arch),
-        "repository": a.source,
-        "size": o.rootfs.size,
-        "sha256": o.rootfs.sha256.as_ref().map(|d| d.to_string()),
-        "tags": [o.name.variant],
-        "title": o.title,
-        "type": "lxc",
-        "location": o.rootfs.url,
+    Item::Offer(Offer {
+        arch: o.name.arch.clone(),
+        build: o.build.clone(),
+        description: o.title.clone(),
+        downloading: false,
+        installed: a.installed,
+        location: o.rootfs.url.clone(),
+        name: format!("{}/{}/{}", o.name.dist, o.name.release, o.name.arch),
+        repository: a.source.clone(),
+        sha256: o.rootfs.sha256.as_ref().map(|d| d.to_string()),
+        size: o.rootfs.size,
+        tags: [o.name.variant.clone()],
+        title: o.title.clone(),
+        kind: "lxc",
     })
 }
 
 /// `category=local&type=lxc`: the kept templates matching `needle`.
-pub async fn local(st: &Station, needle: String) -> Result<Vec<Value>, StationError> {
+pub async fn local(st: &Station, needle: String) -> Result<Vec<Item>, StationError> {
     let lxc = st.lxc.clone();
     let images = st.images.clone();
-    blocking(move || -> Result<Vec<Value>, StationError> {
+    blocking(move || -> Result<Vec<Item>, StationError> {
         let busy: std::collections::HashSet<String> = images
             .downloads(200)?
             .into_iter()
@@ -74,7 +75,7 @@ pub async fn local(st: &Station, needle: String) -> Result<Vec<Value>, StationEr
             .templates()?
             .iter()
             .filter(|t| t.name.contains(&needle))
-            .map(|t| local_item(t, busy.contains(&t.name)))
+            .map(|t| Item::Template(local_item(t, busy.contains(&t.name))))
             .collect())
     })
     .await
@@ -88,18 +89,12 @@ pub async fn available(st: &Station, req: &Req, needle: String) -> Answer {
     let refresh = query_get(&q, "refresh").is_some_and(|v| v == "1" || v == "true");
     let lxc = st.lxc.clone();
     let list = blocking(move || lxc.available(arch.as_deref(), source.as_deref(), refresh)).await?;
-    let items: Vec<Value> = list
+    let items: Vec<Item> = list
         .iter()
         .filter(|a| a.offer.name.to_string().contains(&needle) || a.offer.title.to_lowercase().contains(&needle))
         .map(offer_item)
         .collect();
-    ok(&json!({
-        "category": "lxc",
-        "filter_text": needle,
-        "results": items,
-        "total_count": items.len(),
-        "type": "lxc",
-    }))
+    ok(&Listing::of("lxc", &needle, "lxc", items))
 }
 
 /// `GET /lxc/sources`: every source, its kind, URL, how many templates it offers, and whether its index came
@@ -134,7 +129,7 @@ pub async fn download(st: &Station, repository: &str, name: &str, tag: &str) -> 
         }
         async_io::Timer::after(std::time::Duration::from_millis(50)).await;
     }
-    Ok(crate::http::json(StatusCode::OK, &json!({"id": job.download})))
+    Ok(crate::http::json(StatusCode::OK, &Started { id: job.download }))
 }
 
 pub async fn inspect(st: &Station, name: &str, tag: &str) -> Answer {
@@ -142,18 +137,33 @@ pub async fn inspect(st: &Station, name: &str, tag: &str) -> Answer {
     let lxc = st.lxc.clone();
     let t = blocking(move || lxc.template(&name)).await?;
     let meta: Value = serde_json::from_str(&t.meta).unwrap_or(Value::Null);
-    ok(&json!({
-        "name": t.name, "dist": t.dist, "release": t.release, "arch": t.arch, "variant": t.variant,
-        "build": t.build, "source": t.source, "rootfs": {"digest": t.rootfs_digest.to_string(), "size": t.rootfs_size},
-        "meta_digest": t.meta_digest.map(|d| d.to_string()), "meta": meta, "created": t.created_at, "type": "lxc",
-    }))
+    ok(&Template {
+        arch: t.arch,
+        build: t.build,
+        created: t.created_at,
+        dist: t.dist,
+        meta,
+        meta_digest: t.meta_digest.map(|d| d.to_string()),
+        name: t.name,
+        release: t.release,
+        rootfs: Rootfs {
+            digest: t.rootfs_digest.to_string(),
+            size: t.rootfs_size,
+        },
+        source: t.source,
+        kind: "lxc",
+        variant: t.variant,
+    })
 }
 
 pub async fn delete(st: &Station, path: &str) -> Answer {
     let lxc = st.lxc.clone();
     let path = path.to_string();
     let t = blocking(move || lxc.remove(&path)).await?;
-    ok(&json!({"deleted": t.name, "freed": t.rootfs_size}))
+    ok(&Deleted {
+        deleted: t.name,
+        freed: t.rootfs_size,
+    })
 }
 
 #[derive(serde::Deserialize)]

@@ -5,6 +5,7 @@
 //! `/container-station/api/v1`), and every error as `{"error":{"code":N,"message":"…"}}`.
 
 mod background;
+pub mod dto;
 mod events;
 mod images;
 mod lxc;
@@ -184,7 +185,12 @@ impl StationError {
     pub fn into_response(self) -> Resp {
         let mut r = json(
             self.status,
-            &serde_json::json!({"error": {"code": self.status.as_u16(), "message": self.message}}),
+            &dto::Error {
+                error: dto::ErrorBody {
+                    code: self.status.as_u16(),
+                    message: &self.message,
+                },
+            },
         );
         if let Some(s) = self.retry_after {
             r.headers_mut().insert("retry-after", s.into());

@@ -1,42 +1,51 @@
 //! Private registries (`/registry/`) and private image records (`POST/GET/PATCH/DELETE /image/`): the
 //! Tutum-style resources of the station API. Passwords are write-only.
 
+use super::dto;
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{json, query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
 use crate::image::registries::{PrivateImage, RegistryInfo, RegistryPatch};
 use crate::store::db::PrivateImageRow;
 use hyper::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-fn registry_json(r: &RegistryInfo) -> Value {
-    json!({
-        "id": r.id, "name": r.name, "url": r.url, "host": r.host, "username": r.username,
-        "has_password": r.has_password, "insecure": r.insecure,
-        "resource_uri": format!("/api/v1/registry/{}/", r.id),
-    })
+fn registry_json(r: &RegistryInfo) -> dto::Registry {
+    dto::Registry {
+        has_password: r.has_password,
+        host: r.host.clone(),
+        id: r.id,
+        insecure: r.insecure,
+        name: r.name.clone(),
+        resource_uri: format!("/api/v1/registry/{}/", r.id),
+        url: r.url.clone(),
+        username: r.username.clone(),
+    }
 }
 
-fn image_json(i: &PrivateImage) -> Value {
+fn image_json(i: &PrivateImage) -> dto::PrivateImage {
     let full = match &i.registry {
         Some(r) => format!("{}/{}", r.host, i.row.name),
         None => i.row.name.clone(),
     };
-    json!({
-        "id": i.row.id,
-        "name": i.row.name,
-        "description": i.row.description,
-        "registry": i.registry.as_ref().map(|r| format!("/api/v1/registry/{}/", r.id)),
-        "is_private_image": i.row.is_private,
-        "state": i.state.as_str(),
-        "tags": i.tags.iter().map(|t| format!("/api/v1/image/docker/{full}/{t}/inspect")).collect::<Vec<_>>(),
-        // depot runs no containers: no image of its own is in use by one
-        "in_use": false,
-        "resource_uri": format!("/api/v1/image/{}/", i.row.id),
-    })
+    dto::PrivateImage {
+        description: i.row.description.clone(),
+        id: i.row.id,
+        in_use: false,
+        is_private_image: i.row.is_private,
+        name: i.row.name.clone(),
+        registry: i.registry.as_ref().map(|r| format!("/api/v1/registry/{}/", r.id)),
+        resource_uri: format!("/api/v1/image/{}/", i.row.id),
+        state: i.state.as_str(),
+        tags: i
+            .tags
+            .iter()
+            .map(|t| format!("/api/v1/image/docker/{full}/{t}/inspect"))
+            .collect(),
+    }
 }
 
-fn list(objects: Vec<Value>) -> Answer {
-    ok(&json!({"meta": {"total_count": objects.len()}, "objects": objects}))
+fn list<T: serde::Serialize>(objects: Vec<T>) -> Answer {
+    ok(&dto::Objects::of(objects))
 }
 
 fn id_of(id: &str) -> Result<i64, StationError> {
@@ -114,7 +123,7 @@ pub async fn delete_registry(st: &Station, caller: &Caller, id: &str) -> Answer 
     let id = id_of(id)?;
     let images = st.images.clone();
     blocking(move || images.delete_registry(id)).await?;
-    ok(&json!({}))
+    ok(&dto::Done {})
 }
 
 #[derive(serde::Deserialize)]
@@ -243,7 +252,7 @@ pub async fn delete_image(st: &Station, caller: &Caller, id: &str) -> Answer {
     let id = id_of(id)?;
     let images = st.images.clone();
     blocking(move || images.delete_private_image(id)).await?;
-    ok(&json!({}))
+    ok(&dto::Done {})
 }
 
 #[derive(serde::Deserialize)]
@@ -255,7 +264,9 @@ struct MirrorsBody {
 /// `GET /registry/mirrors`: Docker Hub's mirrors, in the order they are tried.
 pub async fn hub_mirrors(st: &Station) -> Answer {
     let images = st.images.clone();
-    ok(&json!({"mirrors": blocking(move || images.hub_mirrors()).await}))
+    ok(&dto::Mirrors {
+        mirrors: blocking(move || images.hub_mirrors()).await,
+    })
 }
 
 /// `PUT /registry/mirrors` `{"mirrors": ["https://host[:port]", …]}` (admin): at once and across restarts.
@@ -266,5 +277,5 @@ pub async fn set_hub_mirrors(st: &Station, req: Req, caller: &Caller) -> Answer 
         serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed mirrors: {e}")))?;
     let images = st.images.clone();
     let m = blocking(move || images.set_hub_mirrors(&b.mirrors)).await?;
-    ok(&json!({"mirrors": m}))
+    ok(&dto::Mirrors { mirrors: m })
 }

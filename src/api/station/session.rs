@@ -1,6 +1,7 @@
 //! `POST /login`, `GET /login_refresh`, `PUT /logout` (spec §1.2) and API tokens (`/tokens`, depot's own, for
 //! scripts and the docker CLI on TCP).
 
+use super::dto;
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::auth::{Principal, Session, SESSION_LIFETIME};
 use crate::http::{json, read_body, Req, MAX_SMALL_BODY};
@@ -29,7 +30,7 @@ fn with_cookie(mut r: crate::http::Resp, value: &str, max_age: u64) -> crate::ht
 }
 
 /// What login and login_refresh answer (spec §1.2).
-fn login_info(s: &Session) -> serde_json::Value {
+fn login_info(s: &Session) -> dto::Session {
     let logintime = time::OffsetDateTime::from_unix_timestamp(s.login_time)
         .ok()
         .and_then(|t| {
@@ -39,7 +40,12 @@ fn login_info(s: &Session) -> serde_json::Value {
             .ok()
         })
         .unwrap_or_default();
-    serde_json::json!({"anonymous": false, "isAdmin": s.admin, "logintime": logintime, "username": s.user})
+    dto::Session {
+        anonymous: false,
+        is_admin: s.admin,
+        logintime,
+        username: s.user.clone(),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -124,7 +130,7 @@ pub fn logout(st: &Station, caller: &Caller) -> Answer {
         .and_then(|id| st.auth.logout(id))
         .ok_or_else(no_session)?;
     Ok(with_cookie(
-        json(StatusCode::OK, &serde_json::json!({"username": s.user})),
+        json(StatusCode::OK, &dto::LoggedOut { username: s.user }),
         "",
         0,
     ))
@@ -145,7 +151,12 @@ pub async fn create_token(st: &Station, req: Req, caller: &Caller) -> Answer {
     let (token, row) = blocking(move || auth.create_token(&b.name)).await?;
     Ok(json(
         StatusCode::CREATED,
-        &serde_json::json!({"id": row.id, "name": row.name, "created_at": row.created_at, "token": token}),
+        &dto::NewToken {
+            created_at: row.created_at,
+            id: row.id,
+            name: row.name,
+            token,
+        },
     ))
 }
 
@@ -165,7 +176,7 @@ pub async fn delete_token(st: &Station, caller: &Caller, id: &str) -> Answer {
     }
     let auth = st.auth.clone();
     blocking(move || auth.revoke_token(id)).await?;
-    ok(&serde_json::json!({}))
+    ok(&dto::Done {})
 }
 
 #[cfg(test)]
