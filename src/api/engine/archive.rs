@@ -1,6 +1,6 @@
 //! `GET /images/{name}/get`, `GET /images/get?names=…` (save, spec §5.8) and `POST /images/load` (§5.9).
 
-use super::stream::{error_line, json_line};
+use super::stream::{error_line, layer_line, line, progress_line, status_line, stream_line, Aux, Detail, Message};
 use super::{ApiError, Engine};
 use crate::http::{bool_value, query_get, query_pairs, streaming, BodyWriter, Req, Resp};
 use crate::image::load::LoadEvent;
@@ -46,15 +46,14 @@ enum Upload {
 }
 
 fn event_line(e: &LoadEvent) -> Bytes {
-    json_line(match e {
-        LoadEvent::Layer { id, current, total } => serde_json::json!({
-            "status": "Loading layer", "progressDetail": {"current": current, "total": total},
-            "progress": crate::progress::bar(*current, *total), "id": id}),
-        LoadEvent::Renamed { tag, old } => serde_json::json!({"stream": format!(
-            "The image {tag} already exists, renaming the old one with ID {old} to empty string\n")}),
-        LoadEvent::Loaded { tag } => serde_json::json!({"stream": format!("Loaded image: {tag}\n")}),
-        LoadEvent::LoadedId { id } => serde_json::json!({"stream": format!("Loaded image ID: {id}\n")}),
-    })
+    match e {
+        LoadEvent::Layer { id, current, total } => progress_line("Loading layer", Some(id), *current, *total),
+        LoadEvent::Renamed { tag, old } => stream_line(&format!(
+            "The image {tag} already exists, renaming the old one with ID {old} to empty string\n"
+        )),
+        LoadEvent::Loaded { tag } => stream_line(&format!("Loaded image: {tag}\n")),
+        LoadEvent::LoadedId { id } => stream_line(&format!("Loaded image ID: {id}\n")),
+    }
 }
 
 /// Receive the request body into a file of `tmp/` on a thread of its own (memory stays flat whatever its
@@ -177,19 +176,15 @@ pub async fn import(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let images = e.images.clone();
     upload_then(e, req, "import", move |path, out| {
         if src != "-" {
-            let _ = out.send_blocking(json_line(
-                serde_json::json!({"status": format!("Downloading from {src}")}),
-            ));
+            let _ = out.send_blocking(status_line(&format!("Downloading from {src}")));
             images.download(&src, path)?;
         }
         let id = images.import(path, &spec, &mut |ev| {
             if let LoadEvent::Layer { current, total, .. } = ev {
-                let _ = out.send_blocking(json_line(serde_json::json!({
-                    "status": "Importing", "progressDetail": {"current": current, "total": total},
-                    "progress": crate::progress::bar(current, total)})));
+                let _ = out.send_blocking(progress_line("Importing", None, current, total));
             }
         })?;
-        let _ = out.send_blocking(json_line(serde_json::json!({"status": id.as_str()})));
+        let _ = out.send_blocking(status_line(id.as_str()));
         Ok(())
     })
     .await
@@ -197,19 +192,23 @@ pub async fn import(e: &Engine, req: Req) -> Result<Resp, ApiError> {
 
 fn push_line(e: &crate::image::push::PushEvent) -> Vec<Bytes> {
     use crate::image::push::PushEvent as P;
-    let layer = |status: &str, id: &str| serde_json::json!({"status": status, "progressDetail": {}, "id": id});
     match e {
-        P::Preparing { id } => vec![json_line(layer("Preparing", id))],
-        P::Progress { id, current, total } => vec![json_line(serde_json::json!({
-            "status": "Pushing", "progressDetail": {"current": current, "total": total},
-            "progress": crate::progress::bar(*current, *total), "id": id}))],
-        P::Pushed { id } => vec![json_line(layer("Pushed", id))],
-        P::Exists { id } => vec![json_line(layer("Layer already exists", id))],
-        P::Mounted { id, from } => vec![json_line(layer(&format!("Mounted from {from}"), id))],
+        P::Preparing { id } => vec![layer_line("Preparing", id)],
+        P::Progress { id, current, total } => vec![progress_line("Pushing", Some(id), *current, *total)],
+        P::Pushed { id } => vec![layer_line("Pushed", id)],
+        P::Exists { id } => vec![layer_line("Layer already exists", id)],
+        P::Mounted { id, from } => vec![layer_line(&format!("Mounted from {from}"), id)],
         P::Done { tag, digest, size } => vec![
-            json_line(serde_json::json!({"status": format!("{tag}: digest: {digest} size: {size}")})),
-            json_line(serde_json::json!({"progressDetail": {},
-                "aux": {"Tag": tag, "Digest": digest.as_str(), "Size": size}})),
+            status_line(&format!("{tag}: digest: {digest} size: {size}")),
+            line(&Message {
+                progress_detail: Some(Detail::default()),
+                aux: Some(Aux {
+                    tag,
+                    digest: digest.as_str(),
+                    size: *size,
+                }),
+                ..Default::default()
+            }),
         ],
     }
 }
@@ -227,8 +226,7 @@ pub async fn push(e: &Engine, req: Req, name: &str) -> Result<Resp, ApiError> {
     // docker-py sends `{}`; whatever comes must be well-formed
     crate::http::read_body(req.into_body(), crate::http::MAX_SMALL_BODY).await?;
     let (tx, rx) = async_channel::bounded::<Bytes>(64);
-    let first = json_line(serde_json::json!({
-        "status": format!("The push refers to repository [{}]", r.name())}));
+    let first = status_line(&format!("The push refers to repository [{}]", r.name()));
     let _ = tx.try_send(first);
     let images = e.images.clone();
     std::thread::Builder::new()

@@ -26,7 +26,10 @@ pub async fn login(e: &super::Engine, req: crate::http::Req) -> Result<crate::ht
     let token = crate::pool::run(move || images.login(&server, creds)).await?;
     Ok(crate::http::json(
         StatusCode::OK,
-        &serde_json::json!({"IdentityToken": token.unwrap_or_default(), "Status": "Login Succeeded"}),
+        &super::dto::AuthResponse {
+            identity_token: token.unwrap_or_default(),
+            status: "Login Succeeded",
+        },
     ))
 }
 

@@ -61,11 +61,19 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
 
 /// Docker's JSON for one event.
 pub fn line(e: &Event) -> Bytes {
-    let mut v = serde_json::to_vec(&serde_json::json!({
-        "status": e.action.as_str(), "id": e.actor, "Type": "image", "Action": e.action.as_str(),
-        "Actor": {"ID": e.actor, "Attributes": e.attributes}, "scope": "local",
-        "time": e.time_nano / 1_000_000_000, "timeNano": e.time_nano,
-    }))
+    let mut v = serde_json::to_vec(&super::dto::EventMessage {
+        status: e.action.as_str(),
+        id: &e.actor,
+        kind: "image",
+        action: e.action.as_str(),
+        actor: super::dto::Actor {
+            id: &e.actor,
+            attributes: &e.attributes,
+        },
+        scope: "local",
+        time: e.time_nano / 1_000_000_000,
+        time_nano: e.time_nano,
+    })
     .unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)

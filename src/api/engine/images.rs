@@ -1,5 +1,6 @@
 //! `GET /images/json`, `DELETE /images/{name}`, `POST /images/prune` and `GET /system/df`.
 
+use super::dto::{DeleteResponse, DiskUsage, PruneReport, SearchResult};
 use super::{ApiError, ApiVersion, Engine};
 use crate::http::{bool_value, json, query_get, query_pairs, Req, Resp};
 use crate::image::{label_matches, DeleteItem, PruneFilter};
@@ -265,13 +266,8 @@ fn until_filter(filters: &BTreeMap<String, BTreeSet<String>>) -> Result<Option<i
         .transpose()
 }
 
-fn items(list: Vec<DeleteItem>) -> Vec<serde_json::Value> {
-    list.into_iter()
-        .map(|i| match i {
-            DeleteItem::Untagged(s) => serde_json::json!({ "Untagged": s }),
-            DeleteItem::Deleted(s) => serde_json::json!({ "Deleted": s }),
-        })
-        .collect()
+fn items(list: Vec<DeleteItem>) -> Vec<DeleteResponse> {
+    list.into_iter().map(DeleteResponse::from).collect()
 }
 
 /// `POST /images/prune?filters=` (spec §5.10).
@@ -297,14 +293,12 @@ pub async fn prune(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
     };
     let images = e.images.clone();
     let r = crate::pool::run(move || images.prune(&f)).await?;
-    let deleted = if r.deleted.is_empty() {
-        serde_json::Value::Null
-    } else {
-        items(r.deleted).into()
-    };
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": r.reclaimed}),
+        &PruneReport {
+            images_deleted: Some(items(r.deleted)).filter(|d| !d.is_empty()),
+            space_reclaimed: r.reclaimed,
+        },
     ))
 }
 
@@ -316,28 +310,21 @@ pub async fn df(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiErr
     let images = e.images.clone();
     let (rows, (shared, layers_size)) =
         crate::pool::run(move || Ok::<_, crate::image::ImageError>((images.list()?, images.layer_sharing()?))).await?;
-    let list: Vec<serde_json::Value> = rows
+    let list: Vec<_> = rows
         .iter()
         .map(|r| {
             let fam = |v: &[String]| v.iter().map(|t| Reference::familiar_of(t)).collect::<Vec<_>>();
             let s = shared.get(&r.id).copied().unwrap_or(0) as i64;
-            serde_json::to_value(summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v)).unwrap_or_default()
+            summary(r, fam(&r.tags), fam(&r.digests), labels_of(r), s, 0, v)
         })
         .collect();
-    let mut body = serde_json::json!({"LayersSize": layers_size});
-    let b = body.as_object_mut().expect("an object");
-    if want("image") {
-        b.insert("Images".into(), list.into());
-    }
-    if want("container") {
-        b.insert("Containers".into(), serde_json::json!([]));
-    }
-    if want("volume") {
-        b.insert("Volumes".into(), serde_json::json!([]));
-    }
-    if want("build-cache") {
-        b.insert("BuildCache".into(), serde_json::json!([]));
-    }
+    let body = DiskUsage {
+        build_cache: want("build-cache").then_some([]),
+        containers: want("container").then_some([]),
+        images: want("image").then_some(list),
+        layers_size,
+        volumes: want("volume").then_some([]),
+    };
     Ok(json(StatusCode::OK, &body))
 }
 
@@ -375,7 +362,7 @@ pub async fn search(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
         }
     }
     if bool_filter(&filters, "is-automated")? == Some(true) {
-        return Ok(json(StatusCode::OK, &serde_json::json!([])));
+        return Ok(json(StatusCode::OK, &[(); 0]));
     }
     let official = bool_filter(&filters, "is-official")?;
     let mut stars = 0u64;
@@ -386,12 +373,15 @@ pub async fn search(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
     let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
     let images = e.images.clone();
     let hits = crate::pool::run(move || images.search(&term, limit, creds)).await?;
-    let out: Vec<serde_json::Value> = hits
+    let out: Vec<SearchResult> = hits
         .into_iter()
         .filter(|h| official.is_none_or(|o| h.official == o) && h.stars >= stars)
-        .map(|h| {
-            serde_json::json!({"star_count": h.stars, "is_official": h.official, "name": h.name,
-                               "is_automated": false, "description": h.description})
+        .map(|h| SearchResult {
+            description: h.description,
+            is_automated: false,
+            is_official: h.official,
+            name: h.name,
+            star_count: h.stars,
         })
         .collect();
     Ok(json(StatusCode::OK, &out))

@@ -38,7 +38,7 @@ fn familiar(names: &[String]) -> Vec<String> {
 }
 
 /// Docker's inspect document for `i`, as API version `v` has it.
-pub fn document(i: &Inspected, v: ApiVersion<'_>) -> Value {
+pub fn document(i: &Inspected, v: ApiVersion<'_>) -> ImageInspect {
     let cfg: Value = serde_json::from_slice(&i.config).unwrap_or(Value::Null);
     let s = |k: &str| cfg.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let created = cfg.get("created").and_then(Value::as_str).and_then(parse_time);
@@ -59,48 +59,122 @@ pub fn document(i: &Inspected, v: ApiVersion<'_>) -> Value {
             config.insert(k.clone(), val.clone());
         }
     }
-    let diff_ids: Vec<String> = i.layers.iter().map(|l| l.diff_id.to_string()).collect();
     let r = &i.row;
-    let mut doc = json!({
-        "Id": r.id.as_str(), "RepoTags": familiar(&r.tags), "RepoDigests": familiar(&r.digests),
-        "Parent": "", "Comment": comment, "DockerVersion": s("docker_version"), "Author": s("author"),
-        "Config": config, "Architecture": r.architecture, "Os": r.os, "Size": r.size,
-        "GraphDriver": {"Data": null, "Name": "depot"},
-        "RootFS": {"Type": "layers", "Layers": diff_ids},
-        "Metadata": {"LastTagTime": r.last_tag_time
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .map(rfc3339)
-            .unwrap_or_else(|| ZERO_TIME.into())},
-    });
-    let d = doc.as_object_mut().expect("an object");
-    match created {
-        Some(t) => {
-            d.insert("Created".into(), rfc3339(t).into());
-        }
-        None if v.before("1.44") => {
-            d.insert("Created".into(), ZERO_TIME.into());
-        }
-        None => {}
+    let old = v.before("1.44");
+    ImageInspect {
+        architecture: r.architecture.clone(),
+        author: s("author"),
+        comment,
+        config,
+        container: v.before("1.45").then_some(""),
+        container_config: v.before("1.45").then(legacy_config),
+        created: match created {
+            Some(t) => Some(rfc3339(t)),
+            None if old => Some(ZERO_TIME.into()),
+            None => None,
+        },
+        docker_version: s("docker_version"),
+        graph_driver: GraphDriver {
+            data: None,
+            name: "depot",
+        },
+        id: r.id.to_string(),
+        metadata: Metadata {
+            last_tag_time: r
+                .last_tag_time
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                .map(rfc3339)
+                .unwrap_or_else(|| ZERO_TIME.into()),
+        },
+        os: r.os.clone(),
+        os_version: cfg
+            .get("os.version")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        parent: "",
+        repo_digests: familiar(&r.digests),
+        repo_tags: familiar(&r.tags),
+        root_fs: RootFs {
+            kind: "layers",
+            layers: i.layers.iter().map(|l| l.diff_id.to_string()).collect(),
+        },
+        size: r.size,
+        variant: r.variant.clone().filter(|v| !v.is_empty()),
+        virtual_size: old.then_some(r.size),
     }
-    if let Some(var) = r.variant.as_ref().filter(|v| !v.is_empty()) {
-        d.insert("Variant".into(), var.clone().into());
-    }
-    if let Some(osv) = cfg.get("os.version").and_then(Value::as_str).filter(|v| !v.is_empty()) {
-        d.insert("OsVersion".into(), osv.into());
-    }
-    if v.before("1.44") {
-        d.insert("VirtualSize".into(), r.size.into());
-    }
-    if v.before("1.45") {
-        d.insert("Container".into(), "".into());
-        d.insert("ContainerConfig".into(), Value::Object(legacy_config()));
-    }
-    doc
+}
+
+/// Docker's `image.InspectResponse`: the keys an API version does not have are left out.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInspect {
+    architecture: String,
+    author: String,
+    comment: String,
+    /// The image's own `config`, over the keys dockerd always sends below 1.50.
+    config: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_config: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    docker_version: String,
+    graph_driver: GraphDriver,
+    id: String,
+    metadata: Metadata,
+    os: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os_version: Option<String>,
+    parent: &'static str,
+    repo_digests: Vec<String>,
+    repo_tags: Vec<String>,
+    #[serde(rename = "RootFS")]
+    root_fs: RootFs,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_size: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GraphDriver {
+    data: Option<()>,
+    name: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metadata {
+    last_tag_time: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RootFs {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    layers: Vec<String>,
+}
+
+/// One row of `GET /images/{name}/history`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryRow {
+    comment: String,
+    created: i64,
+    created_by: String,
+    id: String,
+    size: u64,
+    tags: Option<Vec<String>>,
 }
 
 /// Docker's history rows for `i`, newest first: one per config `history` entry, with the uncompressed size of
 /// the layer each non-empty entry made.
-pub fn history_rows(i: &Inspected) -> Vec<Value> {
+pub fn history_rows(i: &Inspected) -> Vec<HistoryRow> {
     let cfg: Value = serde_json::from_slice(&i.config).unwrap_or(Value::Null);
     let entries = cfg
         .get("history")
@@ -108,7 +182,7 @@ pub fn history_rows(i: &Inspected) -> Vec<Value> {
         .cloned()
         .unwrap_or_default();
     let mut layers = i.layers.iter();
-    let mut rows: Vec<Value> = entries
+    let mut rows: Vec<HistoryRow> = entries
         .iter()
         .map(|h| {
             let empty = h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false);
@@ -124,16 +198,20 @@ pub fn history_rows(i: &Inspected) -> Vec<Value> {
                 .map(|t| t.unix_timestamp())
                 .unwrap_or(0);
             let text = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            json!({"Comment": text("comment"), "Created": created, "CreatedBy": text("created_by"),
-                   "Id": "<missing>", "Size": size, "Tags": null})
+            HistoryRow {
+                comment: text("comment"),
+                created,
+                created_by: text("created_by"),
+                id: "<missing>".into(),
+                size,
+                tags: None,
+            }
         })
         .collect();
     rows.reverse();
     if let Some(top) = rows.first_mut() {
-        top["Id"] = i.row.id.as_str().into();
-        if !i.row.tags.is_empty() {
-            top["Tags"] = familiar(&i.row.tags).into();
-        }
+        top.id = i.row.id.to_string();
+        top.tags = Some(familiar(&i.row.tags)).filter(|t| !t.is_empty());
     }
     rows
 }
@@ -179,22 +257,49 @@ pub async fn distribution(e: &Engine, req: &Req, name: &str) -> Result<Resp, Api
     let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
     let images = e.images.clone();
     let d = crate::pool::run(move || images.remote_descriptor(&r, creds)).await?;
-    let platforms: Vec<Value> = d
-        .platforms
-        .iter()
-        .map(|p| {
-            let mut v = json!({"architecture": p.architecture, "os": p.os});
-            if let Some(var) = &p.variant {
-                v["variant"] = var.clone().into();
-            }
-            v
-        })
-        .collect();
     Ok(json(
         StatusCode::OK,
-        &json!({"Descriptor": {"mediaType": d.media_type, "digest": d.digest.as_str(), "size": d.size},
-                "Platforms": platforms}),
+        &DistributionInspect {
+            descriptor: Descriptor {
+                media_type: d.media_type,
+                digest: d.digest.to_string(),
+                size: d.size,
+            },
+            platforms: d
+                .platforms
+                .iter()
+                .map(|p| Platform {
+                    architecture: p.architecture.clone(),
+                    os: p.os.clone(),
+                    variant: p.variant.clone(),
+                })
+                .collect(),
+        },
     ))
+}
+
+/// Docker's `registry.DistributionInspect`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DistributionInspect {
+    descriptor: Descriptor,
+    platforms: Vec<Platform>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    digest: String,
+    media_type: String,
+    size: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Platform {
+    architecture: String,
+    os: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
 }
 
 #[cfg(test)]
@@ -239,7 +344,7 @@ mod tests {
                    "rootfs": {"type": "layers", "diff_ids": []}}),
             &["docker.io/library/busybox:latest"],
         );
-        let d = document(&i, ApiVersion("1.47"));
+        let d = serde_json::to_value(document(&i, ApiVersion("1.47"))).unwrap();
         assert_eq!(d["RepoTags"], json!(["busybox:latest"]));
         assert_eq!(d["RepoDigests"], json!([]));
         assert_eq!(d["Created"], "2024-09-26T21:31:42.12Z");
@@ -254,12 +359,18 @@ mod tests {
         assert_eq!(d["Metadata"]["LastTagTime"], ZERO_TIME);
         assert_eq!(d["RootFS"]["Layers"].as_array().unwrap().len(), 2);
         assert!(d.get("VirtualSize").is_none() && d.get("ContainerConfig").is_none());
-        let old = document(&i, ApiVersion("1.41"));
+        let old = serde_json::to_value(document(&i, ApiVersion("1.41"))).unwrap();
         assert_eq!(old["VirtualSize"], 300);
         assert!(old["ContainerConfig"].is_object());
         let no_time = sample(json!({"rootfs": {"type": "layers", "diff_ids": []}}), &[]);
-        assert!(document(&no_time, ApiVersion("1.47")).get("Created").is_none());
-        assert_eq!(document(&no_time, ApiVersion("1.43"))["Created"], ZERO_TIME);
+        assert!(serde_json::to_value(document(&no_time, ApiVersion("1.47")))
+            .unwrap()
+            .get("Created")
+            .is_none());
+        assert_eq!(
+            serde_json::to_value(document(&no_time, ApiVersion("1.43"))).unwrap()["Created"],
+            ZERO_TIME
+        );
     }
 
     #[test]
@@ -271,8 +382,8 @@ mod tests {
                 {"created": "2024-01-03T00:00:00Z", "created_by": "ADD b", "comment": "c"}]}),
             &["docker.io/library/x:1"],
         );
-        let h = history_rows(&i);
-        assert_eq!(h.len(), 3);
+        let h = serde_json::to_value(history_rows(&i)).unwrap();
+        assert_eq!(h.as_array().map(Vec::len), Some(3));
         assert_eq!(h[0]["CreatedBy"], "ADD b");
         assert_eq!(
             (h[0]["Size"].as_u64(), h[1]["Size"].as_u64(), h[2]["Size"].as_u64()),

@@ -3,6 +3,7 @@
 
 mod archive;
 mod auth;
+pub mod dto;
 mod events;
 mod images;
 pub mod inspect;
@@ -128,7 +129,7 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Resp {
-        json(self.status, &serde_json::json!({ "message": self.message }))
+        json(self.status, &dto::ErrorMessage { message: &self.message })
     }
 
     /// As a client of API `v` expects it: JSON from 1.24 on, plain text below (moby `MakeErrorHandler`).
@@ -389,14 +390,34 @@ fn version_info() -> Resp {
     let build = "";
     json(
         StatusCode::OK,
-        &serde_json::json!({
-            "Platform": {"Name": "depot"},
-            "Components": [{"Name": "Engine", "Version": v, "Details": {
-                "ApiVersion": API_VERSION, "Arch": go_arch(), "BuildTime": build, "Experimental": "false",
-                "GitCommit": "", "GoVersion": "", "KernelVersion": kernel, "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}}],
-            "Version": v, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion": "",
-            "Os": "linux", "Arch": go_arch(), "KernelVersion": kernel, "Experimental": false, "BuildTime": build
-        }),
+        &dto::Version {
+            api_version: API_VERSION,
+            arch: go_arch(),
+            build_time: build,
+            components: [dto::Component {
+                details: dto::ComponentDetails {
+                    api_version: API_VERSION,
+                    arch: go_arch(),
+                    build_time: build,
+                    experimental: "false",
+                    git_commit: "",
+                    go_version: "",
+                    kernel_version: kernel.clone(),
+                    min_api_version: MIN_API_VERSION,
+                    os: "linux",
+                },
+                name: "Engine",
+                version: v,
+            }],
+            experimental: false,
+            git_commit: "",
+            go_version: "",
+            kernel_version: kernel,
+            min_api_version: MIN_API_VERSION,
+            os: "linux",
+            platform: dto::Named { name: "depot" },
+            version: v,
+        },
     )
 }
 

@@ -1,9 +1,10 @@
 //! `GET /info` (spec §1.3), `GET /system/df` (§5.15), `POST /build/prune` (§5.14): what the docker CLI asks of a
 //! daemon besides images, answered for an image-only daemon.
 
-use super::{go_arch, kernel_version, ApiError, Engine, API_VERSION};
+use super::{dto, go_arch, kernel_version, ApiError, Engine, API_VERSION};
 use crate::http::{json, Resp};
 use hyper::StatusCode;
+use std::collections::BTreeMap;
 
 fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -55,17 +56,16 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
             })
             .collect()
     };
-    let mut index_configs = serde_json::Map::new();
-    index_configs.insert(
-        "docker.io".into(),
-        serde_json::json!({"Name": "docker.io", "Mirrors": mirrors_of("docker.io"), "Secure": true, "Official": true}),
-    );
+    let index = |name: &str, official: bool| dto::IndexInfo {
+        mirrors: mirrors_of(name),
+        name: name.to_string(),
+        official,
+        secure: official || !f.insecure_registries.iter().any(|r| r == name),
+    };
+    let mut index_configs = BTreeMap::from([("docker.io".to_string(), index("docker.io", true))]);
     for (d, _) in &f.mirrors {
         if d != "docker.io" && !index_configs.contains_key(d) {
-            index_configs.insert(
-                d.clone(),
-                serde_json::json!({"Name": d, "Mirrors": mirrors_of(d), "Secure": !f.insecure_registries.contains(d), "Official": false}),
-            );
+            index_configs.insert(d.clone(), index(d, false));
         }
     }
     for r in &f.insecure_registries {
@@ -74,7 +74,10 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
         } else {
             index_configs.insert(
                 r.clone(),
-                serde_json::json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+                dto::IndexInfo {
+                    mirrors: Vec::new(),
+                    ..index(r, false)
+                },
             );
         }
     }
@@ -86,36 +89,76 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
             .or_else(|_| std::env::var(k.to_lowercase()))
             .unwrap_or_default()
     };
-    // Two halves: one `json!` of every field is deeper than the macro's recursion limit.
-    let mut body = serde_json::json!({
-            "ID": f.id, "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-            "Images": f.images, "Driver": "depot", "DriverStatus": [["Data root", f.data_root.display().to_string()]],
-            "Plugins": {"Volume": [], "Network": [], "Authorization": null, "Log": []},
-            "MemoryLimit": false, "SwapLimit": false, "CpuCfsPeriod": false, "CpuCfsQuota": false,
-            "CPUShares": false, "CPUSet": false, "PidsLimit": false, "IPv4Forwarding": false, "Debug": false,
-            "NFd": 0, "OomKillDisable": false, "NGoroutines": 0, "SystemTime": now, "LoggingDriver": "",
-            "CgroupDriver": "none", "CgroupVersion": "2", "NEventsListener": 0, "KernelVersion": kernel_version(),
-            "OperatingSystem": os_name(), "OSVersion": "", "OSType": "linux", "Architecture": machine,
-    });
-    let rest = serde_json::json!({
-            "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"InsecureRegistryCIDRs": insecure_cidrs, "IndexConfigs": index_configs,
-                               "Mirrors": mirrors_of("docker.io")},
-            "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            "MemTotal": mem_total(), "GenericResources": null, "DockerRootDir": f.data_root.display().to_string(),
-            "HttpProxy": proxy("HTTP_PROXY"), "HttpsProxy": proxy("HTTPS_PROXY"), "NoProxy": proxy("NO_PROXY"),
-            "Name": name, "Labels": [format!("depot.platform={}", f.platform)], "ExperimentalBuild": false,
-            "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {}, "DefaultRuntime": "",
-            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false,
-                      "Error": "", "RemoteManagers": null},
-            "LiveRestoreEnabled": false, "Isolation": "", "InitBinary": "", "ContainerdCommit": {"ID": "", "Expected": ""},
-            "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
-            "SecurityOptions": [], "CDISpecDirs": [], "Warnings": null,
-            "ProductLicense": format!("depot (API {API_VERSION}, {})", go_arch()),
-    });
-    if let (Some(b), serde_json::Value::Object(r)) = (body.as_object_mut(), rest) {
-        b.extend(r);
-    }
+    let body = dto::Info {
+        architecture: machine,
+        cdi_spec_dirs: [],
+        cpu_set: false,
+        cpu_shares: false,
+        cgroup_driver: "none",
+        cgroup_version: "2",
+        containerd_commit: dto::Commit::default(),
+        containers: 0,
+        containers_paused: 0,
+        containers_running: 0,
+        containers_stopped: 0,
+        cpu_cfs_period: false,
+        cpu_cfs_quota: false,
+        debug: false,
+        default_runtime: "",
+        docker_root_dir: f.data_root.display().to_string(),
+        driver: "depot",
+        driver_status: vec![["Data root".into(), f.data_root.display().to_string()]],
+        experimental_build: false,
+        generic_resources: None,
+        http_proxy: proxy("HTTP_PROXY"),
+        https_proxy: proxy("HTTPS_PROXY"),
+        id: f.id.clone(),
+        ipv4_forwarding: false,
+        images: f.images,
+        index_server_address: "https://index.docker.io/v1/",
+        init_binary: "",
+        init_commit: dto::Commit::default(),
+        isolation: "",
+        kernel_version: kernel_version(),
+        labels: vec![format!("depot.platform={}", f.platform)],
+        live_restore_enabled: false,
+        logging_driver: "",
+        mem_total: mem_total(),
+        memory_limit: false,
+        ncpu: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n_events_listener: 0,
+        n_fd: 0,
+        n_goroutines: 0,
+        name,
+        no_proxy: proxy("NO_PROXY"),
+        os_type: "linux",
+        os_version: "",
+        oom_kill_disable: false,
+        operating_system: os_name(),
+        pids_limit: false,
+        plugins: dto::Plugins::default(),
+        product_license: format!("depot (API {API_VERSION}, {})", go_arch()),
+        registry_config: dto::RegistryConfig {
+            index_configs,
+            insecure_registry_cidrs: insecure_cidrs,
+            mirrors: mirrors_of("docker.io"),
+        },
+        runc_commit: dto::Commit::default(),
+        runtimes: BTreeMap::new(),
+        security_options: [],
+        server_version: env!("CARGO_PKG_VERSION"),
+        swap_limit: false,
+        swarm: dto::Swarm {
+            control_available: false,
+            error: "",
+            local_node_state: "inactive",
+            node_addr: "",
+            node_id: "",
+            remote_managers: None,
+        },
+        system_time: now,
+        warnings: None,
+    };
     Ok(json(StatusCode::OK, &body))
 }
 
@@ -134,6 +177,9 @@ pub fn build_prune(q: &[(String, String)]) -> Result<Resp, ApiError> {
     }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+        &dto::BuildPruneReport {
+            caches_deleted: None,
+            space_reclaimed: 0,
+        },
     ))
 }
