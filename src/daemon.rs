@@ -120,7 +120,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         gc_lock: Default::default(),
         running: Default::default(),
     });
-    let downloads = Arc::new(crate::jobs::Downloads::new(db.clone(), transfers.running.clone()));
+    let downloads = Arc::new(crate::jobs::Downloads::new(db.clone(), &transfers));
     let auth = Arc::new(crate::auth::Auth::new(db.clone()));
     // Users exist for the TCP listener alone: without it nothing is hashed at start (a hash maps 19 MiB).
     if cfg.tcp.is_some() {
@@ -162,8 +162,8 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     ));
     images.sync_layout();
     // settings changed through the API outlive the config's
-    images.restore_download_settings()?;
-    images.restore_registries()?;
+    downloads.restore_settings()?;
+    images.registries.restore()?;
     if let (true, Some(engine)) = (cfg.handoff_after_pull, &cfg.engine_socket) {
         images.hand_off_pulls_to(engine.clone());
     }
@@ -178,7 +178,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         );
     }
     // Ended downloads are history after 30 days.
-    images.forget_downloads(crate::store::db::now() - 30 * 24 * 3600)?;
+    downloads.forget(crate::store::db::now() - 30 * 24 * 3600)?;
     downloads.add(images.clone());
     downloads.add(lxc.clone());
     let resumed = downloads.resume_unfinished()?;

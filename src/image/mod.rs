@@ -12,6 +12,7 @@ pub mod pull;
 pub mod push;
 pub mod rebuild;
 pub mod registries;
+mod remote;
 pub mod save;
 
 pub use error::{ErrorClass, ImageError};
@@ -35,7 +36,7 @@ use crate::digest::Digest;
 use crate::events;
 use crate::platform::Platform;
 use crate::reference::{AnyReference, Reference};
-use crate::registry::{Credentials, Registry};
+use crate::registry::Registry;
 use crate::store::blobs::GcReport;
 use crate::store::db::{ImageRow, RefKind};
 use crate::store::{BlobStore, Db};
@@ -57,7 +58,9 @@ pub struct ImageService {
     /// Layers fetched at once by one pull (the daemon-wide limit is `transfers.slots`).
     concurrency: usize,
     /// Seals the credentials a download keeps while it runs (never in plain text in the database).
-    sealer: crate::store::Sealer,
+    sealer: Arc<crate::store::Sealer>,
+    /// Registry records, Docker Hub's mirrors, private image records, and reading registries without pulling.
+    pub registries: Arc<registries::Registries>,
     jobs: Arc<crate::jobs::JobMap<PullJob>>,
     /// The admission step every way in goes through, with its policies.
     pub gate: Arc<admit::Gate>,
@@ -76,21 +79,6 @@ pub struct ImageService {
 /// `meta` key: set when the database did not see the store being filled (created over existing blobs, or
 /// rebuilt from `index.json`), so a blob it does not know may still be somebody's: never collect those.
 pub const META_BLOB_GC: &str = "blob_gc";
-
-/// `meta` keys of the download settings changed through the API.
-const META_BANDWIDTH_LIMIT: &str = "bandwidth_limit";
-const META_DOWNLOAD_WINDOW: &str = "download_window";
-
-/// What every download shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DownloadSettings {
-    pub bandwidth_limit: u64,
-    pub window: Option<crate::transfer::throttle::Window>,
-    /// Outside the window now: downloads wait.
-    pub closed: bool,
-    /// The NAS's local time, minutes since midnight (what the window is read against).
-    pub local_minute: u16,
-}
 
 /// Facts about this image service.
 #[derive(Debug, Clone)]
@@ -124,19 +112,6 @@ pub struct RemoteImage {
     pub config: Vec<u8>,
     /// Config and layers, compressed: what a pull fetches.
     pub size: u64,
-}
-
-/// One download as `downloadstatus` shows it.
-#[derive(Debug, Clone)]
-pub struct DownloadStatus {
-    pub row: crate::store::db::DownloadRow,
-    /// Bytes of every blob it fetches, once its manifest is resolved.
-    pub total: Option<u64>,
-    pub done: u64,
-    /// Bytes per second lately (0 when not running).
-    pub rate: u64,
-    /// A job of this daemon is working on it now.
-    pub running: bool,
 }
 
 /// What a registry holds under a reference, without pulling it (`/distribution/{name}/json`).
@@ -204,8 +179,16 @@ impl ImageService {
         sealer: crate::store::Sealer,
     ) -> ImageService {
         let jobs = Arc::new(crate::jobs::JobMap::new(transfers.running.clone()));
+        let sealer = Arc::new(sealer);
+        let registries = Arc::new(registries::Registries::new(
+            db.clone(),
+            registry.clone(),
+            sealer.clone(),
+            platform.clone(),
+        ));
         ImageService {
             gate: Arc::default(),
+            registries,
             sealer,
             db,
             store,
@@ -224,7 +207,7 @@ impl ImageService {
     /// Start (or join) a pull. Returns at once; follow the job for progress and outcome.
     pub fn pull(self: &Arc<Self>, mut spec: PullSpec) -> Result<Arc<PullJob>, ImageError> {
         if spec.creds.is_none() {
-            spec.creds = self.stored_creds(spec.reference.domain());
+            spec.creds = self.registries.stored_creds(spec.reference.domain());
         }
         let key = spec.key();
         self.jobs.join_or_start(&key, || {
@@ -312,102 +295,6 @@ impl ImageService {
         Ok(())
     }
 
-    /// The running job of download `id`, of any kind.
-    fn job_of(&self, id: i64) -> Option<Arc<dyn crate::transfer::progress::Running>> {
-        self.transfers.running.get(id)
-    }
-
-    /// The bandwidth limit (bytes/s, 0 none) and the download window all downloads share.
-    pub fn download_settings(&self) -> DownloadSettings {
-        DownloadSettings {
-            bandwidth_limit: self.transfers.throttle.rate(),
-            window: self.transfers.throttle.window(),
-            closed: self.transfers.throttle.closed(),
-            local_minute: self.transfers.throttle.local_minute(),
-        }
-    }
-
-    /// Change the limit and the window, at once for running downloads, and keep them across restarts.
-    pub fn set_download_settings(
-        &self,
-        bandwidth_limit: Option<u64>,
-        window: Option<Option<crate::transfer::throttle::Window>>,
-    ) -> Result<DownloadSettings, ImageError> {
-        if let Some(rate) = bandwidth_limit {
-            self.db.settings().set_meta(META_BANDWIDTH_LIMIT, &rate.to_string())?;
-            self.transfers.throttle.set_rate(rate);
-        }
-        if let Some(w) = window {
-            self.db
-                .settings()
-                .set_meta(META_DOWNLOAD_WINDOW, &w.map(|w| w.to_string()).unwrap_or_default())?;
-            self.transfers.throttle.set_window(w);
-        }
-        Ok(self.download_settings())
-    }
-
-    /// Apply the settings an API call stored (they win over the config's).
-    pub fn restore_download_settings(&self) -> Result<(), ImageError> {
-        if let Some(r) = self
-            .db
-            .settings()
-            .meta(META_BANDWIDTH_LIMIT)?
-            .and_then(|v| v.parse().ok())
-        {
-            self.transfers.throttle.set_rate(r);
-        }
-        if let Some(w) = self.db.settings().meta(META_DOWNLOAD_WINDOW)? {
-            self.transfers.throttle.set_window(w.parse().ok());
-        }
-        Ok(())
-    }
-
-    /// Wakes at every change to a download's recorded state or progress; what follows [`Self::downloads`]
-    /// waits on it while nothing runs.
-    pub fn downloads_changed(&self) -> &crate::store::db::Changes {
-        self.db.downloads_changed()
-    }
-
-    /// The newest downloads with their progress: what `downloadstatus` shows.
-    pub fn downloads(&self, limit: u32) -> Result<Vec<DownloadStatus>, ImageError> {
-        let rows = self.db.downloads().recent_downloads(limit)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let blobs = self.db.downloads().download_progress(row.id)?;
-            let total: u64 = blobs.iter().map(|b| b.1).sum();
-            let recorded: u64 = match row.state {
-                crate::store::DownloadState::Committed => total,
-                crate::store::DownloadState::Failed => blobs.iter().map(|b| b.2.min(b.1)).sum(),
-                // what is on disk, whatever was last recorded: a blob in the store is done (a config is stored
-                // whole), a partial one has its ingest (a paused download records nothing when it stops)
-                _ => blobs
-                    .iter()
-                    .map(|(d, size, done)| {
-                        if self.store.contains(d) {
-                            *size
-                        } else {
-                            (*done).max(self.store.ingest_len(d)).min(*size)
-                        }
-                    })
-                    .sum(),
-            };
-            let live = self.job_of(row.id).map(|j| (j.live(), j.stopped()));
-            // the job's count is fresher, but only covers layers it touched: a layer recorded as done that this
-            // job found in the store never shows in it
-            let done = live
-                .map_or(recorded, |(l, _)| recorded.max(l.done))
-                .min(total.max(recorded));
-            out.push(DownloadStatus {
-                total: (!blobs.is_empty()).then_some(total),
-                done,
-                rate: live.map_or(0, |(l, _)| l.rate),
-                running: live.is_some_and(|(_, stop)| stop.is_none()),
-                row,
-            });
-        }
-        Ok(out)
-    }
-
     /// An event's attributes for image `id`: its labels, and `name`.
     pub(crate) fn event_attrs(&self, id: &Digest, name: &str) -> std::collections::BTreeMap<String, String> {
         let mut a: std::collections::BTreeMap<String, String> = self
@@ -493,189 +380,6 @@ impl ImageService {
             mirrors: self.registry.options().mirrors.clone(),
             platform: self.platform.clone(),
         })
-    }
-
-    /// Check `creds` against `server` (a host, a URL, or empty for Docker Hub) as `docker login` does. The
-    /// identity token, when the registry issued one.
-    pub fn login(&self, server: &str, creds: Credentials) -> Result<Option<String>, ImageError> {
-        let host = server
-            .trim()
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or("");
-        let domain = match host {
-            "" | "index.docker.io" | "docker.io" | "registry-1.docker.io" => crate::reference::DEFAULT_DOMAIN,
-            h => h,
-        };
-        self.check_login(domain, Some(creds))
-    }
-
-    /// Reach `domain`'s `/v2/` with `creds` (or none) as `docker login` does.
-    fn check_login(&self, domain: &str, creds: Option<Credentials>) -> Result<Option<String>, ImageError> {
-        let repo = self.registry.repo(domain, "", creds);
-        repo.login().map_err(|e| match e {
-            crate::registry::RegistryError::Denied { url, .. }
-            | crate::registry::RegistryError::NoCredentials { url } => ImageError::LoginFailed { url },
-            e => e.into(),
-        })
-    }
-
-    /// `reference`'s repository (with the stored credentials of its host when none are given), the reference
-    /// with its default tag, and the tag or digest to ask the registry for.
-    fn remote(&self, reference: &Reference, creds: Option<Credentials>) -> (crate::registry::Repo, Reference, String) {
-        let creds = creds.or_else(|| self.stored_creds(reference.domain()));
-        let repo = self.registry.repo(reference.domain(), reference.path(), creds);
-        let r = reference.clone().with_default_tag();
-        let which = r
-            .digest()
-            .map(|d| d.to_string())
-            .or(r.tag().map(str::to_string))
-            .unwrap_or_default();
-        (repo, r, which)
-    }
-
-    /// What `reference` resolves to in its registry: the manifest's descriptor and the platforms it offers.
-    pub fn remote_descriptor(
-        &self,
-        reference: &Reference,
-        creds: Option<Credentials>,
-    ) -> Result<RemoteDescriptor, ImageError> {
-        let (repo, r, which) = self.remote(reference, creds);
-        let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
-        let fm = repo.manifest(&which).map_err(fail)?;
-        let (media_type, platforms) = match &fm.manifest {
-            crate::registry::manifest::Manifest::Index(idx) => (
-                idx.media_type.clone(),
-                idx.manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref())
-                    .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
-                    .filter(|p| p.os != "unknown")
-                    .collect(),
-            ),
-            crate::registry::manifest::Manifest::Image(m) => {
-                let cfg = repo
-                    .blob_bytes(&m.config.digest, pull::MAX_CONFIG_BYTES)
-                    .map_err(fail)?;
-                let cfg = crate::registry::manifest::parse_config(&cfg)?;
-                (m.media_type.clone(), vec![cfg.platform])
-            }
-        };
-        Ok(RemoteDescriptor {
-            media_type,
-            size: fm.bytes.len() as u64,
-            digest: fm.digest,
-            platforms,
-        })
-    }
-
-    /// The image `reference` names for `platform` (the daemon's when `None`), read from its registry without
-    /// pulling: its manifest and config documents and the compressed size of what a pull would fetch.
-    pub fn remote_image(
-        &self,
-        reference: &Reference,
-        platform: Option<&Platform>,
-        creds: Option<Credentials>,
-    ) -> Result<RemoteImage, ImageError> {
-        use crate::registry::manifest::{parse_manifest, Manifest};
-        let (repo, r, which) = self.remote(reference, creds);
-        let fail = |e| error::pull_error(e, &r.familiar(), &r.familiar_name());
-        let want = platform.cloned().unwrap_or_else(|| self.platform.clone());
-        let top = repo.manifest(&which).map_err(fail)?;
-        let (manifest_digest, bytes, m) = match top.manifest {
-            Manifest::Image(m) => (top.digest.clone(), top.bytes, m),
-            Manifest::Index(idx) => {
-                let entry = idx.select(&want)?;
-                let fm = repo.manifest(entry.digest.as_str()).map_err(fail)?;
-                match parse_manifest(&fm.bytes, Some(&entry.media_type))? {
-                    Manifest::Image(m) => (fm.digest, fm.bytes, m),
-                    Manifest::Index(_) => {
-                        return Err(ImageError::InvalidParameter(format!(
-                            "index {} points at another index",
-                            top.digest
-                        )))
-                    }
-                }
-            }
-        };
-        let config = repo
-            .blob_bytes(&m.config.digest, pull::MAX_CONFIG_BYTES)
-            .map_err(fail)?;
-        Ok(RemoteImage {
-            digest: top.digest,
-            manifest_digest,
-            size: m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>(),
-            manifest: bytes,
-            config,
-        })
-    }
-
-    /// Search images: a term that starts with a registry host (`registry:5000/foo`) lists that registry's
-    /// `_catalog` and keeps the repositories containing the rest; any other term goes to the Docker Hub style
-    /// index (`search_index`), `library/` stripped from official names.
-    pub fn search(&self, term: &str, limit: u32, creds: Option<Credentials>) -> Result<Vec<SearchHit>, ImageError> {
-        let (host, rest) = match term.split_once('/') {
-            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => (Some(h), r),
-            _ => (None, term),
-        };
-        if let Some(host) = host.filter(|h| !matches!(*h, "docker.io" | "index.docker.io")) {
-            let want = rest.to_lowercase();
-            let repos = self.registry.catalog(host, creds)?;
-            return Ok(repos
-                .into_iter()
-                .filter(|r| r.to_lowercase().contains(&want))
-                .take(limit as usize)
-                .map(|r| SearchHit {
-                    name: format!("{host}/{r}"),
-                    description: String::new(),
-                    stars: 0,
-                    official: false,
-                })
-                .collect());
-        }
-        let hits = self.registry.search_index(rest, limit)?;
-        Ok(hits
-            .into_iter()
-            .map(|h| {
-                let official = h["is_official"].as_bool().unwrap_or(false);
-                let name = h["name"].as_str().unwrap_or("").to_string();
-                SearchHit {
-                    name: if official {
-                        name.strip_prefix("library/").map(str::to_string).unwrap_or(name)
-                    } else {
-                        name
-                    },
-                    description: h["description"].as_str().unwrap_or("").to_string(),
-                    stars: h["star_count"].as_u64().unwrap_or(0),
-                    official,
-                }
-            })
-            .take(limit as usize)
-            .collect())
-    }
-
-    /// Fetch `url` (http or https, through depot's resolver, TLS and proxies) into the file `path`.
-    pub fn download(&self, url: &str, path: &std::path::Path) -> Result<u64, ImageError> {
-        let mut f = std::fs::File::create(path).map_err(|source| ImageError::Io {
-            context: format!("storing {url}"),
-            source,
-        })?;
-        Ok(self.registry.download(url, &mut f)?)
-    }
-
-    /// Every tag of `reference`'s repository, as the registry lists them (`docker pull -a`).
-    pub fn remote_tags(&self, reference: &Reference, creds: Option<Credentials>) -> Result<Vec<String>, ImageError> {
-        let creds = creds.or_else(|| self.stored_creds(reference.domain()));
-        let repo = self.registry.repo(reference.domain(), reference.path(), creds);
-        repo.tags()
-            .map_err(|e| error::pull_error(e, &reference.familiar(), &reference.familiar_name()))
-    }
-
-    /// Forget downloads that ended before `before` (unix seconds).
-    pub fn forget_downloads(&self, before: i64) -> Result<usize, ImageError> {
-        Ok(self.db.downloads().prune_downloads(before)?)
     }
 
     /// At a tidy stop: make the database one self-contained file (see [`Db::checkpoint`]).

@@ -7,11 +7,15 @@
 /// `meta` key: Docker Hub's mirrors as set through the API (JSON list of URLs).
 const META_HUB_MIRRORS: &str = "hub_mirrors";
 
-use super::{ImageError, ImageService};
+use super::ImageError;
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::Credentials;
+use crate::registry::Registry;
 use crate::store::db::{PrivateImageRow, RegistryRow};
 use crate::store::DownloadState;
+use crate::store::{Db, Sealer};
+use std::sync::Arc;
 
 /// A registry as the API shows it: never the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +103,27 @@ pub fn parse_registry_url(url: &str) -> Result<(String, String), ImageError> {
     Ok((format!("{scheme}://{rest}"), rest.to_string()))
 }
 
-impl ImageService {
+/// Registry records and what reads registries on their behalf; the image service pulls with the credentials
+/// kept here.
+pub struct Registries {
+    pub(super) db: Arc<Db>,
+    pub(super) registry: Arc<Registry>,
+    /// Seals the stored passwords.
+    sealer: Arc<Sealer>,
+    /// What a registry is read for when the caller names no platform.
+    pub(super) platform: Platform,
+}
+
+impl Registries {
+    pub fn new(db: Arc<Db>, registry: Arc<Registry>, sealer: Arc<Sealer>, platform: Platform) -> Registries {
+        Registries {
+            db,
+            registry,
+            sealer,
+            platform,
+        }
+    }
+
     fn info(&self, r: &RegistryRow) -> RegistryInfo {
         RegistryInfo {
             id: r.id,
@@ -112,7 +136,7 @@ impl ImageService {
         }
     }
 
-    pub fn registries(&self) -> Result<Vec<RegistryInfo>, ImageError> {
+    pub fn list(&self) -> Result<Vec<RegistryInfo>, ImageError> {
         Ok(self
             .db
             .registry_records()
@@ -122,7 +146,7 @@ impl ImageService {
             .collect())
     }
 
-    pub fn registry_info(&self, id: i64) -> Result<RegistryInfo, ImageError> {
+    pub fn get(&self, id: i64) -> Result<RegistryInfo, ImageError> {
         let r = self
             .db
             .registry_records()
@@ -158,7 +182,7 @@ impl ImageService {
     }
 
     /// Create (`id` None) or change a registry, after checking it answers with these credentials.
-    pub fn save_registry(&self, id: Option<i64>, p: RegistryPatch) -> Result<RegistryInfo, ImageError> {
+    pub fn save(&self, id: Option<i64>, p: RegistryPatch) -> Result<RegistryInfo, ImageError> {
         let mut row = match id {
             Some(id) => self
                 .db
@@ -208,7 +232,7 @@ impl ImageService {
         Ok(self.info(&row))
     }
 
-    pub fn delete_registry(&self, id: i64) -> Result<(), ImageError> {
+    pub fn delete(&self, id: i64) -> Result<(), ImageError> {
         let host = self.db.registry_records().registry(id)?.map(|r| r.host);
         if !self.db.registry_records().delete_registry(id)? {
             return Err(ImageError::NoRecord { what: "registry", id });
@@ -220,7 +244,7 @@ impl ImageService {
     }
 
     /// Let the registry client use plain HTTP for the hosts records mark insecure (at start).
-    pub fn restore_registries(&self) -> Result<(), ImageError> {
+    pub fn restore(&self) -> Result<(), ImageError> {
         for r in self.db.registry_records().registries()? {
             if r.insecure {
                 self.registry.set_insecure(&r.host, true);
@@ -324,7 +348,7 @@ impl ImageService {
             _ => ImageState::Empty,
         };
         let registry = match row.registry_id {
-            Some(id) => Some(self.registry_info(id)?),
+            Some(id) => Some(self.get(id)?),
             None => None,
         };
         Ok(PrivateImage {

@@ -8,6 +8,10 @@
 //!   resume, cancel, look up. It owns the lifecycle writes of the `downloads` table beyond a job's own run; the
 //!   kinds plug in through [`Kind`], so no caller has to decide which service a download id belongs to.
 
+mod status;
+
+pub use status::{DownloadSettings, DownloadStatus};
+
 use crate::store::db::{DownloadKind, DownloadRow};
 use crate::store::{Db, DbError, DownloadState};
 use crate::sync::Locked;
@@ -130,14 +134,20 @@ impl<J: Running + 'static> JobMap<J> {
 pub struct Downloads {
     db: Arc<Db>,
     board: Arc<Board>,
+    /// Where a download's bytes are, for its progress on disk.
+    store: crate::store::BlobStore,
+    /// The bandwidth limit and download window every download shares.
+    throttle: Arc<crate::transfer::throttle::Throttle>,
     kinds: Mutex<Vec<Arc<dyn Kind>>>,
 }
 
 impl Downloads {
-    pub fn new(db: Arc<Db>, board: Arc<Board>) -> Downloads {
+    pub fn new(db: Arc<Db>, transfers: &crate::transfer::Transfers) -> Downloads {
         Downloads {
             db,
-            board,
+            board: transfers.running.clone(),
+            store: transfers.store.clone(),
+            throttle: transfers.throttle.clone(),
             kinds: Mutex::default(),
         }
     }

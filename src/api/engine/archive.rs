@@ -177,7 +177,7 @@ pub async fn import(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     upload_then(e, req, "import", move |path, out| {
         if src != "-" {
             let _ = out.send_blocking(status_line(&format!("Downloading from {src}")));
-            images.download(&src, path)?;
+            images.registries.download(&src, path)?;
         }
         let id = images.import(path, &spec, &mut |ev| {
             if let LoadEvent::Layer { current, total, .. } = ev {

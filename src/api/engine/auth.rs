@@ -23,7 +23,7 @@ pub async fn login(e: &super::Engine, req: crate::http::Req) -> Result<crate::ht
         return Err(bad("a username and password, or an identity token, are needed".into()));
     }
     let (images, server) = (e.images.clone(), get("serveraddress"));
-    let token = crate::pool::run(move || images.login(&server, creds)).await?;
+    let token = crate::pool::run(move || images.registries.login(&server, creds)).await?;
     Ok(crate::http::json(
         StatusCode::OK,
         &super::dto::AuthResponse {

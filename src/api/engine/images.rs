@@ -372,7 +372,7 @@ pub async fn search(e: &Engine, req: &Req) -> Result<Resp, ApiError> {
     }
     let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
     let images = e.images.clone();
-    let hits = crate::pool::run(move || images.search(&term, limit, creds)).await?;
+    let hits = crate::pool::run(move || images.registries.search(&term, limit, creds)).await?;
     let out: Vec<SearchResult> = hits
         .into_iter()
         .filter(|h| official.is_none_or(|o| h.official == o) && h.stars >= stars)

@@ -256,7 +256,7 @@ pub async fn distribution(e: &Engine, req: &Req, name: &str) -> Result<Resp, Api
     let r = Reference::parse(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let creds = super::auth::decode(req.headers().get("x-registry-auth").and_then(|h| h.to_str().ok()));
     let images = e.images.clone();
-    let d = crate::pool::run(move || images.remote_descriptor(&r, creds)).await?;
+    let d = crate::pool::run(move || images.registries.remote_descriptor(&r, creds)).await?;
     Ok(json(
         StatusCode::OK,
         &DistributionInspect {

@@ -116,7 +116,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let images = e.images.clone();
     let specs: Vec<PullSpec> = if all_tags {
         let (r, c) = (reference.clone(), creds.clone());
-        let tags = crate::pool::run(move || images.remote_tags(&r, c))
+        let tags = crate::pool::run(move || images.registries.remote_tags(&r, c))
             .await
             .map_err(ApiError::from)?;
         let mut specs = Vec::new();

@@ -8,7 +8,6 @@
 
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{json, read_body, Req, MAX_SMALL_BODY};
-use crate::image::ImageService;
 use crate::reference::Reference;
 use crate::store::DownloadState;
 use crate::sync::Locked;
@@ -131,11 +130,11 @@ fn task_json(t: &Task) -> super::dto::Task {
 }
 
 /// A download task reads its state from its download.
-fn refresh(images: &ImageService, tasks: &mut [Task]) -> Result<(), StationError> {
+fn refresh(downloads: &crate::jobs::Downloads, tasks: &mut [Task]) -> Result<(), StationError> {
     if !tasks.iter().any(|t| t.download.is_some() && !t.state.ended()) {
         return Ok(());
     }
-    let downloads = images.downloads(500)?;
+    let downloads = downloads.status(500)?;
     for t in tasks.iter_mut() {
         let Some(d) = t.download.and_then(|id| downloads.iter().find(|d| d.row.id == id)) else {
             continue;
@@ -165,10 +164,10 @@ fn refresh(images: &ImageService, tasks: &mut [Task]) -> Result<(), StationError
 }
 
 pub async fn list(st: &Station) -> Answer {
-    let (images, tasks) = (st.images.clone(), st.tasks.clone());
+    let (downloads, tasks) = (st.downloads.clone(), st.tasks.clone());
     let all = blocking(move || -> Result<Vec<Task>, StationError> {
         let mut all = tasks.snapshot();
-        refresh(&images, &mut all)?;
+        refresh(&downloads, &mut all)?;
         for t in &all {
             let t2 = t.clone();
             tasks.update(t.id, |x| *x = t2);
@@ -189,10 +188,10 @@ fn find(all: Vec<Task>, id: &str) -> Result<Task, StationError> {
 }
 
 pub async fn get(st: &Station, id: &str) -> Answer {
-    let (images, tasks) = (st.images.clone(), st.tasks.clone());
+    let (downloads, tasks) = (st.downloads.clone(), st.tasks.clone());
     let mut t = find(tasks.snapshot(), id)?;
     let t = blocking(move || -> Result<Task, StationError> {
-        refresh(&images, std::slice::from_mut(&mut t))?;
+        refresh(&downloads, std::slice::from_mut(&mut t))?;
         let t2 = t.clone();
         tasks.update(t.id, |x| *x = t2);
         Ok(t)
@@ -330,7 +329,7 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
             task.name = r.familiar();
             spawn(tasks.clone(), &mut task, move |progress| {
                 let targets = images.push_targets(&r)?;
-                let creds = images.stored_creds(r.domain());
+                let creds = images.registries.stored_creds(r.domain());
                 let mut layers: std::collections::HashMap<String, (u64, u64)> = Default::default();
                 images.push(&targets, creds, &mut |e| {
                     if let crate::image::push::PushEvent::Progress { id, current, total } = e {

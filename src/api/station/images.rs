@@ -7,7 +7,7 @@ use super::dto::{
 };
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
-use crate::image::DownloadStatus;
+use crate::jobs::{DownloadSettings, DownloadStatus};
 use crate::reference::Reference;
 use crate::store::DownloadState;
 use hyper::StatusCode;
@@ -159,9 +159,10 @@ async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
         return Ok(templates);
     }
     let images = st.images.clone();
+    let downloads = st.downloads.clone();
     let mut docker = blocking(move || -> Result<Vec<Item>, StationError> {
         let rows = images.list()?;
-        let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+        let busy = downloading(&downloads.status(STATUS_LIMIT)?);
         Ok(local_repos(&rows)
             .into_iter()
             .filter(|(name, _)| name.to_lowercase().contains(&needle))
@@ -209,11 +210,12 @@ async fn hub(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
         ));
     }
     let images = st.images.clone();
+    let downloads = st.downloads.clone();
     blocking(move || -> Result<Vec<Item>, StationError> {
-        let hits = images.search(&term, 25, None)?;
+        let hits = images.registries.search(&term, 25, None)?;
         let rows = images.list()?;
         let local = local_repos(&rows);
-        let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+        let busy = downloading(&downloads.status(STATUS_LIMIT)?);
         Ok(hits
             .into_iter()
             .map(|h| {
@@ -241,9 +243,10 @@ async fn hub(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
 /// `category=qnap|official`: the vendor's catalog for this NAS's architecture, and where it came from.
 async fn catalog(st: &Station, q: &ListQuery) -> Answer {
     let images = st.images.clone();
+    let downloads = st.downloads.clone();
     let fetcher = images.clone();
     let fetch: std::sync::Arc<crate::catalog::Fetch> = std::sync::Arc::new(move |url: &str, path: &std::path::Path| {
-        fetcher.download(url, path).map_err(|e| e.to_string())
+        fetcher.registries.download(url, path).map_err(|e| e.to_string())
     });
     let (entries, source) = st.catalog.entries(fetch);
     let official = q.category == Category::Official;
@@ -253,7 +256,7 @@ async fn catalog(st: &Station, q: &ListQuery) -> Answer {
         let arch = crate::catalog::arch_of(&images.default_platform());
         let rows = images.list()?;
         let local = local_repos(&rows);
-        let busy = downloading(&images.downloads(STATUS_LIMIT)?);
+        let busy = downloading(&downloads.status(STATUS_LIMIT)?);
         Ok(entries
             .iter()
             .filter(|e| e.arch == arch)
@@ -353,7 +356,7 @@ pub async fn remote_inspect(st: &Station, image_type: &str, name: &str, tag: &st
     let images = st.images.clone();
     let (remote, platform) = blocking(move || {
         let platform = images.default_platform();
-        images.remote_image(&r, None, None).map(|x| (x, platform))
+        images.registries.remote_image(&r, None, None).map(|x| (x, platform))
     })
     .await?;
     let doc = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap_or(Value::Null);
@@ -381,7 +384,7 @@ pub async fn tags(st: &Station, official: &str, name: &str) -> Answer {
     let r = Reference::parse(&name).map_err(|e| StationError::bad_request(e.to_string()))?;
     let images = st.images.clone();
     let (tags, local) = blocking(move || -> Result<_, StationError> {
-        let tags = images.remote_tags(&r, None)?;
+        let tags = images.registries.remote_tags(&r, None)?;
         let rows = images.list()?;
         let local: Vec<String> = local_repos(&rows)
             .remove(&r.familiar_name())
@@ -520,7 +523,7 @@ fn status_name(d: &DownloadStatus, window_closed: bool) -> &'static str {
 }
 
 /// The downloads as `downloadstatus` shows them, newest first.
-fn status_items(list: &[DownloadStatus], settings: &crate::image::DownloadSettings) -> Vec<DownloadItem> {
+fn status_items(list: &[DownloadStatus], settings: &DownloadSettings) -> Vec<DownloadItem> {
     let waiting_why = settings
         .window
         .filter(|_| settings.closed)
@@ -575,9 +578,8 @@ fn status_items(list: &[DownloadStatus], settings: &crate::image::DownloadSettin
 /// Every recent download: name, tag, type, percent (null only while the total is unknown), bytes, rate,
 /// status and, for a failed one, why.
 pub async fn download_status(st: &Station) -> Answer {
-    let images = st.images.clone();
-    let (list, settings) =
-        blocking(move || images.downloads(STATUS_LIMIT).map(|l| (l, images.download_settings()))).await?;
+    let downloads = st.downloads.clone();
+    let (list, settings) = blocking(move || downloads.status(STATUS_LIMIT).map(|l| (l, downloads.settings()))).await?;
     ok(&status_items(&list, &settings))
 }
 
@@ -596,7 +598,7 @@ const STREAM_SETTLE: std::time::Duration = std::time::Duration::from_millis(100)
 /// database records a change (or the keep-alive is due), so an open page costs nothing on an idle NAS.
 pub async fn download_events(st: &Station) -> Answer {
     let (tx, rx) = async_channel::bounded::<bytes::Bytes>(4);
-    let images = st.images.clone();
+    let downloads = st.downloads.clone();
     smol::spawn(async move {
         if tx.send(bytes::Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
             return;
@@ -605,9 +607,9 @@ pub async fn download_events(st: &Station) -> Answer {
         let mut ended = 0usize;
         let mut quiet = std::time::Instant::now();
         loop {
-            let changed = images.downloads_changed().listen();
-            let imgs = images.clone();
-            let items = blocking(move || imgs.downloads(STATUS_LIMIT).map(|l| (l, imgs.download_settings()))).await;
+            let changed = downloads.changed().listen();
+            let d = downloads.clone();
+            let items = blocking(move || d.status(STATUS_LIMIT).map(|l| (l, d.settings()))).await;
             let Ok((list, settings)) = items else {
                 async_io::Timer::after(STREAM_TICK).await;
                 continue;
@@ -698,7 +700,7 @@ pub async fn cancel(st: &Station, id: &str) -> Answer {
     ok(&Done {})
 }
 
-fn settings_json(s: &crate::image::DownloadSettings) -> Settings {
+fn settings_json(s: &DownloadSettings) -> Settings {
     Settings {
         bandwidth_limit: s.bandwidth_limit,
         local_time: format!("{:02}:{:02}", s.local_minute / 60, s.local_minute % 60),
@@ -708,8 +710,8 @@ fn settings_json(s: &crate::image::DownloadSettings) -> Settings {
 }
 
 pub async fn settings(st: &Station) -> Answer {
-    let images = st.images.clone();
-    ok(&settings_json(&blocking(move || images.download_settings()).await))
+    let downloads = st.downloads.clone();
+    ok(&settings_json(&blocking(move || downloads.settings()).await))
 }
 
 #[derive(serde::Deserialize)]
@@ -752,7 +754,7 @@ pub async fn set_settings(st: &Station, req: Req, caller: &Caller) -> Answer {
             |e: crate::transfer::throttle::WindowError| StationError::bad_request(e.to_string()),
         )?)),
     };
-    let images = st.images.clone();
-    let s = blocking(move || images.set_download_settings(limit, window)).await?;
+    let downloads = st.downloads.clone();
+    let s = blocking(move || downloads.set_settings(limit, window)).await?;
     ok(&settings_json(&s))
 }

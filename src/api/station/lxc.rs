@@ -63,10 +63,10 @@ fn offer_item(a: &Available) -> Item {
 /// `category=local&type=lxc`: the kept templates matching `needle`.
 pub async fn local(st: &Station, needle: String) -> Result<Vec<Item>, StationError> {
     let lxc = st.lxc.clone();
-    let images = st.images.clone();
+    let downloads = st.downloads.clone();
     blocking(move || -> Result<Vec<Item>, StationError> {
-        let busy: std::collections::HashSet<String> = images
-            .downloads(200)?
+        let busy: std::collections::HashSet<String> = downloads
+            .status(200)?
             .into_iter()
             .filter(|d| d.row.kind == crate::store::db::DownloadKind::Lxc && !d.row.state.is_terminal())
             .map(|d| d.row.reference)

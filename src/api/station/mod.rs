@@ -301,7 +301,8 @@ impl Station {
         let images = self.images.clone();
         blocking(move || -> Result<String, StationError> {
             images
-                .registries()?
+                .registries
+                .list()?
                 .into_iter()
                 .find(|r| r.name == name)
                 .map(|r| r.host)

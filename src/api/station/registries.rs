@@ -90,7 +90,7 @@ impl From<RegistryBody> for RegistryPatch {
 pub async fn registries(st: &Station) -> Answer {
     let images = st.images.clone();
     list(
-        blocking(move || images.registries())
+        blocking(move || images.registries.list())
             .await?
             .iter()
             .map(registry_json)
@@ -101,7 +101,7 @@ pub async fn registries(st: &Station) -> Answer {
 pub async fn registry(st: &Station, id: &str) -> Answer {
     let id = id_of(id)?;
     let images = st.images.clone();
-    ok(&registry_json(&blocking(move || images.registry_info(id)).await?))
+    ok(&registry_json(&blocking(move || images.registries.get(id)).await?))
 }
 
 pub async fn save_registry(st: &Station, req: Req, caller: &Caller, id: Option<&str>) -> Answer {
@@ -109,7 +109,7 @@ pub async fn save_registry(st: &Station, req: Req, caller: &Caller, id: Option<&
     let id = id.map(id_of).transpose()?;
     let b: RegistryBody = body_of(req).await?;
     let images = st.images.clone();
-    let r = blocking(move || images.save_registry(id, b.into())).await?;
+    let r = blocking(move || images.registries.save(id, b.into())).await?;
     let status = if id.is_none() {
         StatusCode::CREATED
     } else {
@@ -122,7 +122,7 @@ pub async fn delete_registry(st: &Station, caller: &Caller, id: &str) -> Answer 
     require_admin(caller)?;
     let id = id_of(id)?;
     let images = st.images.clone();
-    blocking(move || images.delete_registry(id)).await?;
+    blocking(move || images.registries.delete(id)).await?;
     ok(&dto::Done {})
 }
 
@@ -157,7 +157,8 @@ fn registry_ref(st: &Station, v: &Value) -> Result<i64, StationError> {
         return Ok(id);
     }
     st.images
-        .registries()?
+        .registries
+        .list()?
         .into_iter()
         .find(|r| r.name == text)
         .map(|r| r.id)
@@ -182,7 +183,7 @@ pub async fn images(st: &Station, req: &Req) -> Answer {
         Some(v) => Some(registry_ref(st, &Value::String(v.to_string()))?),
     };
     let images = st.images.clone();
-    let all = blocking(move || images.private_images()).await?;
+    let all = blocking(move || images.registries.private_images()).await?;
     list(
         all.iter()
             .filter(|i| name.as_ref().is_none_or(|n| i.row.name.contains(n.as_str())))
@@ -196,7 +197,9 @@ pub async fn images(st: &Station, req: &Req) -> Answer {
 pub async fn image(st: &Station, id: &str) -> Answer {
     let id = id_of(id)?;
     let images = st.images.clone();
-    ok(&image_json(&blocking(move || images.private_image_info(id)).await?))
+    ok(&image_json(
+        &blocking(move || images.registries.private_image_info(id)).await?,
+    ))
 }
 
 pub async fn save_image(st: &Station, req: Req, caller: &Caller, id: Option<&str>) -> Answer {
@@ -212,7 +215,7 @@ pub async fn save_image(st: &Station, req: Req, caller: &Caller, id: Option<&str
     let created = id.is_none();
     let saved = blocking(move || {
         let mut row = match id {
-            Some(id) => images.private_image_info(id)?.row,
+            Some(id) => images.registries.private_image_info(id)?.row,
             None => PrivateImageRow {
                 id: 0,
                 name: String::new(),
@@ -238,7 +241,7 @@ pub async fn save_image(st: &Station, req: Req, caller: &Caller, id: Option<&str
                 "an image record needs a name".into(),
             ));
         }
-        images.save_private_image(row)
+        images.registries.save_private_image(row)
     })
     .await?;
     Ok(json(
@@ -251,7 +254,7 @@ pub async fn delete_image(st: &Station, caller: &Caller, id: &str) -> Answer {
     require_admin(caller)?;
     let id = id_of(id)?;
     let images = st.images.clone();
-    blocking(move || images.delete_private_image(id)).await?;
+    blocking(move || images.registries.delete_private_image(id)).await?;
     ok(&dto::Done {})
 }
 
@@ -265,7 +268,7 @@ struct MirrorsBody {
 pub async fn hub_mirrors(st: &Station) -> Answer {
     let images = st.images.clone();
     ok(&dto::Mirrors {
-        mirrors: blocking(move || images.hub_mirrors()).await,
+        mirrors: blocking(move || images.registries.hub_mirrors()).await,
     })
 }
 
@@ -276,6 +279,6 @@ pub async fn set_hub_mirrors(st: &Station, req: Req, caller: &Caller) -> Answer 
     let b: MirrorsBody =
         serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed mirrors: {e}")))?;
     let images = st.images.clone();
-    let m = blocking(move || images.set_hub_mirrors(&b.mirrors)).await?;
+    let m = blocking(move || images.registries.set_hub_mirrors(&b.mirrors)).await?;
     ok(&dto::Mirrors { mirrors: m })
 }
