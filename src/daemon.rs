@@ -160,7 +160,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         // one bus for images and templates: the Engine API's /events and the station's log read it
         images.events.clone(),
     ));
-    images.sync_layout();
+    images.layout.sync();
     // settings changed through the API outlive the config's
     downloads.restore_settings()?;
     images.registries.restore()?;
@@ -309,7 +309,7 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
                 log::info!("{sig}: stopping (downloads resume at the next start)");
                 on_signal.remove_file();
                 // index.json in step, the WAL folded in, and nothing written after: held until the exit
-                let _held = images.final_sync();
+                let _held = images.layout.final_sync();
                 std::process::exit(0);
             }
         })

@@ -130,7 +130,7 @@ impl ImageService {
             source,
         })?;
         let _no_gc = self.transfers.no_gc();
-        let layer = self.import_layer(&f, on)?;
+        let layer = super::load::Archive::single(self, &f).whole(on)?;
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();

@@ -110,178 +110,156 @@ impl ImageService {
     /// Load the archive in `path`. Images come in the archive's order; an error stops at the image it met,
     /// leaving the images before it loaded (each one whole: a ref points at an image only once every blob is in).
     pub fn load(&self, path: &Path, on: &mut dyn FnMut(LoadEvent)) -> Result<Vec<Digest>, ImageError> {
-        let io = |c: &str| {
-            let c = c.to_string();
-            move |source| ImageError::Io { context: c, source }
-        };
-        let f = File::open(path).map_err(io("opening the uploaded archive"))?;
-        let members = index_members(&f)?;
-        let member = |p: &str| members.get(p).copied().ok_or_else(|| bad(format!("{p} is missing")));
-        let read_json = |p: &str| -> Result<Vec<u8>, ImageError> {
-            let m = member(p)?;
-            if m.size > MAX_JSON {
-                return Err(bad(format!("{p} is larger than {MAX_JSON} bytes")));
-            }
-            let mut buf = Vec::new();
-            MemberReader {
-                file: &f,
-                pos: m.offset,
-                end: m.offset + m.size,
-            }
-            .read_to_end(&mut buf)
-            .map_err(io(p))?;
-            Ok(buf)
-        };
-        let items = if members.contains_key("manifest.json") {
-            self.docker_items(&read_json("manifest.json")?)?
-        } else if members.contains_key("index.json") {
-            self.oci_items(&read_json("index.json")?, &read_json)?
-        } else {
-            return Err(bad("no manifest.json or index.json"));
+        let f = File::open(path).map_err(|source| ImageError::Io {
+            context: "opening the uploaded archive".into(),
+            source,
+        })?;
+        let archive = Archive {
+            svc: self,
+            members: index_members(&f)?,
+            file: &f,
         };
         let mut loaded = Vec::new();
-        for item in items {
-            let config = read_json(&item.config)?;
-            let id = Digest::of(&config);
-            let cfg = parse_config(&config)?;
-            if cfg.diff_ids.len() != item.layers.len() {
-                return Err(bad(format!(
-                    "{} lists {} layers, its config {} diff_ids",
-                    item.config,
-                    item.layers.len(),
-                    cfg.diff_ids.len()
-                )));
-            }
-            // Nothing this load commits is collected by a concurrent delete before the image exists.
-            let _no_gc = self.transfers.no_gc();
-            let mut layers = Vec::new();
-            for (i, (p, want)) in item.layers.iter().zip(&cfg.diff_ids).enumerate() {
-                let rec = self.load_layer(&f, member(p)?, Some(want), on).map_err(|e| match e {
-                    LayerFailure::DiffId(got) => bad(format!(
-                        "invalid diffID for layer {i}: expected \"{want}\", got \"{got}\""
-                    )),
-                    LayerFailure::Image(e) => e,
-                })?;
-                layers.push(rec);
-            }
-            self.store.put(&id, &config)?;
-            let manifest = serde_json::to_vec(&serde_json::json!({
-                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": id.as_str(), "size": config.len()},
-                "layers": layers.iter().map(|l| serde_json::json!({
-                    "mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size})).collect::<Vec<_>>(),
-            }))
-            .unwrap_or_default();
-            let mdigest = Digest::of(&manifest);
-            self.store.put(&mdigest, &manifest)?;
-            let mut refs = Vec::new();
-            let mut tags = Vec::new();
-            for t in &item.tags {
-                let r = Reference::parse(t)?.with_default_tag();
-                if r.digest().is_some() {
-                    continue;
-                }
-                if let Some(old) = self.db.images().resolve_ref(&r.to_string())?.filter(|o| *o != id) {
-                    tags.push(LoadEvent::Renamed { tag: r.familiar(), old });
-                }
-                tags.push(LoadEvent::Loaded { tag: r.familiar() });
-                refs.push((r.to_string(), r.name(), RefKind::Tag));
-            }
-            self.admit(super::admit::Candidate {
-                image: pull::new_image(
-                    &id,
-                    &mdigest,
-                    vec![(mdigest.clone(), OCI_MANIFEST.into())],
-                    &cfg,
-                    layers,
-                ),
-                refs,
-                entry: super::admit::Entry::Load,
-            })?;
-            drop(_no_gc);
-            self.events
-                .emit(events::Action::Load, id.as_str(), self.event_attrs(&id, id.as_str()));
-            if tags.is_empty() {
-                on(LoadEvent::LoadedId { id: id.clone() });
-            }
-            for t in tags {
-                on(t);
-            }
-            loaded.push(id);
+        for item in archive.items()? {
+            loaded.push(archive.image(&item, on)?);
         }
         Ok(loaded)
     }
+}
 
-    /// `manifest.json` of a docker archive: `[{"Config", "RepoTags", "Layers"}]`.
-    fn docker_items(&self, text: &[u8]) -> Result<Vec<Item>, ImageError> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct E {
-            config: String,
-            #[serde(default)]
-            repo_tags: Option<Vec<String>>,
-            layers: Vec<String>,
+/// A file of layers being taken into the store: an archive being loaded (its members by path), or an
+/// import's single layer (no members).
+pub(crate) struct Archive<'a> {
+    pub(crate) svc: &'a ImageService,
+    pub(crate) file: &'a File,
+    members: HashMap<String, Member>,
+}
+
+impl<'a> Archive<'a> {
+    /// The upload `file` as one layer.
+    pub(crate) fn single(svc: &'a ImageService, file: &'a File) -> Archive<'a> {
+        Archive {
+            svc,
+            file,
+            members: HashMap::new(),
         }
-        let list: Vec<E> = serde_json::from_slice(text).map_err(|e| bad(format!("manifest.json: {e}")))?;
-        Ok(list
-            .into_iter()
-            .map(|e| Item {
-                config: e.config,
-                layers: e.layers,
-                tags: e.repo_tags.unwrap_or_default(),
+    }
+
+    fn member(&self, p: &str) -> Result<Member, ImageError> {
+        self.members
+            .get(p)
+            .copied()
+            .ok_or_else(|| bad(format!("{p} is missing")))
+    }
+
+    fn read_json(&self, p: &str) -> Result<Vec<u8>, ImageError> {
+        let m = self.member(p)?;
+        if m.size > MAX_JSON {
+            return Err(bad(format!("{p} is larger than {MAX_JSON} bytes")));
+        }
+        let mut buf = Vec::new();
+        MemberReader {
+            file: self.file,
+            pos: m.offset,
+            end: m.offset + m.size,
+        }
+        .read_to_end(&mut buf)
+        .map_err(|source| ImageError::Io {
+            context: p.to_string(),
+            source,
+        })?;
+        Ok(buf)
+    }
+
+    /// The images the archive holds, by its Docker `manifest.json` or its OCI `index.json`.
+    fn items(&self) -> Result<Vec<Item>, ImageError> {
+        if self.members.contains_key("manifest.json") {
+            docker_items(&self.read_json("manifest.json")?)
+        } else if self.members.contains_key("index.json") {
+            oci_items(&self.read_json("index.json")?, &self.svc.platform, &|p| {
+                self.read_json(p)
             })
-            .collect())
-    }
-
-    /// `index.json` of an OCI layout: each image manifest (an index's entry for this daemon's platform), named
-    /// by `io.containerd.image.name`, or by `org.opencontainers.image.ref.name` when that is a whole reference.
-    fn oci_items(
-        &self,
-        text: &[u8],
-        read: &dyn Fn(&str) -> Result<Vec<u8>, ImageError>,
-    ) -> Result<Vec<Item>, ImageError> {
-        let v: serde_json::Value = serde_json::from_slice(text).map_err(|e| bad(format!("index.json: {e}")))?;
-        let blob = |d: &Digest| format!("blobs/{}/{}", d.algorithm(), d.hex());
-        let mut items = Vec::new();
-        for desc in v["manifests"].as_array().cloned().unwrap_or_default() {
-            let d: Digest = desc["digest"]
-                .as_str()
-                .unwrap_or("")
-                .parse()
-                .map_err(|e| bad(format!("index.json: {e}")))?;
-            let mt = desc["mediaType"].as_str();
-            let image = match parse_manifest(&read(&blob(&d))?, mt)? {
-                Manifest::Image(m) => m,
-                Manifest::Index(idx) => {
-                    let e = idx.select(&self.platform)?;
-                    match parse_manifest(&read(&blob(&e.digest))?, Some(&e.media_type))? {
-                        Manifest::Image(m) => m,
-                        Manifest::Index(_) => return Err(bad("an index inside an index")),
-                    }
-                }
-            };
-            let ann = &desc["annotations"];
-            let name = ann["io.containerd.image.name"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| {
-                    ann["org.opencontainers.image.ref.name"]
-                        .as_str()
-                        .filter(|n| n.contains(':') || n.contains('/'))
-                        .map(str::to_string)
-                });
-            items.push(Item {
-                config: blob(&image.config.digest),
-                layers: image.layers.iter().map(|l| blob(&l.digest)).collect(),
-                tags: name.into_iter().collect(),
-            });
+        } else {
+            Err(bad("no manifest.json or index.json"))
         }
-        Ok(items)
     }
 
-    /// Copy one layer into the store, checking its diff_id on the way.
+    /// Load one image: its layers checked against its config's diff_ids, its config, a manifest for it, then
+    /// admitted with its tags.
+    fn image(&self, item: &Item, on: &mut dyn FnMut(LoadEvent)) -> Result<Digest, ImageError> {
+        let svc = self.svc;
+        let config = self.read_json(&item.config)?;
+        let id = Digest::of(&config);
+        let cfg = parse_config(&config)?;
+        if cfg.diff_ids.len() != item.layers.len() {
+            return Err(bad(format!(
+                "{} lists {} layers, its config {} diff_ids",
+                item.config,
+                item.layers.len(),
+                cfg.diff_ids.len()
+            )));
+        }
+        // Nothing this load commits is collected by a concurrent delete before the image exists.
+        let _no_gc = svc.transfers.no_gc();
+        let mut layers = Vec::new();
+        for (i, (p, want)) in item.layers.iter().zip(&cfg.diff_ids).enumerate() {
+            let rec = self.layer(self.member(p)?, Some(want), on).map_err(|e| match e {
+                LayerFailure::DiffId(got) => bad(format!(
+                    "invalid diffID for layer {i}: expected \"{want}\", got \"{got}\""
+                )),
+                LayerFailure::Image(e) => e,
+            })?;
+            layers.push(rec);
+        }
+        svc.store.put(&id, &config)?;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": id.as_str(), "size": config.len()},
+            "layers": layers.iter().map(|l| serde_json::json!({
+                "mediaType": l.media_type, "digest": l.digest.as_str(), "size": l.size})).collect::<Vec<_>>(),
+        }))
+        .unwrap_or_default();
+        let mdigest = Digest::of(&manifest);
+        svc.store.put(&mdigest, &manifest)?;
+        let mut refs = Vec::new();
+        let mut tags = Vec::new();
+        for t in &item.tags {
+            let r = Reference::parse(t)?.with_default_tag();
+            if r.digest().is_some() {
+                continue;
+            }
+            if let Some(old) = svc.db.images().resolve_ref(&r.to_string())?.filter(|o| *o != id) {
+                tags.push(LoadEvent::Renamed { tag: r.familiar(), old });
+            }
+            tags.push(LoadEvent::Loaded { tag: r.familiar() });
+            refs.push((r.to_string(), r.name(), RefKind::Tag));
+        }
+        svc.admit(super::admit::Candidate {
+            image: pull::new_image(
+                &id,
+                &mdigest,
+                vec![(mdigest.clone(), OCI_MANIFEST.into())],
+                &cfg,
+                layers,
+            ),
+            refs,
+            entry: super::admit::Entry::Load,
+        })?;
+        drop(_no_gc);
+        svc.events
+            .emit(events::Action::Load, id.as_str(), svc.event_attrs(&id, id.as_str()));
+        if tags.is_empty() {
+            on(LoadEvent::LoadedId { id: id.clone() });
+        }
+        for t in tags {
+            on(t);
+        }
+        Ok(id)
+    }
+
     /// Copy the whole of `f` into the store as one layer (import): its diff_id is whatever it is.
-    pub(crate) fn import_layer(&self, f: &File, on: &mut dyn FnMut(LoadEvent)) -> Result<LayerRecord, ImageError> {
+    pub(crate) fn whole(&self, on: &mut dyn FnMut(LoadEvent)) -> Result<LayerRecord, ImageError> {
+        let f = self.file;
         let size = f
             .metadata()
             .map_err(|source| ImageError::Io {
@@ -300,7 +278,7 @@ impl ImageService {
             pos: 0,
             end: size,
         };
-        let plain = super::archive::decompressed(r, sniff(&head[..n]), self.transfers.zstd_window_log_max)
+        let plain = super::archive::decompressed(r, sniff(&head[..n]), self.svc.transfers.zstd_window_log_max)
             .map_err(|e| bad(format!("the upload does not decompress: {e}")))?;
         let mut a = tar::Archive::new(plain);
         let mut entries = 0usize;
@@ -312,21 +290,20 @@ impl ImageService {
         if entries == 0 {
             return Err(bad("the upload is an empty tar"));
         }
-        self.load_layer(f, Member { offset: 0, size }, None, on)
-            .map_err(|e| match e {
-                LayerFailure::Image(e) => e,
-                LayerFailure::DiffId(_) => unreachable!("no diff_id was asked for"),
-            })
+        self.layer(Member { offset: 0, size }, None, on).map_err(|e| match e {
+            LayerFailure::Image(e) => e,
+            LayerFailure::DiffId(_) => unreachable!("no diff_id was asked for"),
+        })
     }
 
     /// Copy one layer into the store, checking its diff_id on the way when `want` is given.
-    fn load_layer(
+    fn layer(
         &self,
-        f: &File,
         m: Member,
         want: Option<&Digest>,
         on: &mut dyn FnMut(LoadEvent),
     ) -> Result<LayerRecord, LayerFailure> {
+        let f = self.file;
         let what = want.map(|w| w.to_string()).unwrap_or_else(|| "import".into());
         let io = |source| {
             LayerFailure::Image(ImageError::Io {
@@ -342,8 +319,8 @@ impl ImageService {
         let mut head = [0u8; 4];
         let n = f.read_at(&mut head, m.offset).map_err(io)?;
         let c = sniff(&head[..n]);
-        let mut diff = DiffHasher::new(c, self.transfers.zstd_window_log_max).map_err(io)?;
-        let mut w = self.store.writer().map_err(|e| LayerFailure::Image(e.into()))?;
+        let mut diff = DiffHasher::new(c, self.svc.transfers.zstd_window_log_max).map_err(io)?;
+        let mut w = self.svc.store.writer().map_err(|e| LayerFailure::Image(e.into()))?;
         let id = want.map(|w| w.short().to_string()).unwrap_or_else(|| "import".into());
         let mut buf = vec![0u8; 128 * 1024];
         let (mut done, mut last) = (0u64, 0u64);
@@ -380,7 +357,7 @@ impl ImageService {
             size,
             uncompressed_size: usize,
         };
-        let _ = self.db.images().put_blob_meta(&crate::store::db::BlobMeta {
+        let _ = self.svc.db.images().put_blob_meta(&crate::store::db::BlobMeta {
             digest,
             size,
             media_type: media_type.into(),
@@ -389,6 +366,73 @@ impl ImageService {
         });
         Ok(rec)
     }
+}
+
+/// `manifest.json` of a docker archive: `[{"Config", "RepoTags", "Layers"}]`.
+fn docker_items(text: &[u8]) -> Result<Vec<Item>, ImageError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct E {
+        config: String,
+        #[serde(default)]
+        repo_tags: Option<Vec<String>>,
+        layers: Vec<String>,
+    }
+    let list: Vec<E> = serde_json::from_slice(text).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    Ok(list
+        .into_iter()
+        .map(|e| Item {
+            config: e.config,
+            layers: e.layers,
+            tags: e.repo_tags.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// `index.json` of an OCI layout: each image manifest (an index's entry for this daemon's platform), named
+/// by `io.containerd.image.name`, or by `org.opencontainers.image.ref.name` when that is a whole reference.
+fn oci_items(
+    text: &[u8],
+    platform: &crate::platform::Platform,
+    read: &dyn Fn(&str) -> Result<Vec<u8>, ImageError>,
+) -> Result<Vec<Item>, ImageError> {
+    let v: serde_json::Value = serde_json::from_slice(text).map_err(|e| bad(format!("index.json: {e}")))?;
+    let blob = |d: &Digest| format!("blobs/{}/{}", d.algorithm(), d.hex());
+    let mut items = Vec::new();
+    for desc in v["manifests"].as_array().cloned().unwrap_or_default() {
+        let d: Digest = desc["digest"]
+            .as_str()
+            .unwrap_or("")
+            .parse()
+            .map_err(|e| bad(format!("index.json: {e}")))?;
+        let mt = desc["mediaType"].as_str();
+        let image = match parse_manifest(&read(&blob(&d))?, mt)? {
+            Manifest::Image(m) => m,
+            Manifest::Index(idx) => {
+                let e = idx.select(platform)?;
+                match parse_manifest(&read(&blob(&e.digest))?, Some(&e.media_type))? {
+                    Manifest::Image(m) => m,
+                    Manifest::Index(_) => return Err(bad("an index inside an index")),
+                }
+            }
+        };
+        let ann = &desc["annotations"];
+        let name = ann["io.containerd.image.name"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| {
+                ann["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .filter(|n| n.contains(':') || n.contains('/'))
+                    .map(str::to_string)
+            });
+        items.push(Item {
+            config: blob(&image.config.digest),
+            layers: image.layers.iter().map(|l| blob(&l.digest)).collect(),
+            tags: name.into_iter().collect(),
+        });
+    }
+    Ok(items)
 }
 
 enum LayerFailure {

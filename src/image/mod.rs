@@ -7,6 +7,7 @@ pub mod error;
 
 pub mod import;
 pub mod job;
+pub mod layout;
 pub mod load;
 pub mod pull;
 pub mod push;
@@ -40,10 +41,9 @@ use crate::registry::Registry;
 use crate::store::blobs::GcReport;
 use crate::store::db::{ImageRow, RefKind};
 use crate::store::{BlobStore, Db};
-use crate::sync::Locked;
 use crate::transfer::Transfers;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The image service both APIs call. Its state is private: callers use its typed methods, and none of them
@@ -64,9 +64,8 @@ pub struct ImageService {
     jobs: Arc<crate::jobs::JobMap<PullJob>>,
     /// The admission step every way in goes through, with its policies.
     pub gate: Arc<admit::Gate>,
-    /// Serialises rewrites of `index.json`: each reads the database after its own change, so the last one
-    /// written reflects every change before it.
-    layout_lock: Mutex<()>,
+    /// The OCI layout's `index.json`, kept in step with the database.
+    pub layout: layout::Layout,
     /// What happened to images, for `/events` and the station's event log.
     /// Shared with the LXC service, whose templates are told here too.
     pub events: Arc<events::EventBus>,
@@ -180,6 +179,7 @@ impl ImageService {
     ) -> ImageService {
         let jobs = Arc::new(crate::jobs::JobMap::new(transfers.running.clone()));
         let sealer = Arc::new(sealer);
+        let layout = layout::Layout::new(db.clone(), store.clone());
         let registries = Arc::new(registries::Registries::new(
             db.clone(),
             registry.clone(),
@@ -197,7 +197,7 @@ impl ImageService {
             platform,
             concurrency,
             jobs,
-            layout_lock: Mutex::new(()),
+            layout,
             events: Arc::default(),
             pruning: std::sync::atomic::AtomicBool::new(false),
             handoff_to: std::sync::OnceLock::new(),
@@ -291,7 +291,7 @@ impl ImageService {
     /// Make an image visible, the one way: see [`admit`]. `index.json` follows.
     pub(crate) fn admit(&self, c: admit::Candidate) -> Result<(), ImageError> {
         self.gate.admit(&self.db, &self.store, &c)?;
-        self.sync_layout();
+        self.layout.sync();
         Ok(())
     }
 
@@ -471,7 +471,7 @@ impl ImageService {
         let target = target.clone().with_default_tag();
         let (id, _) = self.resolve(source)?;
         self.db.images().tag(&target.to_string(), &target.name(), &id)?;
-        self.sync_layout();
+        self.layout.sync();
         self.events.emit(
             events::Action::Tag,
             id.as_str(),
@@ -577,7 +577,7 @@ impl ImageService {
         let attrs = self.event_attrs(&id, id.as_str());
         let mut reclaimed = 0;
         self.db.images().remove(&remove, last.then_some(&id))?;
-        let layout_written = self.sync_layout();
+        let layout_written = self.layout.sync();
         for n in &remove {
             self.events.emit_about(
                 events::Action::Untag,
@@ -591,10 +591,10 @@ impl ImageService {
         }
         if last {
             out.push(DeleteItem::Deleted(id.to_string()));
-            let removed = self.collect(&own_blobs)?;
+            let removed = self.transfers.collect(&self.db, &own_blobs)?;
             // on a full volume index.json could not be written before the blobs made room
             if !layout_written && !removed.is_empty() {
-                self.sync_layout();
+                self.layout.sync();
             }
             reclaimed = layers
                 .iter()
@@ -617,45 +617,6 @@ impl ImageService {
         Ok((out, reclaimed))
     }
 
-    /// Remove committed blobs no image or unfinished download needs; returns what went.
-    /// Record `d` as owned by `download` (so no GC takes it before the image exists) and say whether it is in
-    /// the store already.
-    /// Room the store keeps free beyond a download's needs (the database grows, other downloads run).
-    const SPACE_MARGIN: u64 = 64 << 20;
-
-    /// Refuse a download of `blobs` that the volume cannot hold: what is not in the store yet (less the bytes an
-    /// earlier attempt left in `ingest/`) must fit in the free space, with a margin.
-    pub(crate) fn check_space(&self, reference: &str, blobs: &[(Digest, u64)]) -> Result<(), ImageError> {
-        let need: u64 = blobs
-            .iter()
-            .filter(|(d, _)| !self.store.contains(d))
-            .map(|(d, size)| size.saturating_sub(self.store.ingest_len(d)))
-            .sum();
-        let free = crate::fsutil::free_space(self.store.root()).map_err(|source| ImageError::Io {
-            context: format!("free space of {}", self.store.root().display()),
-            source,
-        })?;
-        if need > 0 && need + Self::SPACE_MARGIN > free {
-            return Err(ImageError::NoSpace {
-                reference: reference.to_string(),
-                need,
-                free,
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn own(&self, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
-        let _shared = self.transfers.no_gc();
-        self.db.downloads().set_download_blob(download, d, size, 0)?;
-        Ok(self.store.contains(d))
-    }
-
-    /// See [`Transfers::collect`].
-    fn collect(&self, candidates: &[Digest]) -> Result<std::collections::HashSet<Digest>, ImageError> {
-        Ok(self.transfers.collect(&self.db, candidates)?)
-    }
-
     /// Full GC: unreferenced blobs (unless the database may not know every owner, see [`META_BLOB_GC`]), stray
     /// files, and ingests no download owns: an unfinished one, or one that failed less than `keep_failed` ago
     /// (pulling the image again resumes from those bytes).
@@ -674,50 +635,5 @@ impl ImageService {
             .downloads()
             .owned_ingests(crate::store::db::now() - keep_failed.as_secs() as i64)?;
         self.store.gc(&keep, &owned).map_err(io("garbage collection"))
-    }
-
-    /// Rewrite the OCI layout's `index.json` from the database; whether it was written. A failure is logged, not
-    /// returned as an error: the database is the truth, and every start rewrites the file.
-    pub fn sync_layout(&self) -> bool {
-        let _one = self.layout_lock.locked();
-        self.write_layout()
-    }
-
-    /// A tidy stop's last act: `index.json` in step with the database and the WAL folded in, then every later
-    /// write held off while the returned guards live (the process exits holding them). A change that lands
-    /// while the layout is written makes it go round again, so the two agree when this returns.
-    pub fn final_sync(&self) -> (std::sync::MutexGuard<'_, ()>, crate::store::db::Frozen<'_>) {
-        let layout = self.layout_lock.locked();
-        loop {
-            let before = self.db.changes();
-            self.write_layout();
-            let frozen = self.db.freeze();
-            if frozen.changes() == before {
-                if let Err(e) = frozen.checkpoint() {
-                    log::warn!("checkpointing the database: {e}");
-                }
-                return (layout, frozen);
-            }
-        }
-    }
-
-    /// Rewrite `index.json` from the database (the caller holds `layout_lock`); whether it was written.
-    fn write_layout(&self) -> bool {
-        let r = self
-            .db
-            .images()
-            .layout_entries()
-            .map_err(ImageError::from)
-            .and_then(|rows| {
-                let text = crate::store::layout::render(&rows, |d| self.store.size(d));
-                crate::store::layout::write_index(self.store.root(), &text).map_err(|source| ImageError::Io {
-                    context: "writing index.json".into(),
-                    source,
-                })
-            });
-        if let Err(e) = &r {
-            log::error!("the OCI layout's index.json is out of step until the next change or start: {e}");
-        }
-        r.is_ok()
     }
 }

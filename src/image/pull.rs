@@ -177,7 +177,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         }
         None => {
             let fm = repo.manifest(&tag_or_digest).map_err(resolve_error)?;
-            svc.own(job.download, &fm.digest, fm.bytes.len() as u64)?;
+            own(svc, job.download, &fm.digest, fm.bytes.len() as u64)?;
             svc.store.put(&fm.digest, &fm.bytes)?;
             (fm.digest, fm.manifest)
         }
@@ -192,7 +192,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
             manifests.push((resolved.clone(), idx.media_type.clone()));
             let entry = idx.select(&want)?;
             let d = entry.digest.clone();
-            let bytes = match svc.own(job.download, &d, entry.size)? {
+            let bytes = match own(svc, job.download, &d, entry.size)? {
                 true => svc.store.read(&d, svc.registry.options().max_manifest_bytes)?,
                 false => {
                     let fm = repo.manifest(d.as_str()).map_err(resolve_error)?;
@@ -223,7 +223,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         .map(|d| (d.digest.clone(), d.size))
         .collect();
     svc.db.downloads().plan_download_blobs(job.download, &blobs)?;
-    svc.check_space(&r.familiar(), &blobs)?;
+    check_space(svc, &r.familiar(), &blobs)?;
     svc.db
         .downloads()
         .set_download_state(job.download, DownloadState::Fetching, None)?;
@@ -234,7 +234,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
 
     // 2. The config: small, fetched whole and verified.
     let cfg_digest = image_manifest.config.digest.clone();
-    let cfg_bytes = if svc.own(job.download, &cfg_digest, image_manifest.config.size)? {
+    let cfg_bytes = if own(svc, job.download, &cfg_digest, image_manifest.config.size)? {
         svc.store.read(&cfg_digest, MAX_CONFIG_BYTES)?
     } else {
         if image_manifest.config.size > MAX_CONFIG_BYTES {
@@ -352,7 +352,7 @@ fn fetch_layers(
             continue;
         }
         let id = desc.digest.short().to_string();
-        svc.own(job.download, &desc.digest, desc.size)?;
+        own(svc, job.download, &desc.digest, desc.size)?;
         match svc.transfers.present(&svc.db, desc, diff)? {
             Some(rec) => {
                 job.layer(&id, LayerStatus::AlreadyExists);
@@ -429,6 +429,39 @@ fn fetch_layers(
                 .ok_or(ImageError::Transfer(TransferError::Cancelled))
         })
         .collect()
+}
+
+/// Room the store keeps free beyond a download's needs (the database grows, other downloads run).
+const SPACE_MARGIN: u64 = 64 << 20;
+
+/// Refuse a download of `blobs` that the volume cannot hold: what is not in the store yet (less the bytes an
+/// earlier attempt left in `ingest/`) must fit in the free space, with a margin.
+fn check_space(svc: &ImageService, reference: &str, blobs: &[(Digest, u64)]) -> Result<(), ImageError> {
+    let need: u64 = blobs
+        .iter()
+        .filter(|(d, _)| !svc.store.contains(d))
+        .map(|(d, size)| size.saturating_sub(svc.store.ingest_len(d)))
+        .sum();
+    let free = crate::fsutil::free_space(svc.store.root()).map_err(|source| ImageError::Io {
+        context: format!("free space of {}", svc.store.root().display()),
+        source,
+    })?;
+    if need > 0 && need + SPACE_MARGIN > free {
+        return Err(ImageError::NoSpace {
+            reference: reference.to_string(),
+            need,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Record `d` as owned by `download` (so no GC takes it before the image exists) and say whether it is in
+/// the store already.
+fn own(svc: &ImageService, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
+    let _shared = svc.transfers.no_gc();
+    svc.db.downloads().set_download_blob(download, d, size, 0)?;
+    Ok(svc.store.contains(d))
 }
 
 #[cfg(test)]

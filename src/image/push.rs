@@ -93,41 +93,50 @@ impl ImageService {
         on: &mut dyn FnMut(PushEvent),
     ) -> Result<(), ImageError> {
         for (r, id) in targets {
-            self.push_one(r, id, creds.clone(), on)?;
+            let push = Push {
+                svc: self,
+                repo: self.registry.repo_for_push(r.domain(), r.path(), creds.clone()),
+                r,
+            };
+            push.run(id, on)?;
         }
         Ok(())
     }
+}
 
-    fn push_one(
-        &self,
-        r: &Reference,
-        id: &Digest,
-        creds: Option<Credentials>,
-        on: &mut dyn FnMut(PushEvent),
-    ) -> Result<(), ImageError> {
-        let row = self.db.images().image_row(id)?.ok_or_else(|| ImageError::NotFound {
+/// The push of one tag: the image service it reads from, the repository it goes to, the reference it is under.
+struct Push<'a> {
+    svc: &'a ImageService,
+    repo: crate::registry::Repo,
+    r: &'a Reference,
+}
+
+impl Push<'_> {
+    /// Send image `id`'s layers, config and manifest, then record the digest the registry now has it under.
+    fn run(&self, id: &Digest, on: &mut dyn FnMut(PushEvent)) -> Result<(), ImageError> {
+        let (svc, r) = (self.svc, self.r);
+        let row = svc.db.images().image_row(id)?.ok_or_else(|| ImageError::NotFound {
             reference: r.familiar(),
         })?;
         let mdigest = row.manifest_digest.clone();
-        let media_type = self
+        let media_type = svc
             .db
             .images()
             .manifest_media_type(id, &mdigest)?
             .unwrap_or_else(|| crate::oci::OCI_MANIFEST.into());
-        let bytes = self.store.read(&mdigest, self.registry.options().max_manifest_bytes)?;
+        let bytes = svc.store.read(&mdigest, svc.registry.options().max_manifest_bytes)?;
         let Manifest::Image(m) = parse_manifest(&bytes, Some(&media_type))? else {
             return Err(ImageError::InvalidParameter(format!(
                 "{mdigest} is an index, not an image manifest"
             )));
         };
-        let diff_ids: std::collections::HashMap<Digest, Digest> = self
+        let diff_ids: std::collections::HashMap<Digest, Digest> = svc
             .db
             .images()
             .image_layers(id)?
             .into_iter()
             .map(|l| (l.digest, l.diff_id))
             .collect();
-        let repo = self.registry.repo_for_push(r.domain(), r.path(), creds);
         let short = |d: &Digest| diff_ids.get(d).unwrap_or(d).short().to_string();
         for l in &m.layers {
             on(PushEvent::Preparing { id: short(&l.digest) });
@@ -139,7 +148,7 @@ impl ImageService {
                 .chain([(&m.config.digest, m.config.size, false)]);
         for (d, size, is_layer) in blobs {
             let lid = short(d);
-            let sent = self.push_blob(&repo, r, d, size, &mut |current, total| {
+            let sent = self.blob(d, size, &mut |current, total| {
                 if is_layer {
                     on(PushEvent::Progress {
                         id: lid.clone(),
@@ -157,15 +166,17 @@ impl ImageService {
             }
         }
         let tag = r.tag().unwrap_or("latest").to_string();
-        self.retrying(|| repo.put_manifest(&tag, &media_type, &bytes))?;
-        self.db
+        retrying(&svc.transfers.retry, || {
+            self.repo.put_manifest(&tag, &media_type, &bytes)
+        })?;
+        svc.db
             .images()
             .add_digest_ref(&format!("{}@{mdigest}", r.name()), &r.name(), id)?;
-        self.sync_layout();
-        self.events.emit(
+        svc.layout.sync();
+        svc.events.emit(
             events::Action::Push,
             r.familiar(),
-            self.event_attrs(id, &r.familiar_name()),
+            svc.event_attrs(id, &r.familiar_name()),
         );
         on(PushEvent::Done {
             tag,
@@ -175,46 +186,29 @@ impl ImageService {
         Ok(())
     }
 
-    /// Run `f` within one retry budget of the policy.
-    fn retrying<T>(&self, mut f: impl FnMut() -> Result<T, RegistryError>) -> Result<T, ImageError> {
-        let mut budget = self.transfers.retry.budget();
-        loop {
-            match f() {
-                Ok(v) => return Ok(v),
-                Err(e) => match budget.failed(e.retry()) {
-                    Some(delay) => std::thread::sleep(delay),
-                    None => return Err(e.into()),
-                },
-            }
-        }
-    }
-
-    fn push_blob(
-        &self,
-        repo: &crate::registry::Repo,
-        r: &Reference,
-        d: &Digest,
-        size: u64,
-        report: &mut dyn FnMut(u64, u64),
-    ) -> Result<Sent, ImageError> {
-        if self.retrying(|| repo.has_blob(d))? {
+    /// Send blob `d` of `size` bytes, unless the repository has it or another repository of the registry
+    /// lends it.
+    fn blob(&self, d: &Digest, size: u64, report: &mut dyn FnMut(u64, u64)) -> Result<Sent, ImageError> {
+        let (svc, repo, r) = (self.svc, &self.repo, self.r);
+        let policy = &svc.transfers.retry;
+        if retrying(policy, || repo.has_blob(d))? {
             return Ok(Sent::Exists);
         }
         // Another repository of the same registry that has it lends it without an upload.
         let domain = format!("{}/", r.domain());
-        for other in self.db.images().repos_with_blob(d)? {
+        for other in svc.db.images().repos_with_blob(d)? {
             let Some(path) = other.strip_prefix(&domain).filter(|p| *p != r.path()) else {
                 continue;
             };
-            if self.retrying(|| repo.mount(d, path))? {
+            if retrying(policy, || repo.mount(d, path))? {
                 return Ok(Sent::Mounted { from: path.to_string() });
             }
         }
         // What is sent is hashed on the way: a blob damaged on disk is put out of the store (the next pull
         // fetches it again) and the push fails naming it, without retrying a copy that cannot get better.
         let mut corrupt = None;
-        self.retrying(|| {
-            let f = self.store.open_blob(d).map_err(|e| RegistryError::Transport {
+        retrying(policy, || {
+            let f = svc.store.open_blob(d).map_err(|e| RegistryError::Transport {
                 url: d.to_string(),
                 msg: e.to_string(),
             })?;
@@ -236,8 +230,25 @@ impl ImageService {
             }
         })?;
         match corrupt {
-            Some(e) => Err(self.read_failed(d, e, format!("pushing blob {d}"))),
+            Some(e) => Err(super::save::read_failed(&svc.store, d, e, format!("pushing blob {d}"))),
             None => Ok(Sent::Uploaded),
+        }
+    }
+}
+
+/// Run `f` within one retry budget of `policy`.
+fn retrying<T>(
+    policy: &crate::net::retry::RetryPolicy,
+    mut f: impl FnMut() -> Result<T, RegistryError>,
+) -> Result<T, ImageError> {
+    let mut budget = policy.budget();
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) => match budget.failed(e.retry()) {
+                Some(delay) => std::thread::sleep(delay),
+                None => return Err(e.into()),
+            },
         }
     }
 }

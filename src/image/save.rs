@@ -178,25 +178,6 @@ impl ImageService {
         r
     }
 
-    /// The error of a read of blob `d` that failed: a blob found corrupt (it, or what it inflates to, does not
-    /// hash to its name) is put out of the store so that the next pull fetches it again.
-    pub(super) fn read_failed(&self, d: &Digest, e: std::io::Error, context: String) -> ImageError {
-        let Some(c) = Corrupt::of(&e) else {
-            return ImageError::Io { context, source: e };
-        };
-        match self.store.quarantine(d) {
-            Ok(to) => log::error!(
-                "{c}: blob {d} moved to {}; pulling the image again fetches it",
-                to.display()
-            ),
-            Err(qe) => log::error!("{c}: putting blob {d} aside: {qe}"),
-        }
-        ImageError::Blob(crate::store::blobs::BlobError::Mismatch {
-            expected: c.expected.clone(),
-            got: c.found.clone(),
-        })
-    }
-
     /// Write `plan` to `out` as a tar. Memory stays bounded whatever the image sizes.
     pub fn save(&self, plan: &SavePlan, out: impl Write) -> Result<(), ImageError> {
         let io = |context: String| move |source| ImageError::Io { context, source };
@@ -240,7 +221,7 @@ impl ImageService {
                         }
                         Err(e) => Err(e),
                     };
-                    r.map_err(|e| self.read_failed(&l.digest, e, format!("writing layer {}", l.diff_id)))?;
+                    r.map_err(|e| read_failed(&self.store, &l.digest, e, format!("writing layer {}", l.diff_id)))?;
                 }
                 let desc = json!({"mediaType": OCI_LAYER, "digest": l.diff_id.as_str(), "size": l.uncompressed_size});
                 sources.insert(l.diff_id.to_string(), desc.clone());
@@ -306,4 +287,28 @@ impl ImageService {
         })()
         .map_err(e)
     }
+}
+
+/// The error of a read of blob `d` that failed: a blob found corrupt (it, or what it inflates to, does not
+/// hash to its name) is put out of the store so that the next pull fetches it again.
+pub(super) fn read_failed(
+    store: &crate::store::BlobStore,
+    d: &Digest,
+    e: std::io::Error,
+    context: String,
+) -> ImageError {
+    let Some(c) = Corrupt::of(&e) else {
+        return ImageError::Io { context, source: e };
+    };
+    match store.quarantine(d) {
+        Ok(to) => log::error!(
+            "{c}: blob {d} moved to {}; pulling the image again fetches it",
+            to.display()
+        ),
+        Err(qe) => log::error!("{c}: putting blob {d} aside: {qe}"),
+    }
+    ImageError::Blob(crate::store::blobs::BlobError::Mismatch {
+        expected: c.expected.clone(),
+        got: c.found.clone(),
+    })
 }
