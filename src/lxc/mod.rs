@@ -3,10 +3,14 @@
 
 pub mod codec;
 pub mod convert;
+mod error;
 pub mod index;
 pub mod meta;
 pub mod service;
+pub mod sources;
 pub mod unpack;
 
+pub use error::LxcError;
 pub use index::{Offer, TemplateName};
-pub use service::{LxcError, LxcJob, LxcOptions, LxcService, SourceConfig, SourceKind};
+pub use service::{LxcJob, LxcOptions, LxcService};
+pub use sources::{SourceConfig, SourceKind};

@@ -1,197 +1,31 @@
-//! The LXC template service both APIs call: what the sources offer (their indexes cached on disk and used when
-//! a server is unreachable), downloads on the one transfer engine (persistent `downloads` rows of kind `lxc`,
-//! resumed at start, paused, cancelled, listed with the image downloads), the templates kept, their removal,
-//! unpacking into a container directory, and Docker image → template.
+//! The LXC template service both APIs call: what the sources offer ([`Sources`]), downloads on the one transfer
+//! engine (persistent `downloads` rows of kind `lxc`, resumed at start, paused, cancelled, listed with the image
+//! downloads), the templates kept, their removal, unpacking into a container directory, and Docker image →
+//! template.
 
-use super::index::{self, NameError, Offer, RemoteFile, TemplateName};
+use super::index::{self, RemoteFile, TemplateName};
 use super::meta::{self, Meta, Place};
+use super::sources::{SourceConfig, Sources};
 use super::unpack::{self, Shift, UnpackError};
+use super::LxcError;
 use super::{codec, convert};
 use crate::digest::{Corrupt, Digest, Verified};
 use crate::events::{Action, EventBus};
 use crate::net::http::{HttpError, Web};
-use crate::net::RetryPolicy;
-use crate::store::db::{DbError, DownloadKind, LxcTemplateRow};
+use crate::store::db::{DownloadKind, LxcTemplateRow};
 use crate::store::{BlobStore, Db, DownloadState};
 use crate::sync::Locked;
 use crate::transfer::progress::{Live, Meter, Running, Stop};
-use crate::transfer::{FetchJob, TransferError, Transfers, UrlFile};
+use crate::transfer::{FetchJob, Transfers, UrlFile};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-/// How long a fetched index is used before it is fetched again.
-const INDEX_FRESH: Duration = Duration::from_secs(300);
-/// How long a server that failed is not asked again (its cached index serves meanwhile).
-const FAILED_FOR: Duration = Duration::from_secs(60);
-/// Indexes are text; a larger one is hostile.
-const MAX_INDEX: u64 = 32 << 20;
-/// What a source offers now, the state that came in (`fetched`, `cached`, `none`), and why its server was not
-/// heard.
-type SourceState = (Arc<Vec<Offer>>, &'static str, Option<String>);
-
-/// An index is asked for while a person waits, and a cached copy stands in when its server is away: one retry
-/// for a blip, not the transfers' five attempts over seconds of backoff for a server that is down.
-const INDEX_RETRY: RetryPolicy = RetryPolicy {
-    attempts: 2,
-    base: Duration::from_millis(300),
-    max_delay: Duration::from_secs(1),
-    max_retry_after: Duration::from_secs(2),
-};
 const MAX_SUMS: u64 = 1 << 20;
 /// Room left on the volume beyond a download's own bytes.
 const SPACE_MARGIN: u64 = 16 << 20;
-
-/// What kind of server a source is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// `meta/1.0/index-system`, as `lxc-create -t download` reads it.
-    Lxc,
-    /// `streams/v1/index.json`, as LXD and Incus read it.
-    Simplestreams,
-    /// The vendor catalog's LXC entries.
-    Catalog,
-}
-
-/// A configured source: `NAME=lxc:URL` or `NAME=simplestreams:URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceConfig {
-    pub name: String,
-    pub kind: SourceKind,
-    pub url: String,
-}
-
-impl FromStr for SourceConfig {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("LXC source {s:?}: expected NAME=lxc:URL or NAME=simplestreams:URL");
-        let (name, rest) = s.split_once('=').ok_or_else(bad)?;
-        let (kind, url) = rest.split_once(':').ok_or_else(bad)?;
-        let kind = match kind {
-            "lxc" => SourceKind::Lxc,
-            "simplestreams" => SourceKind::Simplestreams,
-            _ => return Err(bad()),
-        };
-        let name = name.trim();
-        if name.is_empty()
-            || name == "catalog"
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(format!(
-                "LXC source {s:?}: a name of letters, digits, - _ . (not \"catalog\")"
-            ));
-        }
-        let url = url.trim().trim_end_matches('/').to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(format!("LXC source {s:?}: the URL must be http(s)://"));
-        }
-        Ok(SourceConfig {
-            name: name.to_string(),
-            kind,
-            url,
-        })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LxcError {
-    #[error(transparent)]
-    Name(#[from] NameError),
-    #[error("source {source_name}: {error}")]
-    Source { source_name: String, error: String },
-    #[error("no LXC source is named {0:?}")]
-    UnknownSource(String),
-    #[error("no source offers the template {name}{}", .source_name.as_ref().map(|s| format!(" (source {s})")).unwrap_or_default())]
-    NoOffer { name: String, source_name: Option<String> },
-    #[error("no LXC template {0} is kept")]
-    NoTemplate(String),
-    #[error("no unfinished LXC download {0}")]
-    NoDownload(i64),
-    #[error(transparent)]
-    Http(#[from] HttpError),
-    #[error(transparent)]
-    Transfer(#[from] TransferError),
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Blob(#[from] crate::store::blobs::BlobError),
-    #[error(transparent)]
-    Unpack(#[from] UnpackError),
-    #[error(transparent)]
-    Meta(#[from] meta::MetaError),
-    #[error("{url} is not a usable rootfs tarball: {why}")]
-    NotATarball { url: String, why: String },
-    #[error("template {name} needs {need} bytes more, but the volume has {free} free")]
-    NoSpace { name: String, need: u64, free: u64 },
-    #[error("{0}: the destination must be an absolute path in one of the allowed directories ({1})")]
-    DestNotAllowed(PathBuf, String),
-    #[error("download of {0} cancelled")]
-    Cancelled(String),
-    #[error("download of {0} paused")]
-    Paused(String),
-    #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
-}
-
-impl LxcError {
-    pub fn class(&self) -> crate::error::ErrorClass {
-        use super::unpack::UnpackError as U;
-        use crate::error::ErrorClass;
-        match self {
-            LxcError::Name(_) | LxcError::DestNotAllowed(..) => ErrorClass::InvalidParameter,
-            LxcError::UnknownSource(_)
-            | LxcError::NoOffer { .. }
-            | LxcError::NoTemplate(_)
-            | LxcError::NoDownload(_) => ErrorClass::NotFound,
-            LxcError::Source { .. } | LxcError::Http(_) | LxcError::NotATarball { .. } => ErrorClass::Upstream,
-            LxcError::NoSpace { .. } => ErrorClass::InsufficientStorage,
-            LxcError::Cancelled(_) | LxcError::Paused(_) => ErrorClass::Conflict,
-            LxcError::Unpack(u) => match u {
-                U::Exists(_) => ErrorClass::Conflict,
-                U::Unsafe { .. } | U::Broken { .. } | U::NoLinkTarget { .. } | U::OutsideShift { .. } => {
-                    ErrorClass::Unprocessable
-                }
-                U::TooBig { .. } => ErrorClass::InsufficientStorage,
-                U::Io { .. } => ErrorClass::Internal,
-            },
-            LxcError::Meta(_) => ErrorClass::Unprocessable,
-            LxcError::Transfer(_) | LxcError::Db(_) | LxcError::Blob(_) | LxcError::Io { .. } => ErrorClass::Internal,
-        }
-    }
-}
-
-impl LxcError {
-    fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LxcError {
-        let context = context.into();
-        move |source| LxcError::Io { context, source }
-    }
-}
-
-/// A source's offers and where they came from.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SourceStatus {
-    pub name: String,
-    pub kind: SourceKind,
-    pub url: String,
-    pub offers: usize,
-    /// `fetched`, `cached` (the server did not answer: the copy on disk), or `none`.
-    pub state: &'static str,
-    pub error: Option<String>,
-}
-
-/// One offer of one source, as listed.
-#[derive(Debug, Clone)]
-pub struct Available {
-    pub source: String,
-    pub offer: Offer,
-    /// The same build is kept.
-    pub installed: bool,
-}
 
 /// What an LXC download fetches, kept with its row (so a resumed one fetches the very same files).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -298,18 +132,13 @@ pub struct LxcService {
     transfers: Arc<Transfers>,
     web: Web,
     opts: LxcOptions,
-    catalog: Option<Arc<crate::catalog::Catalog>>,
-    /// Per source: when its index was fetched, and its offers.
-    indexes: Mutex<HashMap<String, Fetched>>,
-    /// Per source: when its server last failed, and why.
-    failed: Mutex<HashMap<String, (Instant, String)>>,
+    /// Where templates come from, and what they offer.
+    pub sources: Sources,
     jobs: Arc<crate::jobs::JobMap<LxcJob>>,
     /// The image service's bus: the station's event log tells templates' pulls, deletes, unpacks and
     /// conversions beside the images'.
     events: Arc<EventBus>,
 }
-
-type Fetched = (Instant, Arc<Vec<Offer>>);
 
 /// The servers' name for a Docker architecture.
 pub fn lxc_arch(architecture: &str, variant: Option<&str>) -> &'static str {
@@ -359,6 +188,14 @@ impl LxcService {
         events: Arc<EventBus>,
     ) -> LxcService {
         let jobs = Arc::new(crate::jobs::JobMap::new(transfers.running.clone()));
+        let sources = Sources::new(
+            db.clone(),
+            web.clone(),
+            opts.sources.clone(),
+            opts.arch.clone(),
+            opts.cache.clone(),
+            catalog,
+        );
         LxcService {
             events,
             db,
@@ -366,9 +203,7 @@ impl LxcService {
             transfers,
             web,
             opts,
-            catalog,
-            indexes: Mutex::default(),
-            failed: Mutex::default(),
+            sources,
             jobs,
         }
     }
@@ -385,264 +220,14 @@ impl LxcService {
         }
     }
 
-    fn cache_file(&self, source: &str) -> PathBuf {
-        self.opts.cache.join("index").join(format!("{source}.json"))
-    }
-
-    /// Fetch a source's offers from its server.
-    fn fetch_offers(&self, s: &SourceConfig) -> Result<Vec<Offer>, HttpError> {
-        let get = |path: &str| {
-            self.web
-                .fetch_with(&format!("{}/{path}", s.url), MAX_INDEX, &INDEX_RETRY)
-        };
-        match s.kind {
-            SourceKind::Lxc => {
-                // lxc-download asks for the compat level's index first
-                let text = match get("meta/1.0/index-system.7") {
-                    Ok(t) => t,
-                    Err(HttpError::NotFound { .. }) => get("meta/1.0/index-system")?,
-                    Err(e) => return Err(e),
-                };
-                Ok(index::parse_lxc_index(&String::from_utf8_lossy(&text), &s.url))
-            }
-            SourceKind::Simplestreams => {
-                let idx = get("streams/v1/index.json")?;
-                let bad = |e: index::IndexError| HttpError::Transport {
-                    url: s.url.clone(),
-                    msg: e.to_string(),
-                };
-                let mut out = Vec::new();
-                for path in index::parse_streams_index(&idx).map_err(bad)? {
-                    if path.contains("..") || path.contains("://") {
-                        continue;
-                    }
-                    let images = get(&path)?;
-                    out.extend(index::parse_images_json(&images, &s.url).map_err(bad)?);
-                }
-                Ok(out)
-            }
-            SourceKind::Catalog => Ok(Vec::new()),
-        }
-    }
-
-    /// A source's offers: fresh from memory, else fetched (and cached on disk), else the copy on disk when the
-    /// server does not answer (the catalog has its own refresh). Returns the state it came in, and why the
-    /// server was not heard.
-    fn offers_of(&self, s: &SourceConfig, refresh: bool) -> SourceState {
-        if s.kind == SourceKind::Catalog {
-            let (o, state) = self.catalog_offers();
-            return (Arc::new(o), state, None);
-        }
-        if !refresh {
-            if let Some((at, o)) = self.indexes.locked().get(&s.name) {
-                if at.elapsed() < INDEX_FRESH {
-                    return (o.clone(), "fetched", None);
-                }
-            }
-            // a server that just failed is not asked again at once (a name that does not resolve can take
-            // seconds to fail): its cached copy serves meanwhile
-            if let Some((at, e)) = self.failed.locked().get(&s.name) {
-                if at.elapsed() < FAILED_FOR {
-                    let (o, state) = self.cached_offers(s);
-                    return (o, state, Some(e.clone()));
-                }
-            }
-        }
-        match self.fetch_offers(s) {
-            Ok(o) => {
-                let o = Arc::new(o);
-                let stored: Vec<StoredOffer> = o.iter().map(StoredOffer::from).collect();
-                let path = self.cache_file(&s.name);
-                let saved = serde_json::to_vec(&stored)
-                    .map_err(std::io::Error::other)
-                    .and_then(|b| {
-                        crate::fsutil::create_dir_durable(path.parent().expect("in a dir"))?;
-                        // crash-safe: the old cache or the new one, whole
-                        crate::fsutil::write_atomic(&path, &b, 0o644)
-                    });
-                if let Err(e) = saved {
-                    log::warn!("caching the index of LXC source {}: {e}", s.name);
-                }
-                self.indexes
-                    .locked()
-                    .insert(s.name.clone(), (Instant::now(), o.clone()));
-                (o, "fetched", None)
-            }
-            Err(e) => {
-                log::warn!("LXC source {}: {e}", s.name);
-                self.failed
-                    .locked()
-                    .insert(s.name.clone(), (Instant::now(), e.to_string()));
-                let (o, state) = self.cached_offers(s);
-                (o, state, Some(e.to_string()))
-            }
-        }
-    }
-
-    /// The copy of a source's index on disk: `cached`, or `none` when there is none.
-    fn cached_offers(&self, s: &SourceConfig) -> (Arc<Vec<Offer>>, &'static str) {
-        let cached = std::fs::read(self.cache_file(&s.name))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<StoredOffer>>(&b).ok())
-            .map(|v| v.into_iter().filter_map(|o| o.into_offer()).collect::<Vec<_>>());
-        match cached {
-            Some(o) => (Arc::new(o), "cached"),
-            None => (Arc::new(Vec::new()), "none"),
-        }
-    }
-
-    /// Every source, or the one named `source`.
-    fn sources_named(&self, source: Option<&str>) -> Result<Vec<SourceConfig>, LxcError> {
-        let sources: Vec<SourceConfig> = self
-            .all_sources()
-            .into_iter()
-            .filter(|s| source.is_none_or(|n| n == s.name))
-            .collect();
-        match source {
-            Some(n) if sources.is_empty() => Err(LxcError::UnknownSource(n.to_string())),
-            _ => Ok(sources),
-        }
-    }
-
-    /// What source `s` offers now (see [`LxcService::offers_of`]).
-    fn offers(&self, s: &SourceConfig, refresh: bool) -> Arc<Vec<Offer>> {
-        self.offers_of(s, refresh).0
-    }
-
-    /// [`LxcService::offers_of`] of several sources, each asked on a thread of its own: whoever lists them waits
-    /// for the slowest server, not for all of them in turn. In the order given.
-    fn offers_of_all(&self, sources: &[SourceConfig], refresh: bool) -> Vec<SourceState> {
-        std::thread::scope(|scope| {
-            let asked: Vec<_> = sources
-                .iter()
-                .map(|s| scope.spawn(move || self.offers_of(s, refresh)))
-                .collect();
-            asked
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| (Arc::new(Vec::new()), "none", Some("the index could not be read".into())))
-                })
-                .collect()
-        })
-    }
-
-    /// The first source (in the configured order, the catalog last) that offers `name`, asked one at a time.
-    fn find_offer(&self, name: &TemplateName, source: Option<&str>) -> Result<Available, LxcError> {
-        let sources = self.sources_named(source)?;
-        for s in sources {
-            let offers = self.offers(&s, false);
-            if let Some(o) = offers.iter().find(|o| &o.name == name) {
-                return Ok(Available {
-                    source: s.name.clone(),
-                    offer: o.clone(),
-                    installed: false,
-                });
-            }
-        }
-        Err(LxcError::NoOffer {
-            name: name.to_string(),
-            source_name: source.map(str::to_string),
-        })
-    }
-
-    fn catalog_source(&self) -> Option<SourceConfig> {
-        self.catalog.as_ref().map(|_| SourceConfig {
-            name: "catalog".into(),
-            kind: SourceKind::Catalog,
-            url: String::new(),
-        })
-    }
-
-    fn catalog_offers(&self) -> (Vec<Offer>, &'static str) {
-        let Some(c) = &self.catalog else {
-            return (Vec::new(), "none");
-        };
-        let web = self.web.clone();
-        let fetch: Arc<crate::catalog::Fetch> = Arc::new(move |url: &str, path: &Path| {
-            let mut f = std::fs::File::create(path).map_err(|e| e.to_string())?;
-            web.download(url, &mut f).map_err(|e| e.to_string())
-        });
-        let (entries, source) = c.entries(fetch);
-        let state = match source {
-            crate::catalog::Source::Fetched => "fetched",
-            _ => "cached",
-        };
-        (index::catalog_offers(&entries), state)
-    }
-
-    fn all_sources(&self) -> Vec<SourceConfig> {
-        let mut v = self.opts.sources.clone();
-        v.extend(self.catalog_source());
-        v
-    }
-
-    /// Every source with how many templates it offers (its index fetched, or the cached copy).
-    pub fn sources(&self, refresh: bool) -> Vec<SourceStatus> {
-        let sources = self.all_sources();
-        let states = self.offers_of_all(&sources, refresh);
-        sources
-            .into_iter()
-            .zip(states)
-            .map(|(s, (o, state, error))| SourceStatus {
-                name: s.name,
-                kind: s.kind,
-                url: s.url,
-                offers: o.len(),
-                state,
-                error,
-            })
-            .collect()
-    }
-
-    /// What the sources offer for `arch` (`None`: this NAS's; `Some("all")`: every one), optionally from one
-    /// source only.
-    pub fn available(
-        &self,
-        arch: Option<&str>,
-        source: Option<&str>,
-        refresh: bool,
-    ) -> Result<Vec<Available>, LxcError> {
-        let arch = arch.unwrap_or(&self.opts.arch).to_string();
-        let sources = self.sources_named(source)?;
-        let kept: HashMap<String, String> = self
-            .db
-            .templates()
-            .lxc_templates()?
-            .into_iter()
-            .map(|t| (t.name, t.build))
-            .collect();
-        let mut out = Vec::new();
-        let offers = self.offers_of_all(&sources, refresh);
-        for (s, (offers, _, _)) in sources.iter().zip(offers) {
-            for o in offers.iter().cloned() {
-                if arch != "all" && o.name.arch != arch {
-                    continue;
-                }
-                let installed = kept.get(&o.name.to_string()) == Some(&o.build);
-                out.push(Available {
-                    source: s.name.clone(),
-                    offer: o,
-                    installed,
-                });
-            }
-        }
-        out.sort_by(|a, b| (&a.offer.name, &a.source).cmp(&(&b.offer.name, &b.source)));
-        Ok(out)
-    }
-
     /// Start (or join) the download of `name` (`DIST/RELEASE[/ARCH[/VARIANT]]`, the NAS's architecture and
     /// `default` when left out) from `source`, else from the first source that offers it.
     pub fn pull(self: &Arc<Self>, name: &str, source: Option<&str>) -> Result<Arc<LxcJob>, LxcError> {
         let name = self.full_name(name)?;
-        let found = self.find_offer(&name, source)?;
+        let found = self.sources.find(&name, source)?;
         let key = name.to_string();
         self.jobs.join_or_start(&key, || {
-            let sums = self
-                .opts
-                .sources
-                .iter()
-                .any(|s| s.name == found.source && s.kind == SourceKind::Lxc);
+            let sums = self.sources.has_sums(&found.source);
             let spec = Spec {
                 source: found.source.clone(),
                 name: key.clone(),
@@ -1192,74 +777,6 @@ impl LxcService {
     }
 }
 
-/// An offer as the index cache keeps it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredOffer {
-    name: String,
-    build: String,
-    rootfs: RemoteFile,
-    meta: Option<RemoteFile>,
-    title: String,
-}
-
-impl From<&Offer> for StoredOffer {
-    fn from(o: &Offer) -> Self {
-        StoredOffer {
-            name: o.name.to_string(),
-            build: o.build.clone(),
-            rootfs: o.rootfs.clone(),
-            meta: o.meta.clone(),
-            title: o.title.clone(),
-        }
-    }
-}
-
-impl StoredOffer {
-    fn into_offer(self) -> Option<Offer> {
-        Some(Offer {
-            name: self.name.parse().ok()?,
-            build: self.build,
-            rootfs: self.rootfs,
-            meta: self.meta,
-            title: self.title,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_parse() {
-        let s: SourceConfig = "images=simplestreams:https://images.example/".parse().unwrap();
-        assert_eq!(
-            (s.name.as_str(), s.kind, s.url.as_str()),
-            ("images", SourceKind::Simplestreams, "https://images.example")
-        );
-        assert_eq!(
-            "lab=lxc:http://127.0.0.1:8080".parse::<SourceConfig>().unwrap().kind,
-            SourceKind::Lxc
-        );
-        for bad in [
-            "images",
-            "images=ftp:x",
-            "catalog=lxc:https://x",
-            "a b=lxc:https://x",
-            "x=lxc:file:///etc",
-        ] {
-            assert!(bad.parse::<SourceConfig>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn architectures() {
-        assert_eq!(lxc_arch("arm", Some("v7")), "armhf");
-        assert_eq!(lxc_arch("arm64", Some("v8")), "arm64");
-        assert_eq!(kernel_arch("armhf"), "armv7l");
-    }
-}
-
 /// A blob read through [`Verified`] by the decoder's thread, judged by the thread that asked for it: the
 /// verdict is kept once reached, and judging reads what the decoder left.
 #[derive(Clone)]
@@ -1293,5 +810,17 @@ impl Read for SharedBlob {
             }
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures() {
+        assert_eq!(lxc_arch("arm", Some("v7")), "armhf");
+        assert_eq!(lxc_arch("arm64", Some("v8")), "arm64");
+        assert_eq!(kernel_arch("armhf"), "armv7l");
     }
 }

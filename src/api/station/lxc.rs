@@ -6,7 +6,8 @@ use super::dto::{Deleted, Item, Listing, LocalTemplate, Offer, Rootfs, Started, 
 use super::{blocking, ok, require_admin, Answer, Caller, Station, StationError};
 use crate::auth::Principal;
 use crate::http::{query_get, query_pairs, read_body, Req, MAX_SMALL_BODY};
-use crate::lxc::service::{Available, UnpackRequest};
+use crate::lxc::service::UnpackRequest;
+use crate::lxc::sources::Available;
 use crate::lxc::LxcError;
 use crate::store::db::LxcTemplateRow;
 use hyper::StatusCode;
@@ -88,7 +89,7 @@ pub async fn available(st: &Station, req: &Req, needle: String) -> Answer {
     let source = query_get(&q, "source").map(str::to_string);
     let refresh = query_get(&q, "refresh").is_some_and(|v| v == "1" || v == "true");
     let lxc = st.lxc.clone();
-    let list = blocking(move || lxc.available(arch.as_deref(), source.as_deref(), refresh)).await?;
+    let list = blocking(move || lxc.sources.available(arch.as_deref(), source.as_deref(), refresh)).await?;
     let items: Vec<Item> = list
         .iter()
         .filter(|a| a.offer.name.to_string().contains(&needle) || a.offer.title.to_lowercase().contains(&needle))
@@ -103,7 +104,7 @@ pub async fn sources(st: &Station, req: &Req) -> Answer {
     let q = query_pairs(req.uri().query());
     let refresh = query_get(&q, "refresh").is_some_and(|v| v == "1" || v == "true");
     let lxc = st.lxc.clone();
-    ok(&blocking(move || lxc.sources(refresh)).await)
+    ok(&blocking(move || lxc.sources.list(refresh)).await)
 }
 
 /// Start the download of a template from `repository` (a source's name; `qnap` is the vendor catalog).
