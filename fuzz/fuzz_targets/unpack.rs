@@ -9,7 +9,7 @@
 #[path = "../../src/fsutil/mod.rs"]
 mod fsutil;
 #[allow(dead_code)]
-#[path = "../../src/lxc/unpack.rs"]
+#[path = "../../src/lxc/unpack/mod.rs"]
 mod unpack;
 
 use libfuzzer_sys::fuzz_target;
