@@ -149,6 +149,17 @@ fn volume_full(e: &ImageError) -> bool {
     }
 }
 
+/// What a reference resolved to: the manifest named (an index or the image manifest), every manifest on the
+/// way with its media type, and the image manifest for the platform.
+struct Resolved {
+    digest: Digest,
+    manifests: Vec<(Digest, String)>,
+    manifest_digest: Digest,
+    manifest: ImageManifest,
+}
+
+// Every blob a pull needs is recorded as the download's before it is stored or relied on (`own`), so that a GC
+// (an `rm` of another image) never takes it while the image does not exist yet.
 fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) -> Result<PullOutcome, ImageError> {
     let r = &spec.reference;
     let row = svc
@@ -162,99 +173,12 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         (None, None) => "latest".to_string(),
     };
     let want = spec.platform.clone().unwrap_or_else(|| svc.platform.clone());
-
-    // Every blob this pull needs is recorded as the download's before it is stored or relied on (`own`), so that
-    // a GC (an `rm` of another image) never takes it while the image does not exist yet.
-
-    let resolve_error = |e| pull_error(e, &r.familiar(), &r.familiar_name());
-
     // 1. Resolve: reuse what a previous run of this download recorded, else ask the registry.
-    let stored = |d: &Option<Digest>| d.as_ref().filter(|d| svc.store.contains(d)).cloned();
-    let (resolved, top) = match stored(&row.resolved_digest) {
-        Some(d) => {
-            let m = parse_manifest(&svc.store.read(&d, svc.registry.options().max_manifest_bytes)?, None)?;
-            (d, m)
-        }
-        None => {
-            let fm = repo.manifest(&tag_or_digest).map_err(resolve_error)?;
-            own(svc, job.download, &fm.digest, fm.bytes.len() as u64)?;
-            svc.store.put(&fm.digest, &fm.bytes)?;
-            (fm.digest, fm.manifest)
-        }
-    };
-    let mut manifests = Vec::new();
-    let (manifest_digest, image_manifest) = match top {
-        Manifest::Image(m) => {
-            manifests.push((resolved.clone(), m.media_type.clone()));
-            (resolved.clone(), m)
-        }
-        Manifest::Index(idx) => {
-            manifests.push((resolved.clone(), idx.media_type.clone()));
-            let entry = idx.select(&want)?;
-            let d = entry.digest.clone();
-            let bytes = match own(svc, job.download, &d, entry.size)? {
-                true => svc.store.read(&d, svc.registry.options().max_manifest_bytes)?,
-                false => {
-                    let fm = repo.manifest(d.as_str()).map_err(resolve_error)?;
-                    svc.store.put(&fm.digest, &fm.bytes)?;
-                    fm.bytes
-                }
-            };
-            match parse_manifest(&bytes, Some(&entry.media_type))? {
-                Manifest::Image(m) => {
-                    manifests.push((d.clone(), m.media_type.clone()));
-                    (d, m)
-                }
-                Manifest::Index(_) => {
-                    return Err(ImageError::InvalidParameter(format!(
-                        "index {resolved} points at another index"
-                    )))
-                }
-            }
-        }
-    };
-    svc.db
-        .downloads()
-        .set_download_resolved(job.download, &resolved, &manifest_digest)?;
-    // The whole download is known now: its total counts from the first byte, and one that cannot fit is refused
-    // before it takes any room.
-    let blobs: Vec<(Digest, u64)> = std::iter::once(&image_manifest.config)
-        .chain(&image_manifest.layers)
-        .map(|d| (d.digest.clone(), d.size))
-        .collect();
-    svc.db.downloads().plan_download_blobs(job.download, &blobs)?;
-    check_space(svc, &r.familiar(), &blobs)?;
-    svc.db
-        .downloads()
-        .set_download_state(job.download, DownloadState::Fetching, None)?;
-    job.emit(PullEvent::PullingFrom {
-        path: r.path().to_string(),
-        id: tag_or_digest,
-    });
-
+    let res = resolve(svc, job, repo, r, &tag_or_digest, row.resolved_digest.as_ref(), &want)?;
+    plan(svc, job, r, &res, tag_or_digest)?;
     // 2. The config: small, fetched whole and verified.
-    let cfg_digest = image_manifest.config.digest.clone();
-    let cfg_bytes = if own(svc, job.download, &cfg_digest, image_manifest.config.size)? {
-        svc.store.read(&cfg_digest, MAX_CONFIG_BYTES)?
-    } else {
-        if image_manifest.config.size > MAX_CONFIG_BYTES {
-            return Err(ImageError::InvalidParameter(format!(
-                "image config {cfg_digest} declares {} bytes, over the limit of {MAX_CONFIG_BYTES}",
-                image_manifest.config.size
-            )));
-        }
-        let b = repo.blob_bytes(&cfg_digest, MAX_CONFIG_BYTES)?;
-        svc.store.put(&cfg_digest, &b)?;
-        b
-    };
-    let cfg = parse_config(&cfg_bytes)?;
-    if cfg.diff_ids.len() != image_manifest.layers.len() {
-        return Err(crate::registry::manifest::ManifestError::LayerCount {
-            diff_ids: cfg.diff_ids.len(),
-            layers: image_manifest.layers.len(),
-        }
-        .into());
-    }
+    let cfg_digest = res.manifest.config.digest.clone();
+    let cfg = config(svc, job, repo, &res.manifest)?;
     if spec.platform.is_some() && !want.matches(&cfg.platform) {
         job.emit(PullEvent::PlatformMismatch {
             reference: r.familiar(),
@@ -262,37 +186,19 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
             wanted: want.to_string(),
         });
     }
-
-    // 3. Refs this pull sets.
-    let mut refs = vec![(format!("{}@{resolved}", r.name()), r.name(), RefKind::Digest)];
-    if let (Some(t), None) = (r.tag(), r.digest()) {
-        refs.push((format!("{}:{t}", r.name()), r.name(), RefKind::Tag));
-    }
-    let tag_ref = refs.iter().find(|x| x.2 == RefKind::Tag).map(|x| x.0.clone());
-    // An image we have is whole only while every layer is in the store: one found corrupt was put aside, and
-    // this pull fetches it again.
-    let kept = match svc.db.images().has_image(&cfg_digest)? {
-        true => Some(svc.db.images().image_layers(&cfg_digest)?)
-            .filter(|ls| ls.iter().all(|l| svc.store.contains(&l.digest))),
-        false => None,
-    };
-    let up_to_date = kept.is_some()
-        && match &tag_ref {
-            Some(t) => svc.db.images().resolve_ref(t)?.as_ref() == Some(&cfg_digest),
-            None => svc.db.images().resolve_ref(&refs[0].0)?.as_ref() == Some(&cfg_digest),
-        };
-
+    // 3. Refs this pull sets; the layers, unless the image is here whole.
+    let refs = pull_refs(r, &res.digest);
+    let (kept, up_to_date) = kept_image(svc, &cfg_digest, &refs)?;
     let layers = match kept {
         Some(layers) => layers,
-        None => fetch_layers(svc, job, repo, &image_manifest, &cfg.diff_ids)?,
+        None => fetch_layers(svc, job, repo, &res.manifest, &cfg.diff_ids)?,
     };
-
     // 4. Commit: image rows and refs in one transaction, only now that every blob is committed.
     svc.db
         .downloads()
         .set_download_state(job.download, DownloadState::Verifying, None)?;
     svc.admit(super::admit::Candidate {
-        image: new_image(&cfg_digest, &manifest_digest, manifests, &cfg, layers),
+        image: new_image(&cfg_digest, &res.manifest_digest, res.manifests, &cfg, layers),
         refs,
         entry: super::admit::Entry::Pull { download: job.download },
     })?;
@@ -301,7 +207,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         r.familiar(),
         svc.event_attrs(&cfg_digest, &r.familiar_name()),
     );
-    job.emit(PullEvent::Digest(resolved));
+    job.emit(PullEvent::Digest(res.digest));
     job.emit(PullEvent::Finished {
         reference: r.familiar(),
         up_to_date,
@@ -310,6 +216,142 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         image_id: cfg_digest,
         up_to_date,
     })
+}
+
+/// The manifest `tag_or_digest` names (the one a previous run recorded, when it is still in the store), and
+/// through an index the image manifest for `want`; each stored as it is fetched.
+fn resolve(
+    svc: &ImageService,
+    job: &PullJob,
+    repo: &Repo,
+    r: &Reference,
+    tag_or_digest: &str,
+    recorded: Option<&Digest>,
+    want: &Platform,
+) -> Result<Resolved, ImageError> {
+    let resolve_error = |e| pull_error(e, &r.familiar(), &r.familiar_name());
+    let max = svc.registry.options().max_manifest_bytes;
+    let (resolved, top) = match recorded.filter(|d| svc.store.contains(d)) {
+        Some(d) => (d.clone(), parse_manifest(&svc.store.read(d, max)?, None)?),
+        None => {
+            let fm = repo.manifest(tag_or_digest).map_err(resolve_error)?;
+            own(svc, job.download, &fm.digest, fm.bytes.len() as u64)?;
+            svc.store.put(&fm.digest, &fm.bytes)?;
+            (fm.digest, fm.manifest)
+        }
+    };
+    let idx = match top {
+        Manifest::Image(m) => {
+            return Ok(Resolved {
+                manifests: vec![(resolved.clone(), m.media_type.clone())],
+                manifest_digest: resolved.clone(),
+                digest: resolved,
+                manifest: m,
+            })
+        }
+        Manifest::Index(idx) => idx,
+    };
+    let entry = idx.select(want)?;
+    let d = entry.digest.clone();
+    let bytes = match own(svc, job.download, &d, entry.size)? {
+        true => svc.store.read(&d, max)?,
+        false => {
+            let fm = repo.manifest(d.as_str()).map_err(resolve_error)?;
+            svc.store.put(&fm.digest, &fm.bytes)?;
+            fm.bytes
+        }
+    };
+    match parse_manifest(&bytes, Some(&entry.media_type))? {
+        Manifest::Image(m) => Ok(Resolved {
+            manifests: vec![
+                (resolved.clone(), idx.media_type.clone()),
+                (d.clone(), m.media_type.clone()),
+            ],
+            manifest_digest: d,
+            digest: resolved,
+            manifest: m,
+        }),
+        Manifest::Index(_) => Err(ImageError::InvalidParameter(format!(
+            "index {resolved} points at another index"
+        ))),
+    }
+}
+
+/// Record what the download resolved to and every blob it fetches: its total counts from the first byte, and
+/// one that cannot fit is refused before it takes any room. Then it is fetching.
+fn plan(svc: &ImageService, job: &PullJob, r: &Reference, res: &Resolved, id: String) -> Result<(), ImageError> {
+    let downloads = svc.db.downloads();
+    downloads.set_download_resolved(job.download, &res.digest, &res.manifest_digest)?;
+    let blobs: Vec<(Digest, u64)> = std::iter::once(&res.manifest.config)
+        .chain(&res.manifest.layers)
+        .map(|d| (d.digest.clone(), d.size))
+        .collect();
+    downloads.plan_download_blobs(job.download, &blobs)?;
+    check_space(svc, &r.familiar(), &blobs)?;
+    svc.db
+        .downloads()
+        .set_download_state(job.download, DownloadState::Fetching, None)?;
+    job.emit(PullEvent::PullingFrom {
+        path: r.path().to_string(),
+        id,
+    });
+    Ok(())
+}
+
+/// The image config `m` names, from the store or fetched whole (it is small) and verified; its diff_ids must
+/// match the layers.
+fn config(svc: &ImageService, job: &PullJob, repo: &Repo, m: &ImageManifest) -> Result<ImageConfig, ImageError> {
+    let d = &m.config.digest;
+    let bytes = if own(svc, job.download, d, m.config.size)? {
+        svc.store.read(d, MAX_CONFIG_BYTES)?
+    } else {
+        if m.config.size > MAX_CONFIG_BYTES {
+            return Err(ImageError::InvalidParameter(format!(
+                "image config {d} declares {} bytes, over the limit of {MAX_CONFIG_BYTES}",
+                m.config.size
+            )));
+        }
+        let b = repo.blob_bytes(d, MAX_CONFIG_BYTES)?;
+        svc.store.put(d, &b)?;
+        b
+    };
+    let cfg = parse_config(&bytes)?;
+    if cfg.diff_ids.len() != m.layers.len() {
+        return Err(crate::registry::manifest::ManifestError::LayerCount {
+            diff_ids: cfg.diff_ids.len(),
+            layers: m.layers.len(),
+        }
+        .into());
+    }
+    Ok(cfg)
+}
+
+/// The refs a pull of `r` sets: the digest it resolved to, and its tag when it was asked by tag.
+fn pull_refs(r: &Reference, resolved: &Digest) -> Vec<(String, String, RefKind)> {
+    let mut refs = vec![(format!("{}@{resolved}", r.name()), r.name(), RefKind::Digest)];
+    if let (Some(t), None) = (r.tag(), r.digest()) {
+        refs.push((format!("{}:{t}", r.name()), r.name(), RefKind::Tag));
+    }
+    refs
+}
+
+/// The layers of image `id` when it is here whole, and whether the pull's refs name it already ("up to date").
+/// An image is whole only while every layer is in the store: one found corrupt was put aside, and this pull
+/// fetches it again.
+fn kept_image(
+    svc: &ImageService,
+    id: &Digest,
+    refs: &[(String, String, RefKind)],
+) -> Result<(Option<Vec<LayerRecord>>, bool), ImageError> {
+    let images = svc.db.images();
+    let kept = match images.has_image(id)? {
+        true => Some(images.image_layers(id)?).filter(|ls| ls.iter().all(|l| svc.store.contains(&l.digest))),
+        false => None,
+    };
+    // the tag when there is one, else the digest ref
+    let named = refs.iter().find(|x| x.2 == RefKind::Tag).unwrap_or(&refs[0]);
+    let up_to_date = kept.is_some() && images.resolve_ref(&named.0)?.as_ref() == Some(id);
+    Ok((kept, up_to_date))
 }
 
 /// The rows of an image, from its config (`id` is the config's digest) and its layers.
