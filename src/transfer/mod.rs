@@ -596,33 +596,7 @@ impl Transfers {
             .slots
             .acquire(job.cancel, || report(LayerUpdate::Waiting))
             .ok_or(TransferError::Cancelled)?;
-        let mut ing = self.store.ingest_keyed(job.key, job.expected)?;
-        check.reset()?;
-        let mut corrupt_prefix = None;
-        ing.resume(size, |b| {
-            if corrupt_prefix.is_none() {
-                if let Err(e) = check.update(b) {
-                    corrupt_prefix = Some(e);
-                }
-            }
-            Ok(())
-        })?;
-        if corrupt_prefix.is_some() {
-            // Leftover bytes that do not even pass the check: start over rather than fail forever.
-            ing.reset()?;
-            check.reset()?;
-        }
-        db.downloads()
-            .set_download_blob(job.download, job.key, size, ing.offset())?;
-        report(LayerUpdate::Progress {
-            current: ing.offset(),
-            total: size,
-        });
-        let too_long = || TransferError::TooLong {
-            what: job.what.to_string(),
-            size,
-            origin: job.origin,
-        };
+        let mut ing = self.resume_ingest(db, job, check, report)?;
         let mut budget = self.retry.budget();
         let mut buf = vec![0u8; CHUNK];
         let mut last_persist = Instant::now();
@@ -642,60 +616,15 @@ impl Transfers {
                         ing.reset()?;
                         check.reset()?;
                     }
-                    let failure = loop {
-                        if job.cancel.load(Ordering::Relaxed) {
-                            break "cancelled".to_string();
-                        }
-                        let n = match stream.reader.read(&mut buf) {
-                            Ok(0) => break format!("connection closed after {} of {size} bytes", ing.offset()),
-                            Ok(n) => n,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => break format!("read failed after {} of {size} bytes: {e}", ing.offset()),
-                        };
-                        if !self.throttle.take(n, job.cancel) {
-                            break "cancelled".to_string();
-                        }
-                        if ing.offset() + n as u64 > size {
-                            // Never write past the expected size: an endless body must not fill the disk.
-                            ing.reset()?;
-                            return Err(too_long());
-                        }
-                        if let Err(e) = ing.write_all(&buf[..n]) {
-                            if matches!(&e, BlobError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
-                            {
-                                job.discard.store(true, Ordering::Relaxed);
-                                job.cancel.store(true, Ordering::Relaxed);
-                                let _ = ing.reset();
-                            }
-                            return Err(e.into());
-                        }
-                        check.update(&buf[..n])?;
-                        report(LayerUpdate::Progress {
-                            current: ing.offset(),
-                            total: size,
-                        });
-                        if last_persist.elapsed() >= PERSIST_EVERY {
-                            // Progress for those who list downloads; a resume goes by the ingest's own length.
-                            // A volume filling up fails the bytes' own write next, with the real cause.
-                            if let Err(e) = db
-                                .downloads()
-                                .set_download_blob(job.download, job.key, size, ing.offset())
-                            {
-                                log::debug!("recording the progress of {}: {e}", job.what);
-                            }
-                            last_persist = Instant::now();
-                        }
-                        if ing.offset() == size {
-                            // A body that goes on past the expected size is broken (or endless): refuse it rather
-                            // than trust the prefix. With a correct Content-Length this read returns 0 at once.
-                            if matches!(stream.reader.read(&mut buf[..1]), Ok(n) if n > 0) {
-                                ing.reset()?;
-                                return Err(too_long());
-                            }
-                            break String::new();
-                        }
+                    let mut to = Sink {
+                        db,
+                        job,
+                        ing: &mut ing,
+                        check: &mut *check,
+                        report: &mut *report,
+                        last_persist: &mut last_persist,
                     };
-                    (failure, Retry::Backoff)
+                    (self.read_stream(&mut stream, &mut to, &mut buf)?, Retry::Backoff)
                 }
             };
             if ing.offset() == size {
@@ -731,6 +660,115 @@ impl Transfers {
         }
         Ok(ing)
     }
+
+    /// The ingest of `job.key` with what an earlier attempt left (fed to `check`), or empty when those bytes do
+    /// not even pass the check; its length recorded and reported.
+    fn resume_ingest(
+        &self,
+        db: &Db,
+        job: &FetchJob<'_>,
+        check: &mut dyn Check,
+        report: &mut dyn FnMut(LayerUpdate),
+    ) -> Result<crate::store::Ingest, TransferError> {
+        let mut ing = self.store.ingest_keyed(job.key, job.expected)?;
+        check.reset()?;
+        let mut corrupt_prefix = None;
+        ing.resume(job.size, |b| {
+            if corrupt_prefix.is_none() {
+                if let Err(e) = check.update(b) {
+                    corrupt_prefix = Some(e);
+                }
+            }
+            Ok(())
+        })?;
+        if corrupt_prefix.is_some() {
+            // Leftover bytes that do not even pass the check: start over rather than fail forever.
+            ing.reset()?;
+            check.reset()?;
+        }
+        db.downloads()
+            .set_download_blob(job.download, job.key, job.size, ing.offset())?;
+        report(LayerUpdate::Progress {
+            current: ing.offset(),
+            total: job.size,
+        });
+        Ok(ing)
+    }
+
+    /// Copy `stream` into the ingest until it ends, fails or the job is cancelled: why it stopped short (empty
+    /// when the ingest is whole). An error ends the fetch: a body longer than announced, a full volume (the
+    /// download is then cancelled and its bytes dropped), bytes the check refuses.
+    fn read_stream(&self, stream: &mut Stream, to: &mut Sink<'_, '_>, buf: &mut [u8]) -> Result<String, TransferError> {
+        let (job, size) = (to.job, to.job.size);
+        let too_long = || TransferError::TooLong {
+            what: job.what.to_string(),
+            size,
+            origin: job.origin,
+        };
+        loop {
+            if job.cancel.load(Ordering::Relaxed) {
+                return Ok("cancelled".to_string());
+            }
+            let n = match stream.reader.read(buf) {
+                Ok(0) => return Ok(format!("connection closed after {} of {size} bytes", to.ing.offset())),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ok(format!("read failed after {} of {size} bytes: {e}", to.ing.offset())),
+            };
+            if !self.throttle.take(n, job.cancel) {
+                return Ok("cancelled".to_string());
+            }
+            if to.ing.offset() + n as u64 > size {
+                // Never write past the expected size: an endless body must not fill the disk.
+                to.ing.reset()?;
+                return Err(too_long());
+            }
+            if let Err(e) = to.ing.write_all(&buf[..n]) {
+                if matches!(&e, BlobError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull) {
+                    job.discard.store(true, Ordering::Relaxed);
+                    job.cancel.store(true, Ordering::Relaxed);
+                    let _ = to.ing.reset();
+                }
+                return Err(e.into());
+            }
+            to.check.update(&buf[..n])?;
+            (to.report)(LayerUpdate::Progress {
+                current: to.ing.offset(),
+                total: size,
+            });
+            if to.last_persist.elapsed() >= PERSIST_EVERY {
+                // Progress for those who list downloads; a resume goes by the ingest's own length.
+                // A volume filling up fails the bytes' own write next, with the real cause.
+                if let Err(e) = to
+                    .db
+                    .downloads()
+                    .set_download_blob(job.download, job.key, size, to.ing.offset())
+                {
+                    log::debug!("recording the progress of {}: {e}", job.what);
+                }
+                *to.last_persist = Instant::now();
+            }
+            if to.ing.offset() == size {
+                // A body that goes on past the expected size is broken (or endless): refuse it rather than trust
+                // the prefix. With a correct Content-Length this read returns 0 at once.
+                if matches!(stream.reader.read(&mut buf[..1]), Ok(n) if n > 0) {
+                    to.ing.reset()?;
+                    return Err(too_long());
+                }
+                return Ok(String::new());
+            }
+        }
+    }
+}
+
+/// Where one attempt's bytes go: the download's ingest, its check, its progress.
+struct Sink<'a, 'j> {
+    db: &'a Db,
+    job: &'a FetchJob<'j>,
+    ing: &'a mut crate::store::Ingest,
+    check: &'a mut dyn Check,
+    report: &'a mut dyn FnMut(LayerUpdate),
+    last_persist: &'a mut Instant,
 }
 
 /// End a cancelled download: keep its bytes for a resume (synced), or drop them when the volume is full.
