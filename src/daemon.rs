@@ -56,47 +56,19 @@ pub struct Daemon {
 
 pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     let root = &cfg.data_root;
-    crate::fsutil::create_dir_durable(root).map_err(io(format!("creating data root {}", root.display())))?;
-    let lock = RootLock::acquire(root).map_err(io("locking the data root"))?;
+    let lock = prepare_root(cfg)?;
     let dr = cfg.root();
-    let tmp = dr.tmp();
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    // the default places for exports and unpacks exist from the start: the first request must not fail on them
-    for d in cfg
-        .export_dirs()
-        .iter()
-        .chain(&cfg.lxc_dirs())
-        .filter(|d| d.starts_with(root))
-    {
-        crate::fsutil::create_dir_durable(d).map_err(io(format!("creating {}", d.display())))?;
-    }
-    let db_path = dr.db();
-    let fresh = !db_path.exists();
-    let damaged = |source| DaemonError::DbDamaged {
-        path: db_path.display().to_string(),
-        root: root.display().to_string(),
-        source,
-    };
-    let db = Db::open(&db_path).map_err(damaged)?;
-    match db.quick_check() {
-        Ok(problems) if problems.is_empty() => {}
-        Ok(problems) => return Err(damaged(crate::store::DbError::Damaged(problems.join("; ")))),
-        Err(e) => return Err(damaged(e)),
-    }
-    let db = Arc::new(db);
+    let (db, fresh) = open_db(cfg)?;
     let store = BlobStore::open(root).map_err(io("opening the content store"))?;
     // Before anything writes to the new database: what it had besides images comes back from records.json.
-    let records = if fresh {
-        match db.restore_records(&|d| d.parse().is_ok_and(|d| store.contains(&d))) {
-            Ok(r) => r,
-            Err(e) => {
+    let records = match fresh {
+        true => db
+            .restore_records(&|d| d.parse().is_ok_and(|d| store.contains(&d)))
+            .unwrap_or_else(|e| {
                 log::error!("depot.db was missing and records.json does not read back: {e}");
                 None
-            }
-        }
-    } else {
-        None
+            }),
+        false => None,
     };
     crate::store::layout::init(root).map_err(io("writing oci-layout"))?;
     // the admission step every way in shares, a rebuild from index.json included
@@ -106,31 +78,9 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     ropts.net.certs_dir = Some(cfg.certs_dir());
     let registry = Arc::new(Registry::new(ropts));
     let web = crate::net::http::Web::new(registry.net());
-    let transfers = Arc::new(Transfers {
-        store: store.clone(),
-        slots: Slots::new(cfg.concurrent_downloads),
-        claims: Claims::default(),
-        retry: cfg.registry.net.retry.clone(),
-        zstd_window_log_max: cfg.zstd_window_log_max(),
-        throttle: Arc::new(crate::transfer::throttle::Throttle::new(
-            cfg.bandwidth_limit,
-            cfg.download_window,
-            cfg.utc_offset,
-        )),
-        gc_lock: Default::default(),
-        running: Default::default(),
-    });
+    let transfers = transfers_of(cfg, &store);
     let downloads = Arc::new(crate::jobs::Downloads::new(db.clone(), &transfers));
-    let auth = Arc::new(crate::auth::Auth::new(db.clone()));
-    // Users exist for the TCP listener alone: without it nothing is hashed at start (a hash maps 19 MiB).
-    if cfg.tcp.is_some() {
-        if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), root)? {
-            log::warn!(
-                "created user admin for the TCP listener: its password is in {} (readable by root only)",
-                path.display()
-            );
-        }
-    }
+    let auth = users(cfg, &db)?;
     let catalog = Arc::new(crate::catalog::Catalog::new(cfg.catalog_url.clone(), dr.catalog()));
     let images = Arc::new(
         ImageService::new(
@@ -160,8 +110,96 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         // one bus for images and templates: the Engine API's /events and the station's log read it
         images.events.clone(),
     ));
+    recover(cfg, &images, &lxc, &downloads)?;
+    Ok(Daemon {
+        images,
+        downloads,
+        lxc,
+        catalog,
+        auth,
+        _lock: lock,
+    })
+}
+
+/// The data root exists and is this daemon's; `tmp/` is empty; the default places for exports and unpacks exist
+/// (the first request must not fail on them).
+fn prepare_root(cfg: &Config) -> Result<RootLock, DaemonError> {
+    let root = &cfg.data_root;
+    crate::fsutil::create_dir_durable(root).map_err(io(format!("creating data root {}", root.display())))?;
+    let lock = RootLock::acquire(root).map_err(io("locking the data root"))?;
+    let tmp = cfg.root().tmp();
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    for d in cfg
+        .export_dirs()
+        .iter()
+        .chain(&cfg.lxc_dirs())
+        .filter(|d| d.starts_with(root))
+    {
+        crate::fsutil::create_dir_durable(d).map_err(io(format!("creating {}", d.display())))?;
+    }
+    Ok(lock)
+}
+
+/// The database, checked before anything trusts it, and whether it was created just now.
+fn open_db(cfg: &Config) -> Result<(Arc<Db>, bool), DaemonError> {
+    let db_path = cfg.root().db();
+    let fresh = !db_path.exists();
+    let damaged = |source| DaemonError::DbDamaged {
+        path: db_path.display().to_string(),
+        root: cfg.data_root.display().to_string(),
+        source,
+    };
+    let db = Db::open(&db_path).map_err(damaged)?;
+    match db.quick_check() {
+        Ok(problems) if problems.is_empty() => Ok((Arc::new(db), fresh)),
+        Ok(problems) => Err(damaged(crate::store::DbError::Damaged(problems.join("; ")))),
+        Err(e) => Err(damaged(e)),
+    }
+}
+
+/// The one transfer engine: download slots, the retry policy, the throttle, the GC lock, the running jobs.
+fn transfers_of(cfg: &Config, store: &BlobStore) -> Arc<Transfers> {
+    Arc::new(Transfers {
+        store: store.clone(),
+        slots: Slots::new(cfg.concurrent_downloads),
+        claims: Claims::default(),
+        retry: cfg.registry.net.retry.clone(),
+        zstd_window_log_max: cfg.zstd_window_log_max(),
+        throttle: Arc::new(crate::transfer::throttle::Throttle::new(
+            cfg.bandwidth_limit,
+            cfg.download_window,
+            cfg.utc_offset,
+        )),
+        gc_lock: Default::default(),
+        running: Default::default(),
+    })
+}
+
+/// Users exist for the TCP listener alone: without it nothing is hashed at start (a hash maps 19 MiB).
+fn users(cfg: &Config, db: &Arc<Db>) -> Result<Arc<crate::auth::Auth>, DaemonError> {
+    let auth = Arc::new(crate::auth::Auth::new(db.clone()));
+    if cfg.tcp.is_some() {
+        if let Some(path) = auth.ensure_admin(cfg.admin_password.as_deref(), &cfg.data_root)? {
+            log::warn!(
+                "created user admin for the TCP listener: its password is in {} (readable by root only)",
+                path.display()
+            );
+        }
+    }
+    Ok(auth)
+}
+
+/// What a start recovers before it serves: `index.json` in step, the settings changed through the API (they
+/// outlive the config's), the stored registries, what no image or download owns collected, old downloads
+/// forgotten, and the unfinished ones resumed.
+fn recover(
+    cfg: &Config,
+    images: &Arc<ImageService>,
+    lxc: &Arc<crate::lxc::LxcService>,
+    downloads: &crate::jobs::Downloads,
+) -> Result<(), DaemonError> {
     images.layout.sync();
-    // settings changed through the API outlive the config's
     downloads.restore_settings()?;
     images.registries.restore()?;
     if let (true, Some(engine)) = (cfg.handoff_after_pull, &cfg.engine_socket) {
@@ -186,14 +224,7 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
         let said: Vec<String> = resumed.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
         log::info!("recovery: resuming unfinished downloads: {}", said.join(", "));
     }
-    Ok(Daemon {
-        images,
-        downloads,
-        lxc,
-        catalog,
-        auth,
-        _lock: lock,
-    })
+    Ok(())
 }
 
 /// Bring the database up to what the data root holds before anything trusts it: images `index.json` names that

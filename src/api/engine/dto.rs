@@ -151,7 +151,7 @@ pub struct ComponentDetails {
 }
 
 /// `GET /info` for an image-only daemon: no containers, no runtimes, no swarm.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct Info {
     pub architecture: String,
@@ -238,7 +238,7 @@ pub struct Plugins {
     pub volume: [(); 0],
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct RegistryConfig {
     /// By registry host, as dockerd keys them.
@@ -257,7 +257,7 @@ pub struct IndexInfo {
     pub secure: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct Swarm {
     pub control_available: bool,

@@ -29,18 +29,9 @@ fn os_name() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
-    let images = e.images.clone();
-    let f = crate::pool::run(move || images.facts()).await?;
-    let uname = nix::sys::utsname::uname().ok();
-    let machine = uname
-        .as_ref()
-        .map(|u| u.machine().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = uname
-        .as_ref()
-        .map(|u| u.nodename().to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// The registries as dockerd shows them: Docker Hub and every mirrored or insecure registry, with mirrors as
+/// URLs (http for an insecure one), and the insecure CIDRs beside loopback's.
+fn registry_config(f: &crate::image::Facts) -> dto::RegistryConfig {
     let mut insecure_cidrs = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
     let mirrors_of = |d: &str| -> Vec<String> {
         f.mirrors
@@ -81,6 +72,25 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
             );
         }
     }
+    dto::RegistryConfig {
+        index_configs,
+        insecure_registry_cidrs: insecure_cidrs,
+        mirrors: mirrors_of("docker.io"),
+    }
+}
+
+pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
+    let images = e.images.clone();
+    let f = crate::pool::run(move || images.facts()).await?;
+    let uname = nix::sys::utsname::uname().ok();
+    let machine = uname
+        .as_ref()
+        .map(|u| u.machine().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = uname
+        .as_ref()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default();
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -91,73 +101,34 @@ pub async fn info(e: &Engine) -> Result<Resp, ApiError> {
     };
     let body = dto::Info {
         architecture: machine,
-        cdi_spec_dirs: [],
-        cpu_set: false,
-        cpu_shares: false,
         cgroup_driver: "none",
         cgroup_version: "2",
-        containerd_commit: dto::Commit::default(),
-        containers: 0,
-        containers_paused: 0,
-        containers_running: 0,
-        containers_stopped: 0,
-        cpu_cfs_period: false,
-        cpu_cfs_quota: false,
-        debug: false,
-        default_runtime: "",
         docker_root_dir: f.data_root.display().to_string(),
         driver: "depot",
         driver_status: vec![["Data root".into(), f.data_root.display().to_string()]],
-        experimental_build: false,
-        generic_resources: None,
         http_proxy: proxy("HTTP_PROXY"),
         https_proxy: proxy("HTTPS_PROXY"),
         id: f.id.clone(),
-        ipv4_forwarding: false,
         images: f.images,
         index_server_address: "https://index.docker.io/v1/",
-        init_binary: "",
-        init_commit: dto::Commit::default(),
-        isolation: "",
         kernel_version: kernel_version(),
         labels: vec![format!("depot.platform={}", f.platform)],
-        live_restore_enabled: false,
-        logging_driver: "",
         mem_total: mem_total(),
-        memory_limit: false,
         ncpu: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n_events_listener: 0,
-        n_fd: 0,
-        n_goroutines: 0,
         name,
         no_proxy: proxy("NO_PROXY"),
         os_type: "linux",
-        os_version: "",
-        oom_kill_disable: false,
         operating_system: os_name(),
-        pids_limit: false,
-        plugins: dto::Plugins::default(),
         product_license: format!("depot (API {API_VERSION}, {})", go_arch()),
-        registry_config: dto::RegistryConfig {
-            index_configs,
-            insecure_registry_cidrs: insecure_cidrs,
-            mirrors: mirrors_of("docker.io"),
-        },
-        runc_commit: dto::Commit::default(),
-        runtimes: BTreeMap::new(),
-        security_options: [],
+        registry_config: registry_config(&f),
         server_version: env!("CARGO_PKG_VERSION"),
-        swap_limit: false,
         swarm: dto::Swarm {
-            control_available: false,
-            error: "",
             local_node_state: "inactive",
-            node_addr: "",
-            node_id: "",
-            remote_managers: None,
+            ..Default::default()
         },
         system_time: now,
-        warnings: None,
+        // no containers, runtimes, plugins or limits: an image-only daemon
+        ..Default::default()
     };
     Ok(json(StatusCode::OK, &body))
 }
