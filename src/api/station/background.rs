@@ -240,20 +240,25 @@ fn image_ref(image: &str, tag: Option<&str>) -> Result<Reference, StationError> 
     Reference::parse(&text).map_err(|e| StationError::bad_request(e.to_string()))
 }
 
-pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> Answer {
-    let category: &'static str = match category {
-        "image_download" => "image_download",
-        "image_remove" => "image_remove",
-        "image_push" => "image_push",
-        "image_export" => "image_export",
+/// The categories of `POST /background/{category}` depot runs (as their wire names).
+fn category_of(category: &str) -> Result<&'static str, StationError> {
+    match category {
+        "image_download" => Ok("image_download"),
+        "image_remove" => Ok("image_remove"),
+        "image_push" => Ok("image_push"),
+        "image_export" => Ok("image_export"),
         "create" | "application" | "application_upgrade" | "container_import" | "container_export" => {
-            return Err(StationError::new(
+            Err(StationError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("background {category}: depot keeps images; it runs no containers or applications"),
             ))
         }
-        other => return Err(StationError::bad_request(format!("no background category {other:?}"))),
-    };
+        other => Err(StationError::bad_request(format!("no background category {other:?}"))),
+    }
+}
+
+pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> Answer {
+    let category = category_of(category)?;
     let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
     let raw: Value =
         serde_json::from_slice(&body).map_err(|e| StationError::bad_request(format!("malformed task: {e}")))?;
@@ -279,89 +284,105 @@ pub async fn create(st: &Station, req: Req, caller: &Caller, category: &str) -> 
         message: None,
         download: None,
     };
-    let images = st.images.clone();
-    let tasks = st.tasks.clone();
     match category {
-        "image_download" => {
-            let name = match (p.repository.as_deref().unwrap_or("dockerhub"), &p.registry_name) {
-                ("private", Some(reg)) => format!("{}/{}", st.registry_host(reg.clone()).await?, p.image),
-                ("private", None) => return Err(StationError::bad_request("repository private needs a registry_name")),
-                ("dockerhub", _) => p.image.clone(),
-                (other, _) => {
-                    return Err(StationError::bad_request(format!(
-                        "repository {other:?}: dockerhub or private"
-                    )))
-                }
-            };
-            let r = image_ref(&name, Some(p.tag.as_deref().unwrap_or("latest")))?;
-            task.name = r.familiar();
-            let job = st.start_download(r).await?;
-            task.download = Some(job.download);
-            task.start = Some(now());
-            task.state = State::Running;
-        }
-        "image_remove" => {
-            let r = image_ref(&p.image, p.tag.as_deref())?;
-            task.name = r.familiar();
-            spawn(tasks.clone(), &mut task, move |_| {
-                let names: Vec<String> = match r.tag() {
-                    Some(_) => vec![r.to_string()],
-                    None => images
-                        .list()?
-                        .into_iter()
-                        .flat_map(|i| i.tags)
-                        .filter(|t| Reference::parse(t).is_ok_and(|x| x.name() == r.name()))
-                        .collect(),
-                };
-                if names.is_empty() {
-                    return Err(crate::image::ImageError::NotFound {
-                        reference: r.familiar(),
-                    });
-                }
-                for n in names {
-                    images.delete(&n, false)?;
-                }
-                Ok(())
-            })
-        }
-        "image_push" => {
-            let r = image_ref(&p.image, Some(p.tag.as_deref().unwrap_or("latest")))?;
-            task.name = r.familiar();
-            spawn(tasks.clone(), &mut task, move |progress| {
-                let targets = images.push_targets(&r)?;
-                let creds = images.registries.stored_creds(r.domain());
-                let mut layers: std::collections::HashMap<String, (u64, u64)> = Default::default();
-                images.push(&targets, creds, &mut |e| {
-                    if let crate::image::push::PushEvent::Progress { id, current, total } = e {
-                        layers.insert(id, (current, total));
-                        let (d, t) = layers.values().fold((0, 0), |a, x| (a.0 + x.0, a.1 + x.1));
-                        if let Some(pct) = (d * 99).checked_div(t) {
-                            progress(pct as i64);
-                        }
-                    }
-                })
-            })
-        }
-        "image_export" => {
-            let r = image_ref(&p.image, Some(p.tag.as_deref().unwrap_or("latest")))?;
-            let path = export_path(st, p.path.as_deref())?;
-            task.name = r.familiar();
-            spawn(tasks.clone(), &mut task, move |progress| {
-                images.export_to(&[r.to_string()], &path.path(), &mut |done, total| {
-                    if let Some(pct) = (done * 99).checked_div(total) {
-                        progress(pct as i64)
-                    }
-                })
-            })
-        }
-        _ => unreachable!("categories checked above"),
+        "image_download" => download(st, &p, &mut task).await?,
+        "image_remove" => remove(st, &p, &mut task)?,
+        "image_push" => push(st, &p, &mut task)?,
+        _ => export(st, &p, &mut task)?,
     }
     let id = match task.id {
-        0 => tasks.add(task),
+        0 => st.tasks.add(task),
         id => id,
     };
-    let t = find(tasks.snapshot(), &id.to_string())?;
+    let t = find(st.tasks.snapshot(), &id.to_string())?;
     Ok(json(StatusCode::CREATED, &task_json(&t)))
+}
+
+/// `image_download`: a download the task follows, from Docker Hub or a stored private registry.
+async fn download(st: &Station, p: &Params, task: &mut Task) -> Result<(), StationError> {
+    let name = match (p.repository.as_deref().unwrap_or("dockerhub"), &p.registry_name) {
+        ("private", Some(reg)) => format!("{}/{}", st.registry_host(reg.clone()).await?, p.image),
+        ("private", None) => return Err(StationError::bad_request("repository private needs a registry_name")),
+        ("dockerhub", _) => p.image.clone(),
+        (other, _) => {
+            return Err(StationError::bad_request(format!(
+                "repository {other:?}: dockerhub or private"
+            )))
+        }
+    };
+    let r = image_ref(&name, Some(p.tag.as_deref().unwrap_or("latest")))?;
+    task.name = r.familiar();
+    let job = st.start_download(r).await?;
+    task.download = Some(job.download);
+    task.start = Some(now());
+    task.state = State::Running;
+    Ok(())
+}
+
+/// `image_remove`: one tag, or every tag of the repository.
+fn remove(st: &Station, p: &Params, task: &mut Task) -> Result<(), StationError> {
+    let r = image_ref(&p.image, p.tag.as_deref())?;
+    task.name = r.familiar();
+    let images = st.images.clone();
+    spawn(st.tasks.clone(), task, move |_| {
+        let names: Vec<String> = match r.tag() {
+            Some(_) => vec![r.to_string()],
+            None => images
+                .list()?
+                .into_iter()
+                .flat_map(|i| i.tags)
+                .filter(|t| Reference::parse(t).is_ok_and(|x| x.name() == r.name()))
+                .collect(),
+        };
+        if names.is_empty() {
+            return Err(crate::image::ImageError::NotFound {
+                reference: r.familiar(),
+            });
+        }
+        for n in names {
+            images.delete(&n, false)?;
+        }
+        Ok(())
+    });
+    Ok(())
+}
+
+/// `image_push`: to its registry with the stored credentials; progress over all its layers.
+fn push(st: &Station, p: &Params, task: &mut Task) -> Result<(), StationError> {
+    let r = image_ref(&p.image, Some(p.tag.as_deref().unwrap_or("latest")))?;
+    task.name = r.familiar();
+    let images = st.images.clone();
+    spawn(st.tasks.clone(), task, move |progress| {
+        let targets = images.push_targets(&r)?;
+        let creds = images.registries.stored_creds(r.domain());
+        let mut layers: std::collections::HashMap<String, (u64, u64)> = Default::default();
+        images.push(&targets, creds, &mut |e| {
+            if let crate::image::push::PushEvent::Progress { id, current, total } = e {
+                layers.insert(id, (current, total));
+                let (d, t) = layers.values().fold((0, 0), |a, x| (a.0 + x.0, a.1 + x.1));
+                if let Some(pct) = (d * 99).checked_div(t) {
+                    progress(pct as i64);
+                }
+            }
+        })
+    });
+    Ok(())
+}
+
+/// `image_export`: an archive written into one of the export directories.
+fn export(st: &Station, p: &Params, task: &mut Task) -> Result<(), StationError> {
+    let r = image_ref(&p.image, Some(p.tag.as_deref().unwrap_or("latest")))?;
+    let path = export_path(st, p.path.as_deref())?;
+    task.name = r.familiar();
+    let images = st.images.clone();
+    spawn(st.tasks.clone(), task, move |progress| {
+        images.export_to(&[r.to_string()], &path.path(), &mut |done, total| {
+            if let Some(pct) = (done * 99).checked_div(total) {
+                progress(pct as i64)
+            }
+        })
+    });
+    Ok(())
 }
 
 /// The file an export writes: an absolute `.tar` path whose directory is one of the export directories or
