@@ -3,6 +3,8 @@
 //! packing keeps what the unpacker keeps: owners, modes, mtimes, xattrs (PAX `SCHILY.xattr.*`), hardlinks,
 //! symlinks, device nodes and fifos.
 
+use super::index::{NameError, TemplateName};
+use super::meta::{self, Meta};
 use super::unpack::{self, UnpackError};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -10,6 +12,65 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+
+/// The template name of a converted image that was given none: `DIST/RELEASE/ARCH/docker` from its repository's
+/// last component and its tag, characters a template name cannot have made `-`.
+pub fn template_name(reference: &str, arch: &str) -> Result<TemplateName, NameError> {
+    let (repo, tag) = crate::reference::split_tag(reference);
+    let dist = repo.rsplit('/').next().unwrap_or(repo);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._+~-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .trim_start_matches('.')
+            .to_string()
+    };
+    TemplateName::new(&clean(dist), &clean(tag.unwrap_or("latest")), arch, "docker")
+}
+
+/// The template metadata of the image `reference` with config document `config`: LXC's common config for
+/// `kernel_arch`, and the image's entrypoint and command, environment, working directory and user as its init.
+pub fn meta_of(reference: &str, config: &[u8], kernel_arch: &str) -> Meta {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct Cfg {
+        entrypoint: Option<Vec<String>>,
+        cmd: Option<Vec<String>>,
+        env: Option<Vec<String>>,
+        working_dir: Option<String>,
+        user: Option<String>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Doc {
+        #[serde(default)]
+        config: Option<Cfg>,
+    }
+    let doc: Doc = serde_json::from_slice(config).unwrap_or_default();
+    let cfg = doc.config.unwrap_or_default();
+    let mut cmd = cfg.entrypoint.unwrap_or_default();
+    cmd.extend(cfg.cmd.unwrap_or_default());
+    Meta {
+        configs: [(
+            "config".to_string(),
+            format!("lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.arch = {kernel_arch}\n"),
+        )]
+        .into(),
+        create_message: Some(format!("Made by depot from the Docker image {reference}\n")),
+        init: Some(meta::Init {
+            cmd,
+            env: cfg.env.unwrap_or_default(),
+            cwd: cfg.working_dir.filter(|w| !w.is_empty()),
+            user: cfg.user.filter(|u| !u.is_empty()),
+        }),
+        ..Default::default()
+    }
+}
 
 /// Flatten decoded layer tarballs, lowest first, into `tree` (an existing empty directory).
 pub fn flatten(

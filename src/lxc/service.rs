@@ -660,120 +660,78 @@ impl LxcService {
         let arch = lxc_arch(&src.architecture, src.variant.as_deref());
         let name: TemplateName = match name {
             Some(n) => self.full_name(n)?,
-            None => {
-                let (repo, tag) = crate::reference::split_tag(&src.reference);
-                let dist = repo.rsplit('/').next().unwrap_or(repo);
-                let clean = |s: &str| -> String {
-                    s.chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || "._+~-".contains(c) {
-                                c
-                            } else {
-                                '-'
-                            }
-                        })
-                        .collect::<String>()
-                        .trim_start_matches('.')
-                        .to_string()
-                };
-                TemplateName::new(&clean(dist), &clean(tag.unwrap_or("latest")), arch, "docker")?
-            }
+            None => convert::template_name(&src.reference, arch)?,
         };
-        #[derive(serde::Deserialize, Default)]
-        #[serde(rename_all = "PascalCase")]
-        struct Cfg {
-            entrypoint: Option<Vec<String>>,
-            cmd: Option<Vec<String>>,
-            env: Option<Vec<String>>,
-            working_dir: Option<String>,
-            user: Option<String>,
-        }
-        #[derive(serde::Deserialize, Default)]
-        struct Doc {
-            #[serde(default)]
-            config: Option<Cfg>,
-        }
-        let doc: Doc = serde_json::from_slice(&src.config).unwrap_or_default();
-        let cfg = doc.config.unwrap_or_default();
-        let mut cmd = cfg.entrypoint.unwrap_or_default();
-        cmd.extend(cfg.cmd.unwrap_or_default());
-        let meta = Meta {
-            configs: [(
-                "config".to_string(),
-                format!(
-                    "lxc.include = LXC_TEMPLATE_CONFIG/common.conf\nlxc.arch = {}\n",
-                    kernel_arch(arch)
-                ),
-            )]
-            .into(),
-            create_message: Some(format!("Made by depot from the Docker image {}\n", src.reference)),
-            init: Some(meta::Init {
-                cmd,
-                env: cfg.env.unwrap_or_default(),
-                cwd: cfg.working_dir.filter(|w| !w.is_empty()),
-                user: cfg.user.filter(|u| !u.is_empty()),
-            }),
-            ..Default::default()
-        };
+        let meta = convert::meta_of(&src.reference, &src.config, kernel_arch(arch));
         // the tree is scratch (tmp/ is emptied at every start): a crash leaves nothing the store relies on
         let tree = scratch.join("tree");
         std::fs::create_dir_all(&tree).map_err(LxcError::io(format!("creating {}", tree.display())))?;
-        let result = (|| -> Result<LxcTemplateRow, LxcError> {
-            let store = self.store.clone();
-            let how = self.decoding();
-            let layers = src
-                .layers
-                .iter()
-                .map(move |d| -> std::io::Result<Box<dyn Read + Send>> {
-                    let f = store.open_blob(d).map_err(std::io::Error::other)?;
-                    Ok(codec::open(Box::new(f), how)?.1)
-                });
-            convert::flatten(layers, &tree)?;
-            // rootfs.tar.xz, LXC's own format, on liblzma's multi-threaded encoder (a zstd encoder would add
-            // 570 KB of compressor to a binary that must stay within its budget)
-            let mut w = self.store.writer()?;
-            {
-                let mut xz = codec::xz_encoder(&mut w, self.opts.xz_memory).map_err(LxcError::io("xz"))?;
-                convert::pack(&tree, &mut xz).map_err(LxcError::io("packing the rootfs"))?;
-                xz.finish().map_err(LxcError::io("xz"))?;
-            }
-            let mut m = self.store.writer()?;
-            {
-                let tar = meta::build_tar(&meta, crate::store::db::now().max(0) as u64)
-                    .map_err(LxcError::io("packing the metadata"))?;
-                let mut xz = liblzma::write::XzEncoder::new(&mut m, 6);
-                xz.write_all(&tar).map_err(LxcError::io("xz"))?;
-                xz.finish().map_err(LxcError::io("xz"))?;
-            }
-            // committed and recorded with no collection in between
-            let _no_gc = self.transfers.no_gc();
-            let (rootfs, size) = w.commit()?;
-            let (meta_digest, _) = m.commit()?;
-            let row = LxcTemplateRow {
-                name: name.to_string(),
-                dist: name.dist.clone(),
-                release: name.release.clone(),
-                arch: name.arch.clone(),
-                variant: name.variant.clone(),
-                build: src.image_id.to_string(),
-                source: format!("docker:{}", src.reference),
-                rootfs_digest: rootfs,
-                rootfs_size: size,
-                meta_digest: Some(meta_digest),
-                meta: serde_json::to_string(&meta).expect("serialisable"),
-                created_at: crate::store::db::now(),
-            };
-            let old = self.db.templates().put_lxc_template(&row)?;
-            drop(_no_gc);
-            self.collect_replaced(&row, old)?;
-            Ok(row)
-        })();
+        let result = self.build_template(src, &name, &meta, &tree);
         let _ = crate::fsutil::remove_any(scratch);
         if let Ok(row) = &result {
             let from = std::collections::BTreeMap::from([("from".to_string(), src.reference.clone())]);
             self.events.emit(Action::TemplateConvert, row.name.as_str(), from);
         }
         result
+    }
+
+    /// Flatten `src`'s layers into `tree`, pack it as `rootfs.tar.xz` and `meta` beside it, and keep both as
+    /// template `name` (replacing an earlier one of that name).
+    fn build_template(
+        &self,
+        src: &ConvertSource,
+        name: &TemplateName,
+        meta: &Meta,
+        tree: &Path,
+    ) -> Result<LxcTemplateRow, LxcError> {
+        let store = self.store.clone();
+        let how = self.decoding();
+        let layers = src
+            .layers
+            .iter()
+            .map(move |d| -> std::io::Result<Box<dyn Read + Send>> {
+                let f = store.open_blob(d).map_err(std::io::Error::other)?;
+                Ok(codec::open(Box::new(f), how)?.1)
+            });
+        convert::flatten(layers, tree)?;
+        // rootfs.tar.xz, LXC's own format, on liblzma's multi-threaded encoder (a zstd encoder would add 570 KB
+        // of compressor to a binary that must stay within its budget)
+        let mut w = self.store.writer()?;
+        {
+            let mut xz = codec::xz_encoder(&mut w, self.opts.xz_memory).map_err(LxcError::io("xz"))?;
+            convert::pack(tree, &mut xz).map_err(LxcError::io("packing the rootfs"))?;
+            xz.finish().map_err(LxcError::io("xz"))?;
+        }
+        let mut m = self.store.writer()?;
+        {
+            let tar = meta::build_tar(meta, crate::store::db::now().max(0) as u64)
+                .map_err(LxcError::io("packing the metadata"))?;
+            let mut xz = liblzma::write::XzEncoder::new(&mut m, 6);
+            xz.write_all(&tar).map_err(LxcError::io("xz"))?;
+            xz.finish().map_err(LxcError::io("xz"))?;
+        }
+        // committed and recorded with no collection in between
+        let _no_gc = self.transfers.no_gc();
+        let (rootfs, size) = w.commit()?;
+        let (meta_digest, _) = m.commit()?;
+        let row = LxcTemplateRow {
+            name: name.to_string(),
+            dist: name.dist.clone(),
+            release: name.release.clone(),
+            arch: name.arch.clone(),
+            variant: name.variant.clone(),
+            build: src.image_id.to_string(),
+            source: format!("docker:{}", src.reference),
+            rootfs_digest: rootfs,
+            rootfs_size: size,
+            meta_digest: Some(meta_digest),
+            meta: serde_json::to_string(meta).expect("serialisable"),
+            created_at: crate::store::db::now(),
+        };
+        let old = self.db.templates().put_lxc_template(&row)?;
+        drop(_no_gc);
+        self.collect_replaced(&row, old)?;
+        Ok(row)
     }
 }
 
