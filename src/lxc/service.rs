@@ -101,6 +101,9 @@ pub struct UnpackReport {
     pub create_message: Option<String>,
 }
 
+/// A file a template download fetches: its URL, its ingest key, the digest that vouches for it, its size.
+type PlannedFile = (String, Digest, Option<Digest>, u64);
+
 /// A stored Docker image to make a template of (the caller reads it from the image service).
 pub struct ConvertSource {
     pub reference: String,
@@ -349,43 +352,10 @@ impl LxcService {
         self.db
             .downloads()
             .set_download_state(job.download, DownloadState::Fetching, None)?;
-        let sums = if spec.sums && spec.rootfs.sha256.is_none() {
-            match self.web.fetch(&index::sums_url(&spec.rootfs.url), MAX_SUMS) {
-                Ok(b) => index::parse_sha256sums(&String::from_utf8_lossy(&b)),
-                Err(HttpError::NotFound { .. }) => HashMap::new(),
-                Err(e) => return Err(e.into()),
-            }
-        } else {
-            HashMap::new()
-        };
-        let mut files = Vec::new();
-        for f in std::iter::once(&spec.rootfs).chain(spec.meta.iter()) {
-            let base = f.url.rsplit('/').next().unwrap_or("");
-            let sha256 = f.sha256.clone().or_else(|| sums.get(base).cloned());
-            let size = match f.size {
-                Some(s) => s,
-                None => self.web.length(&f.url)?,
-            };
-            let key = sha256
-                .clone()
-                .unwrap_or_else(|| Digest::of(format!("depot-url:{}", f.url).as_bytes()));
-            files.push((f.url.clone(), key, sha256, size));
-        }
+        let files = self.planned_files(spec)?;
         // before the first byte: the total is known, and what cannot fit is refused
         let plan: Vec<(Digest, u64)> = files.iter().map(|f| (f.1.clone(), f.3)).collect();
-        let need: u64 = plan
-            .iter()
-            .filter(|(d, _)| !self.store.contains(d))
-            .map(|(d, s)| s.saturating_sub(self.store.ingest_len(d)))
-            .sum();
-        let free = crate::fsutil::free_space(self.store.root()).map_err(LxcError::io("free space"))?;
-        if need > 0 && need + SPACE_MARGIN > free {
-            return Err(LxcError::NoSpace {
-                name: spec.name.clone(),
-                need,
-                free,
-            });
-        }
+        self.check_room(&spec.name, &plan)?;
         self.db.downloads().plan_download_blobs(job.download, &plan)?;
         let mut digests = Vec::new();
         for (url, key, expected, size) in &files {
@@ -416,15 +386,7 @@ impl LxcService {
         self.check_tarball(&rootfs, &spec.rootfs.url)?;
         let meta_digest = digests.get(1).cloned();
         let meta = match &meta_digest {
-            Some(d) => {
-                let f = self.store.open_blob(d)?;
-                let (_, r) =
-                    codec::open(Box::new(f), codec::Decoding::default()).map_err(|e| LxcError::NotATarball {
-                        url: spec.meta.as_ref().map(|m| m.url.clone()).unwrap_or_default(),
-                        why: e.to_string(),
-                    })?;
-                meta::parse(r)?
-            }
+            Some(d) => self.read_meta(d, spec)?,
             None => Meta::default(),
         };
         let row = LxcTemplateRow {
@@ -443,6 +405,64 @@ impl LxcService {
         };
         self.keep(&row)?;
         Ok(row)
+    }
+
+    /// The files of `spec` as (URL, ingest key, expected digest, size): the digest from the offer or the
+    /// source's `SHA256SUMS`, the size from the offer or asked of the server; a file no digest vouches for is
+    /// keyed by its URL.
+    fn planned_files(&self, spec: &Spec) -> Result<Vec<PlannedFile>, LxcError> {
+        let sums = if spec.sums && spec.rootfs.sha256.is_none() {
+            match self.web.fetch(&index::sums_url(&spec.rootfs.url), MAX_SUMS) {
+                Ok(b) => index::parse_sha256sums(&String::from_utf8_lossy(&b)),
+                Err(HttpError::NotFound { .. }) => HashMap::new(),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            HashMap::new()
+        };
+        let mut files = Vec::new();
+        for f in std::iter::once(&spec.rootfs).chain(spec.meta.iter()) {
+            let base = f.url.rsplit('/').next().unwrap_or("");
+            let sha256 = f.sha256.clone().or_else(|| sums.get(base).cloned());
+            let size = match f.size {
+                Some(s) => s,
+                None => self.web.length(&f.url)?,
+            };
+            let key = sha256
+                .clone()
+                .unwrap_or_else(|| Digest::of(format!("depot-url:{}", f.url).as_bytes()));
+            files.push((f.url.clone(), key, sha256, size));
+        }
+        Ok(files)
+    }
+
+    /// Refuse a download of `plan` the volume cannot hold: what is not in the store yet (less what an earlier
+    /// attempt left in `ingest/`) must fit in the free space, with a margin.
+    fn check_room(&self, name: &str, plan: &[(Digest, u64)]) -> Result<(), LxcError> {
+        let need: u64 = plan
+            .iter()
+            .filter(|(d, _)| !self.store.contains(d))
+            .map(|(d, s)| s.saturating_sub(self.store.ingest_len(d)))
+            .sum();
+        let free = crate::fsutil::free_space(self.store.root()).map_err(LxcError::io("free space"))?;
+        if need > 0 && need + SPACE_MARGIN > free {
+            return Err(LxcError::NoSpace {
+                name: name.to_string(),
+                need,
+                free,
+            });
+        }
+        Ok(())
+    }
+
+    /// The metadata in the fetched `meta.tar.xz` `d`.
+    fn read_meta(&self, d: &Digest, spec: &Spec) -> Result<Meta, LxcError> {
+        let f = self.store.open_blob(d)?;
+        let (_, r) = codec::open(Box::new(f), codec::Decoding::default()).map_err(|e| LxcError::NotATarball {
+            url: spec.meta.as_ref().map(|m| m.url.clone()).unwrap_or_default(),
+            why: e.to_string(),
+        })?;
+        Ok(meta::parse(r)?)
     }
 
     /// Record a template (its blobs are committed and owned by the caller) and collect what an older build of
