@@ -107,6 +107,21 @@ pub struct Place {
 }
 
 impl Place {
+    /// The container directory `dest` (named by its last component), with LXC's shared config and hooks where
+    /// the distribution's LXC keeps them.
+    pub fn at(dest: &std::path::Path) -> Place {
+        Place {
+            name: dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: dest.display().to_string(),
+            rootfs: dest.join("rootfs").display().to_string(),
+            template_config: "/usr/share/lxc/config".into(),
+            hook_dir: "/usr/share/lxc/hooks".into(),
+        }
+    }
+
     pub fn substitute(&self, text: &str) -> String {
         text.replace("LXC_NAME", &self.name)
             .replace("LXC_PATH", &self.path)

@@ -578,17 +578,7 @@ impl LxcService {
             },
             layer: false,
         };
-        let cname = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let place = Place {
-            name: cname,
-            path: dest.display().to_string(),
-            rootfs: dest.join("rootfs").display().to_string(),
-            template_config: "/usr/share/lxc/config".into(),
-            hook_dir: "/usr/share/lxc/hooks".into(),
-        };
+        let place = Place::at(dest);
         // what is read is hashed on the way: a damaged rootfs fails the unpack before it is put in place
         let blob = SharedBlob::open(&self.store, &row.rootfs_digest)?;
         let judged = blob.clone();
@@ -613,30 +603,7 @@ impl LxcService {
             if let Some(f) = &meta.fstab {
                 std::fs::write(tmp.join("fstab"), place.substitute(f)).map_err(io("write", &tmp.join("fstab")))?;
             }
-            for t in &meta.templates {
-                let file = match unpack::open_inside(&rootfs, t) {
-                    Ok(f) => f,
-                    Err(e @ UnpackError::Unsafe { .. }) => {
-                        // the template's own list: a path that leaves the rootfs is not followed
-                        log::warn!("template {}: templates entry skipped: {e}", row.name);
-                        None
-                    }
-                    Err(e) => return Err(e),
-                };
-                if let Some(mut f) = file {
-                    let mut text = String::new();
-                    if f.read_to_string(&mut text).is_ok() {
-                        let new = place.substitute(&text);
-                        if new != text {
-                            use std::io::Seek;
-                            f.set_len(0)
-                                .and_then(|_| f.seek(std::io::SeekFrom::Start(0)))
-                                .and_then(|_| f.write_all(new.as_bytes()))
-                                .map_err(io("write", Path::new(t)))?;
-                        }
-                    }
-                }
-            }
+            substitute_templates(&rootfs, &meta, &place, &row.name)?;
             Ok(s)
         });
         let summary = match summary {
@@ -753,6 +720,39 @@ impl LxcService {
         self.collect_replaced(&row, old)?;
         Ok(row)
     }
+}
+
+/// The files the template's metadata lists (`templates`), inside `rootfs`, with the container's place
+/// substituted; a listed path that leaves the rootfs is skipped, not followed.
+fn substitute_templates(rootfs: &Path, meta: &Meta, place: &Place, name: &str) -> Result<(), UnpackError> {
+    for t in &meta.templates {
+        let file = match unpack::open_inside(rootfs, t) {
+            Ok(f) => f,
+            Err(e @ UnpackError::Unsafe { .. }) => {
+                log::warn!("template {name}: templates entry skipped: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(mut f) = file else { continue };
+        let mut text = String::new();
+        if f.read_to_string(&mut text).is_err() {
+            continue;
+        }
+        let new = place.substitute(&text);
+        if new != text {
+            use std::io::Seek;
+            f.set_len(0)
+                .and_then(|_| f.seek(std::io::SeekFrom::Start(0)))
+                .and_then(|_| f.write_all(new.as_bytes()))
+                .map_err(|source| UnpackError::Io {
+                    path: t.clone(),
+                    op: "write",
+                    source,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// A blob read through [`Verified`] by the decoder's thread, judged by the thread that asked for it: the
