@@ -571,6 +571,60 @@ fn early_exit(args: &[&str], early: argh::EarlyExit) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A command's list argument must name something.
+fn needs(list: &[String], what: &str, cmd: &str) -> Result<(), String> {
+    match list.is_empty() {
+        true => Err(format!(
+            "{USAGE_ERROR}missing argument: {what}\nsee 'depot {cmd} --help'"
+        )),
+        false => Ok(()),
+    }
+}
+
+/// `login`'s password: `-p`, or a line of standard input with `--password-stdin`.
+fn password(given: Option<String>, stdin: bool) -> Result<String, String> {
+    match (given, stdin) {
+        (Some(p), false) => Ok(p),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password: {e}"))?;
+            Ok(line.trim_end_matches(['\n', '\r']).to_string())
+        }
+        _ => Err(format!("{USAGE_ERROR}give the password with -p or --password-stdin")),
+    }
+}
+
+fn token(c: &Client, cmd: TokenCmd) -> Result<(), CliError> {
+    match cmd {
+        TokenCmd::Create(x) => smol::block_on(cli::token_create(c, &x.name)),
+        TokenCmd::List(_) => smol::block_on(cli::token_list(c)),
+        TokenCmd::Rm(x) => smol::block_on(cli::token_rm(c, &x.ids)),
+    }
+}
+
+/// `depot lxc …`; a usage error is the outer one, what the daemon answered the inner.
+fn lxc(c: &Client, cmd: LxcCmd) -> Result<Result<(), CliError>, String> {
+    Ok(match cmd {
+        LxcCmd::Sources(x) => smol::block_on(cli::lxc::sources(c, x.refresh)),
+        LxcCmd::Ls(x) => smol::block_on(cli::lxc::ls(c, x.available, x.arch.as_deref(), x.source.as_deref())),
+        LxcCmd::Pull(x) => smol::block_on(cli::lxc::pull(c, &x.name, x.source.as_deref())),
+        LxcCmd::Rm(x) => {
+            needs(&x.names, "names", "lxc rm")?;
+            smol::block_on(cli::lxc::rm(c, &x.names))
+        }
+        LxcCmd::Unpack(x) => smol::block_on(cli::lxc::unpack(
+            c,
+            &x.template,
+            &x.dest,
+            x.shift.as_deref(),
+            x.unprivileged,
+        )),
+        LxcCmd::Convert(x) => smol::block_on(cli::lxc::convert(c, &x.image, x.name.as_deref())),
+    })
+}
+
 fn run(top: Top) -> Result<(), String> {
     if top.version {
         println!("depot {} ({})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
@@ -598,78 +652,26 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::pull(&c, &p.reference, p.platform.as_deref(), p.creds.as_deref()))
         }
         Cmd::Images(i) => smol::block_on(cli::images(&client(i.host)?)),
-        Cmd::Token(t) => {
-            let c = client(t.host)?;
-            match t.cmd {
-                TokenCmd::Create(x) => smol::block_on(cli::token_create(&c, &x.name)),
-                TokenCmd::List(_) => smol::block_on(cli::token_list(&c)),
-                TokenCmd::Rm(x) => smol::block_on(cli::token_rm(&c, &x.ids)),
-            }
-        }
+        Cmd::Token(t) => token(&client(t.host)?, t.cmd),
         Cmd::Inspect(i) => {
-            if i.images.is_empty() {
-                return Err(format!(
-                    "{USAGE_ERROR}missing argument: images\nsee 'depot inspect --help'"
-                ));
-            }
+            needs(&i.images, "images", "inspect")?;
             smol::block_on(cli::inspect(&client(i.host)?, &i.images))
         }
         Cmd::Tag(t) => smol::block_on(cli::tag(&client(t.host)?, &t.source, &t.target)),
         Cmd::Save(sv) => {
-            if sv.images.is_empty() {
-                return Err(format!(
-                    "{USAGE_ERROR}missing argument: images\nsee 'depot save --help'"
-                ));
-            }
+            needs(&sv.images, "images", "save")?;
             smol::block_on(cli::save(&client(sv.host)?, &sv.images, sv.output.as_deref()))
         }
         Cmd::Load(l) => smol::block_on(cli::load(&client(l.host)?, l.input.as_deref())),
         Cmd::Push(p) => smol::block_on(cli::push(&client(p.host)?, &p.reference, p.creds.as_deref())),
         Cmd::Login(l) => {
-            let password = match (l.password, l.password_stdin) {
-                (Some(p), false) => p,
-                (None, true) => {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .read_line(&mut line)
-                        .map_err(|e| format!("reading the password: {e}"))?;
-                    line.trim_end_matches(['\n', '\r']).to_string()
-                }
-                _ => return Err(format!("{USAGE_ERROR}give the password with -p or --password-stdin")),
-            };
+            let password = password(l.password, l.password_stdin)?;
             smol::block_on(cli::login(&client(l.host)?, &l.server, &l.username, &password))
         }
         Cmd::Prune(p) => smol::block_on(cli::prune(&client(p.host)?, p.all)),
-        Cmd::Lxc(l) => {
-            let c = client(l.host)?;
-            match l.cmd {
-                LxcCmd::Sources(x) => smol::block_on(cli::lxc::sources(&c, x.refresh)),
-                LxcCmd::Ls(x) => smol::block_on(cli::lxc::ls(&c, x.available, x.arch.as_deref(), x.source.as_deref())),
-                LxcCmd::Pull(x) => smol::block_on(cli::lxc::pull(&c, &x.name, x.source.as_deref())),
-                LxcCmd::Rm(x) => {
-                    if x.names.is_empty() {
-                        return Err(format!(
-                            "{USAGE_ERROR}missing argument: names\nsee 'depot lxc rm --help'"
-                        ));
-                    }
-                    smol::block_on(cli::lxc::rm(&c, &x.names))
-                }
-                LxcCmd::Unpack(x) => smol::block_on(cli::lxc::unpack(
-                    &c,
-                    &x.template,
-                    &x.dest,
-                    x.shift.as_deref(),
-                    x.unprivileged,
-                )),
-                LxcCmd::Convert(x) => smol::block_on(cli::lxc::convert(&c, &x.image, x.name.as_deref())),
-            }
-        }
+        Cmd::Lxc(l) => lxc(&client(l.host)?, l.cmd)?,
         Cmd::Handoff(h) => {
-            if h.images.is_empty() {
-                return Err(format!(
-                    "{USAGE_ERROR}missing argument: images\nsee 'depot handoff --help'"
-                ));
-            }
+            needs(&h.images, "images", "handoff")?;
             let engine = match h.engine {
                 Some(e) => PathBuf::from(e.trim_start_matches("unix://")),
                 None => detected()
@@ -680,9 +682,7 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::handoff(&client(h.host)?, &engine, &h.images))
         }
         Cmd::Rm(r) => {
-            if r.images.is_empty() {
-                return Err(format!("{USAGE_ERROR}missing argument: images\nsee 'depot rm --help'"));
-            }
+            needs(&r.images, "images", "rm")?;
             smol::block_on(cli::rm(&client(r.host)?, &r.images, r.force))
         }
     };
