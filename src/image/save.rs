@@ -196,32 +196,7 @@ impl ImageService {
             for l in &img.layers {
                 let path = format!("blobs/sha256/{}", l.diff_id.hex());
                 if written.insert(l.diff_id.clone()) {
-                    // Verified as it streams, the blob against its digest and what it inflates to against its
-                    // diff_id: a damaged layer fails the save (after its bytes went out: the caller must cut the
-                    // stream so that no client takes the archive for whole) and leaves the store.
-                    let c = crate::oci::Descriptor::compression_of(&l.media_type)
-                        .map_err(crate::registry::manifest::ManifestError::from)?;
-                    let blob = self.store.open_blob(&l.digest)?;
-                    let mut blob = Verified::new(std::io::BufReader::new(blob), l.digest.clone());
-                    let written = decompressed(&mut blob, c, self.transfers.zstd_window_log_max).and_then(|r| {
-                        let mut r = Verified::new(r, l.diff_id.clone());
-                        tw.file(&path, l.uncompressed_size, &mut r)?;
-                        r.finish()
-                    });
-                    // A decoder that failed on damaged data says so in its own words: the blob's own check
-                    // says whether the store holds it damaged.
-                    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
-                    let r = match written {
-                        Ok(()) => blob.finish(),
-                        Err(e) if matches!(e.kind(), InvalidData | InvalidInput | UnexpectedEof) => {
-                            match blob.finish() {
-                                Err(damaged) if Corrupt::of(&damaged).is_some() => Err(damaged),
-                                _ => Err(e),
-                            }
-                        }
-                        Err(e) => Err(e),
-                    };
-                    r.map_err(|e| read_failed(&self.store, &l.digest, e, format!("writing layer {}", l.diff_id)))?;
+                    write_layer(&self.store, self.transfers.zstd_window_log_max, &mut tw, &path, l)?;
                 }
                 let desc = json!({"mediaType": OCI_LAYER, "digest": l.diff_id.as_str(), "size": l.uncompressed_size});
                 sources.insert(l.diff_id.to_string(), desc.clone());
@@ -287,6 +262,39 @@ impl ImageService {
         })()
         .map_err(e)
     }
+}
+
+/// Layer `l` uncompressed into the archive at `path`, verified as it streams: the blob against its digest
+/// and what it inflates to against its diff_id. A damaged layer fails the save (after its bytes went out:
+/// the caller must cut the stream so that no client takes the archive for whole) and leaves the store.
+fn write_layer<W: Write>(
+    store: &crate::store::BlobStore,
+    zstd_window_log_max: u32,
+    tw: &mut TarWriter<W>,
+    path: &str,
+    l: &crate::store::db::LayerRecord,
+) -> Result<(), ImageError> {
+    let c = crate::oci::Descriptor::compression_of(&l.media_type)
+        .map_err(crate::registry::manifest::ManifestError::from)?;
+    let blob = store.open_blob(&l.digest)?;
+    let mut blob = Verified::new(std::io::BufReader::new(blob), l.digest.clone());
+    let written = decompressed(&mut blob, c, zstd_window_log_max).and_then(|r| {
+        let mut r = Verified::new(r, l.diff_id.clone());
+        tw.file(path, l.uncompressed_size, &mut r)?;
+        r.finish()
+    });
+    // A decoder that failed on damaged data says so in its own words: the blob's own check says whether the
+    // store holds it damaged.
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    let r = match written {
+        Ok(()) => blob.finish(),
+        Err(e) if matches!(e.kind(), InvalidData | InvalidInput | UnexpectedEof) => match blob.finish() {
+            Err(damaged) if Corrupt::of(&damaged).is_some() => Err(damaged),
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    r.map_err(|e| read_failed(store, &l.digest, e, format!("writing layer {}", l.diff_id)))
 }
 
 /// The error of a read of blob `d` that failed: a blob found corrupt (it, or what it inflates to, does not
