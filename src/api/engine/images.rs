@@ -99,11 +99,11 @@ fn labels_of(row: &ImageRow) -> Option<BTreeMap<String, String>> {
     row.labels.as_deref().and_then(|l| serde_json::from_str(l).ok())
 }
 
-pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiError> {
-    let q = query_pairs(req.uri().query());
-    let mut filters = parse_filters(query_get(&q, "filters"))?;
+/// The filters of `GET /images/json`, checked; `filter=` (before API 1.41) is a reference filter.
+fn list_filters(q: &[(String, String)], v: ApiVersion<'_>) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
+    let mut filters = parse_filters(query_get(q, "filters"))?;
     if v.before("1.41") {
-        if let Some(f) = query_get(&q, "filter").filter(|f| !f.is_empty()) {
+        if let Some(f) = query_get(q, "filter").filter(|f| !f.is_empty()) {
             filters.entry("reference".into()).or_default().insert(f.to_string());
         }
     }
@@ -115,11 +115,16 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
             return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'")));
         }
     }
+    Ok(filters)
+}
+
+pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiError> {
+    let q = query_pairs(req.uri().query());
+    let filters = list_filters(&q, v)?;
     let until = until_filter(&filters)?;
-    let with_shared = bool_value(query_get(&q, "shared-size"));
     let dangling = bool_filter(&filters, "dangling")?;
     let images = e.images.clone();
-    let sharing = if with_shared {
+    let sharing = if bool_value(query_get(&q, "shared-size")) {
         let images = images.clone();
         Some(crate::pool::run(move || images.layer_sharing()).await?.0)
     } else {
@@ -150,49 +155,24 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
     };
     let before = created_of(before_ids);
     let since = created_of(since_ids);
-    let refs_filter = filters.get("reference");
     let labels_filter = filters.get("label");
     let mut out = Vec::new();
     for row in &rows {
         let created = row.created.unwrap_or(0);
         if before.as_ref().is_some_and(|b| b.iter().any(|t| created >= *t))
             || since.as_ref().is_some_and(|s| s.iter().any(|t| created <= *t))
+            || until.is_some_and(|u| created >= u)
+            || dangling.is_some_and(|d| d != row.tags.is_empty())
         {
-            continue;
-        }
-        if until.is_some_and(|u| created >= u) {
-            continue;
-        }
-        let is_dangling = row.tags.is_empty();
-        if dangling.is_some_and(|d| d != is_dangling) {
             continue;
         }
         let labels = labels_of(row);
         if labels_filter.is_some_and(|lf| !lf.iter().all(|w| label_matches(labels.as_ref(), w))) {
             continue;
         }
-        let mut tags: Vec<String> = row.tags.iter().map(|t| Reference::familiar_of(t)).collect();
-        let mut digests: Vec<String> = row.digests.iter().map(|t| Reference::familiar_of(t)).collect();
-        if let Some(pats) = refs_filter {
-            let keep = |s: &String| {
-                let name = s.split(['@']).next().unwrap_or(s);
-                let name = crate::reference::split_tag(name).0;
-                pats.iter().any(|p| glob_match(p, s) || glob_match(p, name))
-            };
-            tags.retain(keep);
-            digests.retain(keep);
-            if tags.is_empty() && digests.is_empty() {
-                continue;
-            }
-        }
-        if v.before("1.43") {
-            if tags.is_empty() {
-                tags.push("<none>:<none>".into());
-            }
-            if digests.is_empty() {
-                digests.push("<none>@<none>".into());
-            }
-        }
+        let Some((tags, digests)) = listed_names(row, filters.get("reference"), v) else {
+            continue;
+        };
         let shared = sharing
             .as_ref()
             .map(|s| s.get(&row.id).copied().unwrap_or(0) as i64)
@@ -202,6 +182,38 @@ pub async fn list(e: &Engine, req: &Req, v: ApiVersion<'_>) -> Result<Resp, ApiE
     // `all` shows intermediate images, which depot never has: every image is a top-level one.
     let _ = bool_value(query_get(&q, "all"));
     Ok(json(StatusCode::OK, &out))
+}
+
+/// An image's tags and digests as the list shows them (familiar), those the reference patterns match when
+/// there are some (`None`: the image is not listed), with the placeholders clients before API 1.43 expect.
+fn listed_names(
+    row: &crate::store::db::ImageRow,
+    patterns: Option<&BTreeSet<String>>,
+    v: ApiVersion<'_>,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let mut tags: Vec<String> = row.tags.iter().map(|t| Reference::familiar_of(t)).collect();
+    let mut digests: Vec<String> = row.digests.iter().map(|t| Reference::familiar_of(t)).collect();
+    if let Some(pats) = patterns {
+        let keep = |s: &String| {
+            let name = s.split(['@']).next().unwrap_or(s);
+            let name = crate::reference::split_tag(name).0;
+            pats.iter().any(|p| glob_match(p, s) || glob_match(p, name))
+        };
+        tags.retain(keep);
+        digests.retain(keep);
+        if tags.is_empty() && digests.is_empty() {
+            return None;
+        }
+    }
+    if v.before("1.43") {
+        if tags.is_empty() {
+            tags.push("<none>:<none>".into());
+        }
+        if digests.is_empty() {
+            digests.push("<none>@<none>".into());
+        }
+    }
+    Some((tags, digests))
 }
 
 /// Docker's `ImageSummary`, serialised straight from this (a listing of 1,000 images builds no JSON tree).
