@@ -378,6 +378,41 @@ pub(crate) fn new_image(
     }
 }
 
+/// Fetch one layer, its progress and state told to the job; one that fails cancels the job, so that the
+/// others stop (their bytes stay for a retry).
+fn fetch_one(
+    svc: &ImageService,
+    job: &PullJob,
+    repo: &Repo,
+    desc: &crate::oci::Descriptor,
+    diff: &Digest,
+    discard: &AtomicBool,
+) -> Result<LayerRecord, TransferError> {
+    let id = desc.digest.short().to_string();
+    let lj = LayerJob {
+        repo,
+        desc,
+        diff_id: diff,
+        download: job.download,
+        cancel: &job.cancel,
+        discard,
+    };
+    let r = svc.transfers.fetch_layer(&svc.db, &lj, &mut |u| match u {
+        LayerUpdate::Waiting => job.layer(&id, LayerStatus::Waiting),
+        LayerUpdate::Progress { current, total } => job.progress(&id, current, total),
+        LayerUpdate::Retrying { seconds } => job.layer(&id, LayerStatus::Retrying(seconds)),
+        LayerUpdate::Verifying => job.layer(&id, LayerStatus::VerifyingChecksum),
+    });
+    match &r {
+        Ok(_) => {
+            job.layer(&id, LayerStatus::DownloadComplete);
+            job.layer(&id, LayerStatus::PullComplete);
+        }
+        Err(_) => job.cancel.store(true, Ordering::Relaxed),
+    }
+    r
+}
+
 /// Fetch every missing layer with a pool of workers, the daemon-wide slot limit applying on top.
 fn fetch_layers(
     svc: &ImageService,
@@ -421,29 +456,7 @@ fn fetch_layers(
                 if job.cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let id = desc.digest.short().to_string();
-                let lj = LayerJob {
-                    repo,
-                    desc,
-                    diff_id: diff,
-                    download: job.download,
-                    cancel: &job.cancel,
-                    discard: &discard,
-                };
-                let r = svc.transfers.fetch_layer(&svc.db, &lj, &mut |u| match u {
-                    LayerUpdate::Waiting => job.layer(&id, LayerStatus::Waiting),
-                    LayerUpdate::Progress { current, total } => job.progress(&id, current, total),
-                    LayerUpdate::Retrying { seconds } => job.layer(&id, LayerStatus::Retrying(seconds)),
-                    LayerUpdate::Verifying => job.layer(&id, LayerStatus::VerifyingChecksum),
-                });
-                match &r {
-                    Ok(_) => {
-                        job.layer(&id, LayerStatus::DownloadComplete);
-                        job.layer(&id, LayerStatus::PullComplete);
-                    }
-                    // One failed layer fails the image: stop the others (their bytes stay for a retry).
-                    Err(_) => job.cancel.store(true, Ordering::Relaxed),
-                }
+                let r = fetch_one(svc, job, repo, desc, diff, &discard);
                 results.locked().push((desc.digest.clone(), r));
             });
         }
