@@ -136,11 +136,28 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
         r.rebuilt = Some((moved, report));
         db = Some(fresh);
     }
-    for d in store.list().map_err(io("listing blobs"))? {
-        let path = store.path(&d).map_err(|e| FsckError::Io {
-            context: d.to_string(),
+    check_blobs(&store, &mut r)?;
+    // Without a usable database nothing more can be checked against it.
+    let Some(db) = db.filter(|_| r.db.is_empty() || r.rebuilt.is_some()) else {
+        return Ok(r);
+    };
+    check_images(&db, &store, &mut r)?;
+    check_layout(root, &db, &store, &mut r)?;
+    Ok(r)
+}
+
+/// Every blob re-hashed against its name, and the files of the store that are not blobs; with `repair`, the
+/// corrupt blobs and the strays go.
+fn check_blobs(store: &BlobStore, r: &mut Report) -> Result<(), FsckError> {
+    let io_of = |d: &Digest| {
+        let context = d.to_string();
+        move |e| FsckError::Io {
+            context,
             source: std::io::Error::other(e),
-        })?;
+        }
+    };
+    for d in store.list().map_err(io("listing blobs"))? {
+        let path = store.path(&d).map_err(io_of(&d))?;
         let (got, len) = hash_file(&path).map_err(io(format!("reading {}", path.display())))?;
         r.blobs += 1;
         r.bytes += len;
@@ -148,34 +165,33 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
             r.corrupt.push(d);
         }
     }
-    if repair {
+    if r.repair {
         for d in &r.corrupt {
-            if store.delete(d).map_err(|e| FsckError::Io {
-                context: d.to_string(),
-                source: std::io::Error::other(e),
-            })? {
+            if store.delete(d).map_err(io_of(d))? {
                 r.removed_blobs += 1;
             }
         }
     }
     r.strays = store.strays().map_err(io("listing the store"))?;
-    if repair {
+    if r.repair {
         for p in &r.strays {
             if crate::fsutil::remove_any(p).is_ok() {
                 r.removed_files += 1;
             }
         }
     }
-    // Without a usable database nothing more can be checked against it.
-    let Some(db) = db.filter(|_| r.db.is_empty() || r.rebuilt.is_some()) else {
-        return Ok(r);
-    };
+    Ok(())
+}
+
+/// Images with a blob missing or corrupt, and ingests no download owns; with `repair`, both go (pulling such an
+/// image again fetches what was lost).
+fn check_images(db: &Db, store: &BlobStore, r: &mut Report) -> Result<(), FsckError> {
     for (image, blob) in db.images().image_blobs()? {
         if !store.contains(&blob) || r.corrupt.contains(&blob) {
             r.broken_images.entry(image).or_default().push(blob);
         }
     }
-    if repair {
+    if r.repair {
         for image in r.broken_images.keys() {
             let refs: Vec<String> = db.images().refs_of(image)?.into_iter().map(|x| x.0).collect();
             db.images().remove(&refs, Some(image))?;
@@ -190,22 +206,27 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
             r.orphan_ingests.push(path);
         }
     }
-    if repair {
+    if r.repair {
         for p in &r.orphan_ingests {
             if crate::fsutil::remove_any(p).is_ok() {
                 r.removed_files += 1;
             }
         }
     }
+    Ok(())
+}
+
+/// `index.json` and `oci-layout` in step with the database; with `repair`, written again.
+fn check_layout(root: &Path, db: &Db, store: &BlobStore, r: &mut Report) -> Result<(), FsckError> {
     let expected = layout::render(&db.images().layout_entries()?, |d| store.size(d));
     let dr = DataRoot::new(root);
     let actual = std::fs::read_to_string(dr.index_json()).unwrap_or_default();
     r.layout_stale = actual != expected || !dr.oci_layout().is_file();
-    if repair && r.layout_stale {
+    if r.repair && r.layout_stale {
         layout::init(root).map_err(io("writing oci-layout"))?;
         layout::write_index(root, &expected).map_err(io("writing index.json"))?;
     }
-    Ok(r)
+    Ok(())
 }
 
 /// The report as text, one finding per line, for `depot fsck`.
