@@ -167,6 +167,58 @@ pub enum DeleteItem {
     Deleted(String),
 }
 
+/// The refs a delete of `id` removes: the one named (and, when it was a repository's last tag, the
+/// repository's digest refs), or every ref when named by id: refused while it has several, unless `force`.
+fn refs_to_remove(
+    by_ref: Option<&Reference>,
+    refs: &[(String, String, RefKind)],
+    force: bool,
+    id: &Digest,
+) -> Result<Vec<String>, ImageError> {
+    let Some(r) = by_ref else {
+        let repos: std::collections::HashSet<&String> = refs.iter().map(|x| &x.1).collect();
+        let tags = refs.iter().filter(|x| x.2 == RefKind::Tag).count();
+        if !force && (repos.len() > 1 || tags > 1) {
+            return Err(ImageError::InUse { id: id.clone() });
+        }
+        return Ok(refs.iter().map(|x| x.0.clone()).collect());
+    };
+    let this = r.to_string();
+    let repo = r.name();
+    let mut remove = vec![this.clone()];
+    let other_tags_in_repo = refs
+        .iter()
+        .any(|(n, rp, k)| *k == RefKind::Tag && rp == &repo && n != &this);
+    if r.digest().is_none() && !other_tags_in_repo {
+        remove.extend(
+            refs.iter()
+                .filter(|(_, rp, k)| *k == RefKind::Digest && rp == &repo)
+                .map(|x| x.0.clone()),
+        );
+    }
+    Ok(remove)
+}
+
+/// Like the classic store, the layer chain ids whose content went away with `removed`.
+fn chain_ids_gone(
+    layers: &[crate::store::db::LayerRecord],
+    removed: &std::collections::HashSet<Digest>,
+) -> Vec<DeleteItem> {
+    let mut out = Vec::new();
+    let mut chain: Option<Digest> = None;
+    for l in layers {
+        let c = match &chain {
+            None => l.diff_id.clone(),
+            Some(prev) => Digest::of(format!("{prev} {}", l.diff_id).as_bytes()),
+        };
+        if removed.contains(&l.digest) {
+            out.push(DeleteItem::Deleted(c.to_string()));
+        }
+        chain = Some(c);
+    }
+    out
+}
+
 impl ImageService {
     pub fn new(
         db: Arc<Db>,
@@ -532,33 +584,7 @@ impl ImageService {
         let (id, by_ref) = self.resolve(name)?;
         let refs = self.db.images().refs_of(&id)?;
         let mut out = Vec::new();
-        let mut remove: Vec<String> = Vec::new();
-        match by_ref {
-            Some(r) => {
-                let this = r.to_string();
-                remove.push(this.clone());
-                let repo = r.name();
-                let is_tag = r.digest().is_none();
-                let other_tags_in_repo = refs
-                    .iter()
-                    .any(|(n, rp, k)| *k == RefKind::Tag && rp == &repo && n != &this);
-                if is_tag && !other_tags_in_repo {
-                    remove.extend(
-                        refs.iter()
-                            .filter(|(_, rp, k)| *k == RefKind::Digest && rp == &repo)
-                            .map(|x| x.0.clone()),
-                    );
-                }
-            }
-            None => {
-                let repos: std::collections::HashSet<&String> = refs.iter().map(|x| &x.1).collect();
-                let tags = refs.iter().filter(|x| x.2 == RefKind::Tag).count();
-                if !force && (repos.len() > 1 || tags > 1) {
-                    return Err(ImageError::InUse { id });
-                }
-                remove.extend(refs.iter().map(|x| x.0.clone()));
-            }
-        }
+        let mut remove = refs_to_remove(by_ref.as_ref(), &refs, force, &id)?;
         remove.dedup();
         for n in &remove {
             out.push(DeleteItem::Untagged(Reference::familiar_of(n)));
@@ -601,18 +627,7 @@ impl ImageService {
                 .filter(|l| removed.contains(&l.digest))
                 .map(|l| l.uncompressed_size)
                 .sum();
-            // Like the classic store, report the layer chain ids whose content went away.
-            let mut chain: Option<Digest> = None;
-            for l in &layers {
-                let c = match &chain {
-                    None => l.diff_id.clone(),
-                    Some(prev) => Digest::of(format!("{prev} {}", l.diff_id).as_bytes()),
-                };
-                if removed.contains(&l.digest) {
-                    out.push(DeleteItem::Deleted(c.to_string()));
-                }
-                chain = Some(c);
-            }
+            out.extend(chain_ids_gone(&layers, &removed));
         }
         Ok((out, reclaimed))
     }
