@@ -99,6 +99,40 @@ fn target(q: &[(String, String)]) -> Result<(Reference, bool), ApiError> {
     Ok((r, all_tags))
 }
 
+/// What a pull of `reference` pulls: the reference, or with `all_tags` each tag its registry lists.
+async fn pull_specs(
+    e: &Engine,
+    reference: &Reference,
+    all_tags: bool,
+    platform: Option<Platform>,
+    creds: Option<crate::registry::Credentials>,
+) -> Result<Vec<PullSpec>, ApiError> {
+    if !all_tags {
+        return Ok(vec![PullSpec {
+            reference: reference.clone(),
+            platform,
+            creds,
+        }]);
+    }
+    let images = e.images.clone();
+    let (r, c) = (reference.clone(), creds.clone());
+    let tags = crate::pool::run(move || images.registries.remote_tags(&r, c))
+        .await
+        .map_err(ApiError::from)?;
+    let mut specs = Vec::new();
+    for t in tags {
+        let r = reference
+            .with_tag(&t)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("registry lists tag {t:?}: {e}")))?;
+        specs.push(PullSpec {
+            reference: r,
+            platform: platform.clone(),
+            creds: creds.clone(),
+        });
+    }
+    Ok(specs)
+}
+
 pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
     let q = query_pairs(req.uri().query());
     let headers = req.headers().clone();
@@ -113,31 +147,7 @@ pub async fn create(e: &Engine, req: Req) -> Result<Resp, ApiError> {
         None => None,
     };
     let creds = auth::decode(headers.get("x-registry-auth").and_then(|h| h.to_str().ok()));
-    let images = e.images.clone();
-    let specs: Vec<PullSpec> = if all_tags {
-        let (r, c) = (reference.clone(), creds.clone());
-        let tags = crate::pool::run(move || images.registries.remote_tags(&r, c))
-            .await
-            .map_err(ApiError::from)?;
-        let mut specs = Vec::new();
-        for t in tags {
-            let r = reference
-                .with_tag(&t)
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("registry lists tag {t:?}: {e}")))?;
-            specs.push(PullSpec {
-                reference: r,
-                platform: platform.clone(),
-                creds: creds.clone(),
-            });
-        }
-        specs
-    } else {
-        vec![PullSpec {
-            reference: reference.clone(),
-            platform,
-            creds,
-        }]
-    };
+    let specs = pull_specs(e, &reference, all_tags, platform, creds).await?;
     let Some(first) = specs.first().cloned() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -22,11 +22,14 @@ fn name_tag(r: &str) -> (String, String) {
     }
 }
 
-/// The event in the station's words.
-fn body(e: &Event) -> dto::Event {
-    let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
-    let name = attr("name");
-    let docker = |action, state, repository: &str, (n, t): (String, String)| dto::Event {
+fn attr(e: &Event, k: &str) -> String {
+    e.attributes.get(k).cloned().unwrap_or_default()
+}
+
+/// An image's event named by a reference.
+fn by_ref(action: &'static str, state: &'static str, repository: &str, r: &str) -> dto::Event {
+    let (n, t) = name_tag(r);
+    dto::Event {
         action,
         state,
         name: Some(n),
@@ -34,43 +37,48 @@ fn body(e: &Event) -> dto::Event {
         repository: Some(repository.to_string()),
         kind: "docker",
         ..Default::default()
-    };
-    let image = |action, state, r: &str| docker(action, state, "dockerhub", name_tag(r));
-    // DIST/RELEASE/ARCH and VARIANT, as the lxc routes name a template; its source where it came from one
-    let template = |action, state| {
-        let (n, t) = e.actor.rsplit_once('/').unwrap_or((&e.actor, ""));
-        dto::Event {
-            action,
-            state,
-            name: Some(n.to_string()),
-            tag: Some(t.to_string()),
-            repository: Some(e.attributes.get("source").map_or("local", String::as_str).to_string()),
-            kind: "lxc",
-            ..Default::default()
-        }
-    };
-    let local = |action, state| dto::Event {
+    }
+}
+
+/// An image's event named by its id.
+fn by_id(e: &Event, action: &'static str, state: &'static str) -> dto::Event {
+    dto::Event {
         action,
         state,
         id: Some(e.actor.clone()),
         kind: "docker",
         ..Default::default()
-    };
+    }
+}
+
+/// A template's event: DIST/RELEASE/ARCH and VARIANT, as the lxc routes name a template, and its source where
+/// it came from one.
+fn template(e: &Event, action: &'static str, state: &'static str) -> dto::Event {
+    let (n, t) = e.actor.rsplit_once('/').unwrap_or((&e.actor, ""));
+    dto::Event {
+        action,
+        state,
+        name: Some(n.to_string()),
+        tag: Some(t.to_string()),
+        repository: Some(e.attributes.get("source").map_or("local", String::as_str).to_string()),
+        kind: "lxc",
+        ..Default::default()
+    }
+}
+
+/// The event in the station's words.
+fn body(e: &Event) -> dto::Event {
+    let name = attr(e, "name");
     match e.action {
-        Action::Pull => image("download", "success", &e.actor),
+        Action::Pull => by_ref("download", "success", "dockerhub", &e.actor),
         Action::PullFailed => dto::Event {
-            message: Some(attr("error")),
-            ..image("download", "error", &e.actor)
+            message: Some(attr(e, "error")),
+            ..by_ref("download", "error", "dockerhub", &e.actor)
         },
-        Action::Untag => docker(
-            "delete",
-            "success",
-            "local",
-            name_tag(e.reference.as_deref().unwrap_or(&name)),
-        ),
+        Action::Untag => by_ref("delete", "success", "local", e.reference.as_deref().unwrap_or(&name)),
         Action::Delete => dto::Event {
             repository: Some("local".into()),
-            ..local("delete", "success")
+            ..by_id(e, "delete", "success")
         },
         Action::Tag | Action::Load | Action::Import => {
             let (n, t) = name_tag(&name);
@@ -78,34 +86,34 @@ fn body(e: &Event) -> dto::Event {
                 category: Some("local"),
                 name: Some(n),
                 tag: Some(t),
-                ..local("update", e.action.as_str())
+                ..by_id(e, "update", e.action.as_str())
             }
         }
-        Action::Push => image("push", "success", &e.actor),
+        Action::Push => by_ref("push", "success", "dockerhub", &e.actor),
         Action::Save => dto::Event {
-            name: Some(name.clone()),
-            ..local("export", "success")
+            name: Some(name),
+            ..by_id(e, "export", "success")
         },
         Action::Prune => dto::Event {
             action: "prune",
             state: "success",
-            reclaimed: Some(attr("reclaimed")),
+            reclaimed: Some(attr(e, "reclaimed")),
             kind: "docker",
             ..Default::default()
         },
-        Action::TemplatePull => template("download", "success"),
+        Action::TemplatePull => template(e, "download", "success"),
         Action::TemplatePullFailed => dto::Event {
-            message: Some(attr("error")),
-            ..template("download", "error")
+            message: Some(attr(e, "error")),
+            ..template(e, "download", "error")
         },
-        Action::TemplateDelete => template("delete", "success"),
+        Action::TemplateDelete => template(e, "delete", "success"),
         Action::TemplateUnpack => dto::Event {
-            path: Some(attr("dest")),
-            ..template("unpack", "success")
+            path: Some(attr(e, "dest")),
+            ..template(e, "unpack", "success")
         },
         Action::TemplateConvert => dto::Event {
-            from: Some(attr("from")),
-            ..template("convert", "success")
+            from: Some(attr(e, "from")),
+            ..template(e, "convert", "success")
         },
     }
 }
@@ -172,6 +180,51 @@ mod tests {
         assert_eq!(
             (v["state"].as_str(), v["message"].as_str()),
             (Some("error"), Some("boom"))
+        );
+    }
+
+    #[test]
+    fn each_action_names_what_it_has() {
+        let ev = |action, actor: &str, attrs: &[(&str, &str)], reference: Option<&str>| Event {
+            action,
+            actor: actor.into(),
+            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            time_nano: 0,
+            reference: reference.map(str::to_string),
+        };
+        let v = |e: &Event| serde_json::to_value(body(e)).unwrap();
+        let id = "sha256:ab";
+        assert_eq!(
+            v(&ev(Action::Untag, id, &[("name", "x:1")], Some("busybox:2"))),
+            json!({"action": "delete", "state": "success", "name": "busybox", "tag": "2", "repository": "local",
+                   "type": "docker"})
+        );
+        assert_eq!(
+            v(&ev(Action::Delete, id, &[], None)),
+            json!({"action": "delete", "state": "success", "id": id, "repository": "local", "type": "docker"})
+        );
+        assert_eq!(
+            v(&ev(Action::Load, id, &[("name", "busybox:1")], None)),
+            json!({"action": "update", "category": "local", "state": "load", "name": "busybox", "tag": "1",
+                   "id": id, "type": "docker"})
+        );
+        assert_eq!(
+            v(&ev(Action::Save, id, &[("name", "busybox:1")], None)),
+            json!({"action": "export", "state": "success", "id": id, "name": "busybox:1", "type": "docker"})
+        );
+        assert_eq!(
+            v(&ev(Action::Prune, "", &[("reclaimed", "5")], None)),
+            json!({"action": "prune", "state": "success", "reclaimed": "5", "type": "docker"})
+        );
+        assert_eq!(
+            v(&ev(
+                Action::TemplateUnpack,
+                "debian/12/amd64/default",
+                &[("dest", "/c/x")],
+                None
+            )),
+            json!({"action": "unpack", "state": "success", "name": "debian/12/amd64", "tag": "default",
+                   "repository": "local", "path": "/c/x", "type": "lxc"})
         );
     }
 }
