@@ -228,6 +228,75 @@ impl std::fmt::Display for Restored {
     }
 }
 
+/// The rows of one table from its copy in the file: the columns this version knows, by name, whatever the
+/// order the file has them in; a row that names a blob the store lacks is skipped (and said). The rows added.
+fn restore_table(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Table,
+    table: &serde_json::Value,
+    present: &dyn Fn(&str) -> bool,
+    skipped: &mut Vec<String>,
+) -> Result<usize, String> {
+    let columns: Vec<&str> = table["columns"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    let keep: Vec<(usize, &str)> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| t.columns.contains(c))
+        .map(|(i, c)| (i, *c))
+        .collect();
+    let names: Vec<&str> = keep.iter().map(|(_, c)| *c).collect();
+    let sql = format!(
+        "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
+        t.name,
+        names.join(", "),
+        vec!["?"; names.len()].join(", ")
+    );
+    let mut stmt = tx.prepare(&sql).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for row in table["rows"].as_array().into_iter().flatten() {
+        let Some(values) = keep
+            .iter()
+            .map(|(i, _)| row.get(*i).and_then(from_json))
+            .collect::<Option<Vec<Value>>>()
+        else {
+            skipped.push(format!("{}: a malformed row", t.name));
+            continue;
+        };
+        let missing = keep.iter().zip(&values).find_map(|((_, c), v)| match v {
+            Value::Text(d) if c.ends_with("_digest") && !present(d) => Some(d.clone()),
+            _ => None,
+        });
+        if let Some(d) = missing {
+            skipped.push(format!("{} {:?}: blob {d} is not in the store", t.name, row.get(0)));
+            continue;
+        }
+        n += stmt
+            .execute(rusqlite::params_from_iter(values))
+            .map_err(|e| format!("{}: {e}", t.name))?;
+    }
+    Ok(n)
+}
+
+/// Token ids are never given twice: the counter goes back at least to where the file had it.
+fn keep_token_seq(tx: &rusqlite::Transaction<'_>, seq: i64) -> Result<(), String> {
+    let known: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'tokens'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    if seq > known {
+        tx.execute("DELETE FROM sqlite_sequence WHERE name = 'tokens'", [])
+            .and_then(|_| tx.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('tokens', ?1)", [seq]))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Put the rows of `file` back into a database that lacks them (a row whose key it has is left as it is). A
 /// `*_digest` value naming a blob `present` denies leaves its row out: a template record without its files
 /// would list what cannot be unpacked. `Ok(None)` when there is no file.
@@ -249,68 +318,14 @@ pub fn restore(conn: &mut Connection, file: &Path, present: &dyn Fn(&str) -> boo
     let tx = conn.transaction().map_err(|e| e.to_string())?;
     let mut restored = Restored::default();
     for t in TABLES {
-        let Some(table) = doc["tables"].get(t.name) else {
-            restored.rows.push((t.name, 0));
-            continue;
+        let n = match doc["tables"].get(t.name) {
+            Some(table) => restore_table(&tx, t, table, present, &mut restored.skipped)?,
+            None => 0,
         };
-        let columns: Vec<&str> = table["columns"]
-            .as_array()
-            .map(|c| c.iter().filter_map(|c| c.as_str()).collect())
-            .unwrap_or_default();
-        // only columns this version knows, by name, whatever the order the file has them in
-        let keep: Vec<(usize, &str)> = columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| t.columns.contains(c))
-            .map(|(i, c)| (i, *c))
-            .collect();
-        let names: Vec<&str> = keep.iter().map(|(_, c)| *c).collect();
-        let sql = format!(
-            "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
-            t.name,
-            names.join(", "),
-            vec!["?"; names.len()].join(", ")
-        );
-        let mut stmt = tx.prepare(&sql).map_err(|e| e.to_string())?;
-        let mut n = 0;
-        for row in table["rows"].as_array().into_iter().flatten() {
-            let Some(values) = keep
-                .iter()
-                .map(|(i, _)| row.get(*i).and_then(from_json))
-                .collect::<Option<Vec<Value>>>()
-            else {
-                restored.skipped.push(format!("{}: a malformed row", t.name));
-                continue;
-            };
-            let missing = keep.iter().zip(&values).find_map(|((_, c), v)| match v {
-                Value::Text(d) if c.ends_with("_digest") && !present(d) => Some(d.clone()),
-                _ => None,
-            });
-            if let Some(d) = missing {
-                restored
-                    .skipped
-                    .push(format!("{} {:?}: blob {d} is not in the store", t.name, row.get(0)));
-                continue;
-            }
-            n += stmt
-                .execute(rusqlite::params_from_iter(values))
-                .map_err(|e| format!("{}: {e}", t.name))?;
-        }
         restored.rows.push((t.name, n));
     }
     if let Some(seq) = doc["token_seq"].as_i64().filter(|s| *s > 0) {
-        let known: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'tokens'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| e.to_string())?;
-        if seq > known {
-            tx.execute("DELETE FROM sqlite_sequence WHERE name = 'tokens'", [])
-                .and_then(|_| tx.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('tokens', ?1)", [seq]))
-                .map_err(|e| e.to_string())?;
-        }
+        keep_token_seq(&tx, seq)?;
     }
     tx.commit().map_err(|e| e.to_string())?;
     Ok(Some(restored))
