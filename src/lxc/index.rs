@@ -198,6 +198,35 @@ pub fn parse_streams_index(bytes: &[u8]) -> Result<Vec<String>, IndexError> {
     Ok(out)
 }
 
+/// A file of a simplestreams version (`images.json`).
+#[derive(serde::Deserialize)]
+struct Item {
+    ftype: String,
+    path: String,
+    sha256: Option<String>,
+    size: Option<u64>,
+}
+#[derive(serde::Deserialize)]
+struct Version {
+    #[serde(default)]
+    items: HashMap<String, Item>,
+}
+#[derive(serde::Deserialize)]
+struct Product {
+    os: Option<String>,
+    release: Option<String>,
+    arch: Option<String>,
+    variant: Option<String>,
+    release_title: Option<String>,
+    #[serde(default)]
+    versions: HashMap<String, Version>,
+}
+/// Simplestreams' `images.json`: products (a template in every version built) by `os:release:arch:variant`.
+#[derive(serde::Deserialize)]
+struct Products {
+    products: HashMap<String, Product>,
+}
+
 /// Simplestreams `images.json`: per product, its newest version with a `root.tar.xz` item (the rootfs) and its
 /// metadata item (`incus.tar.xz` or `lxd.tar.xz`), each with its `sha256` and `size`.
 pub fn parse_images_json(bytes: &[u8], base: &str) -> Result<Vec<Offer>, IndexError> {
@@ -205,32 +234,6 @@ pub fn parse_images_json(bytes: &[u8], base: &str) -> Result<Vec<Offer>, IndexEr
         what: "images.json".into(),
         msg,
     };
-    #[derive(serde::Deserialize)]
-    struct Item {
-        ftype: String,
-        path: String,
-        sha256: Option<String>,
-        size: Option<u64>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Version {
-        #[serde(default)]
-        items: HashMap<String, Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Product {
-        os: Option<String>,
-        release: Option<String>,
-        arch: Option<String>,
-        variant: Option<String>,
-        release_title: Option<String>,
-        #[serde(default)]
-        versions: HashMap<String, Version>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Products {
-        products: HashMap<String, Product>,
-    }
     let p: Products = serde_json::from_slice(bytes).map_err(|e| err(e.to_string()))?;
     let file = |i: &Item| -> Option<RemoteFile> {
         Some(RemoteFile {
