@@ -289,6 +289,45 @@ pub fn block_stop_signals() -> Result<nix::sys::signal::SigSet, DaemonError> {
     Ok(signals)
 }
 
+/// What both listeners serve: the Engine API and the station API over the daemon's services.
+fn api_of(cfg: &Config, d: &Daemon) -> Arc<dyn Handler> {
+    Arc::new(crate::api::Api::new(
+        Engine::new(d.images.clone()),
+        crate::api::station::Station::new(
+            d.images.clone(),
+            d.lxc.clone(),
+            d.downloads.clone(),
+            d.auth.clone(),
+            cfg.export_dirs(),
+            d.catalog.clone(),
+        ),
+        d.auth.clone(),
+        cfg.engine_tcp,
+    ))
+}
+
+/// A thread that waits for one of `signals`, removes the socket, brings `index.json` in step, folds the WAL in,
+/// and exits holding every later write off.
+fn stop_on(
+    signals: nix::sys::signal::SigSet,
+    unix: Arc<http::UnixSocket>,
+    images: Arc<ImageService>,
+) -> Result<(), DaemonError> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = signals.wait() {
+                log::info!("{sig}: stopping (downloads resume at the next start)");
+                unix.remove_file();
+                // index.json in step, the WAL folded in, and nothing written after: held until the exit
+                let _held = images.layout.final_sync();
+                std::process::exit(0);
+            }
+        })
+        .map_err(io("starting the signal thread"))?;
+    Ok(())
+}
+
 /// Bind the listeners and serve until SIGTERM or SIGINT (then: socket removed, `index.json` and the WAL
 /// written last) or SIGKILL. `signals` comes from [`block_stop_signals`].
 pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Result<(), DaemonError> {
@@ -317,34 +356,9 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
             }
         );
     }
-    let engine: Arc<dyn Handler> = Arc::new(crate::api::Api::new(
-        Engine::new(d.images.clone()),
-        crate::api::station::Station::new(
-            d.images.clone(),
-            d.lxc.clone(),
-            d.downloads.clone(),
-            d.auth.clone(),
-            cfg.export_dirs(),
-            d.catalog.clone(),
-        ),
-        d.auth.clone(),
-        cfg.engine_tcp,
-    ));
-    let images = d.images.clone();
+    let engine = api_of(cfg, &d);
     let unix = Arc::new(unix);
-    let on_signal = unix.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Ok(sig) = signals.wait() {
-                log::info!("{sig}: stopping (downloads resume at the next start)");
-                on_signal.remove_file();
-                // index.json in step, the WAL folded in, and nothing written after: held until the exit
-                let _held = images.layout.final_sync();
-                std::process::exit(0);
-            }
-        })
-        .map_err(io("starting the signal thread"))?;
+    stop_on(signals, unix.clone(), d.images.clone())?;
     let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
     log::info!(
         "depot {} serving on unix://{}{} (board {}, data root {}, platform {}, {} concurrent downloads)",
