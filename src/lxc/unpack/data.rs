@@ -163,41 +163,7 @@ impl Unpacker<'_> {
                 nums.push(n.trim().parse().map_err(|_| broken(format!("bad map number {n:?}")))?);
             }
         } else {
-            // 1.0: decimal lines, N then N (offset, size) pairs, padded to a 512-byte block
-            let mut consumed = 0u64;
-            let mut line = Vec::new();
-            let mut want: Option<usize> = None;
-            let mut byte = [0u8; 1];
-            loop {
-                if want.is_some_and(|w| nums.len() == 2 * w) {
-                    break;
-                }
-                e.read_exact(&mut byte).map_err(|err| broken(err.to_string()))?;
-                consumed += 1;
-                if byte[0] != b'\n' {
-                    if line.len() > 20 || !byte[0].is_ascii_digit() {
-                        return Err(broken("malformed map".into()));
-                    }
-                    line.push(byte[0]);
-                    continue;
-                }
-                let n: u64 = std::str::from_utf8(&line)
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .ok_or_else(|| broken("malformed map".into()))?;
-                line.clear();
-                match want {
-                    None => {
-                        if n as usize > MAX_SPARSE_REGIONS {
-                            return Err(broken(format!("{n} regions")));
-                        }
-                        want = Some(n as usize);
-                    }
-                    Some(_) => nums.push(n),
-                }
-            }
-            let pad = (512 - consumed % 512) % 512;
-            io::copy(&mut (&mut *e).take(pad), &mut io::sink()).map_err(|err| broken(err.to_string()))?;
+            nums = sparse_map_1_0(e).map_err(broken)?;
         }
         if nums.len() % 2 != 0 || nums.len() / 2 > MAX_SPARSE_REGIONS {
             return Err(broken("malformed map".into()));
@@ -227,4 +193,38 @@ impl Unpacker<'_> {
         self.free = self.free.saturating_sub(written);
         Ok(realsize)
     }
+}
+
+/// GNU tar's sparse format 1.0 map at the start of a file's data: decimal lines, N then N (offset, size) pairs,
+/// padded to a 512-byte block; all of it consumed from `r`. The numbers after N, or why the map is refused.
+fn sparse_map_1_0(r: &mut impl Read) -> std::result::Result<Vec<u64>, String> {
+    let mut nums = Vec::new();
+    let mut consumed = 0u64;
+    let mut line = Vec::new();
+    let mut want: Option<usize> = None;
+    let mut byte = [0u8; 1];
+    while want.is_none_or(|w| nums.len() != 2 * w) {
+        r.read_exact(&mut byte).map_err(|err| err.to_string())?;
+        consumed += 1;
+        if byte[0] != b'\n' {
+            if line.len() > 20 || !byte[0].is_ascii_digit() {
+                return Err("malformed map".into());
+            }
+            line.push(byte[0]);
+            continue;
+        }
+        let n: u64 = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| "malformed map".to_string())?;
+        line.clear();
+        match want {
+            None if n as usize > MAX_SPARSE_REGIONS => return Err(format!("{n} regions")),
+            None => want = Some(n as usize),
+            Some(_) => nums.push(n),
+        }
+    }
+    let pad = (512 - consumed % 512) % 512;
+    io::copy(&mut r.take(pad), &mut io::sink()).map_err(|err| err.to_string())?;
+    Ok(nums)
 }
