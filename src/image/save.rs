@@ -219,22 +219,12 @@ impl ImageService {
                 tw.bytes(&format!("blobs/sha256/{}", mdigest.hex()), &manifest)
                     .map_err(io("writing a manifest".into()))?;
             }
-            let desc = |annotations: Value| {
-                json!({"mediaType": OCI_MANIFEST, "digest": mdigest.as_str(), "size": manifest.len(),
-                       "annotations": annotations})
-            };
-            if tags.is_empty() {
-                index.push(desc(json!({})));
-            }
-            for t in tags {
-                let tag = t.tag().unwrap_or("latest");
-                index.push(desc(json!({"io.containerd.image.name": t.to_string(),
-                                       "org.opencontainers.image.ref.name": tag})));
-                if let Some(top) = img.layers.last() {
-                    repositories
-                        .entry(t.familiar_name())
-                        .or_default()
-                        .insert(tag.to_string(), top.diff_id.hex().to_string());
+            index.extend(index_entries(tags, &mdigest, manifest.len()));
+            if let Some(top) = img.layers.last() {
+                for t in tags {
+                    let tag = t.tag().unwrap_or("latest").to_string();
+                    let repo = repositories.entry(t.familiar_name()).or_default();
+                    repo.insert(tag, top.diff_id.hex().to_string());
                 }
             }
             let repo_tags: Value = if tags.is_empty() {
@@ -295,6 +285,21 @@ fn write_layer<W: Write>(
         Err(e) => Err(e),
     };
     r.map_err(|e| read_failed(store, &l.digest, e, format!("writing layer {}", l.diff_id)))
+}
+
+/// The entries of `index.json` for a manifest: one per tag, named as containerd and the OCI annotations name
+/// it, or one without a name for an untagged image.
+fn index_entries(tags: &[Reference], manifest: &Digest, size: usize) -> Vec<Value> {
+    let desc = |annotations: Value| json!({"mediaType": OCI_MANIFEST, "digest": manifest.as_str(), "size": size, "annotations": annotations});
+    if tags.is_empty() {
+        return vec![desc(json!({}))];
+    }
+    tags.iter()
+        .map(|t| {
+            desc(json!({"io.containerd.image.name": t.to_string(),
+                        "org.opencontainers.image.ref.name": t.tag().unwrap_or("latest")}))
+        })
+        .collect()
 }
 
 /// The error of a read of blob `d` that failed: a blob found corrupt (it, or what it inflates to, does not
