@@ -489,26 +489,20 @@ fn fetch_layers(
 /// Room the store keeps free beyond a download's needs (the database grows, other downloads run).
 const SPACE_MARGIN: u64 = 64 << 20;
 
-/// Refuse a download of `blobs` that the volume cannot hold: what is not in the store yet (less the bytes an
-/// earlier attempt left in `ingest/`) must fit in the free space, with a margin.
+/// Refuse a download of `blobs` that the volume cannot hold (see [`crate::store::BlobStore::room_for`]).
 fn check_space(svc: &ImageService, reference: &str, blobs: &[(Digest, u64)]) -> Result<(), ImageError> {
-    let need: u64 = blobs
-        .iter()
-        .filter(|(d, _)| !svc.store.contains(d))
-        .map(|(d, size)| size.saturating_sub(svc.store.ingest_len(d)))
-        .sum();
-    let free = crate::fsutil::free_space(svc.store.root()).map_err(|source| ImageError::Io {
-        context: format!("free space of {}", svc.store.root().display()),
-        source,
-    })?;
-    if need > 0 && need + SPACE_MARGIN > free {
-        return Err(ImageError::NoSpace {
-            reference: reference.to_string(),
-            need,
-            free,
-        });
-    }
-    Ok(())
+    let room = svc
+        .store
+        .room_for(blobs, SPACE_MARGIN)
+        .map_err(|source| ImageError::Io {
+            context: format!("free space of {}", svc.store.root().display()),
+            source,
+        })?;
+    room.map_err(|(need, free)| ImageError::NoSpace {
+        reference: reference.to_string(),
+        need,
+        free,
+    })
 }
 
 /// Record `d` as owned by `download` (so no GC takes it before the image exists) and say whether it is in

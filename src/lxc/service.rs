@@ -389,20 +389,14 @@ impl LxcService {
             Some(d) => self.read_meta(d, spec)?,
             None => Meta::default(),
         };
-        let row = LxcTemplateRow {
-            name: name.to_string(),
-            dist: name.dist.clone(),
-            release: name.release.clone(),
-            arch: name.arch.clone(),
-            variant: name.variant.clone(),
-            build: spec.build.clone(),
-            source: spec.source.clone(),
-            rootfs_digest: rootfs,
-            rootfs_size: files[0].3,
+        let row = template_row(
+            &name,
+            spec.build.clone(),
+            spec.source.clone(),
+            (rootfs, files[0].3),
             meta_digest,
-            meta: serde_json::to_string(&meta).expect("serialisable"),
-            created_at: crate::store::db::now(),
-        };
+            &meta,
+        );
         self.keep(&row)?;
         Ok(row)
     }
@@ -436,23 +430,17 @@ impl LxcService {
         Ok(files)
     }
 
-    /// Refuse a download of `plan` the volume cannot hold: what is not in the store yet (less what an earlier
-    /// attempt left in `ingest/`) must fit in the free space, with a margin.
+    /// Refuse a download of `plan` the volume cannot hold (see [`BlobStore::room_for`]).
     fn check_room(&self, name: &str, plan: &[(Digest, u64)]) -> Result<(), LxcError> {
-        let need: u64 = plan
-            .iter()
-            .filter(|(d, _)| !self.store.contains(d))
-            .map(|(d, s)| s.saturating_sub(self.store.ingest_len(d)))
-            .sum();
-        let free = crate::fsutil::free_space(self.store.root()).map_err(LxcError::io("free space"))?;
-        if need > 0 && need + SPACE_MARGIN > free {
-            return Err(LxcError::NoSpace {
-                name: name.to_string(),
-                need,
-                free,
-            });
-        }
-        Ok(())
+        let room = self
+            .store
+            .room_for(plan, SPACE_MARGIN)
+            .map_err(LxcError::io("free space"))?;
+        room.map_err(|(need, free)| LxcError::NoSpace {
+            name: name.to_string(),
+            need,
+            free,
+        })
     }
 
     /// The metadata in the fetched `meta.tar.xz` `d`.
@@ -701,24 +689,44 @@ impl LxcService {
         let _no_gc = self.transfers.no_gc();
         let (rootfs, size) = w.commit()?;
         let (meta_digest, _) = m.commit()?;
-        let row = LxcTemplateRow {
-            name: name.to_string(),
-            dist: name.dist.clone(),
-            release: name.release.clone(),
-            arch: name.arch.clone(),
-            variant: name.variant.clone(),
-            build: src.image_id.to_string(),
-            source: format!("docker:{}", src.reference),
-            rootfs_digest: rootfs,
-            rootfs_size: size,
-            meta_digest: Some(meta_digest),
-            meta: serde_json::to_string(meta).expect("serialisable"),
-            created_at: crate::store::db::now(),
-        };
+        let row = template_row(
+            name,
+            src.image_id.to_string(),
+            format!("docker:{}", src.reference),
+            (rootfs, size),
+            Some(meta_digest),
+            meta,
+        );
         let old = self.db.templates().put_lxc_template(&row)?;
         drop(_no_gc);
         self.collect_replaced(&row, old)?;
         Ok(row)
+    }
+}
+
+/// A kept template's row: its name's parts, its build and where it came from, its rootfs (digest, size) and
+/// metadata, kept now.
+fn template_row(
+    name: &TemplateName,
+    build: String,
+    source: String,
+    (rootfs_digest, rootfs_size): (Digest, u64),
+    meta_digest: Option<Digest>,
+    meta: &Meta,
+) -> LxcTemplateRow {
+    LxcTemplateRow {
+        name: name.to_string(),
+        dist: name.dist.clone(),
+        release: name.release.clone(),
+        arch: name.arch.clone(),
+        variant: name.variant.clone(),
+        build,
+        source,
+        rootfs_digest,
+        rootfs_size,
+        meta_digest,
+        meta: serde_json::to_string(meta).expect("serialisable"),
+        created_at: crate::store::db::now(),
     }
 }
 

@@ -186,6 +186,21 @@ impl BlobStore {
         })
     }
 
+    /// Whether a download of `blobs` fits: what is not in the store yet (less the bytes an earlier attempt left
+    /// in `ingest/`) must fit in the volume's free space with `margin` to spare. `Err((need, free))` when not.
+    pub fn room_for(&self, blobs: &[(Digest, u64)], margin: u64) -> io::Result<Result<(), (u64, u64)>> {
+        let need: u64 = blobs
+            .iter()
+            .filter(|(d, _)| !self.contains(d))
+            .map(|(d, size)| size.saturating_sub(self.ingest_len(d)))
+            .sum();
+        let free = crate::fsutil::free_space(&self.root)?;
+        Ok(match need > 0 && need + margin > free {
+            true => Err((need, free)),
+            false => Ok(()),
+        })
+    }
+
     /// Bytes an earlier attempt left in the ingest of `d` (0 if none).
     pub fn ingest_len(&self, d: &Digest) -> u64 {
         d.sha256_hex()
