@@ -22,6 +22,8 @@ pub enum Action {
     Save,
     Import,
     Prune,
+    /// Pins released by a forced delete (depot's own): `owners` names who held them.
+    Unpin,
     /// A pull that ended without an image (depot's own: dockerd reports none, so `/events` leaves it out).
     PullFailed,
     /// An LXC template kept, failed to download, deleted, unpacked into a container directory, or made from an
@@ -45,6 +47,7 @@ impl Action {
             Action::Save => "save",
             Action::Import => "import",
             Action::Prune => "prune",
+            Action::Unpin => "unpin",
             Action::PullFailed => "pull_failed",
             Action::TemplatePull => "template_pull",
             Action::TemplatePullFailed => "template_pull_failed",
@@ -59,6 +62,7 @@ impl Action {
         !matches!(
             self,
             Action::PullFailed
+                | Action::Unpin
                 | Action::TemplatePull
                 | Action::TemplatePullFailed
                 | Action::TemplateDelete

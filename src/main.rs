@@ -42,6 +42,7 @@ enum Cmd {
     Prune(Prune),
     Handoff(Handoff),
     Token(Token),
+    Pin(Pin),
     Lxc(Lxc),
 }
 
@@ -182,6 +183,59 @@ struct TokenRm {
     /// token ids (see `depot token list`)
     #[argh(positional, greedy)]
     ids: Vec<String>,
+}
+
+/// pins: an installed app keeps the images and templates it needs until it lets them go (a pinned image is
+/// refused to rmi and prune unless forced)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "pin")]
+struct Pin {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    host: Option<String>,
+    #[argh(subcommand)]
+    cmd: PinCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum PinCmd {
+    Add(PinAdd),
+    Ls(PinLs),
+    Rm(PinRm),
+}
+
+/// pin images (by tag, or by digest: repo@sha256:…) and templates (lxc:DIST/RELEASE/ARCH/VARIANT) for an owner
+#[derive(FromArgs)]
+#[argh(subcommand, name = "add")]
+struct PinAdd {
+    /// who keeps them (an app's name: letters, digits, . _ -)
+    #[argh(positional)]
+    owner: String,
+    /// image references and lxc:TEMPLATE names
+    #[argh(positional, greedy)]
+    targets: Vec<String>,
+}
+
+/// list the pins, or one owner's
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ls")]
+struct PinLs {
+    /// only this owner's
+    #[argh(positional)]
+    owner: Option<String>,
+}
+
+/// release an owner's pins on the targets named, or all of them
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rm")]
+struct PinRm {
+    /// whose pins
+    #[argh(positional)]
+    owner: String,
+    /// the targets to release (default: all of the owner's)
+    #[argh(positional, greedy)]
+    targets: Vec<String>,
 }
 
 /// hand images to the NAS's container engine (a Docker engine): saved from depot and loaded there, streamed
@@ -596,6 +650,18 @@ fn password(given: Option<String>, stdin: bool) -> Result<String, String> {
     }
 }
 
+/// `depot pin …`; a usage error is the outer one, what the daemon answered the inner.
+fn pin(c: &Client, cmd: PinCmd) -> Result<Result<(), CliError>, String> {
+    Ok(match cmd {
+        PinCmd::Add(x) => {
+            needs(&x.targets, "targets", "pin add")?;
+            smol::block_on(cli::pins::add(c, &x.owner, &x.targets))
+        }
+        PinCmd::Ls(x) => smol::block_on(cli::pins::ls(c, x.owner.as_deref())),
+        PinCmd::Rm(x) => smol::block_on(cli::pins::rm(c, &x.owner, &x.targets)),
+    })
+}
+
 fn token(c: &Client, cmd: TokenCmd) -> Result<(), CliError> {
     match cmd {
         TokenCmd::Create(x) => smol::block_on(cli::token_create(c, &x.name)),
@@ -653,6 +719,7 @@ fn run(top: Top) -> Result<(), String> {
         }
         Cmd::Images(i) => smol::block_on(cli::images(&client(i.host)?)),
         Cmd::Token(t) => token(&client(t.host)?, t.cmd),
+        Cmd::Pin(p) => pin(&client(p.host)?, p.cmd)?,
         Cmd::Inspect(i) => {
             needs(&i.images, "images", "inspect")?;
             smol::block_on(cli::inspect(&client(i.host)?, &i.images))

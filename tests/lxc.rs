@@ -560,6 +560,15 @@ fn templates_pulled_failed_unpacked_converted_and_deleted_are_in_the_event_log_n
     let (s, msgs) = d.pull_api(&format!("fromImage={image}"), None);
     assert_eq!(s, 200, "{msgs:?}");
     ok(&d.cli(&["lxc", "convert", &image]), "convert");
+    // a template an app pinned stays until the app lets it go
+    ok(&d.cli(&["pin", "add", "app1", "lxc:busybox/1.36/amd64/default"]), "pin");
+    let refused = d.cli(&["lxc", "rm", "busybox/1.36"]);
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("pinned by app1"),
+        "{}",
+        stderr(&refused)
+    );
+    ok(&d.cli(&["pin", "rm", "app1"]), "unpin");
     ok(&d.cli(&["lxc", "rm", "busybox/1.36"]), "rm");
     let ev = station_events(&d);
     let find = |action: &str, state: &str| {

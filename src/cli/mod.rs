@@ -1,6 +1,7 @@
 //! The `depot` client commands: they talk to the daemon over its unix socket, like the docker CLI does.
 
 pub mod lxc;
+pub mod pins;
 
 use crate::progress;
 use crate::reference::Reference;

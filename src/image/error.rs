@@ -24,6 +24,9 @@ pub enum ImageError {
     /// Deleting by id an image that several repositories or tags name, without force.
     #[error("image {} is referenced in several repositories; remove it by name, or force it", .id.short())]
     InUse { id: crate::digest::Digest },
+    /// Deleting what an owner pinned, without force.
+    #[error("{reference} is pinned by {} (depot pin rm, or force)", .owners.join(", "))]
+    Pinned { reference: String, owners: Vec<String> },
     /// The registry refused the credentials of a login.
     #[error("{url}: the registry refused the username or password")]
     LoginFailed { url: String },
@@ -118,6 +121,7 @@ impl ImageError {
             | ImageError::NoDownload { .. }
             | ImageError::NoRecord { .. } => NotFound,
             ImageError::InUse { .. }
+            | ImageError::Pinned { .. }
             | ImageError::Busy(_)
             | ImageError::Paused { .. }
             | ImageError::Cancelled { .. } => Conflict,

@@ -9,6 +9,7 @@ pub mod import;
 pub mod job;
 pub mod layout;
 pub mod load;
+pub mod pins;
 pub mod pull;
 pub mod push;
 pub mod rebuild;
@@ -61,6 +62,8 @@ pub struct ImageService {
     sealer: Arc<crate::store::Sealer>,
     /// Registry records, Docker Hub's mirrors, private image records, and reading registries without pulling.
     pub registries: Arc<registries::Registries>,
+    /// What installed apps keep.
+    pub pins: pins::Pins,
     jobs: Arc<crate::jobs::JobMap<PullJob>>,
     /// The admission step every way in goes through, with its policies.
     pub gate: Arc<admit::Gate>,
@@ -240,6 +243,7 @@ impl ImageService {
         ));
         ImageService {
             gate: Arc::default(),
+            pins: pins::Pins::new(db.clone()),
             registries,
             sealer,
             db,
@@ -534,7 +538,7 @@ impl ImageService {
 
     /// `DELETE /images/{name}` semantics (spec §5.6). Blobs no other image needs are removed with the image.
     pub fn delete(&self, name: &str, force: bool) -> Result<Vec<DeleteItem>, ImageError> {
-        Ok(self.delete_counted(name, force)?.0)
+        Ok(self.delete_counted(name, force, force)?.0)
     }
 
     /// Remove the images `f` selects, as deletes by id with force; one at a time may run.
@@ -560,13 +564,14 @@ impl ImageService {
             if !selected {
                 continue;
             }
-            match self.delete_counted(row.id.as_str(), true) {
+            // a pinned image is kept: its owner still needs it
+            match self.delete_counted(row.id.as_str(), true, false) {
                 Ok((items, bytes)) => {
                     report.deleted.extend(items);
                     report.reclaimed += bytes;
                 }
                 // gone meanwhile: nothing to prune
-                Err(ImageError::NotFound { .. }) => {}
+                Err(ImageError::NotFound { .. } | ImageError::Pinned { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -577,7 +582,8 @@ impl ImageService {
     }
 
     /// A delete, and the uncompressed bytes of the layers whose blobs it removed.
-    fn delete_counted(&self, name: &str, force: bool) -> Result<(Vec<DeleteItem>, u64), ImageError> {
+    /// See [`Self::delete`]; `unpin` releases the pins on what goes (else a pinned ref refuses the delete).
+    fn delete_counted(&self, name: &str, force: bool, unpin: bool) -> Result<(Vec<DeleteItem>, u64), ImageError> {
         if name.is_empty() {
             return Err(ImageError::BlankName);
         }
@@ -586,6 +592,16 @@ impl ImageService {
         let mut out = Vec::new();
         let mut remove = refs_to_remove(by_ref.as_ref(), &refs, force, &id)?;
         remove.dedup();
+        let held = self.db.pins().on(&remove)?;
+        if !held.is_empty() && !unpin {
+            let mut owners: Vec<String> = held.into_iter().map(|p| p.owner).collect();
+            owners.sort();
+            owners.dedup();
+            return Err(ImageError::Pinned {
+                reference: name.to_string(),
+                owners,
+            });
+        }
         for n in &remove {
             out.push(DeleteItem::Untagged(Reference::familiar_of(n)));
         }
@@ -603,6 +619,18 @@ impl ImageService {
         let attrs = self.event_attrs(&id, id.as_str());
         let mut reclaimed = 0;
         self.db.images().remove(&remove, last.then_some(&id))?;
+        if !held.is_empty() {
+            self.db.pins().release(&remove)?;
+            for p in &held {
+                let owners = std::collections::BTreeMap::from([("owners".to_string(), p.owner.clone())]);
+                self.events.emit_about(
+                    events::Action::Unpin,
+                    id.as_str(),
+                    owners,
+                    Some(Reference::familiar_of(&p.target)),
+                );
+            }
+        }
         let layout_written = self.layout.sync();
         for n in &remove {
             self.events.emit_about(

@@ -151,7 +151,7 @@ pub const NOT_IN_THE_DATA_ROOT: &str = "sessions and the download history";
 /// What `records.json` keeps (see [`crate::store::records`]): lost with the database when that file is missing.
 pub const IN_RECORDS: &str = "users and their passwords (a new admin password is generated when TCP is on), API \
      tokens, private registries and their credentials, registry mirrors and download settings set over the API, \
-     LXC templates' records";
+     LXC templates' records, pins";
 
 /// One sentence saying what a rebuild brought back and what it lost, for the daemon's log and `depot fsck
 /// --repair`, so that nobody finds out by a failed login.

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LxcError {
+    /// Removing a template an owner pinned.
+    #[error("template {name} is pinned by {} (depot pin rm first)", .owners.join(", "))]
+    Pinned { name: String, owners: Vec<String> },
     #[error(transparent)]
     Name(#[from] NameError),
     #[error("source {source_name}: {error}")]
@@ -60,7 +63,7 @@ impl LxcError {
             | LxcError::NoDownload(_) => ErrorClass::NotFound,
             LxcError::Source { .. } | LxcError::Http(_) | LxcError::NotATarball { .. } => ErrorClass::Upstream,
             LxcError::NoSpace { .. } => ErrorClass::InsufficientStorage,
-            LxcError::Cancelled(_) | LxcError::Paused(_) => ErrorClass::Conflict,
+            LxcError::Cancelled(_) | LxcError::Paused(_) | LxcError::Pinned { .. } => ErrorClass::Conflict,
             LxcError::Unpack(u) => match u {
                 U::Exists(_) => ErrorClass::Conflict,
                 U::Unsafe { .. } | U::Broken { .. } | U::NoLinkTarget { .. } | U::OutsideShift { .. } => {

@@ -501,6 +501,13 @@ impl LxcService {
     /// Forget a template and free its blobs (those nothing else needs).
     pub fn remove(&self, name: &str) -> Result<LxcTemplateRow, LxcError> {
         let row = self.template(name)?;
+        let held = self.db.pins().on(&[format!("lxc:{}", row.name)])?;
+        if !held.is_empty() {
+            return Err(LxcError::Pinned {
+                name: row.name,
+                owners: held.into_iter().map(|p| p.owner).collect(),
+            });
+        }
         let blobs = self
             .db
             .templates()

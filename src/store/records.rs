@@ -77,6 +77,12 @@ const TABLES: &[Table] = &[
         ],
         filter: "",
     },
+    // an installed app's images must stay kept after a lost database, as its pins say
+    Table {
+        name: "pins",
+        columns: &["owner", "target", "created_at"],
+        filter: "",
+    },
     // `blob_gc` says whether this database saw every blob arrive: a rebuilt one did not, whatever the old said.
     Table {
         name: "meta",

@@ -176,6 +176,10 @@ pub fn docker_message(e: &ImageError) -> String {
             "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
             id.short()
         ),
+        ImageError::Pinned { reference, owners } => format!(
+            "conflict: unable to remove {reference} (must be forced) - image is pinned by {}",
+            owners.join(", ")
+        ),
         ImageError::Reserved(name) => format!("'{name}' is a reserved name"),
         ImageError::ManifestUnknown { reference, errors } => format!("manifest for {reference} not found: {errors}"),
         ImageError::AccessDenied { name, errors } => format!(

@@ -66,6 +66,8 @@ pub struct LocalImage {
     pub installed: bool,
     pub is_latest: Vec<String>,
     pub name: String,
+    /// Per tag, the owners that keep it (see `/pins`).
+    pub pinned_by: Vec<Vec<String>>,
     pub repository: &'static str,
     pub size: Vec<u64>,
     pub tags: Vec<String>,
@@ -84,6 +86,8 @@ pub struct LocalTemplate {
     pub icon: &'static str,
     pub installed: bool,
     pub name: String,
+    /// The owners that keep it (see `/pins`).
+    pub pinned_by: [Vec<String>; 1],
     pub repository: &'static str,
     pub size: [u64; 1],
     pub source: String,
@@ -303,6 +307,30 @@ impl<T: Serialize> Objects<T> {
     }
 }
 
+/// A pin: `owner` keeps `target` (an image reference, or `lxc:` and a template's name).
+#[derive(Serialize)]
+pub struct Pin {
+    pub created_at: i64,
+    pub owner: String,
+    pub target: String,
+}
+
+impl From<crate::store::db::PinRow> for Pin {
+    fn from(p: crate::store::db::PinRow) -> Pin {
+        Pin {
+            created_at: p.created_at,
+            owner: p.owner,
+            target: p.target,
+        }
+    }
+}
+
+/// How many were removed.
+#[derive(Serialize)]
+pub struct Removed {
+    pub removed: usize,
+}
+
 /// Docker Hub's mirrors, in the order they are tried.
 #[derive(Serialize)]
 pub struct Mirrors {
@@ -378,6 +406,9 @@ pub struct Event {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Who held the pins a forced delete released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

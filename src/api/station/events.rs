@@ -101,6 +101,10 @@ fn body(e: &Event) -> dto::Event {
             kind: "docker",
             ..Default::default()
         },
+        Action::Unpin => dto::Event {
+            owner: Some(attr(e, "owners")),
+            ..by_ref("unpin", "success", "local", e.reference.as_deref().unwrap_or(&e.actor))
+        },
         Action::TemplatePull => template(e, "download", "success"),
         Action::TemplatePullFailed => dto::Event {
             message: Some(attr(e, "error")),

@@ -163,10 +163,11 @@ async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
     let mut docker = blocking(move || -> Result<Vec<Item>, StationError> {
         let rows = images.list()?;
         let busy = downloading(&downloads.status(STATUS_LIMIT)?);
+        let pins = Pinned::of(images.pins.list(None)?);
         Ok(local_repos(&rows)
             .into_iter()
             .filter(|(name, _)| name.to_lowercase().contains(&needle))
-            .map(|(name, tags)| Item::Image(local_image(name, &tags, &busy)))
+            .map(|(name, tags)| Item::Image(local_image(name, &tags, &busy, &pins)))
             .collect())
     })
     .await?;
@@ -174,8 +175,46 @@ async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
     Ok(docker)
 }
 
+/// Who pins what: owners by target.
+pub struct Pinned(std::collections::HashMap<String, Vec<String>>);
+
+impl Pinned {
+    pub fn of(rows: Vec<crate::store::db::PinRow>) -> Pinned {
+        let mut m: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for p in rows {
+            m.entry(p.target).or_default().push(p.owner);
+        }
+        Pinned(m)
+    }
+
+    /// The owners that pin any of `targets`, once each, in order.
+    pub fn owners<'a>(&self, targets: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        let mut out: Vec<String> = targets
+            .into_iter()
+            .flat_map(|t| self.0.get(t).into_iter().flatten())
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// A local repository with its tags (name order).
-fn local_image(name: String, tags: &[LocalTag<'_>], busy: &std::collections::HashSet<String>) -> LocalImage {
+fn local_image(
+    name: String,
+    tags: &[LocalTag<'_>],
+    busy: &std::collections::HashSet<String>,
+    pins: &Pinned,
+) -> LocalImage {
+    // a tag is held by the pins on it and on its image's digests in this repository
+    let held = |(tag, _, row): &LocalTag<'_>| {
+        let mine = |r: &&String| {
+            let f = Reference::familiar_of(r);
+            f == format!("{name}:{tag}") || f.split('@').next() == Some(name.as_str())
+        };
+        pins.owners(row.tags.iter().chain(&row.digests).filter(mine))
+    };
     LocalImage {
         architecture: tags
             .iter()
@@ -190,6 +229,7 @@ fn local_image(name: String, tags: &[LocalTag<'_>], busy: &std::collections::Has
         icon: "",
         installed: true,
         is_latest: tags.iter().filter(|t| t.0 == "latest").map(|t| t.0.clone()).collect(),
+        pinned_by: tags.iter().map(held).collect(),
         name,
         repository: "local",
         size: tags.iter().map(|t| t.1).collect(),

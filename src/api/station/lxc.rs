@@ -23,7 +23,7 @@ fn template_name(name: &str, tag: &str) -> String {
 }
 
 /// A kept template as the `local` list shows it.
-pub fn local_item(t: &LxcTemplateRow, downloading: bool) -> LocalTemplate {
+pub fn local_item(t: &LxcTemplateRow, downloading: bool, pinned_by: Vec<String>) -> LocalTemplate {
     let meta: crate::lxc::meta::Meta = serde_json::from_str(&t.meta).unwrap_or_default();
     LocalTemplate {
         arch: t.arch.clone(),
@@ -34,6 +34,7 @@ pub fn local_item(t: &LxcTemplateRow, downloading: bool) -> LocalTemplate {
         icon: "",
         installed: true,
         name: format!("{}/{}/{}", t.dist, t.release, t.arch),
+        pinned_by: [pinned_by],
         repository: "local",
         size: [t.rootfs_size],
         source: t.source.clone(),
@@ -65,7 +66,9 @@ fn offer_item(a: &Available) -> Item {
 pub async fn local(st: &Station, needle: String) -> Result<Vec<Item>, StationError> {
     let lxc = st.lxc.clone();
     let downloads = st.downloads.clone();
+    let images = st.images.clone();
     blocking(move || -> Result<Vec<Item>, StationError> {
+        let pins = super::images::Pinned::of(images.pins.list(None)?);
         let busy: std::collections::HashSet<String> = downloads
             .status(200)?
             .into_iter()
@@ -76,7 +79,10 @@ pub async fn local(st: &Station, needle: String) -> Result<Vec<Item>, StationErr
             .templates()?
             .iter()
             .filter(|t| t.name.contains(&needle))
-            .map(|t| Item::Template(local_item(t, busy.contains(&t.name))))
+            .map(|t| {
+                let held = pins.owners([&format!("lxc:{}", t.name)]);
+                Item::Template(local_item(t, busy.contains(&t.name), held))
+            })
             .collect())
     })
     .await
@@ -227,7 +233,7 @@ pub async fn convert(st: &Station, req: Req, caller: &Caller, name: &str, tag: &
     };
     let reference = format!("{name}:{tag}");
     let (images, lxc) = (st.images.clone(), st.lxc.clone());
-    let row = blocking(move || -> Result<LxcTemplateRow, StationError> {
+    let row = blocking(move || -> Result<(LxcTemplateRow, Vec<String>), StationError> {
         let i = images.inspect(&reference)?;
         let src = crate::lxc::service::ConvertSource {
             reference: crate::reference::Reference::parse(&reference)
@@ -240,8 +246,10 @@ pub async fn convert(st: &Station, req: Req, caller: &Caller, name: &str, tag: &
             variant: i.row.variant.clone(),
         };
         let scratch = images.scratch_path("convert");
-        Ok(lxc.convert(&src, b.name.as_deref(), &scratch)?)
+        let row = lxc.convert(&src, b.name.as_deref(), &scratch)?;
+        let held = super::images::Pinned::of(images.pins.list(None)?).owners([&format!("lxc:{}", row.name)]);
+        Ok((row, held))
     })
     .await?;
-    ok(&local_item(&row, false))
+    ok(&local_item(&row.0, false, row.1))
 }

@@ -9,6 +9,7 @@ pub mod dto;
 mod events;
 mod images;
 mod lxc;
+mod pins;
 mod registries;
 mod session;
 
@@ -86,6 +87,9 @@ pub enum Route {
     Storage,
     HubMirrors,
     SetHubMirrors,
+    Pins,
+    PinAdd,
+    PinRemove,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -105,6 +109,9 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/image/downloads/events", Route::DownloadEvents),
         (M::GET, "/storage", Route::Storage),
         (M::GET, "/registry/mirrors", Route::HubMirrors),
+        (M::GET, "/pins", Route::Pins),
+        (M::POST, "/pins", Route::PinAdd),
+        (M::DELETE, "/pins/{owner}", Route::PinRemove),
         (M::PUT, "/registry/mirrors", Route::SetHubMirrors),
         (M::PUT, "/image/downloads/settings", Route::SetDownloadSettings),
         (M::PUT, "/image/downloads/{id}/pause", Route::DownloadPause),
@@ -394,6 +401,9 @@ impl Station {
             Route::Storage => images::storage(self).await,
             Route::HubMirrors => registries::hub_mirrors(self).await,
             Route::SetHubMirrors => registries::set_hub_mirrors(self, req, &caller).await,
+            Route::Pins => pins::list(self, &req).await,
+            Route::PinAdd => pins::add(self, req, &caller).await,
+            Route::PinRemove => pins::remove(self, &req, &caller, &p("owner")).await,
             Route::LxcUnpack => lxc::unpack(self, req, &caller, &p("name"), &p("tag")).await,
             Route::Convert => lxc::convert(self, req, &caller, &p("name"), &p("tag")).await,
         }

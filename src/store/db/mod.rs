@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod auth;
 mod downloads;
 mod images;
+mod pins;
 mod registry_records;
 mod schema;
 mod settings;
@@ -24,6 +25,7 @@ mod templates;
 pub use auth::Auth;
 pub use downloads::Downloads;
 pub use images::Images;
+pub use pins::{PinRow, Pins};
 pub use registry_records::RegistryRecords;
 pub use schema::{migrate, MIGRATIONS};
 pub use settings::Settings;
@@ -539,6 +541,10 @@ impl Db {
     // One store per entity over the one connection.
     pub fn images(&self) -> images::Images<'_> {
         images::Images { db: self }
+    }
+
+    pub fn pins(&self) -> pins::Pins<'_> {
+        pins::Pins { db: self }
     }
 
     pub fn settings(&self) -> settings::Settings<'_> {

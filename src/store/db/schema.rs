@@ -170,6 +170,18 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE tokens;
     ALTER TABLE tokens_new RENAME TO tokens;
     "#,
+    // 9: pins: an owner (an installed app) keeps images and templates until it lets them go. A target is a
+    // normalised image reference (by tag, or by digest: a pull that moves the tag does not move it) or
+    // `lxc:DIST/RELEASE/ARCH/VARIANT`.
+    r#"
+    CREATE TABLE pins (
+        owner TEXT NOT NULL,
+        target TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (owner, target)
+    );
+    CREATE INDEX pins_by_target ON pins (target);
+    "#,
 ];
 
 /// Apply the migrations past the database's `user_version`, each in its own transaction with the version bump,

@@ -186,7 +186,7 @@ async function viewImages(main) {
   const v = await api("GET", "image?category=local");
   const rows = [];
   for (const item of v.results) {
-    item.tags.forEach((tag, i) => rows.push({ item, tag, size: item.size[i], created: (item.created || [])[i], arch: (item.architecture || [])[i] || item.arch }));
+    item.tags.forEach((tag, i) => rows.push({ item, tag, size: item.size[i], created: (item.created || [])[i], arch: (item.architecture || [])[i] || item.arch, pinned: (item.pinned_by || [])[i] || [] }));
   }
   function draw() {
     const needle = filter.value.toLowerCase();
@@ -198,7 +198,8 @@ async function viewImages(main) {
       del.setAttribute("aria-label", "Delete " + r.item.name + ":" + r.tag);
       body.append(el("tr", {},
         el("td", { "data-label": "Kind" }, el("span", { class: "kind" }, r.item.type === "lxc" ? "LXC" : "Docker")),
-        el("td", { "data-label": "Name" }, r.item.name),
+        el("td", { "data-label": "Name" }, r.item.name,
+          r.pinned.length ? el("span", { class: "muted pinned" }, " kept by " + r.pinned.join(", ")) : null),
         el("td", { "data-label": "Tag" }, el("span", { class: "tag" }, r.tag)),
         el("td", { "data-label": "Size" }, size(r.size)),
         el("td", { "data-label": "Created" }, when(r.created)),
@@ -211,7 +212,10 @@ async function viewImages(main) {
     const freed = r.item.type === "lxc"
       ? "This frees " + size(r.size) + "."
       : "This frees up to " + size(r.size) + " (layers other images share stay).";
-    if (!(await confirmDialog("Delete " + what + "? " + freed))) return;
+    const kept = r.pinned.length
+      ? " It is kept by " + r.pinned.join(", ") + ": the delete is refused until " + (r.pinned.length > 1 ? "they release it" : "it releases it") + " (depot pin rm)."
+      : "";
+    if (!(await confirmDialog("Delete " + what + "? " + freed + kept))) return;
     try {
       await api("DELETE", "image/local/" + r.item.type + "/" + enc(r.item.name) + "/" + enc(r.tag));
       toast("Deleted " + what);
