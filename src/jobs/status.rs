@@ -99,10 +99,14 @@ impl Downloads {
                 _ => blobs
                     .iter()
                     .map(|(d, size, done)| {
+                        // the ingest before the store: a commit renames one into the other, so a blob looked
+                        // for in that order is seen in one of them (the other order could see neither, and the
+                        // progress would step back to what was last recorded)
+                        let ingest = self.store.ingest_len(d);
                         if self.store.contains(d) {
                             *size
                         } else {
-                            (*done).max(self.store.ingest_len(d)).min(*size)
+                            (*done).max(ingest).min(*size)
                         }
                     })
                     .sum(),
