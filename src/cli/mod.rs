@@ -1,5 +1,6 @@
 //! The `depot` client commands: they talk to the daemon over its unix socket, like the docker CLI does.
 
+pub mod args;
 pub mod lxc;
 pub mod pins;
 

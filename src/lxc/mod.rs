@@ -1,6 +1,7 @@
 //! LXC templates: sources (image servers in the `lxc-download` and simplestreams formats, the vendor catalog),
 //! templates kept as blobs of the content store, the safe unpacker, and Docker image → LXC template.
 
+mod blob;
 pub mod codec;
 pub mod convert;
 mod error;

@@ -3,13 +3,14 @@
 //! downloads), the templates kept, their removal, unpacking into a container directory, and Docker image →
 //! template.
 
+use super::blob::SharedBlob;
 use super::index::{self, RemoteFile, TemplateName};
 use super::meta::{self, Meta, Place};
 use super::sources::{SourceConfig, Sources};
 use super::unpack::{self, Shift, UnpackError};
 use super::LxcError;
 use super::{codec, convert};
-use crate::digest::{Corrupt, Digest, Verified};
+use crate::digest::{Corrupt, Digest};
 use crate::events::{Action, EventBus};
 use crate::net::http::{HttpError, Web};
 use crate::store::db::{DownloadKind, LxcTemplateRow};
@@ -768,42 +769,6 @@ fn substitute_templates(rootfs: &Path, meta: &Meta, place: &Place, name: &str) -
         }
     }
     Ok(())
-}
-
-/// A blob read through [`Verified`] by the decoder's thread, judged by the thread that asked for it: the
-/// verdict is kept once reached, and judging reads what the decoder left.
-#[derive(Clone)]
-struct SharedBlob(Arc<Mutex<(Verified<std::fs::File>, Option<Corrupt>)>>);
-
-impl SharedBlob {
-    fn open(store: &BlobStore, d: &Digest) -> Result<SharedBlob, LxcError> {
-        let f = store.open_blob(d)?;
-        Ok(SharedBlob(Arc::new(Mutex::new((Verified::new(f, d.clone()), None)))))
-    }
-
-    /// The damage found, reading the rest of the blob to judge it whole.
-    fn verdict(&self) -> Option<Corrupt> {
-        let mut g = self.0.locked();
-        if g.1.is_none() {
-            if let Err(e) = g.0.finish() {
-                g.1 = Corrupt::of(&e).cloned();
-            }
-        }
-        g.1.clone()
-    }
-}
-
-impl Read for SharedBlob {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut g = self.0.locked();
-        let r = g.0.read(buf);
-        if let Err(e) = &r {
-            if let Some(c) = Corrupt::of(e) {
-                g.1 = Some(c.clone());
-            }
-        }
-        r
-    }
 }
 
 #[cfg(test)]

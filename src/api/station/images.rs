@@ -163,7 +163,7 @@ async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
     let mut docker = blocking(move || -> Result<Vec<Item>, StationError> {
         let rows = images.list()?;
         let busy = downloading(&downloads.status(STATUS_LIMIT)?);
-        let pins = Pinned::of(images.pins.list(None)?);
+        let pins = super::pins::Pinned::of(images.pins.list(None)?);
         Ok(local_repos(&rows)
             .into_iter()
             .filter(|(name, _)| name.to_lowercase().contains(&needle))
@@ -175,37 +175,12 @@ async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
     Ok(docker)
 }
 
-/// Who pins what: owners by target.
-pub struct Pinned(std::collections::HashMap<String, Vec<String>>);
-
-impl Pinned {
-    pub fn of(rows: Vec<crate::store::db::PinRow>) -> Pinned {
-        let mut m: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for p in rows {
-            m.entry(p.target).or_default().push(p.owner);
-        }
-        Pinned(m)
-    }
-
-    /// The owners that pin any of `targets`, once each, in order.
-    pub fn owners<'a>(&self, targets: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-        let mut out: Vec<String> = targets
-            .into_iter()
-            .flat_map(|t| self.0.get(t).into_iter().flatten())
-            .cloned()
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
 /// A local repository with its tags (name order).
 fn local_image(
     name: String,
     tags: &[LocalTag<'_>],
     busy: &std::collections::HashSet<String>,
-    pins: &Pinned,
+    pins: &super::pins::Pinned,
 ) -> LocalImage {
     // a tag is held by the pins on it and on its image's digests in this repository
     let held = |(tag, _, row): &LocalTag<'_>| {

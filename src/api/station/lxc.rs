@@ -68,7 +68,7 @@ pub async fn local(st: &Station, needle: String) -> Result<Vec<Item>, StationErr
     let downloads = st.downloads.clone();
     let images = st.images.clone();
     blocking(move || -> Result<Vec<Item>, StationError> {
-        let pins = super::images::Pinned::of(images.pins.list(None)?);
+        let pins = super::pins::Pinned::of(images.pins.list(None)?);
         let busy: std::collections::HashSet<String> = downloads
             .status(200)?
             .into_iter()
@@ -247,7 +247,7 @@ pub async fn convert(st: &Station, req: Req, caller: &Caller, name: &str, tag: &
         };
         let scratch = images.scratch_path("convert");
         let row = lxc.convert(&src, b.name.as_deref(), &scratch)?;
-        let held = super::images::Pinned::of(images.pins.list(None)?).owners([&format!("lxc:{}", row.name)]);
+        let held = super::pins::Pinned::of(images.pins.list(None)?).owners([&format!("lxc:{}", row.name)]);
         Ok((row, held))
     })
     .await?;

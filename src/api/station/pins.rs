@@ -48,3 +48,28 @@ pub async fn remove(st: &Station, req: &Req, caller: &Caller, owner: &str) -> An
     let removed = blocking(move || images.pins.remove(&owner, &targets)).await?;
     ok(&Removed { removed })
 }
+
+/// Who pins what: owners by target.
+pub struct Pinned(std::collections::HashMap<String, Vec<String>>);
+
+impl Pinned {
+    pub fn of(rows: Vec<crate::store::db::PinRow>) -> Pinned {
+        let mut m: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for p in rows {
+            m.entry(p.target).or_default().push(p.owner);
+        }
+        Pinned(m)
+    }
+
+    /// The owners that pin any of `targets`, once each, in order.
+    pub fn owners<'a>(&self, targets: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        let mut out: Vec<String> = targets
+            .into_iter()
+            .flat_map(|t| self.0.get(t).into_iter().flatten())
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
