@@ -194,6 +194,8 @@ def run(driver, wait, daemon):
 
     # find and get from the private registry with a password: tag, size before downloading, download
     go(driver, wait, "get")
+    wait.until(EC.presence_of_element_located(
+        (By.XPATH, f'//select[@aria-label="Where to look"]/option[text()="Registry basic ({BASIC})"]')))
     Select(driver.find_element(By.CSS_SELECTOR, 'select[aria-label="Where to look"]')).select_by_visible_text(f"Registry basic ({BASIC})")
     driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Search"]').send_keys("test" + Keys.ENTER)
     wait.until(EC.element_to_be_clickable((By.XPATH, '//button[text()="Choose a tag"]'))).click()
@@ -306,8 +308,11 @@ def add_registry(driver, wait, name, url, user, password, insecure, expect_error
 
 def start_download(driver, wait, registry, repo, tag, expect_error=False):
     go(driver, wait, "get")
-    Select(driver.find_element(By.CSS_SELECTOR, 'select[aria-label="Where to look"]')).select_by_visible_text(
-        f"Registry {registry} ({PLAIN if registry == 'plain' else BASIC})")
+    # the view is drawn once it has the registries: wait for this one's option, not only for the nav
+    label = f"Registry {registry} ({PLAIN if registry == 'plain' else BASIC})"
+    wait.until(EC.presence_of_element_located(
+        (By.XPATH, f'//select[@aria-label="Where to look"]/option[text()="{label}"]')))
+    Select(driver.find_element(By.CSS_SELECTOR, 'select[aria-label="Where to look"]')).select_by_visible_text(label)
     term = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Search"]')
     term.clear()
     term.send_keys(repo + Keys.ENTER)
