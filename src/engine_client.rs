@@ -17,6 +17,12 @@ pub enum ClientError {
     Usage(String),
     #[error("talking to the daemon: {0}")]
     Protocol(String),
+    /// A policy refused what was asked (`depot ensure` exits 3).
+    #[error("{0}")]
+    Refused(String),
+    /// The volume has no room for it (`depot ensure` exits 4).
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 pub struct Client {

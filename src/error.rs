@@ -3,7 +3,8 @@
 //! its own words, so that a new error needs no edit in any API.
 
 /// The class of an error, for status mapping in the APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     InvalidParameter,
     NotFound,

@@ -44,6 +44,7 @@ enum Cmd {
     Handoff(Handoff),
     Token(Token),
     Pin(Pin),
+    Ensure(Ensure),
     Lxc(Lxc),
 }
 
@@ -229,6 +230,14 @@ fn main() -> ExitCode {
             eprintln!("depot: {}", &e[USAGE_ERROR.len()..]);
             ExitCode::from(2)
         }
+        Err(e) if e.starts_with(REFUSED_ERROR) => {
+            eprintln!("depot: {}", &e[REFUSED_ERROR.len()..]);
+            ExitCode::from(3)
+        }
+        Err(e) if e.starts_with(NO_SPACE_ERROR) => {
+            eprintln!("depot: {}", &e[NO_SPACE_ERROR.len()..]);
+            ExitCode::from(4)
+        }
         Err(e) => {
             eprintln!("depot: {e}");
             ExitCode::FAILURE
@@ -238,6 +247,9 @@ fn main() -> ExitCode {
 
 /// Marks an error of `run` as a usage error (exit 2, like argh's own).
 const USAGE_ERROR: &str = "\0usage:";
+/// Marks a policy's refusal (exit 3) and a full volume (exit 4): what an install script tells apart.
+const REFUSED_ERROR: &str = "\0refused:";
+const NO_SPACE_ERROR: &str = "\0no space:";
 
 /// `--help` (exit 0), or a parse error rewritten to name what is wrong (exit 2, like most CLIs' usage errors).
 fn early_exit(args: &[&str], early: argh::EarlyExit) -> ExitCode {
@@ -369,6 +381,10 @@ fn run(top: Top) -> Result<(), String> {
         Cmd::Images(i) => smol::block_on(cli::images(&client(i.host)?)),
         Cmd::Token(t) => token(&client(t.host)?, t.cmd),
         Cmd::Pin(p) => pin(&client(p.host)?, p.cmd)?,
+        Cmd::Ensure(e) => {
+            needs(&e.targets, "targets", "ensure")?;
+            smol::block_on(cli::pins::ensure(&client(e.host)?, &e.owner, &e.targets, e.json))
+        }
         Cmd::Inspect(i) => {
             needs(&i.images, "images", "inspect")?;
             smol::block_on(cli::inspect(&client(i.host)?, &i.images))
@@ -402,7 +418,11 @@ fn run(top: Top) -> Result<(), String> {
             smol::block_on(cli::rm(&client(r.host)?, &r.images, r.force))
         }
     };
-    r.map_err(|e| e.to_string())
+    r.map_err(|e| match e {
+        CliError::Refused(m) => format!("{REFUSED_ERROR}{m}"),
+        CliError::NoSpace(m) => format!("{NO_SPACE_ERROR}{m}"),
+        e => e.to_string(),
+    })
 }
 
 impl Serve {

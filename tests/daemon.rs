@@ -394,6 +394,10 @@ fn a_pull_that_cannot_fit_is_refused_and_one_that_fills_the_disk_fails_cleanly()
         )),
         "{msg}"
     );
+    // an install script tells a full volume apart: depot ensure exits 4
+    let out = d.cli(&["ensure", "--owner", "app1", &format!("{}/big:1", p.plain)]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not enough space"), "{}", stderr(&out));
     std::fs::remove_file(&full).unwrap();
     // 2. fits when it starts, then the volume fills under it: it fails cleanly and gives the space back
     let slow = common::net::Proxy::start(&p.plain, 100 * 1000 * 1000);

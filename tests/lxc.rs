@@ -823,3 +823,19 @@ fn a_damaged_rootfs_fails_the_unpack_and_the_next_pull_fetches_it() {
     );
     assert!(out.contains("You just created a busybox container"), "{out}");
 }
+
+/// An install script's template: downloaded when absent, pinned, present the next time.
+#[test]
+fn ensure_downloads_a_missing_template_and_pins_it() {
+    let d = start(&[]);
+    let t = "lxc:busybox/1.36/amd64/default";
+    let out = d.cli(&["ensure", "--owner", "app1", t]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("{t}: pulled")), "{}", stdout(&out));
+    let out = d.cli(&["ensure", "--owner", "app1", t]);
+    assert!(stdout(&out).contains(&format!("{t}: present")), "{}", stdout(&out));
+    let refused = d.cli(&["lxc", "rm", "busybox/1.36"]);
+    assert!(stderr(&refused).contains("pinned by app1"), "{}", stderr(&refused));
+    let bad = d.cli(&["ensure", "--owner", "app1", "lxc:busybox/nope/amd64/default"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+}

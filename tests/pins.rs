@@ -118,3 +118,70 @@ fn pinned_images_stay_until_their_owner_lets_go_or_a_delete_is_forced() {
     );
     assert!(!String::from_utf8_lossy(&ev).contains("unpin"));
 }
+
+#[test]
+fn ensure_pulls_what_is_missing_pins_it_joins_a_running_download_and_says_why_it_fails() {
+    let p = peers();
+    let d = Depot::start(&[]);
+    let test1 = format!("{}/test:1", p.plain);
+    let multi = format!("{}/multi:1", p.plain);
+    let out = ok(&d.cli(&["ensure", "--owner", "app1", &test1, &multi]));
+    assert_eq!(out.matches(": pulled").count(), 2, "{out}");
+    assert!(out.ends_with("ensured and pinned\n"), "{out}");
+    assert_eq!(d.images().len(), 2);
+    let (_, v) = d.json("GET", "/api/v1/pins?owner=app1");
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    // again: present at once, nothing pulled
+    let out = ok(&d.cli(&["ensure", "--owner", "app1", &test1, &multi]));
+    assert_eq!(out.matches(": present").count(), 2, "{out}");
+    assert!(!out.contains("pulling"), "{out}");
+
+    // two install scripts at once share one download, and both end pinned
+    let big = format!("{}/big:1", p.plain);
+    let runs: Vec<_> = ["app2", "app3"]
+        .into_iter()
+        .map(|owner| {
+            let (sock, big) = (d.sock.clone(), big.clone());
+            std::thread::spawn(move || {
+                std::process::Command::new(bin())
+                    .args(["ensure", "--json", "--owner", owner, &big])
+                    .env("DEPOT_SOCKET", &sock)
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for r in runs {
+        let out = ok(&r.join().unwrap());
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.last().unwrap()["status"], "ensured", "{out}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["status"] == "pulled" || l["status"] == "present"),
+            "{out}"
+        );
+    }
+    let (_, list) = d.json("GET", "/api/v1/image/downloadstatus");
+    let bigs = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == format!("{}/big", p.plain))
+        .count();
+    assert_eq!(bigs, 1, "one download for both: {list}");
+    let (_, v) = d.json("GET", "/api/v1/pins");
+    assert_eq!(v.as_array().map(Vec::len), Some(4), "{v}");
+
+    // what cannot be had fails with the registry's reason, and pins nothing
+    let out = d.cli(&["ensure", "--owner", "app4", &format!("{}/test:nope", p.plain)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("test:nope"), "{}", stderr(&out));
+    let (_, v) = d.json("GET", "/api/v1/pins?owner=app4");
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "{v}");
+    let out = d.cli(&["ensure", "--owner", "bad owner", &test1]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("owner"), "{}", stderr(&out));
+    let out = d.cli(&["ensure", "--owner", "app1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -175,6 +175,25 @@ pub struct PinAdd {
     pub targets: Vec<String>,
 }
 
+/// make images and templates present and pinned for an owner: pulled when absent (joining a running download),
+/// then pinned; exit 0 done, 1 failed, 2 usage, 3 refused by policy, 4 no space
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ensure")]
+pub struct Ensure {
+    /// who keeps them (an app's name: letters, digits, . _ -)
+    #[argh(option)]
+    pub owner: String,
+    /// print the daemon's JSON lines as they come
+    #[argh(switch)]
+    pub json: bool,
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    pub host: Option<String>,
+    /// image references (by tag, or repo@sha256:…) and lxc:TEMPLATE names
+    #[argh(positional, greedy)]
+    pub targets: Vec<String>,
+}
+
 /// list the pins, or one owner's
 #[derive(FromArgs)]
 #[argh(subcommand, name = "ls")]

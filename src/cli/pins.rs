@@ -1,8 +1,10 @@
 //! `depot pin`: what installed apps keep, over the station API's `/pins`.
 
 use super::{print_table, CliError, Client};
-use crate::engine_client::enc;
+use crate::engine_client::{check, enc};
+use http_body_util::BodyExt;
 use hyper::Method;
+use std::io::Write;
 
 const API: &str = "/api/v1/pins";
 
@@ -38,4 +40,86 @@ pub async fn rm(c: &Client, owner: &str, targets: &[String]) -> Result<(), CliEr
     let v = c.call(Method::DELETE, &path).await?;
     println!("{} pins released", v["removed"].as_u64().unwrap_or(0));
     Ok(())
+}
+
+/// `depot ensure`: the daemon's `POST /ensure`, its lines rendered (or passed on with `json`) as they come. The
+/// error of a failed target says its class: a policy's refusal and a full volume have exit codes of their own.
+pub async fn ensure(c: &Client, owner: &str, targets: &[String], json: bool) -> Result<(), CliError> {
+    let body = serde_json::json!({"owner": owner, "targets": targets}).to_string();
+    let resp = c
+        .send_body(
+            Method::POST,
+            "/api/v1/ensure",
+            &[("content-type", "application/json".into())],
+            crate::engine_client::Outgoing::Bytes(body.into()),
+        )
+        .await?;
+    let mut resp = check(resp).await?;
+    let tty = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut out = std::io::stdout().lock();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = resp.body_mut().frame().await {
+        let frame = frame.map_err(|e| CliError::Protocol(format!("the ensure stream broke: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        buf.extend_from_slice(&data);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let Ok(m) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json {
+                let _ = out.write_all(&line);
+                let _ = out.flush();
+            } else {
+                render(&mut out, &m, tty);
+            }
+            match m["status"].as_str() {
+                Some("ensured") => return Ok(()),
+                Some("failed") => return Err(failure(&m)),
+                _ => {}
+            }
+        }
+    }
+    Err(CliError::Protocol(
+        "the daemon ended the ensure stream before it finished (run it again: it joins the download)".into(),
+    ))
+}
+
+/// One line for a person: a step per line, progress redrawn in place on a terminal (and not shown otherwise).
+fn render(out: &mut impl Write, m: &serde_json::Value, tty: bool) {
+    let t = m["target"].as_str().unwrap_or_default();
+    let _ = match m["status"].as_str().unwrap_or_default() {
+        "progress" if tty => {
+            let cur = m["current"].as_u64().unwrap_or(0);
+            match m["total"].as_u64().filter(|t| *t > 0) {
+                Some(total) => write!(
+                    out,
+                    "\r{t}: {} of {}   ",
+                    crate::progress::human_size(cur),
+                    crate::progress::human_size(total)
+                ),
+                None => write!(out, "\r{t}: {}   ", crate::progress::human_size(cur)),
+            }
+        }
+        "progress" => Ok(()),
+        "present" => writeln!(out, "{t}: present"),
+        "pulling" => writeln!(out, "{t}: pulling (download {})", m["download"]),
+        "pulled" => writeln!(out, "{}{t}: pulled", if tty { "\r" } else { "" }),
+        "ensured" => writeln!(out, "ensured and pinned"),
+        _ => Ok(()),
+    };
+    let _ = out.flush();
+}
+
+fn failure(m: &serde_json::Value) -> CliError {
+    let msg = format!(
+        "{}: {}",
+        m["target"].as_str().unwrap_or_default(),
+        m["message"].as_str().unwrap_or("failed")
+    );
+    match m["class"].as_str() {
+        Some("forbidden") => CliError::Refused(msg),
+        Some("insufficient_storage") => CliError::NoSpace(msg),
+        _ => CliError::Daemon(msg),
+    }
 }

@@ -22,7 +22,7 @@ impl Pins {
     }
 
     /// `owner` as given, when it is a name: 1 to 100 letters, digits, `.`, `_`, `-`.
-    fn owner(owner: &str) -> Result<&str, ImageError> {
+    pub fn owner(owner: &str) -> Result<&str, ImageError> {
         let ok = !owner.is_empty()
             && owner.len() <= 100
             && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));

@@ -325,6 +325,27 @@ impl From<crate::store::db::PinRow> for Pin {
     }
 }
 
+/// One line of `POST /ensure`'s answer: a target `present`, `pulling` (its download), its `progress`, `pulled`,
+/// or `failed` (its class and why); the last line says `ensured` or `failed`.
+#[derive(Serialize, Default)]
+pub struct EnsureLine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<crate::error::ErrorClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
 /// How many were removed.
 #[derive(Serialize)]
 pub struct Removed {

@@ -6,6 +6,7 @@
 
 mod background;
 pub mod dto;
+mod ensure;
 mod events;
 mod images;
 mod lxc;
@@ -90,6 +91,7 @@ pub enum Route {
     Pins,
     PinAdd,
     PinRemove,
+    Ensure,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -112,6 +114,7 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/pins", Route::Pins),
         (M::POST, "/pins", Route::PinAdd),
         (M::DELETE, "/pins/{owner}", Route::PinRemove),
+        (M::POST, "/ensure", Route::Ensure),
         (M::PUT, "/registry/mirrors", Route::SetHubMirrors),
         (M::PUT, "/image/downloads/settings", Route::SetDownloadSettings),
         (M::PUT, "/image/downloads/{id}/pause", Route::DownloadPause),
@@ -404,6 +407,7 @@ impl Station {
             Route::Pins => pins::list(self, &req).await,
             Route::PinAdd => pins::add(self, req, &caller).await,
             Route::PinRemove => pins::remove(self, &req, &caller, &p("owner")).await,
+            Route::Ensure => ensure::ensure(self, req, &caller).await,
             Route::LxcUnpack => lxc::unpack(self, req, &caller, &p("name"), &p("tag")).await,
             Route::Convert => lxc::convert(self, req, &caller, &p("name"), &p("tag")).await,
         }
