@@ -54,6 +54,9 @@ pub struct Report {
     pub removed_blobs: u64,
     pub removed_images: Vec<(Digest, Vec<String>)>,
     pub removed_files: u64,
+    /// Pins naming an image or template that is not here (after a repair removed it, or pinned before it
+    /// came): (owner, target). Not a problem of the store: `depot ensure` brings them back.
+    pub pinned_absent: Vec<(String, String)>,
     /// Run with `--repair`.
     pub repair: bool,
 }
@@ -143,7 +146,22 @@ pub fn run(root: &Path, repair: bool) -> Result<Report, FsckError> {
     };
     check_images(&db, &store, &mut r)?;
     check_layout(root, &db, &store, &mut r)?;
+    check_pins(&db, &mut r)?;
     Ok(r)
+}
+
+/// Pins whose target is not here: the images and templates an installed app counts on and lacks.
+fn check_pins(db: &Db, r: &mut Report) -> Result<(), FsckError> {
+    for p in db.pins().list(None)? {
+        let here = match p.target.strip_prefix("lxc:") {
+            Some(name) => db.templates().lxc_template(name)?.is_some(),
+            None => db.images().resolve_ref(&p.target)?.is_some(),
+        };
+        if !here {
+            r.pinned_absent.push((p.owner, p.target));
+        }
+    }
+    Ok(())
 }
 
 /// Every blob re-hashed against its name, and the files of the store that are not blobs; with `repair`, the
@@ -269,6 +287,11 @@ pub fn render(r: &Report) -> String {
     }
     if r.layout_stale {
         out.push_str("index.json does not agree with the database\n");
+    }
+    for (owner, target) in &r.pinned_absent {
+        out.push_str(&format!(
+            "{owner} pins {target}, which is not here (depot ensure --owner {owner} {target} brings it back)\n"
+        ));
     }
     if r.removed_blobs > 0 {
         out.push_str(&format!("removed {} corrupt blobs\n", r.removed_blobs));

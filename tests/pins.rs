@@ -185,3 +185,32 @@ fn ensure_pulls_what_is_missing_pins_it_joins_a_running_download_and_says_why_it
     let out = d.cli(&["ensure", "--owner", "app1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn fsck_names_the_pins_whose_target_is_not_here() {
+    let p = peers();
+    let mut d = Depot::start(&[]);
+    let test1 = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &test1]));
+    let gone = "127.0.0.1:9/absent:1";
+    ok(&d.cli(&["pin", "add", "app1", &test1, gone, "lxc:busybox/1.36/amd64/default"]));
+    d.sigterm();
+    let out = std::process::Command::new(bin())
+        .args(["fsck", "--data-root"])
+        .arg(&d.root)
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains(&format!(
+            "app1 pins {gone}, which is not here (depot ensure --owner app1 {gone}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("app1 pins lxc:busybox/1.36/amd64/default, which is not here"),
+        "{text}"
+    );
+    assert!(!text.contains("test:1"), "a present image is not named: {text}");
+    assert!(text.ends_with("no problems\n"), "not a problem of the store: {text}");
+}
