@@ -2,8 +2,9 @@
 //! a shell header, `control.tar` holding `control.tar.gz`, `data.tar.gz`, and the 100-byte tail with model, name,
 //! version, the `QNAPQPKG` flag and the checksum field.
 //!
-//! usage: depot-qpkg --arch x86_64|arm_64|arm-x41 --binary PATH --out DIR [--src DIR]
-//! Writes `DIR/depot_<version>_<arch>.qpkg`.
+//! usage: depot-qpkg --arch x86_64|arm_64|arm-x41 --out DIR [--src DIR] [--binary PATH]
+//! Writes `DIR/<name>_<version>_<arch>.qpkg`, name and version from `SRC/qpkg.cfg` (`@VERSION@` is depot's).
+//! `SRC` is depot's own `qpkg/` (the default) or another app's package, such as `qpkg/examples/hello-app`.
 
 use flate2::write::GzEncoder;
 use std::io::Write;
@@ -116,6 +117,156 @@ fn read(p: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
 }
 
+/// A `KEY="value"` setting of a `qpkg.cfg` (sourced by sh; only the plain assignments QDK's files use).
+fn cfg_value(cfg: &str, key: &str) -> Option<String> {
+    cfg.lines().find_map(|l| {
+        let v = l.trim().strip_prefix(key)?.strip_prefix('=')?;
+        Some(v.trim_matches('"').to_string())
+    })
+}
+
+/// The files of `data.tar.gz`: the binary (named as the package), every file of `shared/` (executable ones mode
+/// 755), the board profile when `QPKG_BOARD_DIR` names where they are, and the App Center icons when drawn.
+fn data_entries(src: &Path, cfg: &str, name: &str, board: &str, binary: Option<&Path>) -> Result<Vec<Entry>, String> {
+    let mut entries = Vec::new();
+    if let Some(b) = binary {
+        entries.push(Entry {
+            name: name.into(),
+            mode: 0o755,
+            bytes: read(b)?,
+        });
+    }
+    let shared = src.join("shared");
+    let mut files: Vec<_> = std::fs::read_dir(&shared)
+        .map_err(|e| format!("{}: {e}", shared.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .collect();
+    files.sort_by_key(|e| e.file_name());
+    for f in files {
+        let exec =
+            std::os::unix::fs::PermissionsExt::mode(&f.metadata().map_err(|e| e.to_string())?.permissions()) & 0o111;
+        entries.push(Entry {
+            name: f.file_name().to_string_lossy().into_owned(),
+            mode: if exec != 0 { 0o755 } else { 0o644 },
+            bytes: read(&f.path())?,
+        });
+    }
+    if let Some(dir) = cfg_value(cfg, "QPKG_BOARD_DIR") {
+        entries.push(Entry {
+            name: "board.conf".into(),
+            mode: 0o644,
+            bytes: read(&src.join(dir).join(board))?,
+        });
+    }
+    for (icon, member) in [
+        ("", ".qpkg_icon.gif"),
+        ("_80", ".qpkg_icon_80.gif"),
+        ("_gray", ".qpkg_icon_gray.gif"),
+    ] {
+        let p = src.join("icons").join(format!("{name}{icon}.gif"));
+        if p.exists() {
+            entries.push(Entry {
+                name: member.into(),
+                mode: 0o644,
+                bytes: read(&p)?,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// `control.tar`: QDK's one member `control.tar.gz` holding the installer, the hooks, the settings and the build
+/// date, padded to whole tar records.
+fn control(src: &Path, cfg: &str) -> std::io::Result<Vec<u8>> {
+    let date = time::OffsetDateTime::now_utc();
+    let built_info = format!("time = {:04}{:02}{:02}\n", date.year(), date.month() as u8, date.day());
+    let routines = src.join("package_routines");
+    let entries = [
+        Entry {
+            name: "qinstall.sh".into(),
+            mode: 0o755,
+            bytes: std::fs::read(src.join("qinstall.sh"))?,
+        },
+        Entry {
+            name: "package_routines".into(),
+            mode: 0o644,
+            // QDK always ships the hooks file; a package of ours that needs none may leave it out
+            bytes: if routines.exists() {
+                std::fs::read(routines)?
+            } else {
+                Vec::new()
+            },
+        },
+        Entry {
+            name: "qpkg.cfg".into(),
+            mode: 0o644,
+            bytes: cfg.as_bytes().to_vec(),
+        },
+        Entry {
+            name: "built_info".into(),
+            mode: 0o644,
+            bytes: built_info.into_bytes(),
+        },
+    ];
+    let control_gz = gzip(&tar(&entries, 0)?)?;
+    tar(
+        &[Entry {
+            name: "control.tar.gz".into(),
+            mode: 0o644,
+            bytes: control_gz,
+        }],
+        10240,
+    )
+}
+
+/// Assemble the package whose sources are in `src` (its `qpkg.cfg` names it) into `out`.
+fn assemble(arch: &str, src: &Path, binary: Option<&Path>, out: &Path) -> Result<PathBuf, String> {
+    let (cpu, reject, board) = arch_rules(arch).ok_or(format!("unknown arch {arch} (x86_64, arm_64, arm-x41)"))?;
+    let cfg = String::from_utf8(read(&src.join("qpkg.cfg"))?)
+        .map_err(|e| e.to_string())?
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    let name = cfg_value(&cfg, "QPKG_NAME").ok_or("qpkg.cfg has no QPKG_NAME")?;
+    let version = cfg_value(&cfg, "QPKG_VER").ok_or("qpkg.cfg has no QPKG_VER")?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!("QPKG_NAME {name:?}: letters, digits, - and _ only"));
+    }
+    let control = control(src, &cfg).map_err(|e| format!("control.tar: {e}"))?;
+    let data = gzip(&tar(&data_entries(src, &cfg, &name, board, binary)?, 0).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    // a package may bring its own header; ours serves any package (it is written in terms of @NAME@)
+    let template = match std::fs::read_to_string(src.join("header.sh")) {
+        Ok(t) => t,
+        Err(_) => include_str!("header.sh").to_string(),
+    };
+    let head = header(
+        &template.replace("@NAME@", &name),
+        &version,
+        arch,
+        cpu,
+        reject,
+        control.len(),
+        data.len(),
+    );
+    let total = (head.len() + control.len() + data.len() + 100) as u64;
+    let mut file = Vec::with_capacity(total as usize);
+    file.extend_from_slice(&head);
+    file.extend_from_slice(&control);
+    file.extend_from_slice(&data);
+    file.extend_from_slice(&tail(&name, &version, total));
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let path = out.join(format!("{name}_{version}_{arch}.qpkg"));
+    let tmp = path.with_extension("qpkg.tmp");
+    std::fs::write(&tmp, &file)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 fn run() -> Result<PathBuf, String> {
     let (mut arch, mut binary, mut out, mut src) = (None, None, None, PathBuf::from("qpkg"));
     let mut args = std::env::args().skip(1);
@@ -130,119 +281,8 @@ fn run() -> Result<PathBuf, String> {
         }
     }
     let arch = arch.ok_or("--arch is required")?;
-    let (cpu, reject, board) = arch_rules(&arch).ok_or(format!("unknown arch {arch} (x86_64, arm_64, arm-x41)"))?;
-    let binary = binary.ok_or("--binary is required")?;
     let out = out.ok_or("--out is required")?;
-    let version = env!("CARGO_PKG_VERSION");
-
-    let cfg = String::from_utf8(read(&src.join("qpkg.cfg"))?)
-        .map_err(|e| e.to_string())?
-        .replace("@VERSION@", version);
-    let date = time::OffsetDateTime::now_utc();
-    let built_info = format!("time = {:04}{:02}{:02}\n", date.year(), date.month() as u8, date.day());
-    let control_gz = gzip(
-        &tar(
-            &[
-                Entry {
-                    name: "qinstall.sh".into(),
-                    mode: 0o755,
-                    bytes: read(&src.join("qinstall.sh"))?,
-                },
-                Entry {
-                    name: "package_routines".into(),
-                    mode: 0o644,
-                    bytes: read(&src.join("package_routines"))?,
-                },
-                Entry {
-                    name: "qpkg.cfg".into(),
-                    mode: 0o644,
-                    bytes: cfg.into_bytes(),
-                },
-                Entry {
-                    name: "built_info".into(),
-                    mode: 0o644,
-                    bytes: built_info.into_bytes(),
-                },
-            ],
-            0,
-        )
-        .map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let control = tar(
-        &[Entry {
-            name: "control.tar.gz".into(),
-            mode: 0o644,
-            bytes: control_gz,
-        }],
-        10240,
-    )
-    .map_err(|e| e.to_string())?;
-    let shared = src.join("shared");
-    let data = gzip(
-        &tar(
-            &[
-                Entry {
-                    name: "depot".into(),
-                    mode: 0o755,
-                    bytes: read(&binary)?,
-                },
-                Entry {
-                    name: "depot.sh".into(),
-                    mode: 0o755,
-                    bytes: read(&shared.join("depot.sh"))?,
-                },
-                Entry {
-                    name: "board.conf".into(),
-                    mode: 0o644,
-                    bytes: read(&src.join("../board").join(board))?,
-                },
-                Entry {
-                    name: "depot.conf.default".into(),
-                    mode: 0o644,
-                    bytes: read(&shared.join("depot.conf.default"))?,
-                },
-                Entry {
-                    name: "catalog.json".into(),
-                    mode: 0o644,
-                    bytes: read(&shared.join("catalog.json"))?,
-                },
-                Entry {
-                    name: ".qpkg_icon.gif".into(),
-                    mode: 0o644,
-                    bytes: read(&src.join("icons/depot.gif"))?,
-                },
-                Entry {
-                    name: ".qpkg_icon_80.gif".into(),
-                    mode: 0o644,
-                    bytes: read(&src.join("icons/depot_80.gif"))?,
-                },
-                Entry {
-                    name: ".qpkg_icon_gray.gif".into(),
-                    mode: 0o644,
-                    bytes: read(&src.join("icons/depot_gray.gif"))?,
-                },
-            ],
-            0,
-        )
-        .map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let template = String::from_utf8(read(&src.join("header.sh"))?).map_err(|e| e.to_string())?;
-    let head = header(&template, version, &arch, cpu, reject, control.len(), data.len());
-    let total = (head.len() + control.len() + data.len() + 100) as u64;
-    let mut file = Vec::with_capacity(total as usize);
-    file.extend_from_slice(&head);
-    file.extend_from_slice(&control);
-    file.extend_from_slice(&data);
-    file.extend_from_slice(&tail("depot", version, total));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let path = out.join(format!("depot_{version}_{arch}.qpkg"));
-    let tmp = path.with_extension("qpkg.tmp");
-    std::fs::write(&tmp, &file)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+    assemble(&arch, &src, binary.as_deref(), &out)
 }
 
 fn main() {

@@ -1,13 +1,13 @@
 #!/bin/sh
-# depot @VERSION@ for QNAP @ARCH@. Install with App Center ("Install manually") or `sh <this file>` on the NAS.
+# @NAME@ @VERSION@ for QNAP @ARCH@. Install with App Center ("Install manually") or `sh <this file>` on the NAS.
 # This header checks the CPU, finds the data volume, extracts control.tar.gz and data.tar.gz (they follow this
 # script in the file, at the offsets below) and runs the package's own installer. Exit 10 means installed.
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 echo "Install QNAP package on TS-NAS..."
-grep "/mnt/HDA_ROOT" /proc/mounts >/dev/null 2>&1 || { echo "depot: not a QTS system (no /mnt/HDA_ROOT)" >&2; exit 1; }
+grep "/mnt/HDA_ROOT" /proc/mounts >/dev/null 2>&1 || { echo "@NAME@: not a QTS system (no /mnt/HDA_ROOT)" >&2; exit 1; }
 incompatible() {
-  echo "depot: this package is for @ARCH@ (uname -m: @CPU_RE@), but this NAS is $(uname -m) ${platform}" >&2
-  [ -x /sbin/log_tool ] && /sbin/log_tool -t 2 -a "[App Center] depot: installation package is incompatible with this NAS"
+  echo "@NAME@: this package is for @ARCH@ (uname -m: @CPU_RE@), but this NAS is $(uname -m) ${platform}" >&2
+  [ -x /sbin/log_tool ] && /sbin/log_tool -t 2 -a "[App Center] @NAME@: installation package is incompatible with this NAS"
   echo -1 > /tmp/update_process
   exit 1
 }
@@ -20,13 +20,13 @@ if [ -n "$QINSTALL_PATH" ]; then
 else
   public=$(/sbin/getcfg Public path -f /etc/config/smb.conf)
   if [ -z "$public" ]; then
-    echo "depot: no Public share, so no data volume to install on" >&2
+    echo "@NAME@: no Public share, so no data volume to install on" >&2
     echo -1 > /tmp/update_process
     exit 1
   fi
   QPKG_INSTALL_PATH=$(dirname "$public")/.qpkg
 fi
-extract=$QPKG_INSTALL_PATH/.tmp-depot
+extract=$QPKG_INSTALL_PATH/.tmp-@NAME@
 rm -rf "$extract"
 mkdir -p "$extract" || exit 1
 script_len=@SCRIPT_LEN@

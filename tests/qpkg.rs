@@ -12,15 +12,21 @@ use std::process::{Command, Output};
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn assemble(arch: &str, binary: &Path, out: &Path) -> PathBuf {
-    let o = Command::new(env!("CARGO_BIN_EXE_depot-qpkg"))
-        .args(["--arch", arch, "--binary"])
-        .arg(binary)
-        .arg("--out")
-        .arg(out)
-        .arg("--src")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("qpkg"))
-        .output()
-        .unwrap();
+    assemble_from(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("qpkg"),
+        arch,
+        Some(binary),
+        out,
+    )
+}
+
+fn assemble_from(src: &Path, arch: &str, binary: Option<&Path>, out: &Path) -> PathBuf {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_depot-qpkg"));
+    c.args(["--arch", arch, "--out"]).arg(out).arg("--src").arg(src);
+    if let Some(b) = binary {
+        c.arg("--binary").arg(b);
+    }
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     PathBuf::from(stdout(&o).trim())
 }
@@ -192,6 +198,25 @@ impl Qts {
             .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
             .output()
             .unwrap()
+    }
+
+    /// The depot CLI installed in this root, run in it as the NAS's own scripts run it.
+    fn depot(&self, args: &[&str]) -> Output {
+        Command::new("chroot")
+            .arg(&self.root)
+            .arg("/share/CACHEDEV1_DATA/.qpkg/depot/depot")
+            .args(args)
+            .env_clear()
+            .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+            .output()
+            .unwrap()
+    }
+
+    /// Install a package copied in as /tmp/NAME.qpkg; the header's exit code and output.
+    fn install(&self, pkg: &Path) -> Output {
+        let name = pkg.file_name().unwrap().to_str().unwrap();
+        std::fs::copy(pkg, self.path(&format!("/tmp/{name}"))).unwrap();
+        self.sh(&[&format!("/tmp/{name}")])
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -531,4 +556,165 @@ fn wrong_arch_is_refused_by_the_header() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The example app package of `qpkg/examples/hello-app`, its images.list replaced by `images`, built by the
+/// project's assembler.
+fn hello_app(images: &[&str], out: &Path) -> PathBuf {
+    let src = tempdir("hello-app-src");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("qpkg/examples/hello-app");
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", example.display()))
+        .arg(&src));
+    std::fs::write(
+        src.join("shared/images.list"),
+        format!("# tested with\n{}\n", images.join("\n")),
+    )
+    .unwrap();
+    let pkg = assemble_from(&src, "x86_64", None, out);
+    std::fs::remove_dir_all(&src).unwrap();
+    pkg
+}
+
+fn pins_of(qts: &Qts, owner: &str) -> Vec<String> {
+    let o = qts.depot(&["pin", "ls", owner]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut v: Vec<String> = stdout(&o)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An app's install package asks depot for its images (`depot ensure`, pinning them), an upgrade lets go of the
+/// images the new version no longer lists, the uninstall releases the rest (`depot pin rm`), and an install whose
+/// image cannot be fetched installs nothing and keeps no pin.
+#[test]
+fn an_app_package_ensures_its_images_and_releases_them_on_uninstall() {
+    let p = peers();
+    let out = tempdir("qpkg-out");
+    let qts = Qts::new("X86_DUMMY");
+    std::fs::write(
+        qts.path("/etc/config/qpkg.conf"),
+        format!("[depot]\nWeb_Port = {}\n", common::free_port()),
+    )
+    .unwrap();
+    let o = qts.install(&assemble("x86_64", &static_binary("x86_64-unknown-linux-gnu"), &out));
+    assert_eq!(o.status.code(), Some(10), "{}\n{}", stdout(&o), stderr(&o));
+    let sock = qts.path("/var/run/depot.sock");
+    let t = std::time::Duration::from_secs(60);
+    let images = |sock: &Path| -> Vec<serde_json::Value> {
+        let (_, _, body) = request_unix(sock, "GET", "/images/json", &[], t);
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // test:1 is here already and is named by digest; multi:1 is not here and is named by tag
+    let test1 = format!("{}/test:1", p.plain);
+    let multi = format!("{}/multi:1", p.plain);
+    let (s, _, _) = request_unix(
+        &sock,
+        "POST",
+        &format!("/images/create?fromImage={}%2Ftest&tag=1", p.plain.replace(':', "%3A")),
+        &[],
+        t,
+    );
+    assert_eq!(s, 200);
+    let by_digest = images(&sock)[0]["RepoDigests"][0].as_str().unwrap().to_string();
+
+    let v1 = hello_app(&[&by_digest, &multi], &out.join("v1"));
+    let o = qts.install(&v1);
+    assert_eq!(o.status.code(), Some(10), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("pulled") || stdout(&o).contains("present"),
+        "ensure's lines: {}",
+        stdout(&o)
+    );
+    let app = "/share/CACHEDEV1_DATA/.qpkg/hello-app";
+    assert_eq!(
+        std::fs::read_to_string(qts.path(&format!("{app}/state")))
+            .unwrap()
+            .trim(),
+        "started"
+    );
+    assert!(qts.qpkg_conf().contains("[hello-app]"));
+    let mut want = vec![by_digest.clone(), multi.clone()];
+    want.sort();
+    assert_eq!(pins_of(&qts, "hello-app"), want);
+    assert_eq!(images(&sock).len(), 2, "multi:1 was pulled by the install");
+    // a prune of everything passes both by
+    let (s, _, _) = request_unix(
+        &sock,
+        "POST",
+        "/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D",
+        &[],
+        t,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(images(&sock).len(), 2, "pinned images survive prune -a");
+    // the boot-time start finds them present at once
+    let o = qts.sh(&["/etc/init.d/hello-app.sh", "restart"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // version 2 needs only multi:1: the digest pin on test:1 goes, so a prune frees it
+    let v2 = hello_app(&[&multi], &out.join("v2"));
+    let o = qts.install(&v2);
+    assert_eq!(o.status.code(), Some(10), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(pins_of(&qts, "hello-app"), vec![multi.clone()]);
+    request_unix(
+        &sock,
+        "POST",
+        "/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D",
+        &[],
+        t,
+    );
+    let left: Vec<String> = images(&sock)
+        .iter()
+        .map(|i| i["RepoTags"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        vec![multi.clone()],
+        "the image version 1 needed is pruned once released"
+    );
+
+    // uninstall: the pins go, the image stays until pruned
+    let o = qts.sh(&[&format!("{app}/.uninstall.sh")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(pins_of(&qts, "hello-app").is_empty());
+    assert!(!qts.path(app).exists() && !qts.qpkg_conf().contains("[hello-app]"));
+    assert_eq!(images(&sock).len(), 1);
+    request_unix(
+        &sock,
+        "POST",
+        "/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D",
+        &[],
+        t,
+    );
+    assert!(images(&sock).is_empty(), "nothing keeps it any more");
+
+    // an image that cannot be fetched: the install fails, says why, installs nothing and keeps no pin
+    let bad = hello_app(&[&test1, &format!("{}/nosuch:1", p.plain)], &out.join("bad"));
+    let o = qts.install(&bad);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("could not fetch this app's images"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(qts.path("/tmp/update_process")).unwrap().trim(),
+        "-1"
+    );
+    assert!(!qts.path(app).exists() && !qts.qpkg_conf().contains("[hello-app]"));
+    assert!(
+        pins_of(&qts, "hello-app").is_empty(),
+        "a failed fresh install keeps no pin"
+    );
+    assert!(qts.sh(&["/etc/init.d/depot.sh", "stop"]).status.success());
 }
