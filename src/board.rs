@@ -69,6 +69,7 @@ pub const BOARD_KEYS: &[&str] = &[
     "catalog_url",
     "lxc_sources",
     "log_file",
+    "policy",
 ];
 
 /// A parsed profile: its settings as text, applied to a [`crate::config::Config`] by the config layer.

@@ -37,6 +37,8 @@ pub struct Config {
     pub lxc_dirs: Vec<PathBuf>,
     /// The NAS's container engine (Container Station's dockerd), for hand-offs.
     pub engine_socket: Option<PathBuf>,
+    /// The signature policy (containers-policy.json(5), see [`crate::policy`]); none: every image may enter.
+    pub policy: Option<PathBuf>,
     /// Hand every pulled image to `engine_socket` as soon as the pull completes.
     pub handoff_after_pull: bool,
     /// Names TCP clients may use in `Host` besides loopback addresses and `localhost` (DNS-rebinding defence).
@@ -275,6 +277,10 @@ const SETTERS: &[(&str, Setter)] = &[
         }
         Ok(())
     }),
+    ("policy", |c, _, v| {
+        c.policy = opt(v).map(PathBuf::from);
+        Ok(())
+    }),
     ("engine_socket", |c, _, v| {
         c.engine_socket = opt(v).map(|p| PathBuf::from(p.trim_start_matches("unix://")));
         Ok(())
@@ -380,6 +386,7 @@ impl Config {
             tcp_hosts: Vec::new(),
             origins: Vec::new(),
             engine_socket: None,
+            policy: None,
             handoff_after_pull: false,
             platform: Platform::host(),
             concurrent_downloads: 3,
@@ -472,6 +479,7 @@ impl Config {
             &mut self.log_file,
             &mut self.registry.net.certs_dir,
             &mut self.engine_socket,
+            &mut self.policy,
         ]
         .into_iter()
         .flatten()
@@ -544,6 +552,7 @@ impl Config {
             ("certs_dir", self.certs_dir().display().to_string()),
             ("search_index", r.search_index.clone()),
             ("engine_socket", o(&self.engine_socket)),
+            ("policy", o(&self.policy)),
             ("handoff_after_pull", self.handoff_after_pull.to_string()),
             ("engine_tcp", self.engine_tcp.to_string()),
             ("bandwidth_limit", self.bandwidth_limit.to_string()),

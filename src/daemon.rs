@@ -36,6 +36,9 @@ pub enum DaemonError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Jobs(#[from] crate::jobs::JobError),
+    /// A policy that cannot be read stops the start: running without it would let in what it refuses.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -73,6 +76,11 @@ pub fn open(cfg: &Config) -> Result<Daemon, DaemonError> {
     crate::store::layout::init(root).map_err(io("writing oci-layout"))?;
     // the admission step every way in shares, a rebuild from index.json included
     let gate = Arc::new(crate::image::admit::Gate::default());
+    if let Some(p) = &cfg.policy {
+        let policy = crate::policy::PolicyFile::load(p)?;
+        log::info!("signature policy {}", p.display());
+        gate.set_signature_policy(Some(Arc::new(policy)));
+    }
     reconcile(&db, &store, &gate, cfg, fresh, records)?;
     let mut ropts = cfg.registry.clone();
     ropts.net.certs_dir = Some(cfg.certs_dir());

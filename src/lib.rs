@@ -22,6 +22,7 @@ pub mod lxc;
 pub mod net;
 pub mod oci;
 pub mod platform;
+pub mod policy;
 pub mod pool;
 pub mod progress;
 pub mod reference;

@@ -88,6 +88,9 @@ struct Serve {
     /// the NAS's container engine socket, for hand-offs (PATH or unix://PATH)
     #[argh(option)]
     engine_socket: Option<String>,
+    /// the signature policy, a containers-policy.json(5) file (default: none, every image may enter)
+    #[argh(option)]
+    policy: Option<String>,
     /// hand every pulled image to the container engine (true or false)
     #[argh(option)]
     handoff_after_pull: Option<String>,
@@ -439,6 +442,7 @@ impl Serve {
             ("certs_dir", &self.certs_dir),
             ("search_index", &self.search_index),
             ("engine_socket", &self.engine_socket),
+            ("policy", &self.policy),
             ("handoff_after_pull", &self.handoff_after_pull),
             ("engine_tcp", &self.engine_tcp),
             ("bandwidth_limit", &self.bandwidth_limit),

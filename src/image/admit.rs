@@ -6,7 +6,10 @@
 
 use super::error::ImageError;
 use crate::digest::Digest;
-use crate::store::db::{NewImage, RefKind};
+use crate::policy::sigstore::Signature;
+use crate::policy::PolicyFile;
+use crate::reference::Reference;
+use crate::store::db::{NewImage, RefKind, Signed, SignerRow};
 use crate::store::{BlobStore, Db};
 use crate::sync::RwLocked;
 use std::sync::{Arc, RwLock};
@@ -22,23 +25,52 @@ pub enum Entry {
     Import,
     /// Restored from the data root's `index.json` into a rebuilt database.
     Rebuild,
+    /// From an offline bundle, with the signatures it brought.
+    Bundle,
 }
 
 /// An image whose blobs are in the store, asking to be recorded under `refs`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Candidate {
     pub image: NewImage,
     /// (ref, repository name, kind): tags move to this image, digest refs name it.
     pub refs: Vec<(String, String, RefKind)>,
     pub entry: Entry,
+    /// The signatures that came with it (from the registry, or inside a bundle).
+    pub signatures: Signatures,
+}
+
+/// An image's signatures as they arrived: what a signature policy judges.
+#[derive(Debug, Clone, Default)]
+pub struct Signatures {
+    pub list: Vec<Signature>,
+    /// The signature manifest they came in, the manifest it signs, and its blobs, all in the store: kept with
+    /// the image once it is admitted.
+    pub artifact: Option<(Digest, Digest, Vec<Digest>)>,
 }
 
 impl Candidate {
-    /// Every blob the image needs: its config, its manifests and its layers.
+    /// Every blob the image needs: its config, its manifests and its layers, and the signature manifest's.
     pub fn blobs(&self) -> impl Iterator<Item = &Digest> {
         std::iter::once(&self.image.id)
             .chain(self.image.manifests.iter().map(|(d, _)| d))
             .chain(self.image.layers.iter().map(|l| &l.digest))
+            .chain(
+                self.signatures
+                    .artifact
+                    .iter()
+                    .flat_map(|(m, _, b)| std::iter::once(m).chain(b)),
+            )
+    }
+
+    /// The manifest its signatures must name: the first one a reference resolved to (an index, or the image
+    /// manifest itself).
+    pub fn signed_digest(&self) -> &Digest {
+        self.image
+            .manifests
+            .first()
+            .map(|(d, _)| d)
+            .unwrap_or(&self.image.manifest_digest)
     }
 
     /// What the image is called, for messages: its refs, else its id.
@@ -60,6 +92,7 @@ pub trait Policy: Send + Sync {
 #[derive(Default)]
 pub struct Gate {
     policies: RwLock<Vec<Arc<dyn Policy>>>,
+    signatures: RwLock<Option<Arc<PolicyFile>>>,
 }
 
 impl Gate {
@@ -67,10 +100,55 @@ impl Gate {
         self.policies.write_locked().push(p);
     }
 
-    /// Record `c` if every blob it names is committed in `store` and no policy refuses it. Nothing of it is
-    /// visible until the transaction commits, and nothing at all if it is refused: its blobs, owned by no
-    /// image, go with the next collection.
-    pub fn admit(&self, db: &Db, store: &BlobStore, c: &Candidate) -> Result<(), ImageError> {
+    /// Judge every image by `p` from now on (containers-policy.json; see [`crate::policy`]).
+    pub fn set_signature_policy(&self, p: Option<Arc<PolicyFile>>) {
+        *self.signatures.write_locked() = p;
+    }
+
+    pub fn signature_policy(&self) -> Option<Arc<PolicyFile>> {
+        self.signatures.read_locked().clone()
+    }
+
+    /// Judge `c` by the signature policy: every name it would take (an image without one by the policy's
+    /// default). Who vouched for it, or why it may not enter. A rebuild restores what was admitted before.
+    fn judge_signatures(&self, c: &Candidate) -> Result<Signed, String> {
+        let Some(policy) = self.signature_policy().filter(|_| c.entry != Entry::Rebuild) else {
+            return Ok(Signed::default());
+        };
+        let names = c
+            .refs
+            .iter()
+            .map(|(name, _, _)| Reference::parse(name).map(Some).map_err(|e| format!("{name}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let names = if names.is_empty() { vec![None] } else { names };
+        let digest = c.signed_digest();
+        let mut signed = Signed::default();
+        for name in &names {
+            let by = policy
+                .judge(name.as_ref(), digest, &c.signatures.list)
+                .map_err(|r| r.to_string())?;
+            for s in by {
+                let row = SignerRow {
+                    scope: s.scope,
+                    key: s.key,
+                    identity: s.identity,
+                    signed: digest.to_string(),
+                };
+                if !signed.signers.contains(&row) {
+                    signed.signers.push(row);
+                }
+            }
+        }
+        if !signed.signers.is_empty() {
+            signed.manifests.extend(c.signatures.artifact.clone());
+        }
+        Ok(signed)
+    }
+
+    /// Whether `c` would be admitted: every blob it names committed in `store`, no policy refusing it. Who
+    /// vouched for it, when the signature policy asked. A way in that brings several images at once (a bundle)
+    /// checks them all before recording any.
+    pub fn check(&self, store: &BlobStore, c: &Candidate) -> Result<Signed, ImageError> {
         if let Some(d) = c.blobs().find(|d| !store.contains(d)) {
             return Err(ImageError::Incomplete {
                 names: c.names(),
@@ -81,11 +159,20 @@ impl Gate {
         if let Some(why) = policies.iter().find_map(|p| p.refuse(c)) {
             return Err(ImageError::Refused { names: c.names(), why });
         }
+        self.judge_signatures(c)
+            .map_err(|why| ImageError::Refused { names: c.names(), why })
+    }
+
+    /// Record `c` if every blob it names is committed in `store` and no policy refuses it. Nothing of it is
+    /// visible until the transaction commits, and nothing at all if it is refused: its blobs, owned by no
+    /// image, go with the next collection.
+    pub fn admit(&self, db: &Db, store: &BlobStore, c: &Candidate) -> Result<(), ImageError> {
+        let signed = self.check(store, c)?;
         let download = match c.entry {
             Entry::Pull { download } => Some(download),
             _ => None,
         };
-        db.images().commit_image(&c.image, &c.refs, download)?;
+        db.images().commit_signed_image(&c.image, &c.refs, download, &signed)?;
         Ok(())
     }
 }
@@ -119,6 +206,7 @@ mod tests {
             },
             refs: vec![("example.com/a:1".into(), "example.com/a".into(), RefKind::Tag)],
             entry,
+            signatures: Signatures::default(),
         }
     }
 

@@ -173,6 +173,7 @@ impl ImageService {
             ),
             refs,
             entry: super::admit::Entry::Import,
+            signatures: Default::default(),
         })?;
         drop(_no_gc);
         self.events

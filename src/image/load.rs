@@ -244,6 +244,7 @@ impl<'a> Archive<'a> {
             ),
             refs,
             entry: super::admit::Entry::Load,
+            signatures: Default::default(),
         })?;
         drop(_no_gc);
         svc.events

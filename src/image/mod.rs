@@ -16,6 +16,7 @@ pub mod rebuild;
 pub mod registries;
 mod remote;
 pub mod save;
+mod signatures;
 
 pub use error::{ErrorClass, ImageError};
 pub use job::Stop;
@@ -101,6 +102,8 @@ pub struct Inspected {
     pub row: ImageRow,
     pub config: Vec<u8>,
     pub layers: Vec<crate::store::db::LayerRecord>,
+    /// Who vouched for it when the signature policy admitted it.
+    pub signers: Vec<crate::store::db::SignerRow>,
 }
 
 /// An image in its registry, read without pulling it.
@@ -443,6 +446,11 @@ impl ImageService {
         Ok(self.db.checkpoint()?)
     }
 
+    /// The signer keys of every image the signature policy admitted, by image id.
+    pub fn signer_keys(&self) -> Result<std::collections::HashMap<String, Vec<String>>, ImageError> {
+        Ok(self.db.images().signer_keys()?)
+    }
+
     pub fn list(&self) -> Result<Vec<ImageRow>, ImageError> {
         Ok(self.db.images().list_images()?)
     }
@@ -510,7 +518,13 @@ impl ImageService {
         })?;
         let config = self.store.read(&id, pull::MAX_CONFIG_BYTES)?;
         let layers = self.db.images().image_layers(&id)?;
-        Ok(Inspected { row, config, layers })
+        let signers = self.db.images().signers(&id)?;
+        Ok(Inspected {
+            row,
+            config,
+            layers,
+            signers,
+        })
     }
 
     /// Point `target` (a tag; the default tag when it has none) at the image `source` resolves to. A tag that

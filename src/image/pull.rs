@@ -175,6 +175,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
     let want = spec.platform.clone().unwrap_or_else(|| svc.platform.clone());
     // 1. Resolve: reuse what a previous run of this download recorded, else ask the registry.
     let res = resolve(svc, job, repo, r, &tag_or_digest, row.resolved_digest.as_ref(), &want)?;
+    let signatures = super::signatures::fetch_and_judge(svc, job, repo, r, &res.digest)?;
     plan(svc, job, r, &res, tag_or_digest)?;
     // 2. The config: small, fetched whole and verified.
     let cfg_digest = res.manifest.config.digest.clone();
@@ -201,6 +202,7 @@ fn pull_from(svc: &ImageService, job: &PullJob, spec: &PullSpec, repo: &Repo) ->
         image: new_image(&cfg_digest, &res.manifest_digest, res.manifests, &cfg, layers),
         refs,
         entry: super::admit::Entry::Pull { download: job.download },
+        signatures,
     })?;
     svc.events.emit(
         crate::events::Action::Pull,
@@ -327,7 +329,7 @@ fn config(svc: &ImageService, job: &PullJob, repo: &Repo, m: &ImageManifest) -> 
 }
 
 /// The refs a pull of `r` sets: the digest it resolved to, and its tag when it was asked by tag.
-fn pull_refs(r: &Reference, resolved: &Digest) -> Vec<(String, String, RefKind)> {
+pub(crate) fn pull_refs(r: &Reference, resolved: &Digest) -> Vec<(String, String, RefKind)> {
     let mut refs = vec![(format!("{}@{resolved}", r.name()), r.name(), RefKind::Digest)];
     if let (Some(t), None) = (r.tag(), r.digest()) {
         refs.push((format!("{}:{t}", r.name()), r.name(), RefKind::Tag));
@@ -507,7 +509,7 @@ fn check_space(svc: &ImageService, reference: &str, blobs: &[(Digest, u64)]) -> 
 
 /// Record `d` as owned by `download` (so no GC takes it before the image exists) and say whether it is in
 /// the store already.
-fn own(svc: &ImageService, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
+pub(crate) fn own(svc: &ImageService, download: i64, d: &Digest, size: u64) -> Result<bool, ImageError> {
     let _shared = svc.transfers.no_gc();
     svc.db.downloads().set_download_blob(download, d, size, 0)?;
     Ok(svc.store.contains(d))

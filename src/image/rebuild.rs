@@ -139,6 +139,7 @@ fn restore(
         image: super::pull::new_image(&m.config.digest, manifest, manifests, &cfg, layers),
         refs,
         entry: super::admit::Entry::Rebuild,
+        signatures: Default::default(),
     };
     gate.admit(db, store, &c).map_err(|e| e.to_string())?;
     Ok(n)

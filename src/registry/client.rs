@@ -599,6 +599,18 @@ impl Repo {
 
     /// Fetch a manifest by tag or digest. The body is capped before parsing; a digest reference is verified.
     pub fn manifest(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
+        let (bytes, digest, ct) = self.manifest_bytes(reference)?;
+        let manifest = parse_manifest(&bytes, ct.as_deref())?;
+        Ok(FetchedManifest {
+            bytes,
+            digest,
+            manifest,
+        })
+    }
+
+    /// A manifest's bytes, digest and content type, capped and (by digest) verified, not parsed: for the
+    /// artifacts beside images (a `.sig` manifest's layers are no image layers).
+    pub fn manifest_bytes(&self, reference: &str) -> Result<(Vec<u8>, Digest, Option<String>), RegistryError> {
         let resp = self.get(&format!("manifests/{reference}"), Some(ACCEPT))?;
         let url = format!("manifests/{reference}");
         let limit = self.opts.max_manifest_bytes;
@@ -616,12 +628,7 @@ impl Repo {
                 });
             }
         }
-        let manifest = parse_manifest(&bytes, ct.as_deref())?;
-        Ok(FetchedManifest {
-            bytes,
-            digest,
-            manifest,
-        })
+        Ok((bytes, digest, ct))
     }
 
     /// One attempt at streaming a blob from `offset` on; the caller owns the retry budget (see

@@ -102,6 +102,29 @@ pub fn document(i: &Inspected, v: ApiVersion<'_>) -> ImageInspect {
         size: r.size,
         variant: r.variant.clone().filter(|v| !v.is_empty()),
         virtual_size: old.then_some(r.size),
+        signatures: i.signers.iter().map(Signer::from).collect(),
+    }
+}
+
+/// Who vouched for an image the signature policy admitted: depot's own key, sent only for such images (a
+/// client that does not know it passes it by, as Docker's own clients do with unknown keys).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Signer {
+    scope: String,
+    key: String,
+    identity: String,
+    signed_manifest: String,
+}
+
+impl From<&crate::store::db::SignerRow> for Signer {
+    fn from(r: &crate::store::db::SignerRow) -> Signer {
+        Signer {
+            scope: r.scope.clone(),
+            key: r.key.clone(),
+            identity: r.identity.clone(),
+            signed_manifest: r.signed.clone(),
+        }
     }
 }
 
@@ -137,6 +160,8 @@ pub struct ImageInspect {
     variant: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     virtual_size: Option<u64>,
+    #[serde(rename = "DepotSignatures", skip_serializing_if = "Vec::is_empty")]
+    signatures: Vec<Signer>,
 }
 
 #[derive(serde::Serialize)]
@@ -332,6 +357,7 @@ mod tests {
             },
             config: serde_json::to_vec(&config).unwrap(),
             layers: vec![layer("a", 100), layer("b", 200)],
+            signers: vec![],
         }
     }
 

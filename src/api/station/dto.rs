@@ -68,6 +68,8 @@ pub struct LocalImage {
     pub name: String,
     /// Per tag, the owners that keep it (see `/pins`).
     pub pinned_by: Vec<Vec<String>>,
+    /// Per tag, the keys whose signatures the signature policy admitted it on (fingerprints).
+    pub signed_by: Vec<Vec<String>>,
     pub repository: &'static str,
     pub size: Vec<u64>,
     pub tags: Vec<String>,

@@ -164,10 +164,11 @@ async fn local(st: &Station, q: &ListQuery) -> Result<Vec<Item>, StationError> {
         let rows = images.list()?;
         let busy = downloading(&downloads.status(STATUS_LIMIT)?);
         let pins = super::pins::Pinned::of(images.pins.list(None)?);
+        let signers = images.signer_keys()?;
         Ok(local_repos(&rows)
             .into_iter()
             .filter(|(name, _)| name.to_lowercase().contains(&needle))
-            .map(|(name, tags)| Item::Image(local_image(name, &tags, &busy, &pins)))
+            .map(|(name, tags)| Item::Image(local_image(name, &tags, &busy, &pins, &signers)))
             .collect())
     })
     .await?;
@@ -181,6 +182,7 @@ fn local_image(
     tags: &[LocalTag<'_>],
     busy: &std::collections::HashSet<String>,
     pins: &super::pins::Pinned,
+    signers: &std::collections::HashMap<String, Vec<String>>,
 ) -> LocalImage {
     // a tag is held by the pins on it and on its image's digests in this repository
     let held = |(tag, _, row): &LocalTag<'_>| {
@@ -205,6 +207,10 @@ fn local_image(
         installed: true,
         is_latest: tags.iter().filter(|t| t.0 == "latest").map(|t| t.0.clone()).collect(),
         pinned_by: tags.iter().map(held).collect(),
+        signed_by: tags
+            .iter()
+            .map(|t| signers.get(t.2.id.as_str()).cloned().unwrap_or_default())
+            .collect(),
         name,
         repository: "local",
         size: tags.iter().map(|t| t.1).collect(),

@@ -71,6 +71,17 @@ impl Images<'_> {
         refs: &[(String, String, RefKind)],
         download: Option<i64>,
     ) -> Result<()> {
+        self.commit_signed_image(img, refs, download, &Signed::default())
+    }
+
+    /// [`Images::commit_image`], with who vouched for the image recorded in the same transaction.
+    pub fn commit_signed_image(
+        &self,
+        img: &NewImage,
+        refs: &[(String, String, RefKind)],
+        download: Option<i64>,
+        signed: &Signed,
+    ) -> Result<()> {
         let mut conn = self.db.conn();
         let tx = conn.transaction()?;
         let t = now();
@@ -130,8 +141,52 @@ impl Images<'_> {
                 params![id, img.id.as_str()],
             )?;
         }
+        record_signed(&tx, &img.id, signed)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Who vouched for image `id`, as recorded when it was admitted.
+    pub fn signers(&self, id: &Digest) -> Result<Vec<SignerRow>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT scope, key, identity, signed FROM image_signers WHERE image_id = ?1 ORDER BY scope, key",
+        )?;
+        let rows = st.query_map([id.as_str()], |r| {
+            Ok(SignerRow {
+                scope: r.get(0)?,
+                key: r.get(1)?,
+                identity: r.get(2)?,
+                signed: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every admitted image's signer keys, by image id: for lists.
+    pub fn signer_keys(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached("SELECT DISTINCT image_id, key FROM image_signers ORDER BY image_id, key")?;
+        let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, key) = row?;
+            out.entry(id).or_default().push(key);
+        }
+        Ok(out)
+    }
+
+    /// The signature manifests kept with image `id` (their digests, and the manifest each one signs).
+    pub fn signature_manifests(&self, id: &Digest) -> Result<Vec<(Digest, Digest)>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT digest, signs FROM image_signature_blobs WHERE image_id = ?1 AND role = 'manifest' ORDER BY digest",
+        )?;
+        let rows = st.query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (d, s) = r?;
+            Ok((digest_col(d, "signature manifest")?, digest_col(s, "signed manifest")?))
+        })
+        .collect()
     }
 
     /// All images with their refs, newest first.
@@ -345,7 +400,7 @@ impl Images<'_> {
         let conn = self.db.conn();
         let mut st = conn.prepare_cached(
             "SELECT id FROM images UNION SELECT digest FROM image_layers UNION SELECT digest FROM image_manifests
-             UNION SELECT rootfs_digest FROM lxc_templates
+             UNION SELECT digest FROM image_signature_blobs UNION SELECT rootfs_digest FROM lxc_templates
              UNION SELECT meta_digest FROM lxc_templates WHERE meta_digest IS NOT NULL",
         )?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
@@ -424,6 +479,19 @@ impl Images<'_> {
         rows.map(|r| digest_col(r?, "images.manifest_digest")).collect()
     }
 
+    /// One image's manifests with their media types: the image manifest, and the index it was pulled through.
+    pub fn manifests_of(&self, id: &Digest) -> Result<Vec<(Digest, String)>> {
+        let conn = self.db.conn();
+        let mut st =
+            conn.prepare_cached("SELECT digest, media_type FROM image_manifests WHERE image_id = ?1 ORDER BY digest")?;
+        let rows = st.query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (d, mt) = r?;
+            Ok((digest_col(d, "image_manifests.digest")?, mt))
+        })
+        .collect()
+    }
+
     /// The blobs one image needs: its config, layers and manifests.
     pub fn blobs_of_image(&self, id: &Digest) -> Result<Vec<Digest>> {
         let conn = self.db.conn();
@@ -449,4 +517,42 @@ impl Images<'_> {
         })
         .collect()
     }
+}
+
+/// Who vouched for an image: one row per (policy scope, key, identity).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignerRow {
+    pub scope: String,
+    pub key: String,
+    pub identity: String,
+    /// The manifest the signature names (the index, for a multi-platform image pulled by tag).
+    pub signed: String,
+}
+
+/// What the admission step learnt of an image's signatures: the signers, and the signature manifests with
+/// their blobs (config and payloads), kept as long as the image.
+#[derive(Debug, Clone, Default)]
+pub struct Signed {
+    pub signers: Vec<SignerRow>,
+    /// (signature manifest, the manifest it signs, its blobs)
+    pub manifests: Vec<(Digest, Digest, Vec<Digest>)>,
+}
+
+fn record_signed(tx: &rusqlite::Transaction<'_>, image: &Digest, s: &Signed) -> Result<()> {
+    for r in &s.signers {
+        tx.execute(
+            "INSERT OR IGNORE INTO image_signers (image_id, scope, key, identity, signed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![image.as_str(), r.scope, r.key, r.identity, r.signed],
+        )?;
+    }
+    for (manifest, signs, blobs) in &s.manifests {
+        let rows = std::iter::once((manifest, "manifest")).chain(blobs.iter().map(|b| (b, "blob")));
+        for (d, role) in rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_signature_blobs (image_id, digest, role, signs) VALUES (?1, ?2, ?3, ?4)",
+                params![image.as_str(), d.as_str(), role, signs.as_str()],
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -182,6 +182,25 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pins_by_target ON pins (target);
     "#,
+    // 10: who vouched for an image a signature policy admitted, and the blobs of the signature manifests
+    // (`sha256-<hex>.sig`) they came in, kept with the image so a bundle or a registry can pass them on.
+    r#"
+    CREATE TABLE image_signers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        signed TEXT NOT NULL,
+        PRIMARY KEY (image_id, scope, key, identity)
+    );
+    CREATE TABLE image_signature_blobs (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('manifest', 'blob')),
+        signs TEXT NOT NULL,
+        PRIMARY KEY (image_id, digest)
+    );
+    "#,
 ];
 
 /// Apply the migrations past the database's `user_version`, each in its own transaction with the version bump,

@@ -186,7 +186,7 @@ async function viewImages(main) {
   const v = await api("GET", "image?category=local");
   const rows = [];
   for (const item of v.results) {
-    item.tags.forEach((tag, i) => rows.push({ item, tag, size: item.size[i], created: (item.created || [])[i], arch: (item.architecture || [])[i] || item.arch, pinned: (item.pinned_by || [])[i] || [] }));
+    item.tags.forEach((tag, i) => rows.push({ item, tag, size: item.size[i], created: (item.created || [])[i], arch: (item.architecture || [])[i] || item.arch, pinned: (item.pinned_by || [])[i] || [], signed: (item.signed_by || [])[i] || [] }));
   }
   function draw() {
     const needle = filter.value.toLowerCase();
@@ -199,7 +199,8 @@ async function viewImages(main) {
       body.append(el("tr", {},
         el("td", { "data-label": "Kind" }, el("span", { class: "kind" }, r.item.type === "lxc" ? "LXC" : "Docker")),
         el("td", { "data-label": "Name" }, r.item.name,
-          r.pinned.length ? el("span", { class: "muted pinned" }, " kept by " + r.pinned.join(", ")) : null),
+          r.pinned.length ? el("span", { class: "muted pinned" }, " kept by " + r.pinned.join(", ")) : null,
+          r.signed.length ? el("span", { class: "muted signed" }, " signed by " + r.signed.join(", ")) : null),
         el("td", { "data-label": "Tag" }, el("span", { class: "tag" }, r.tag)),
         el("td", { "data-label": "Size" }, size(r.size)),
         el("td", { "data-label": "Created" }, when(r.created)),

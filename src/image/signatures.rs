@@ -1,0 +1,83 @@
+//! A pull's signatures: when the signature policy judges the image by them, the `sha256-<hex>.sig` manifest
+//! beside it in the same repository is fetched, its blobs stored (each owned by the download, so no collection
+//! takes them before the image exists), and the image judged before its first layer byte is fetched. The
+//! admission step judges it again from the same bytes: that is the check no way in can skip; this one only
+//! saves a refused image's download.
+
+use super::admit::Signatures;
+use super::error::ImageError;
+use super::job::PullJob;
+use super::ImageService;
+use crate::digest::Digest;
+use crate::policy::sigstore::{parse_signature_manifest, signature_tag, Signature, MAX_PAYLOAD_BYTES};
+use crate::reference::Reference;
+use crate::registry::{RegistryError, Repo};
+
+/// More signatures on one image than any signer makes: a hostile registry's list is refused.
+const MAX_SIGNATURES: usize = 64;
+
+/// Fetch the signatures of the manifest `signed` that `r` resolved to, if the policy wants them; then judge.
+pub(crate) fn fetch_and_judge(
+    svc: &ImageService,
+    job: &PullJob,
+    repo: &Repo,
+    r: &Reference,
+    signed: &Digest,
+) -> Result<Signatures, ImageError> {
+    let Some(policy) = svc.gate.signature_policy().filter(|p| p.wants_signatures(Some(r))) else {
+        return Ok(Signatures::default());
+    };
+    let sigs = fetch(svc, job, repo, r, signed)?;
+    policy
+        .judge(Some(r), signed, &sigs.list)
+        .map_err(|refusal| ImageError::Refused {
+            names: r.familiar(),
+            why: refusal.to_string(),
+        })?;
+    Ok(sigs)
+}
+
+fn fetch(
+    svc: &ImageService,
+    job: &PullJob,
+    repo: &Repo,
+    r: &Reference,
+    signed: &Digest,
+) -> Result<Signatures, ImageError> {
+    let refused = |why: String| ImageError::Refused {
+        names: r.familiar(),
+        why,
+    };
+    let (bytes, digest) = match repo.manifest_bytes(&signature_tag(signed)) {
+        Ok((bytes, digest, _)) => (bytes, digest),
+        Err(RegistryError::NotFound { .. }) => return Ok(Signatures::default()),
+        Err(e) => return Err(refused(format!("its signatures could not be read: {e}"))),
+    };
+    let m = parse_signature_manifest(&bytes).map_err(refused)?;
+    if m.payloads.len() > MAX_SIGNATURES {
+        return Err(refused(format!(
+            "{} signatures, more than {MAX_SIGNATURES}",
+            m.payloads.len()
+        )));
+    }
+    super::pull::own(svc, job.download, &digest, bytes.len() as u64)?;
+    svc.store.put(&digest, &bytes)?;
+    for (d, size) in &m.blobs {
+        if !super::pull::own(svc, job.download, d, *size)? {
+            let cap = (*size).min(super::pull::MAX_CONFIG_BYTES);
+            let bytes = repo.blob_bytes(d, cap)?;
+            svc.store.put(d, &bytes)?;
+        }
+    }
+    let mut list = Vec::with_capacity(m.payloads.len());
+    for (d, sig) in m.payloads {
+        list.push(Signature {
+            payload: svc.store.read(&d, MAX_PAYLOAD_BYTES)?,
+            signature_b64: sig,
+        });
+    }
+    Ok(Signatures {
+        list,
+        artifact: Some((digest, signed.clone(), m.blobs.into_iter().map(|(d, _)| d).collect())),
+    })
+}
