@@ -45,6 +45,7 @@ enum Cmd {
     Token(Token),
     Pin(Pin),
     Ensure(Ensure),
+    Bundle(Bundle),
     Lxc(Lxc),
 }
 
@@ -387,6 +388,24 @@ fn run(top: Top) -> Result<(), String> {
         Cmd::Ensure(e) => {
             needs(&e.targets, "targets", "ensure")?;
             smol::block_on(cli::pins::ensure(&client(e.host)?, &e.owner, &e.targets, e.json))
+        }
+        Cmd::Bundle(b) => {
+            let c = client(b.host)?;
+            match b.cmd {
+                BundleCmd::Create(x) => {
+                    if x.images.is_empty() && x.lxc.is_empty() {
+                        return Err("bundle create: name images or --lxc templates".into());
+                    }
+                    smol::block_on(cli::bundle::create(
+                        &c,
+                        &x.images,
+                        &x.lxc,
+                        x.owner.as_deref(),
+                        &x.output,
+                    ))
+                }
+                BundleCmd::Import(x) => smol::block_on(cli::bundle::import(&c, &x.path, x.json)),
+            }
         }
         Cmd::Inspect(i) => {
             needs(&i.images, "images", "inspect")?;

@@ -184,6 +184,7 @@ fn depot_admits_exactly_what_sigstore_admits() {
             assert!(!present, "{}: a refused image is visible", c.name);
         }
     }
+    bundled_cases(&d, &dir, &key, &repo, &single, &policy, &mut table, &mut disagree);
     println!("{}", table.join("\n"));
     assert!(
         disagree.is_empty(),
@@ -244,6 +245,122 @@ fn depot_admits_exactly_what_sigstore_admits() {
     let (s, _) = d.json("GET", &format!("/images/{}/json", signed.replace('/', "%2F")));
     assert_eq!(s, 200);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of the bundle `src` whose `index.json` names no signature.
+fn strip_signatures(src: &Path, dst: &Path) {
+    let bytes = std::fs::read(src).unwrap();
+    let mut out = tar::Builder::new(Vec::new());
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if e.path().unwrap().to_str() == Some("index.json") {
+            let mut v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            v["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["annotations"]["dev.depot.signature-of"].is_null());
+            data = serde_json::to_vec(&v).unwrap();
+        }
+        let mut h = e.header().clone();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        out.append(&h, &data[..]).unwrap();
+    }
+    std::fs::write(dst, out.into_inner().unwrap()).unwrap();
+}
+
+/// Bundles carry signatures: a signed image bundled by the depot that admitted it is admitted from the bundle by
+/// another depot with the same policy, and the reference, given the bundle's image and signature put back in
+/// the registry, admits it too; the same bundle without its signature is refused by both.
+#[allow(clippy::too_many_arguments)]
+fn bundled_cases(
+    d: &Depot,
+    dir: &Path,
+    key: &dyn Fn(&str) -> String,
+    repo: &dyn Fn(&str) -> String,
+    single: &str,
+    policy: &Path,
+    table: &mut Vec<String>,
+    disagree: &mut Vec<&'static str>,
+) {
+    let image = format!("{}:1", repo("bundled"));
+    skopeo_copy(single, &image, false);
+    must(tool(&["sign", &key("a.key"), &image]));
+    must(d.docker(&["pull", "-q", &image]));
+    let bundle = dir.join("signed-bundle.tar");
+    must(d.cli(&["bundle", "create", "-o", bundle.to_str().unwrap(), &image]));
+    let unsigned = dir.join("unsigned-bundle.tar");
+    strip_signatures(&bundle, &unsigned);
+    // the reference: what the bundle holds, put back in the registry under a new tag (the same digest, so its
+    // signature is looked for where the bundle's is put)
+    let index: serde_json::Value = {
+        let bytes = std::fs::read(&bundle).unwrap();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let mut e = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("index.json"))
+            .unwrap();
+        serde_json::from_reader(&mut e).unwrap()
+    };
+    let sig_name = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|m| {
+            m["annotations"]["dev.depot.signature-of"]
+                .as_str()
+                .and(m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        })
+        .expect("the bundle carries the signature")
+        .to_string();
+    let put_back = |from: &Path, name: &str, to: &str| {
+        must(
+            Command::new("skopeo")
+                .args(["copy", "-q", "--preserve-digests", "--dest-tls-verify=false"])
+                .arg(format!("oci-archive:{}:{name}", from.display()))
+                .arg(format!("docker://{to}"))
+                .output()
+                .unwrap(),
+        )
+    };
+    let from_bundle = format!("{}:from-bundle", repo("bundled"));
+    put_back(&bundle, &image, &from_bundle);
+    put_back(&bundle, &sig_name, &sig_name);
+    let unsigned_copy = format!("{}:1", repo("bundled-unsigned"));
+    put_back(&unsigned, &image, &unsigned_copy);
+    for (name, file, reference_image, admit) in [
+        ("signed bundle", &bundle, from_bundle, true),
+        ("bundle without its signature", &unsigned, unsigned_copy, false),
+    ] {
+        let reference = tool(&["verify", &key("a.pub"), &reference_image, "matchRepository"]);
+        let theirs = reference.status.success();
+        let d2 = Depot::start(&["--policy", policy.to_str().unwrap()]);
+        let o = d2.cli(&["bundle", "import", file.to_str().unwrap()]);
+        let ours = o.status.success();
+        let said = |ok: bool, text: String| match ok {
+            true => "admit".to_string(),
+            false => format!("refuse: {}", text.trim().lines().last().unwrap_or_default()),
+        };
+        table.push(format!(
+            "| {name} | {} | {} |",
+            said(theirs, stdout(&reference).replace("refuse: ", "")),
+            said(ours, stderr(&o))
+        ));
+        if theirs != ours || ours != admit {
+            disagree.push(if admit { "signed bundle" } else { "unsigned bundle" });
+        }
+        if ours {
+            assert_eq!(o.status.code(), Some(0));
+            assert!(!d2.images().is_empty());
+        } else {
+            assert_eq!(o.status.code(), Some(3), "a refusal by policy: {}", stderr(&o));
+            assert!(d2.images().is_empty(), "nothing of a refused bundle is visible");
+        }
+    }
 }
 
 #[test]

@@ -215,6 +215,56 @@ pub struct PinRm {
     pub targets: Vec<String>,
 }
 
+/// offline bundles: images, LXC templates, their signatures and an app's pins in one file that skopeo reads as
+/// oci-archive:FILE
+#[derive(FromArgs)]
+#[argh(subcommand, name = "bundle")]
+pub struct Bundle {
+    /// the daemon's socket (PATH or unix://PATH)
+    #[argh(option, short = 'H')]
+    pub host: Option<String>,
+    #[argh(subcommand)]
+    pub cmd: BundleCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+pub enum BundleCmd {
+    Create(BundleCreate),
+    Import(BundleImport),
+}
+
+/// write a bundle of images (by tag or digest) and templates
+#[derive(FromArgs)]
+#[argh(subcommand, name = "create")]
+pub struct BundleCreate {
+    /// the file to write
+    #[argh(option, short = 'o')]
+    pub output: PathBuf,
+    /// an LXC template, dist/release/arch/variant (repeatable)
+    #[argh(option)]
+    pub lxc: Vec<String>,
+    /// the app the bundle's images and templates are pinned for on import
+    #[argh(option)]
+    pub owner: Option<String>,
+    /// image references
+    #[argh(positional, greedy)]
+    pub images: Vec<String>,
+}
+
+/// take a bundle in: every blob verified, every image judged by the signature policy, nothing visible until
+/// all is in
+#[derive(FromArgs)]
+#[argh(subcommand, name = "import")]
+pub struct BundleImport {
+    /// the daemon's JSON lines, as they come
+    #[argh(switch)]
+    pub json: bool,
+    /// a bundle file, or a directory holding an OCI image layout
+    #[argh(positional)]
+    pub path: PathBuf,
+}
+
 /// hand images to the NAS's container engine (a Docker engine): saved from depot and loaded there, streamed
 #[derive(FromArgs)]
 #[argh(subcommand, name = "handoff")]

@@ -1,6 +1,7 @@
 //! The `depot` client commands: they talk to the daemon over its unix socket, like the docker CLI does.
 
 pub mod args;
+pub mod bundle;
 pub mod lxc;
 pub mod pins;
 
@@ -224,7 +225,13 @@ pub async fn tag(c: &Client, source: &str, target: &str) -> Result<(), CliError>
 /// temporary name beside it and renamed over `out` only once the archive came whole: a save the daemon cuts
 /// short (a corrupt layer) fails with nothing left under the name asked for.
 pub async fn save(c: &Client, names: &[String], out: Option<&std::path::Path>) -> Result<(), CliError> {
-    let uri = save_uri(names);
+    get_tar(c, &save_uri(names), out, "the save").await
+}
+
+/// Stream the tar `uri` answers into `out` (else standard output, never a terminal). A file is written beside
+/// itself under a temporary name, fsynced and renamed over `out` only once whole: a broken transfer leaves the
+/// previous file (or none), never a truncated one.
+pub(crate) async fn get_tar(c: &Client, uri: &str, out: Option<&std::path::Path>, what: &str) -> Result<(), CliError> {
     if out.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(CliError::Usage(
             "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
@@ -247,9 +254,9 @@ pub async fn save(c: &Client, names: &[String], out: Option<&std::path::Path>) -
         None => Box::new(std::io::stdout().lock()),
     };
     let streamed = async {
-        let mut resp = check(c.send(Method::GET, &uri, &[]).await?).await?;
+        let mut resp = check(c.send(Method::GET, uri, &[]).await?).await?;
         while let Some(frame) = resp.body_mut().frame().await {
-            let frame = frame.map_err(|e| CliError::Protocol(format!("the save broke off: {e}")))?;
+            let frame = frame.map_err(|e| CliError::Protocol(format!("{what} broke off: {e}")))?;
             if let Ok(d) = frame.into_data() {
                 sink.write_all(&d)
                     .map_err(|e| CliError::Usage(format!("writing the archive: {e}")))?;

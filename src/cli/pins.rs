@@ -54,12 +54,31 @@ pub async fn ensure(c: &Client, owner: &str, targets: &[String], json: bool) -> 
             crate::engine_client::Outgoing::Bytes(body.into()),
         )
         .await?;
+    follow_lines(
+        resp,
+        json,
+        "ensured",
+        "the daemon ended the ensure stream before it finished (run it again: it joins the download)",
+        render,
+    )
+    .await
+}
+
+/// Follow a stream of JSON lines (ensure's, a bundle import's): each rendered for a person (or passed on as it
+/// is with `json`) until the line whose status is `done`, or `failed` (its class chooses the exit code).
+pub(super) async fn follow_lines(
+    resp: hyper::Response<hyper::body::Incoming>,
+    json: bool,
+    done: &str,
+    cut_short: &str,
+    render: fn(&mut std::io::StdoutLock<'static>, &serde_json::Value, bool),
+) -> Result<(), CliError> {
     let mut resp = check(resp).await?;
     let tty = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut out = std::io::stdout().lock();
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = resp.body_mut().frame().await {
-        let frame = frame.map_err(|e| CliError::Protocol(format!("the ensure stream broke: {e}")))?;
+        let frame = frame.map_err(|e| CliError::Protocol(format!("the stream broke: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
         buf.extend_from_slice(&data);
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
@@ -74,19 +93,17 @@ pub async fn ensure(c: &Client, owner: &str, targets: &[String], json: bool) -> 
                 render(&mut out, &m, tty);
             }
             match m["status"].as_str() {
-                Some("ensured") => return Ok(()),
+                Some(s) if s == done => return Ok(()),
                 Some("failed") => return Err(failure(&m)),
                 _ => {}
             }
         }
     }
-    Err(CliError::Protocol(
-        "the daemon ended the ensure stream before it finished (run it again: it joins the download)".into(),
-    ))
+    Err(CliError::Protocol(cut_short.into()))
 }
 
 /// One line for a person: a step per line, progress redrawn in place on a terminal (and not shown otherwise).
-fn render(out: &mut impl Write, m: &serde_json::Value, tty: bool) {
+fn render(out: &mut std::io::StdoutLock<'static>, m: &serde_json::Value, tty: bool) {
     let t = m["target"].as_str().unwrap_or_default();
     let _ = match m["status"].as_str().unwrap_or_default() {
         "progress" if tty => {
@@ -111,12 +128,12 @@ fn render(out: &mut impl Write, m: &serde_json::Value, tty: bool) {
     let _ = out.flush();
 }
 
-fn failure(m: &serde_json::Value) -> CliError {
-    let msg = format!(
-        "{}: {}",
-        m["target"].as_str().unwrap_or_default(),
-        m["message"].as_str().unwrap_or("failed")
-    );
+pub(super) fn failure(m: &serde_json::Value) -> CliError {
+    let message = m["message"].as_str().unwrap_or("failed");
+    let msg = match m["target"].as_str() {
+        Some(t) => format!("{t}: {message}"),
+        None => message.to_string(),
+    };
     match m["class"].as_str() {
         Some("forbidden") => CliError::Refused(msg),
         Some("insufficient_storage") => CliError::NoSpace(msg),

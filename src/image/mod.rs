@@ -3,6 +3,7 @@
 
 pub mod admit;
 pub mod archive;
+pub mod bundle;
 pub mod error;
 
 pub mod import;

@@ -7,6 +7,7 @@ bench_cleanup() {
   [ -n "${DPID:-}" ] && { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; } || true
   [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null || true
   [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null || true
+  [ -n "${NPID:-}" ] && { kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null; } || true
   [ -n "${OWN_PEERS:-}" ] && tests/peers/down.sh "$OWN_PEERS"
   rm -rf "$W"
 }

@@ -27,44 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-CACHE=/var/cache/depot-tests
-ROOTFS=$CACHE/bench-rootfs.tar.xz
-if [ ! -s "$ROOTFS" ]; then
-  # the Debian rootfs of the tests (tests/peers/lxc.sh builds and caches it), made larger with real files
-  [ -s "$CACHE/debian-bookworm-minbase.tar.xz" ] || tests/peers/lxc.sh "$W/peers" > "$W/peers.log" 2>&1 || true
-  [ -s "$CACHE/debian-bookworm-minbase.tar.xz" ] || { echo "no debootstrap rootfs: see $W/peers.log" >&2; exit 1; }
-  mkdir -p "$W/tree"
-  tar --numeric-owner --xattrs --xattrs-include='*' -xpJf "$CACHE/debian-bookworm-minbase.tar.xz" -C "$W/tree"
-  mkdir -p "$W/tree/opt/host"
-  for d in /usr/lib/x86_64-linux-gnu /usr/lib/python3* /usr/share/locale /usr/share/doc /usr/bin /usr/libexec; do
-    [ -e "$d" ] && cp -a "$d" "$W/tree/opt/host/" 2>/dev/null || true
-  done
-  echo "bench rootfs tree: $(du -sh "$W/tree" | cut -f1)"
-  tar --numeric-owner --xattrs --xattrs-include='*' -C "$W/tree" -cf - . | xz -T2 -3 > "$ROOTFS.part"
-  mv "$ROOTFS.part" "$ROOTFS"
-  rm -rf "$W/tree"
-fi
-SIZE=$(stat -c %s "$ROOTFS")
-TARSIZE=$(xz -dc -T2 "$ROOTFS" | wc -c)
-
-# an lxc-download tree for it, on nginx
-B=20261201_00:00
-D=$W/srv/images/bench/1/amd64/default/$B
-mkdir -p "$D" "$W/srv/meta/1.0" "$W/nginx"
-ln "$ROOTFS" "$D/rootfs.tar.xz" 2>/dev/null || cp "$ROOTFS" "$D/rootfs.tar.xz"
-tar -C "$ROOT/tests/bench" -cJf "$D/meta.tar.xz" --transform 's/.*/create-message/' lxc.sh
-(cd "$D" && sha256sum rootfs.tar.xz meta.tar.xz > SHA256SUMS)
-echo "bench;1;amd64;default;$B;/images/bench/1/amd64/default/$B/" > "$W/srv/meta/1.0/index-system"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$W/nginx/nginx.conf" <<EOC
-daemon off; worker_processes 1; pid $W/nginx/pid; error_log $W/nginx/error.log warn;
-events { worker_connections 64; }
-http { access_log off; sendfile on; server { listen 127.0.0.1:$PORT; root $W/srv; } }
-EOC
-/usr/sbin/nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" &
-NPID=$!
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/meta/1.0/index-system" && break; sleep 0.05; done
-curl -sf -o /dev/null "http://127.0.0.1:$PORT/meta/1.0/index-system" || { echo "nginx did not serve $W/srv" >&2; exit 1; }
+. tests/bench/lxclib.sh
+bench_rootfs
+serve_bench_tree
 URL=http://127.0.0.1:$PORT/images/bench/1/amd64/default/$B/rootfs.tar.xz
 
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }

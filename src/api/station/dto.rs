@@ -348,6 +348,26 @@ pub struct EnsureLine {
     pub total: Option<u64>,
 }
 
+/// A line of a bundle import's answer (`POST /bundle/import`).
+#[derive(Serialize, Default)]
+pub struct BundleLine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<crate::error::ErrorClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub status: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::image::bundle::ImportSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
 /// How many were removed.
 #[derive(Serialize)]
 pub struct Removed {

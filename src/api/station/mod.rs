@@ -5,6 +5,7 @@
 //! `/container-station/api/v1`), and every error as `{"error":{"code":N,"message":"…"}}`.
 
 mod background;
+mod bundle;
 pub mod dto;
 mod ensure;
 mod events;
@@ -92,6 +93,8 @@ pub enum Route {
     PinAdd,
     PinRemove,
     Ensure,
+    BundleCreate,
+    BundleImport,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -115,6 +118,8 @@ pub fn routes() -> Router<Route> {
         (M::POST, "/pins", Route::PinAdd),
         (M::DELETE, "/pins/{owner}", Route::PinRemove),
         (M::POST, "/ensure", Route::Ensure),
+        (M::GET, "/bundle", Route::BundleCreate),
+        (M::POST, "/bundle/import", Route::BundleImport),
         (M::PUT, "/registry/mirrors", Route::SetHubMirrors),
         (M::PUT, "/image/downloads/settings", Route::SetDownloadSettings),
         (M::PUT, "/image/downloads/{id}/pause", Route::DownloadPause),
@@ -408,6 +413,8 @@ impl Station {
             Route::PinAdd => pins::add(self, req, &caller).await,
             Route::PinRemove => pins::remove(self, &req, &caller, &p("owner")).await,
             Route::Ensure => ensure::ensure(self, req, &caller).await,
+            Route::BundleCreate => bundle::create(self, &req, &caller).await,
+            Route::BundleImport => bundle::import(self, req, &caller).await,
             Route::LxcUnpack => lxc::unpack(self, req, &caller, &p("name"), &p("tag")).await,
             Route::Convert => lxc::convert(self, req, &caller, &p("name"), &p("tag")).await,
         }
