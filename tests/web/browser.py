@@ -263,6 +263,25 @@ def run(driver, wait, daemon):
     wait_text(wait, "#toast", "Deleted")
     wait.until(lambda d: BASIC + "/test" not in text_of(d, "main table tbody"))
 
+    # an offline bundle uploaded from the page: made of multi:1 by the CLI, multi:1 removed, then brought back
+    bundle = ROOT + "-bundle.tar"
+    multi = PLAIN + "/multi:1"
+    cli = [BIN, "-H", ROOT + ".sock"]
+    subprocess.run(cli + ["bundle", "create", "-o", bundle, multi], check=True, capture_output=True)
+    subprocess.run(cli + ["rm", multi], check=True, capture_output=True)
+    driver.refresh()
+    wait.until(EC.visibility_of_element_located((By.ID, "top")))
+    wait_text(wait, "main table tbody", "Nothing here yet")
+    driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Import a bundle"]').send_keys(bundle)
+    wait_text(wait, "#toast", "Imported " + PLAIN + "/multi:1")
+    wait_text(wait, "main table tbody", "multi")
+    # a file that is no bundle is refused in words, and nothing changes
+    junk = ROOT + "-junk.tar"
+    with open(junk, "wb") as f:
+        f.write(b"x" * 4096)
+    driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Import a bundle"]').send_keys(junk)
+    wait_text(wait, "#toast", "The bundle was not imported")
+
     # activity
     go(driver, wait, "events")
     wait_text(wait, "ul.events", "download")

@@ -178,8 +178,12 @@ async function viewImages(main) {
     el("option", { value: "docker" }, "Docker images"),
     el("option", { value: "lxc" }, "LXC templates"));
   const body = el("tbody");
+  const bundle = el("input", { type: "file", accept: ".tar,application/x-tar", "aria-label": "Import a bundle" });
+  const loaded = el("progress", { max: 1, value: 0, hidden: true, "aria-label": "Bundle import" });
+  bundle.addEventListener("change", () => bundle.files[0] && importBundle(bundle.files[0], loaded, () => route()));
   main.append(el("h2", {}, "Images and templates"),
-    el("div", { class: "toolbar" }, el("label", {}, "Name", filter), el("label", {}, "Kind", kind)),
+    el("div", { class: "toolbar" }, el("label", {}, "Name", filter), el("label", {}, "Kind", kind),
+      el("label", {}, "Import a bundle", bundle), loaded),
     el("table", { class: "stack" },
       el("thead", {}, el("tr", {}, ["Kind", "Name", "Tag", "Size", "Created", "Architecture", ""].map((h) => el("th", {}, h)))),
       body));
@@ -227,6 +231,33 @@ async function viewImages(main) {
   filter.addEventListener("input", draw);
   kind.addEventListener("change", draw);
   draw();
+}
+
+/** Upload an offline bundle (depot bundle create's file) with its progress; depot verifies every blob and the
+ * signature policy before anything is visible, then answers JSON lines, the last of which says how it ended. */
+function importBundle(file, bar, done) {
+  const x = new XMLHttpRequest();
+  x.open("POST", API + "bundle/import?size=" + file.size);
+  x.setRequestHeader("content-type", "application/x-tar");
+  bar.hidden = false;
+  bar.value = 0;
+  x.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+  x.onerror = () => { bar.hidden = true; toast("The upload broke off: nothing of the bundle is visible."); };
+  x.onload = () => {
+    bar.hidden = true;
+    const lines = x.responseText.split("\n").filter((l) => l.trim());
+    let last = null;
+    try { last = JSON.parse(lines[lines.length - 1] || "null"); } catch (e) { last = null; }
+    if (x.status === 200 && last && last.status === "imported") {
+      const what = last.images.concat(last.templates);
+      toast("Imported " + (what.length ? what.join(", ") : "nothing new") + ".");
+      done();
+    } else {
+      const msg = (last && (last.message || (last.error && last.error.message))) || x.statusText;
+      toast("The bundle was not imported: " + msg);
+    }
+  };
+  x.send(file);
 }
 
 async function viewGet(main) {
