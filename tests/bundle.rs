@@ -214,3 +214,81 @@ fn a_damaged_or_cut_bundle_leaves_nothing() {
     assert_eq!(images(&b), images(&a));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bundle of `images` (pulled first) from a depot of its own, written to `file`.
+fn bundle_of(p: &Peers, images: &[&str], file: &Path) {
+    let a = start(p);
+    for i in images {
+        ok(&a.docker(&["pull", "-q", i]));
+    }
+    let mut args = vec!["bundle", "create", "-o", file.to_str().unwrap()];
+    args.extend_from_slice(images);
+    ok(&a.cli(&args));
+}
+
+/// A full volume mid-import fails with its own exit code, shows nothing and leaves no bytes; with room made,
+/// the same bundle goes in.
+#[test]
+fn a_full_volume_mid_import_leaves_nothing_and_frees_its_bytes() {
+    let p = peers();
+    let dir = tempdir("bundle-full");
+    let file = dir.join("b.tar");
+    bundle_of(
+        &p,
+        &[&format!("{}/multi:1", p.plain), &format!("{}/test:1", p.plain)],
+        &file,
+    );
+    let fs = Tmpfs::mount("bundle-full", "16m");
+    let b = Depot::start_at(fs.0.join("root"), &[]);
+    // leave about 1.5 MB free: the bundle's first blobs fit, the rest do not
+    let free = nix::sys::statvfs::statvfs(&fs.0).unwrap();
+    let free = free.blocks_available() * free.fragment_size();
+    let filler = fs.0.join("filler");
+    std::fs::write(&filler, vec![1u8; (free - 1_500_000) as usize]).unwrap();
+    let o = b.cli(&["bundle", "import", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "no space: {}\n{}", stdout(&o), stderr(&o));
+    assert!(images(&b).is_empty());
+    assert_eq!(blob_files(&b), 0, "the blobs it wrote are collected");
+    std::fs::remove_file(&filler).unwrap();
+    ok(&b.cli(&["bundle", "import", file.to_str().unwrap()]));
+    assert_eq!(images(&b).len(), 2);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A daemon killed mid-import shows nothing of the bundle when it starts again, and its start collects what the
+/// import had written.
+#[test]
+fn a_crash_mid_import_leaves_no_half_image() {
+    let p = peers();
+    let dir = tempdir("bundle-crash");
+    let file = dir.join("b.tar");
+    bundle_of(&p, &[&format!("{}/multi:1", p.plain)], &file);
+    let mut b = start(&p);
+    // the upload trickles in, so that the daemon is killed while blobs are arriving
+    let mut up = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-X", "POST", "--limit-rate", "300k", "--unix-socket"])
+        .arg(&b.sock)
+        .arg("-T")
+        .arg(&file)
+        .args([
+            "-H",
+            "content-type: application/x-tar",
+            "http://depot/api/v1/bundle/import",
+        ])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while blob_files(&b) == 0 && t0.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(blob_files(&b) > 0, "a blob came in before the kill");
+    b.restart();
+    let _ = up.kill();
+    let _ = up.wait();
+    assert!(images(&b).is_empty(), "no half image");
+    let (_, pins) = b.json("GET", "/api/v1/pins");
+    assert!(pins.as_array().unwrap().is_empty());
+    assert_eq!(blob_files(&b), 0, "the start collected what the import wrote");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -498,28 +498,6 @@ fn fsck_finds_a_corrupt_blob_and_repair_lets_a_pull_fetch_it_again() {
     assert!(d.blobs().contains(&name));
 }
 
-/// A tmpfs of `size` mounted at a new directory; unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(tag: &str, size: &str) -> Tmpfs {
-        let root = tempdir(tag);
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&root)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mounting a tmpfs needs root");
-        Tmpfs(root)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// Fill the file system under `dir` to the last byte.
 fn fill(dir: &std::path::Path) {
     use std::io::Write;

@@ -584,3 +584,25 @@ pub fn filler(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
     let _ = std::io::Write::flush(&mut w);
     path
 }
+
+/// A tmpfs of `size` (`4m`, `128m`) at a temporary directory, unmounted on drop: a volume that fills up.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(tag: &str, size: &str) -> Tmpfs {
+        let root = tempdir(tag);
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs needs root");
+        Tmpfs(root)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
