@@ -21,7 +21,9 @@ const TARGETS: &[Target] = &[
         machine: "Advanced Micro Devices X86-64",
         file_says: "x86-64",
         runner: &[],
-        max_bytes: 7_000_000,
+        // DESIGN's budget is aarch64's (6 MB, below); x86_64 NASes have the most room. 7.0 MB held until the
+        // signature policy and offline bundles (+99 KB, x86_64 7,088,360 B with SQLite's unused parts left out).
+        max_bytes: 7_150_000,
     },
     Target {
         triple: "aarch64-unknown-linux-gnu",
