@@ -267,7 +267,16 @@ fn a_crash_mid_import_leaves_no_half_image() {
     let mut b = start(&p);
     // the upload trickles in, so that the daemon is killed while blobs are arriving
     let mut up = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-X", "POST", "--limit-rate", "300k", "--unix-socket"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            "--limit-rate",
+            "300k",
+            "--unix-socket",
+        ])
         .arg(&b.sock)
         .arg("-T")
         .arg(&file)

@@ -92,7 +92,14 @@ pub async fn import(st: &Station, req: Req, caller: &Caller) -> Answer {
             let send = |l: BundleLine| {
                 let _ = out_tx.send_blocking(json_line(&l));
             };
-            let result = images.bundle_import(&mut upload, &mut |ev| send(event_line(ev, total)));
+            // progress is dropped rather than waited for when the client reads slowly: the import never
+            // waits on its own report (the upload it reads would stall behind it)
+            let result = images.bundle_import(&mut upload, &mut |ev| match ev {
+                ImportEvent::Read(_) => {
+                    let _ = out_tx.try_send(json_line(&event_line(ev, total)));
+                }
+                ev => send(event_line(ev, total)),
+            });
             // what the client still sends is read and dropped, so that it hears the answer
             let _ = std::io::copy(&mut upload, &mut std::io::sink());
             send(match result {
