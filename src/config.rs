@@ -20,6 +20,10 @@ pub struct Config {
     pub tcp: Option<SocketAddr>,
     /// Serve the Engine API on TCP too (to API-token holders only).
     pub engine_tcp: bool,
+    /// The LAN registry's listener (the OCI distribution API, read-only); off (`None`) unless set.
+    pub registry_listen: Option<SocketAddr>,
+    /// Serve the LAN registry to clients without credentials (the only way it serves for now).
+    pub registry_anonymous: bool,
     /// The admin's password (else one is generated once into `<data root>/admin-password`). Never logged.
     pub admin_password: Option<String>,
     /// Bytes per second all downloads share; 0 is no limit. The station API can change it (kept in the
@@ -75,6 +79,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "engine_socket",
     "handoff_after_pull",
     "engine_tcp",
+    "registry",
+    "registry_anonymous",
     "admin_password",
     "bandwidth_limit",
     "download_window",
@@ -289,6 +295,17 @@ const SETTERS: &[(&str, Setter)] = &[
         c.handoff_after_pull = flag(k, v)?;
         Ok(())
     }),
+    ("registry", |c, k, v| {
+        c.registry_listen = match v {
+            "" | "none" => None,
+            a => Some(a.parse().map_err(|_| bad(k, v, "expected ADDRESS:PORT or none"))?),
+        };
+        Ok(())
+    }),
+    ("registry_anonymous", |c, k, v| {
+        c.registry_anonymous = flag(k, v)?;
+        Ok(())
+    }),
     ("engine_tcp", |c, k, v| {
         c.engine_tcp = flag(k, v)?;
         Ok(())
@@ -375,6 +392,8 @@ impl Config {
             socket_group: None,
             tcp: None,
             engine_tcp: false,
+            registry_listen: None,
+            registry_anonymous: false,
             admin_password: None,
             bandwidth_limit: 0,
             download_window: None,
@@ -555,6 +574,13 @@ impl Config {
             ("policy", o(&self.policy)),
             ("handoff_after_pull", self.handoff_after_pull.to_string()),
             ("engine_tcp", self.engine_tcp.to_string()),
+            (
+                "registry",
+                self.registry_listen
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "none".into()),
+            ),
+            ("registry_anonymous", self.registry_anonymous.to_string()),
             ("bandwidth_limit", self.bandwidth_limit.to_string()),
             (
                 "export_dirs",

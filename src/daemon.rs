@@ -39,6 +39,9 @@ pub enum DaemonError {
     /// A policy that cannot be read stops the start: running without it would let in what it refuses.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    /// A setting that cannot be served as asked.
+    #[error("{0}")]
+    Config(String),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -314,6 +317,31 @@ fn api_of(cfg: &Config, d: &Daemon) -> Arc<dyn Handler> {
     ))
 }
 
+/// A bound listener and what it serves.
+type Listening = (async_net::TcpListener, Arc<dyn Handler>);
+
+/// The LAN registry's listener and what it serves, when configured: the OCI distribution API alone.
+fn registry_of(cfg: &Config, d: &Daemon) -> Result<Option<Listening>, DaemonError> {
+    let Some(a) = cfg.registry_listen else {
+        return Ok(None);
+    };
+    if !cfg.registry_anonymous {
+        return Err(DaemonError::Config(format!(
+            "registry {a}: serving needs registry_anonymous = true for now (token auth and TLS are to come)"
+        )));
+    }
+    let l = smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding the registry on {a}")))?;
+    log::info!(
+        "registry http://{}: what depot holds, read-only, to anyone who can reach it",
+        l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+    );
+    let api = crate::api::Api::registry(
+        crate::api::registry::Registry::new(d.images.clone(), true),
+        d.auth.clone(),
+    );
+    Ok(Some((l, Arc::new(api))))
+}
+
 /// A thread that waits for one of `signals`, removes the socket, brings `index.json` in step, folds the WAL in,
 /// and exits holding every later write off.
 fn stop_on(
@@ -341,7 +369,10 @@ fn stop_on(
 pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Result<(), DaemonError> {
     crate::pool::init(POOL_THREADS);
     let nofile = http::raise_nofile();
-    let limits = http::ConnLimits::for_nofile(nofile);
+    let limits = match cfg.registry_listen {
+        Some(_) => http::ConnLimits::for_nofile(nofile).with_registry(),
+        None => http::ConnLimits::for_nofile(nofile),
+    };
     log::debug!(
         "open files limit {nofile}: serving at most {} connections on the unix socket and {} on tcp",
         limits.unix,
@@ -364,6 +395,7 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
             }
         );
     }
+    let registry = registry_of(cfg, &d)?;
     let engine = api_of(cfg, &d);
     let unix = Arc::new(unix);
     stop_on(signals, unix.clone(), d.images.clone())?;
@@ -384,14 +416,16 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
             names: cfg.tcp_hosts.clone(),
             origins: cfg.origins.clone(),
         };
+        let r = registry.map(|(l, api)| smol::spawn(http::serve_tcp(l, api, None, limits.registry)));
         match tcp {
             Some(t) => {
-                futures_lite::future::zip(u, http::serve_tcp(t, engine, policy, limits.tcp))
+                futures_lite::future::zip(u, http::serve_tcp(t, engine, Some(policy), limits.tcp))
                     .await
                     .0
             }
             None => u.await,
         }
+        drop(r);
     });
     drop(d);
     Ok(())

@@ -89,6 +89,13 @@ struct Serve {
     /// the NAS's container engine socket, for hand-offs (PATH or unix://PATH)
     #[argh(option)]
     engine_socket: Option<String>,
+    /// the LAN registry's listener ADDRESS:PORT: what depot holds, served read-only over the OCI distribution
+    /// API (default none)
+    #[argh(option)]
+    registry: Option<String>,
+    /// serve the LAN registry to clients without credentials (true or false; the only way it serves for now)
+    #[argh(option)]
+    registry_anonymous: Option<String>,
     /// the signature policy, a containers-policy.json(5) file (default: none, every image may enter)
     #[argh(option)]
     policy: Option<String>,
@@ -462,6 +469,8 @@ impl Serve {
             ("search_index", &self.search_index),
             ("engine_socket", &self.engine_socket),
             ("policy", &self.policy),
+            ("registry", &self.registry),
+            ("registry_anonymous", &self.registry_anonymous),
             ("handoff_after_pull", &self.handoff_after_pull),
             ("engine_tcp", &self.engine_tcp),
             ("bandwidth_limit", &self.bandwidth_limit),

@@ -7,6 +7,7 @@
 //! is off unless enabled, and then takes tokens only: a browser's cookie never reaches it.
 
 pub mod engine;
+pub mod registry;
 pub mod station;
 
 use crate::auth::{Auth, Principal};
@@ -66,6 +67,8 @@ impl Mount {
 pub struct Api {
     mounts: Arc<Vec<Mount>>,
     auth: Arc<Auth>,
+    /// Whether the owner's page is served beside the APIs (not on the LAN registry's listener).
+    page: bool,
 }
 
 impl Api {
@@ -99,6 +102,24 @@ impl Api {
         Api {
             mounts: Arc::new(mounts),
             auth,
+            page: true,
+        }
+    }
+
+    /// The LAN registry's listener: the registry under `/v2` and nothing else, not even the page.
+    pub fn registry(registry: registry::Registry, auth: Arc<Auth>) -> Api {
+        Api {
+            mounts: Arc::new(vec![Mount {
+                bases: &registry::BASES,
+                api: Arc::new(registry),
+                access: Access::Token {
+                    served: true,
+                    needs: "this registry needs a token",
+                    off: "this registry needs a token",
+                },
+            }]),
+            auth,
+            page: false,
         }
     }
 }
@@ -212,7 +233,7 @@ impl Handler for Api {
             let tcp = matches!(peer_of(&req), Peer::Tcp(_));
             let https = crate::http::via_https(&req);
             let path = decoded_path(req.uri().path());
-            if crate::web::is_page(&path) {
+            if api.page && crate::web::is_page(&path) {
                 // the page's files hold no data: no session needed to load the login
                 return crate::web::serve(&req, &path);
             }
@@ -345,7 +366,7 @@ mod tests {
         let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let handler: Arc<dyn Handler> = Arc::new(api);
-        std::thread::spawn(move || smol::block_on(serve_tcp(listener, handler, TcpPolicy::default(), 16)));
+        std::thread::spawn(move || smol::block_on(serve_tcp(listener, handler, Some(TcpPolicy::default()), 16)));
 
         assert_eq!(get(addr, "/v2/x", None), (401, "registry refuses: a token".into()));
         assert_eq!(get(addr, "/v2/x", Some(&token)), (200, "registry /v2/x ci".into()));

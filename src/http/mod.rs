@@ -537,6 +537,9 @@ pub fn bind_unix(path: &Path, group: Option<&str>) -> io::Result<UnixSocket> {
 pub struct ConnLimits {
     pub unix: usize,
     pub tcp: usize,
+    /// The LAN registry's listener, when there is one: its share is taken from TCP's, so that LAN clients never
+    /// take what the owner's page and the socket need.
+    pub registry: usize,
 }
 
 impl ConnLimits {
@@ -546,7 +549,17 @@ impl ConnLimits {
         let n = nofile.min(1 << 20) as usize;
         let unix = (n / 8).clamp(8, 256);
         let tcp = (n / 2).saturating_sub(unix).clamp(8, 4096);
-        ConnLimits { unix, tcp }
+        ConnLimits { unix, tcp, registry: 0 }
+    }
+
+    /// These caps with a share for the LAN registry's listener: half of TCP's (at least 8 for each).
+    pub fn with_registry(self) -> ConnLimits {
+        let registry = (self.tcp / 2).max(8);
+        ConnLimits {
+            tcp: self.tcp.saturating_sub(registry).max(8),
+            registry,
+            ..self
+        }
     }
 }
 
@@ -621,8 +634,11 @@ pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>, m
     .await
 }
 
-pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: TcpPolicy, max: usize) {
-    let policy = Arc::new(policy);
+/// Serve `h` on `l`, at most `max` connections at once. `policy` (the owner's listener: Host names, origins)
+/// refuses requests a browser may have been tricked into; the LAN registry's listener has none (no cookie or
+/// browser reaches it).
+pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: Option<TcpPolicy>, max: usize) {
+    let policy = policy.map(Arc::new);
     accept_loop(
         "tcp",
         max,
@@ -632,7 +648,7 @@ pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: T
         },
         |(s, addr): (async_net::TcpStream, std::net::SocketAddr)| {
             let _ = s.set_nodelay(true);
-            serve_conn(s, h.clone(), Peer::Tcp(addr), Some(policy.clone()))
+            serve_conn(s, h.clone(), Peer::Tcp(addr), policy.clone())
         },
     )
     .await
@@ -644,9 +660,12 @@ mod tests {
 
     #[test]
     fn connection_caps_leave_descriptors_for_the_work() {
-        assert_eq!(ConnLimits::for_nofile(1024), ConnLimits { unix: 128, tcp: 384 });
-        assert_eq!(ConnLimits::for_nofile(64), ConnLimits { unix: 8, tcp: 24 });
-        assert_eq!(ConnLimits::for_nofile(1 << 20), ConnLimits { unix: 256, tcp: 4096 });
+        let caps = |unix, tcp, registry| ConnLimits { unix, tcp, registry };
+        assert_eq!(ConnLimits::for_nofile(1024), caps(128, 384, 0));
+        assert_eq!(ConnLimits::for_nofile(64), caps(8, 24, 0));
+        assert_eq!(ConnLimits::for_nofile(1 << 20), caps(256, 4096, 0));
+        assert_eq!(ConnLimits::for_nofile(1024).with_registry(), caps(128, 192, 192));
+        assert_eq!(ConnLimits::for_nofile(64).with_registry(), caps(8, 12, 12));
         for n in [32u64, 256, 1024, 4096, 65536] {
             let c = ConnLimits::for_nofile(n);
             assert!((c.unix + c.tcp) as u64 <= n / 2 + 8, "{n}: {c:?}");

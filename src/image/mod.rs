@@ -17,6 +17,7 @@ pub mod rebuild;
 pub mod registries;
 mod remote;
 pub mod save;
+pub mod served;
 mod signatures;
 
 pub use error::{ErrorClass, ImageError};

@@ -488,6 +488,11 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Dockerd::start_with(&[])
+    }
+
+    /// A dockerd with `extra` flags (`--registry-mirror URL`, `--insecure-registry HOST:PORT`…).
+    pub fn start_with(extra: &[&str]) -> Dockerd {
         let dir = tempdir("dockerd");
         let sock = dir.join("dockerd.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
@@ -506,6 +511,7 @@ impl Dockerd {
                 "--bridge=none",
                 "--storage-driver=vfs",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

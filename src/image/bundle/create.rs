@@ -7,7 +7,7 @@ use super::*;
 use crate::digest::{Digest, Verified};
 use crate::image::archive::TarWriter;
 use crate::image::{ImageError, ImageService};
-use crate::oci::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::oci::{OCI_INDEX, OCI_MANIFEST};
 use crate::policy::sigstore::{parse_signature_manifest, signature_tag};
 use crate::reference::Reference;
 use serde_json::{json, Map, Value};
@@ -72,17 +72,10 @@ impl ImageService {
         let r = if r.digest().is_some() { r } else { r.with_default_tag() };
         let (id, _) = self.resolve(&r.to_string())?;
         let images = self.db.images();
-        let row = images.image_row(&id)?.ok_or_else(|| ImageError::NotFound {
-            reference: r.familiar(),
-        })?;
         let manifests = images.manifests_of(&id)?;
         // the index it was pulled through names it, when there is one: its signatures name that digest
-        let (top, media_type) = manifests
-            .iter()
-            .find(|(_, mt)| mt == OCI_INDEX || mt == DOCKER_LIST)
-            .or_else(|| manifests.iter().find(|(d, _)| *d == row.manifest_digest))
-            .cloned()
-            .ok_or_else(|| ImageError::InvalidParameter(format!("{}: no manifest recorded", r.familiar())))?;
+        let top = self.top_manifest(&id)?;
+        let (top, media_type) = (top.digest, top.media_type);
         let layers = images.image_layers(&id)?;
         let sizes: Vec<String> = layers.iter().map(|l| l.uncompressed_size.to_string()).collect();
         let mut ann = Map::new();

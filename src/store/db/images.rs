@@ -492,6 +492,61 @@ impl Images<'_> {
         .collect()
     }
 
+    /// The media type of manifest `d` when an image of repository `repo` holds it (its own, the index it came
+    /// through, or a signature manifest kept with it): what the LAN registry may serve under that name.
+    pub fn manifest_in_repo(&self, repo: &str, d: &Digest) -> Result<Option<String>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT m.media_type FROM image_manifests m JOIN refs r ON r.image_id = m.image_id
+             WHERE r.repo = ?1 AND m.digest = ?2
+             UNION ALL SELECT 'application/vnd.oci.image.manifest.v1+json' FROM image_signature_blobs s
+             JOIN refs r ON r.image_id = s.image_id WHERE r.repo = ?1 AND s.digest = ?2 AND s.role = 'manifest'
+             LIMIT 1",
+        )?;
+        Ok(st
+            .query_row(params![repo, d.as_str()], |r| r.get::<_, String>(0))
+            .optional()?)
+    }
+
+    /// Whether an image of repository `repo` needs blob `d` (config, layer, manifest, or a signature's).
+    pub fn blob_in_repo(&self, repo: &str, d: &Digest) -> Result<bool> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT 1 FROM refs r WHERE r.repo = ?1 AND (r.image_id = ?2
+               OR EXISTS (SELECT 1 FROM image_layers l WHERE l.image_id = r.image_id AND l.digest = ?2)
+               OR EXISTS (SELECT 1 FROM image_manifests m WHERE m.image_id = r.image_id AND m.digest = ?2)
+               OR EXISTS (SELECT 1 FROM image_signature_blobs s WHERE s.image_id = r.image_id AND s.digest = ?2))
+             LIMIT 1",
+        )?;
+        Ok(st
+            .query_row(params![repo, d.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Every repository with a ref, by name.
+    pub fn repositories(&self) -> Result<Vec<String>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached("SELECT DISTINCT repo FROM refs ORDER BY repo")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The signature manifests kept with the images of repository `repo`, with the manifest each signs.
+    pub fn repo_signatures(&self, repo: &str) -> Result<Vec<(Digest, Digest)>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT DISTINCT s.digest, s.signs FROM image_signature_blobs s JOIN refs r ON r.image_id = s.image_id
+             WHERE r.repo = ?1 AND s.role = 'manifest' ORDER BY s.signs",
+        )?;
+        let rows = st.query_map([repo], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (d, s) = r?;
+            Ok((digest_col(d, "signature manifest")?, digest_col(s, "signed manifest")?))
+        })
+        .collect()
+    }
+
     /// The blobs one image needs: its config, layers and manifests.
     pub fn blobs_of_image(&self, id: &Digest) -> Result<Vec<Digest>> {
         let conn = self.db.conn();

@@ -1,0 +1,410 @@
+//! The OCI distribution API, read-only, for the machines of the LAN: what depot holds, served as a registry on a
+//! listener of its own (`serve --registry ADDR`), where neither the Engine API, the station API nor the owner's
+//! page answer.
+//!
+//! - `GET /v2/`; `GET`/`HEAD` of manifests by tag, cosign `.sig` tag or digest (the manifest's own media type,
+//!   `Docker-Content-Digest`) and of blobs by digest (`Range` honoured); `tags/list` and `_catalog` with
+//!   `n`/`last` and a `Link` to the next page; the referrers API (an empty index: depot keeps cosign signatures
+//!   under their `.sig` tags, listed and served as tags).
+//! - Writes answer 405 `UNSUPPORTED`; every error is the spec's `{"errors":[{"code","message","detail"}]}`.
+//! - Names: see [`names`]. A blob is served under a repository only when one of its images needs it.
+//!
+//! For now only anonymous clients over plain HTTP are served, and only when the configuration says so
+//! (`registry_anonymous = true`); token auth and TLS are to come.
+
+pub mod names;
+
+use super::{Answering, Caller, Served};
+use crate::digest::Digest;
+use crate::http::{decoded_path, empty, full, query_get, query_pairs, streaming_fallible, BodyWriter, Req, Resp};
+use crate::image::{ImageError, ImageService};
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+/// The base path the API is mounted under.
+pub const BASES: [&str; 1] = ["/v2"];
+/// The largest manifest served: as large as depot takes in.
+const MAX_MANIFEST: u64 = 4 << 20;
+/// The most entries one page of `tags/list` or `_catalog` holds when the client asks for more (or for none).
+const PAGE_MAX: usize = 1000;
+
+/// The registry over the image service.
+pub struct Registry {
+    images: Arc<ImageService>,
+    anonymous: bool,
+}
+
+impl Registry {
+    pub fn new(images: Arc<ImageService>, anonymous: bool) -> Registry {
+        Registry { images, anonymous }
+    }
+}
+
+/// A spec error: its status, code and message.
+struct Error(StatusCode, &'static str, String);
+
+type Answer = Result<Resp, Error>;
+
+fn error(status: StatusCode, code: &str, message: &str) -> Resp {
+    let body = json!({"errors": [{"code": code, "message": message, "detail": null}]});
+    with_version(full(status, "application/json", body.to_string()))
+}
+
+fn with_version(mut r: Resp) -> Resp {
+    r.headers_mut().insert(
+        "docker-distribution-api-version",
+        hyper::header::HeaderValue::from_static("registry/2.0"),
+    );
+    r
+}
+
+fn header(r: &mut Resp, name: &'static str, value: &str) {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+fn internal(e: ImageError) -> Error {
+    log::warn!("registry: {e}");
+    Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
+}
+
+/// What a path below `/v2` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'p> {
+    Base,
+    Catalog,
+    Manifest(&'p str, &'p str),
+    Blob(&'p str, &'p str),
+    Tags(&'p str),
+    Referrers(&'p str, &'p str),
+    /// Uploads and anything else no reader sends.
+    Other,
+}
+
+fn route(rest: &str) -> Route<'_> {
+    match rest {
+        "" | "/" => return Route::Base,
+        "/_catalog" => return Route::Catalog,
+        _ => {}
+    }
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Route::Tags(name);
+    }
+    for sep in ["/manifests/", "/blobs/", "/referrers/"] {
+        let Some(i) = rest.rfind(sep) else { continue };
+        let (name, what) = (&rest[..i], &rest[i + sep.len()..]);
+        if what.is_empty() || what.contains('/') {
+            continue;
+        }
+        return match sep {
+            "/manifests/" => Route::Manifest(name, what),
+            "/blobs/" => Route::Blob(name, what),
+            _ => Route::Referrers(name, what),
+        };
+    }
+    Route::Other
+}
+
+impl Served for Registry {
+    fn is_public(&self, _req: &Req, _rest: &str) -> bool {
+        self.anonymous
+    }
+
+    fn handle(&self, req: Req, _caller: Caller) -> Answering<'_> {
+        Box::pin(async move {
+            match self.answer(req).await {
+                Ok(r) => with_version(r),
+                Err(Error(status, code, message)) => error(status, code, &message),
+            }
+        })
+    }
+
+    fn refuse(&self, status: StatusCode, message: &str) -> Resp {
+        let code = match status {
+            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+            _ => "DENIED",
+        };
+        error(status, code, message)
+    }
+}
+
+impl Registry {
+    async fn answer(&self, req: Req) -> Answer {
+        let path = decoded_path(req.uri().path());
+        let rest = path.strip_prefix(BASES[0]).unwrap_or(&path).to_string();
+        let q = query_pairs(req.uri().query());
+        let head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !head {
+            return Err(Error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "this registry is read-only".into(),
+            ));
+        }
+        let ns = query_get(&q, "ns").map(str::to_string);
+        let repo = |name: &str| {
+            names::canonical(name, ns.as_deref()).ok_or_else(|| {
+                Error(
+                    StatusCode::BAD_REQUEST,
+                    "NAME_INVALID",
+                    format!("invalid repository name {name:?}"),
+                )
+            })
+        };
+        match route(&rest) {
+            Route::Base => Ok(full(StatusCode::OK, "application/json", "{}")),
+            Route::Catalog => self.catalog(&q).await,
+            Route::Tags(name) => self.tags(name, &repo(name)?, &q).await,
+            Route::Manifest(name, reference) => self.manifest(&repo(name)?, reference, head).await,
+            Route::Blob(name, digest) => self.blob(&repo(name)?, digest, &req, head).await,
+            Route::Referrers(name, digest) => {
+                repo(name)?;
+                digest
+                    .parse::<Digest>()
+                    .map_err(|e| Error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))?;
+                let index = json!({"schemaVersion": 2, "mediaType": crate::oci::OCI_INDEX, "manifests": []});
+                Ok(full(StatusCode::OK, crate::oci::OCI_INDEX, index.to_string()))
+            }
+            Route::Other => Err(Error(StatusCode::NOT_FOUND, "UNSUPPORTED", format!("no route {rest}"))),
+        }
+    }
+
+    async fn manifest(&self, repo: &str, reference: &str, head: bool) -> Answer {
+        let (images, r, rf) = (self.images.clone(), repo.to_string(), reference.to_string());
+        let found = crate::pool::run(move || -> Result<_, ImageError> {
+            let Some(m) = images.served_manifest(&r, &rf)? else {
+                return Ok(None);
+            };
+            let bytes = images.store_read(&m.digest, MAX_MANIFEST)?;
+            Ok(Some((m, bytes)))
+        })
+        .await
+        .map_err(internal)?;
+        let Some((m, bytes)) = found else {
+            return Err(Error(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                format!("manifest unknown: {reference}"),
+            ));
+        };
+        let len = bytes.len();
+        let mut r = match head {
+            true => empty(StatusCode::OK),
+            false => full(StatusCode::OK, &m.media_type, bytes),
+        };
+        header(&mut r, "content-type", &m.media_type);
+        header(&mut r, "content-length", &len.to_string());
+        header(&mut r, "docker-content-digest", m.digest.as_str());
+        Ok(r)
+    }
+
+    async fn blob(&self, repo: &str, digest: &str, req: &Req, head: bool) -> Answer {
+        let d: Digest = digest
+            .parse()
+            .map_err(|e: crate::digest::DigestError| Error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))?;
+        let (images, r, d2) = (self.images.clone(), repo.to_string(), d.clone());
+        let found = crate::pool::run(move || images.served_blob(&r, &d2))
+            .await
+            .map_err(internal)?;
+        let Some((mut file, size)) = found else {
+            return Err(Error(
+                StatusCode::NOT_FOUND,
+                "BLOB_UNKNOWN",
+                format!("blob unknown: {d}"),
+            ));
+        };
+        let range = match req.headers().get("range").and_then(|v| v.to_str().ok()) {
+            None => None,
+            Some(v) => Some(parse_range(v, size).ok_or_else(|| {
+                Error(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "RANGE_INVALID",
+                    format!("range {v:?} of a {size}-byte blob"),
+                )
+            })?),
+        };
+        let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+        let len = if size == 0 { 0 } else { end - start + 1 };
+        let status = if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        };
+        let mut resp = if head || len == 0 {
+            empty(status)
+        } else {
+            let (mut writer, rx) = BodyWriter::new();
+            std::thread::Builder::new()
+                .name("blob".into())
+                .spawn(move || {
+                    let sent = file
+                        .seek(std::io::SeekFrom::Start(start))
+                        .and_then(|_| std::io::copy(&mut (&mut file).take(len), &mut writer))
+                        .and_then(|_| std::io::Write::flush(&mut writer));
+                    if let Err(e) = sent {
+                        writer.abort(&e.to_string());
+                    }
+                })
+                .map_err(|e| Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))?;
+            streaming_fallible(status, "application/octet-stream", rx)
+        };
+        header(&mut resp, "content-type", "application/octet-stream");
+        header(&mut resp, "content-length", &len.to_string());
+        header(&mut resp, "docker-content-digest", d.as_str());
+        header(&mut resp, "accept-ranges", "bytes");
+        if range.is_some() {
+            header(&mut resp, "content-range", &format!("bytes {start}-{end}/{size}"));
+        }
+        Ok(resp)
+    }
+
+    async fn tags(&self, name: &str, repo: &str, q: &[(String, String)]) -> Answer {
+        let (n, last) = page(q)?;
+        let (images, r) = (self.images.clone(), repo.to_string());
+        let tags = crate::pool::run(move || images.served_tags(&r))
+            .await
+            .map_err(internal)?;
+        if tags.is_empty() {
+            return Err(Error(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("repository name not known: {name}"),
+            ));
+        }
+        let (shown, next) = paged(tags, n, last);
+        let mut r = crate::http::json(StatusCode::OK, &json!({"name": name, "tags": shown}));
+        if let Some(last) = next {
+            header(
+                &mut r,
+                "link",
+                &format!(
+                    "</v2/{name}/tags/list?n={}&last={last}>; rel=\"next\"",
+                    n.unwrap_or(PAGE_MAX)
+                ),
+            );
+        }
+        Ok(r)
+    }
+
+    async fn catalog(&self, q: &[(String, String)]) -> Answer {
+        let (n, last) = page(q)?;
+        let images = self.images.clone();
+        let repos = crate::pool::run(move || images.repositories())
+            .await
+            .map_err(internal)?;
+        let mut served: Vec<String> = repos.iter().filter_map(|r| names::served(r)).collect();
+        served.sort();
+        served.dedup();
+        let (shown, next) = paged(served, n, last);
+        let mut r = crate::http::json(StatusCode::OK, &json!({"repositories": shown}));
+        if let Some(last) = next {
+            header(
+                &mut r,
+                "link",
+                &format!("</v2/_catalog?n={}&last={last}>; rel=\"next\"", n.unwrap_or(PAGE_MAX)),
+            );
+        }
+        Ok(r)
+    }
+}
+
+/// `n` and `last` of a paged list: `n` a whole number (at most [`PAGE_MAX`] served at once).
+fn page(q: &[(String, String)]) -> Result<(Option<usize>, Option<String>), Error> {
+    let n = match query_get(q, "n") {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            Error(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("n={v:?} is not a whole number"),
+            )
+        })?),
+    };
+    Ok((n, query_get(q, "last").map(str::to_string)))
+}
+
+/// The entries after `last`, at most `n` of them; and the last one shown when more follow.
+fn paged(all: Vec<String>, n: Option<usize>, last: Option<String>) -> (Vec<String>, Option<String>) {
+    let after: Vec<String> = all
+        .into_iter()
+        .filter(|t| last.as_ref().is_none_or(|l| t > l))
+        .collect();
+    let take = n.unwrap_or(PAGE_MAX).min(PAGE_MAX);
+    let more = after.len() > take;
+    let shown: Vec<String> = after.into_iter().take(take).collect();
+    let next = (more && !shown.is_empty()).then(|| shown[shown.len() - 1].clone());
+    (shown, next)
+}
+
+/// `bytes=A-B`, `bytes=A-` or `bytes=-N` of a blob of `size` bytes, as (first, last) inclusive; `None` when it
+/// is malformed, names several ranges, or none of it is in the blob.
+fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size - 1)
+        }
+        (false, _) => {
+            let start: u64 = a.parse().ok()?;
+            let end = if b.is_empty() {
+                size - 1
+            } else {
+                b.parse::<u64>().ok()?.min(size - 1)
+            };
+            (start, end)
+        }
+        (true, true) => return None,
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_ranges() {
+        assert_eq!(route(""), Route::Base);
+        assert_eq!(route("/"), Route::Base);
+        assert_eq!(route("/_catalog"), Route::Catalog);
+        assert_eq!(route("/library/alpine/tags/list"), Route::Tags("library/alpine"));
+        assert_eq!(route("/a/b/manifests/3.20"), Route::Manifest("a/b", "3.20"));
+        assert_eq!(route("/x/blobs/sha256:ab"), Route::Blob("x", "sha256:ab"));
+        assert_eq!(route("/x/blobs/uploads/"), Route::Other);
+        assert_eq!(route("/x/referrers/sha256:ab"), Route::Referrers("x", "sha256:ab"));
+        // a repository may be called `manifests`
+        assert_eq!(route("/manifests/manifests/1"), Route::Manifest("manifests", "1"));
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=95-200", 100), Some((95, 99)));
+        for bad in [
+            "bytes=100-",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-",
+            "bytes=-0",
+        ] {
+            assert_eq!(parse_range(bad, 100), None, "{bad}");
+        }
+        let all: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            paged(all.clone(), Some(2), None),
+            (vec!["a".into(), "b".into()], Some("b".into()))
+        );
+        assert_eq!(paged(all.clone(), Some(2), Some("b".into())), (vec!["c".into()], None));
+        assert_eq!(paged(all, Some(0), None), (vec![], None));
+    }
+}

@@ -1,0 +1,286 @@
+//! The LAN registry: depot's store served read-only over the OCI distribution API on a listener of its own, to
+//! real clients (skopeo, the docker CLI through dockerd's `registry-mirrors`, a second depot using the first as
+//! its `--registry-mirror`), with the spec's answers to what a client gets wrong.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+/// (status, headers, body) of a request to the registry at `addr`.
+fn get(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = tempdir("reg-get");
+    let mut c = Command::new("curl");
+    match method {
+        "HEAD" => c.args(["-s", "-I"]),
+        m => c.args(["-s", "-X", m]),
+    };
+    c.arg("-D").arg(dir.join("h")).arg("-o").arg(dir.join("b"));
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c
+        .args(["-w", "%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    let status = stdout(&o).trim().parse().unwrap_or(0);
+    let head = std::fs::read_to_string(dir.join("h"))
+        .unwrap_or_default()
+        .to_lowercase();
+    let body = std::fs::read(dir.join("b")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    (status, head, body)
+}
+
+fn code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+}
+
+fn registry_depot() -> (Depot, String) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Depot::start(&["--registry", &addr, "--registry-anonymous", "true"]);
+    wait_for(20, "the registry to answer", || get(&addr, "GET", "/v2/", &[]).0 == 200);
+    (d, addr)
+}
+
+#[test]
+fn the_store_is_served_to_real_clients() {
+    let p = peers();
+    let (d, reg) = registry_depot();
+    let test1 = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &test1]));
+    ok(&d.docker(&["pull", "-q", &format!("{}/multiarch:1", p.plain)]));
+    ok(&d.docker(&["tag", &test1, "hello:1"]));
+    ok(&d.docker(&["tag", &test1, "someone/app:2"]));
+    let id = d.images().iter().find(|i| i["RepoTags"][0] == test1.as_str()).unwrap()["Id"].clone();
+
+    let (s, head, _) = get(&reg, "GET", "/v2/", &[]);
+    assert_eq!(s, 200);
+    assert!(head.contains("docker-distribution-api-version: registry/2.0"), "{head}");
+    // skopeo: inspect and copy (every blob verified by skopeo against its digest)
+    let img = format!("docker://{reg}/library/hello:1");
+    let o = ok(&Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &img])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+    let copied = tempdir("reg-copy");
+    ok(&Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false", &img])
+        .arg(format!("dir:{}", copied.display()))
+        .output()
+        .unwrap());
+    // the manifest as stored: its digest is the one depot pulled
+    let (s, head, body) = get(&reg, "GET", "/v2/library/hello/manifests/1", &[]);
+    assert_eq!(s, 200);
+    let digest = head
+        .lines()
+        .find_map(|l| l.strip_prefix("docker-content-digest: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(v["Digest"].as_str().unwrap(), digest);
+    assert!(
+        head.contains("content-type: application/vnd.oci.image.manifest.v1+json"),
+        "{head}"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(m["config"]["digest"], id);
+    // by digest, and HEAD
+    let (s, head, _) = get(&reg, "HEAD", &format!("/v2/library/hello/manifests/{digest}"), &[]);
+    assert_eq!(s, 200);
+    assert!(head.contains(&format!("docker-content-digest: {digest}")), "{head}");
+    assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+    // another registry's image, as containerd's mirror requests name it
+    let plain_port = p.plain.split(':').nth(1).unwrap();
+    let (s, _, _) = get(
+        &reg,
+        "GET",
+        &format!("/v2/test/manifests/1?ns=127.0.0.1:{plain_port}"),
+        &[],
+    );
+    assert_eq!(s, 200);
+    // a layer, whole and by range
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let size = m["layers"][0]["size"].as_u64().unwrap();
+    let (s, head, body) = get(&reg, "GET", &format!("/v2/library/hello/blobs/{layer}"), &[]);
+    assert_eq!((s, body.len() as u64), (200, size));
+    assert!(head.contains(&format!("docker-content-digest: {layer}")), "{head}");
+    let (s, head, body) = get(
+        &reg,
+        "GET",
+        &format!("/v2/library/hello/blobs/{layer}"),
+        &["Range: bytes=10-19"],
+    );
+    assert_eq!((s, body.len()), (206, 10));
+    assert!(head.contains(&format!("content-range: bytes 10-19/{size}")), "{head}");
+    // tags and the catalog, paged
+    let (s, head, body) = get(&reg, "GET", "/v2/_catalog?n=1", &[]);
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["library/hello"]));
+    assert!(
+        head.contains("link: </v2/_catalog?n=1&last=library/hello>; rel=\"next\""),
+        "{head}"
+    );
+    let (_, _, body) = get(&reg, "GET", "/v2/_catalog?n=1&last=library/hello", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["someone/app"]),
+        "a registry with a port is reached by ns"
+    );
+    let (_, _, body) = get(&reg, "GET", "/v2/someone/app/tags/list", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v, serde_json::json!({"name": "someone/app", "tags": ["2"]}));
+
+    // the docker CLI, through dockerd with depot as its registry mirror: Docker Hub is unreachable here, so the
+    // image can only come from depot
+    let dockerd = Dockerd::start_with(&[
+        "--registry-mirror",
+        &format!("http://{reg}"),
+        "--insecure-registry",
+        &reg,
+    ]);
+    ok(&dockerd.docker(&["pull", "hello:1"]));
+    let o = ok(&dockerd.docker(&["image", "inspect", "hello:1", "--format", "{{.Id}}"]));
+    assert_eq!(o.trim(), id.as_str().unwrap());
+    // a second depot with the first as its mirror: the fleet shares one download
+    let second = Depot::start(&[
+        "--registry-mirror",
+        &format!("http://{reg}"),
+        "--insecure-registry",
+        &reg,
+    ]);
+    ok(&second.docker(&["pull", "-q", "someone/app:2"]));
+    assert_eq!(second.images()[0]["Id"], id);
+    let _ = std::fs::remove_dir_all(&copied);
+}
+
+#[test]
+fn wrong_requests_get_the_spec_errors_and_nothing_else_answers_there() {
+    let (d, reg) = registry_depot();
+    let p = peers();
+    ok(&d.docker(&["pull", "-q", &format!("{}/test:1", p.plain)]));
+    ok(&d.docker(&["tag", &format!("{}/test:1", p.plain), "hello:1"]));
+    for (path, status, want) in [
+        ("/v2/library/hello/manifests/nope", 404, "MANIFEST_UNKNOWN"),
+        ("/v2/library/absent/manifests/1", 404, "MANIFEST_UNKNOWN"),
+        ("/v2/library/absent/tags/list", 404, "NAME_UNKNOWN"),
+        (
+            "/v2/library/hello/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            404,
+            "BLOB_UNKNOWN",
+        ),
+        ("/v2/library/hello/blobs/sha256:xyz", 400, "DIGEST_INVALID"),
+        ("/v2/Library/Hello/tags/list", 400, "NAME_INVALID"),
+        ("/v2/library/hello/tags/list?n=-1", 400, "PAGINATION_NUMBER_INVALID"),
+        ("/v2/_catalog?n=x", 400, "PAGINATION_NUMBER_INVALID"),
+        ("/v2/library/hello/referrers/sha256:xyz", 400, "DIGEST_INVALID"),
+    ] {
+        let (s, head, body) = get(&reg, "GET", path, &[]);
+        assert_eq!(
+            (s, code(&body)),
+            (status, want.to_string()),
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(head.contains("content-type: application/json"), "{path}: {head}");
+    }
+    // writes are not taken
+    for (method, path) in [
+        ("PUT", "/v2/library/hello/manifests/2"),
+        ("POST", "/v2/library/hello/blobs/uploads/"),
+        ("DELETE", "/v2/library/hello/manifests/1"),
+    ] {
+        let (s, _, body) = get(&reg, method, path, &[]);
+        assert_eq!((s, code(&body)), (405, "UNSUPPORTED".to_string()), "{method} {path}");
+    }
+    // a hostile Range
+    let (_, _, body) = get(&reg, "GET", "/v2/library/hello/manifests/1", &[]);
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    for r in ["bytes=999999999-", "bytes=5-1", "bytes=0-1,4-5", "lines=1-2"] {
+        let (s, _, body) = get(
+            &reg,
+            "GET",
+            &format!("/v2/library/hello/blobs/{layer}"),
+            &[&format!("Range: {r}")],
+        );
+        assert_eq!((s, code(&body)), (416, "RANGE_INVALID".to_string()), "{r}");
+    }
+    // referrers: an index, never a 404
+    let (s, _, body) = get(&reg, "GET", &format!("/v2/library/hello/referrers/{layer}"), &[]);
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["manifests"],
+        serde_json::json!([])
+    );
+    // neither the Engine API, the station API nor the page answer on the registry's listener
+    for path in [
+        "/_ping",
+        "/v1.41/images/json",
+        "/api/v1/image?category=local",
+        "/",
+        "/index.html",
+    ] {
+        assert_eq!(get(&reg, "GET", path, &[]).0, 404, "{path}");
+    }
+    // 2,000 HEADs, 80 at a time, leave it answering
+    let url = format!("http://{reg}/v2/library/hello/manifests/1");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                for _ in 0..25 {
+                    let o = Command::new("curl")
+                        .args([
+                            "-s",
+                            "-o",
+                            "/dev/null",
+                            "-I",
+                            "--parallel",
+                            "--parallel-max",
+                            "10",
+                            "-w",
+                            "%{http_code}\n",
+                        ])
+                        .args(std::iter::repeat_n(url.as_str(), 10))
+                        .output()
+                        .unwrap();
+                    n += stdout(&o).lines().filter(|l| *l == "200").count();
+                }
+                n
+            })
+        })
+        .collect();
+    let served: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(served, 2000);
+    assert_eq!(get(&reg, "GET", "/v2/", &[]).0, 200);
+    assert_eq!(d.json("GET", "/_ping").0, 200, "the socket is served throughout");
+}
+
+#[test]
+fn an_anonymous_registry_must_be_asked_for() {
+    let dir = tempdir("reg-anon");
+    let o = Command::new("timeout")
+        .arg("30")
+        .arg(bin())
+        .args(["serve", "--data-root"])
+        .arg(dir.join("root"))
+        .args(["--registry", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("registry_anonymous = true"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
