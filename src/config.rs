@@ -149,6 +149,17 @@ fn boolean(v: &str) -> Option<bool> {
     }
 }
 
+/// A listener's `ADDRESS:PORT`, or `none` (also empty): off.
+fn listen(k: &str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match v {
+        "" | "none" => Ok(None),
+        a => a
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(k, v, "expected ADDRESS:PORT or none")),
+    }
+}
+
 fn opt(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
@@ -204,10 +215,7 @@ const SETTERS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("tcp", |c, k, v| {
-        c.tcp = match v {
-            "" | "none" => None,
-            a => Some(a.parse().map_err(|_| bad(k, v, "expected ADDRESS:PORT or none"))?),
-        };
+        c.tcp = listen(k, v)?;
         Ok(())
     }),
     ("origins", |c, k, v| {
@@ -296,10 +304,7 @@ const SETTERS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("registry", |c, k, v| {
-        c.registry_listen = match v {
-            "" | "none" => None,
-            a => Some(a.parse().map_err(|_| bad(k, v, "expected ADDRESS:PORT or none"))?),
-        };
+        c.registry_listen = listen(k, v)?;
         Ok(())
     }),
     ("registry_anonymous", |c, k, v| {

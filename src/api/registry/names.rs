@@ -87,7 +87,18 @@ mod tests {
             canonical("alpine", Some("docker.io")).as_deref(),
             Some("docker.io/library/alpine")
         );
-        for bad in ["", "UPPER/case", "a/../b", "x:1", "a@sha256:00", "-a", "a//b", "a___b", "a.-b", "a/"] {
+        for bad in [
+            "",
+            "UPPER/case",
+            "a/../b",
+            "x:1",
+            "a@sha256:00",
+            "-a",
+            "a//b",
+            "a___b",
+            "a.-b",
+            "a/",
+        ] {
             assert_eq!(canonical(bad, None), None, "{bad}");
         }
         assert_eq!(served("docker.io/library/alpine").as_deref(), Some("library/alpine"));
