@@ -359,6 +359,23 @@ impl BodyWriter {
     }
 }
 
+/// A response body that `job` writes on a thread of its own, named `name` (a save, a bundle, a blob): a failure
+/// is logged and cuts the body short (answer with [`streaming_fallible`]).
+pub fn write_on_thread<E: std::fmt::Display>(
+    name: &str,
+    job: impl FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
+) -> io::Result<async_channel::Receiver<io::Result<Bytes>>> {
+    let (mut writer, rx) = BodyWriter::new();
+    let what = name.to_string();
+    std::thread::Builder::new().name(what.clone()).spawn(move || {
+        if let Err(e) = job(&mut writer) {
+            log::warn!("{what} ended early: {e}");
+            writer.abort(&e.to_string());
+        }
+    })?;
+    Ok(rx)
+}
+
 impl Drop for BodyWriter {
     fn drop(&mut self) {
         let _ = io::Write::flush(self);

@@ -1,7 +1,10 @@
 //! Writing tar archives, for `save` (and reading helpers for `load`): ustar headers from the `tar` crate, the
 //! bytes written here, streamed, with sizes known up front so that nothing is held in memory.
 
+use super::ImageError;
+use crate::digest::Digest;
 use crate::oci::Compression;
+use crate::registry::manifest::{parse_manifest, ImageManifest, Manifest};
 use std::io::{self, Read, Write};
 
 /// The uncompressed content of a stored layer blob, as a stream.
@@ -83,6 +86,34 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(&[0u8; 1024])?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// The image manifest a layout's entry `top` (of media type `media_type`, when said) stands for on `platform`:
+/// itself, or its index's entry for the platform; with the manifests on the way (what an image records). `read`
+/// gives a manifest's bytes by digest (from an archive, or the store).
+pub(crate) fn image_manifest(
+    read: &dyn Fn(&Digest) -> Result<Vec<u8>, ImageError>,
+    top: &Digest,
+    media_type: Option<&str>,
+    platform: &crate::platform::Platform,
+) -> Result<(Vec<(Digest, String)>, ImageManifest), ImageError> {
+    let idx = match parse_manifest(&read(top)?, media_type)? {
+        Manifest::Image(m) => return Ok((vec![(top.clone(), m.media_type.clone())], m)),
+        Manifest::Index(idx) => idx,
+    };
+    let entry = idx.select(platform)?;
+    match parse_manifest(&read(&entry.digest)?, Some(&entry.media_type))? {
+        Manifest::Image(m) => Ok((
+            vec![
+                (top.clone(), idx.media_type.clone()),
+                (entry.digest.clone(), m.media_type.clone()),
+            ],
+            m,
+        )),
+        Manifest::Index(_) => Err(ImageError::InvalidParameter(format!(
+            "index {top} points at another index"
+        ))),
     }
 }
 

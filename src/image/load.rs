@@ -8,7 +8,7 @@ use super::{pull, ImageError, ImageService};
 use crate::digest::Digest;
 use crate::events;
 use crate::reference::Reference;
-use crate::registry::manifest::{parse_config, parse_manifest, Manifest};
+use crate::registry::manifest::parse_config;
 use crate::store::db::{LayerRecord, RefKind};
 use crate::transfer::diff::DiffHasher;
 use std::collections::HashMap;
@@ -406,17 +406,7 @@ fn oci_items(
             .unwrap_or("")
             .parse()
             .map_err(|e| bad(format!("index.json: {e}")))?;
-        let mt = desc["mediaType"].as_str();
-        let image = match parse_manifest(&read(&blob(&d))?, mt)? {
-            Manifest::Image(m) => m,
-            Manifest::Index(idx) => {
-                let e = idx.select(platform)?;
-                match parse_manifest(&read(&blob(&e.digest))?, Some(&e.media_type))? {
-                    Manifest::Image(m) => m,
-                    Manifest::Index(_) => return Err(bad("an index inside an index")),
-                }
-            }
-        };
+        let (_, image) = super::archive::image_manifest(&|m| read(&blob(m)), &d, desc["mediaType"].as_str(), platform)?;
         let ann = &desc["annotations"];
         let name = ann["io.containerd.image.name"]
             .as_str()

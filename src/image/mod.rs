@@ -18,7 +18,7 @@ pub mod registries;
 mod remote;
 pub mod save;
 pub mod served;
-mod signatures;
+pub(crate) mod signatures;
 
 pub use error::{ErrorClass, ImageError};
 pub use job::Stop;

@@ -9,7 +9,9 @@ use super::error::ImageError;
 use super::job::PullJob;
 use super::ImageService;
 use crate::digest::Digest;
-use crate::policy::sigstore::{parse_signature_manifest, signature_tag, Signature, MAX_PAYLOAD_BYTES};
+use crate::policy::sigstore::{
+    parse_signature_manifest, signature_tag, Signature, SignatureManifest, MAX_PAYLOAD_BYTES,
+};
 use crate::reference::Reference;
 use crate::registry::{RegistryError, Repo};
 
@@ -69,6 +71,17 @@ fn fetch(
             svc.store.put(d, &bytes)?;
         }
     }
+    stored(svc, digest, signed, m)
+}
+
+/// The signatures of the signature manifest `manifest` (read as `m`) signing `signed`, their payloads read from
+/// the store, where every blob of it is: what a pull fetched, or what a bundle brought.
+pub(crate) fn stored(
+    svc: &ImageService,
+    manifest: Digest,
+    signed: &Digest,
+    m: SignatureManifest,
+) -> Result<Signatures, ImageError> {
     let mut list = Vec::with_capacity(m.payloads.len());
     for (d, sig) in m.payloads {
         list.push(Signature {
@@ -78,6 +91,6 @@ fn fetch(
     }
     Ok(Signatures {
         list,
-        artifact: Some((digest, signed.clone(), m.blobs.into_iter().map(|(d, _)| d).collect())),
+        artifact: Some((manifest, signed.clone(), m.blobs.into_iter().map(|(d, _)| d).collect())),
     })
 }

@@ -464,11 +464,7 @@ impl LxcService {
     /// Collect the blobs `old` (what the build `row` replaced held) that `row` does not hold itself and nothing
     /// else needs.
     fn collect_replaced(&self, row: &LxcTemplateRow, old: Vec<Digest>) -> Result<(), LxcError> {
-        let gone: Vec<Digest> = old
-            .into_iter()
-            .filter(|d| *d != row.rootfs_digest && Some(d) != row.meta_digest.as_ref())
-            .collect();
-        self.transfers.collect(&self.db, &gone)?;
+        self.transfers.collect(&self.db, &row.released(old))?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use super::stream::{error_line, layer_line, line, progress_line, status_line, stream_line, Aux, Detail, Message};
 use super::{ApiError, Engine};
-use crate::http::{bool_value, query_get, query_pairs, streaming, BodyWriter, Req, Resp};
+use crate::http::{bool_value, query_get, query_pairs, streaming, Req, Resp};
 use crate::image::load::LoadEvent;
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -17,17 +17,8 @@ pub async fn save(e: &Engine, names: Vec<String>) -> Result<Resp, ApiError> {
     }
     let images = e.images.clone();
     let plan = crate::pool::run(move || images.save_plan(&names)).await?;
-    let (writer, rx) = BodyWriter::new();
     let images = e.images.clone();
-    std::thread::Builder::new()
-        .name("save".into())
-        .spawn(move || {
-            let mut writer = writer;
-            if let Err(err) = images.save(&plan, &mut writer) {
-                log::warn!("save ended early: {err}");
-                writer.abort(&err.to_string());
-            }
-        })
+    let rx = crate::http::write_on_thread("save", move |w| images.save(&plan, w))
         .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting a save: {err}")))?;
     Ok(crate::http::streaming_fallible(StatusCode::OK, "application/x-tar", rx))
 }

@@ -16,7 +16,7 @@ pub mod names;
 
 use super::{Answering, Caller, Served};
 use crate::digest::Digest;
-use crate::http::{decoded_path, empty, full, query_get, query_pairs, streaming_fallible, BodyWriter, Req, Resp};
+use crate::http::{decoded_path, empty, full, query_get, query_pairs, streaming_fallible, Req, Resp};
 use crate::image::{ImageError, ImageService};
 use hyper::{Method, StatusCode};
 use serde_json::json;
@@ -237,19 +237,12 @@ impl Registry {
         let mut resp = if head || len == 0 {
             empty(status)
         } else {
-            let (mut writer, rx) = BodyWriter::new();
-            std::thread::Builder::new()
-                .name("blob".into())
-                .spawn(move || {
-                    let sent = file
-                        .seek(std::io::SeekFrom::Start(start))
-                        .and_then(|_| std::io::copy(&mut (&mut file).take(len), &mut writer))
-                        .and_then(|_| std::io::Write::flush(&mut writer));
-                    if let Err(e) = sent {
-                        writer.abort(&e.to_string());
-                    }
-                })
-                .map_err(|e| Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))?;
+            let rx = crate::http::write_on_thread("blob", move |w| {
+                file.seek(std::io::SeekFrom::Start(start))
+                    .and_then(|_| std::io::copy(&mut (&mut file).take(len), w))
+                    .and_then(|_| std::io::Write::flush(w))
+            })
+            .map_err(|e| Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))?;
             streaming_fallible(status, "application/octet-stream", rx)
         };
         header(&mut resp, "content-type", "application/octet-stream");

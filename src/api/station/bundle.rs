@@ -7,7 +7,7 @@
 
 use super::dto::BundleLine;
 use super::{blocking, require_admin, Answer, Caller, Station, StationError};
-use crate::http::{next_frame, query_get, query_pairs, streaming, streaming_fallible, BodyWriter, Req};
+use crate::http::{next_frame, query_get, query_pairs, streaming, streaming_fallible, Req};
 use crate::image::bundle::{BundleSpec, ImportEvent};
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -29,17 +29,8 @@ pub async fn create(st: &Station, req: &Req, caller: &Caller) -> Answer {
     };
     let images = st.images.clone();
     let plan = blocking(move || images.bundle_plan(&spec)).await?;
-    let (writer, rx) = BodyWriter::new();
     let images = st.images.clone();
-    std::thread::Builder::new()
-        .name("bundle".into())
-        .spawn(move || {
-            let mut writer = writer;
-            if let Err(err) = images.bundle_write(&plan, &mut writer) {
-                log::warn!("a bundle ended early: {err}");
-                writer.abort(&err.to_string());
-            }
-        })
+    let rx = crate::http::write_on_thread("bundle", move |w| images.bundle_write(&plan, w).map(|_| ()))
         .map_err(|e| StationError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("starting a bundle: {e}")))?;
     Ok(streaming_fallible(StatusCode::OK, "application/x-tar", rx))
 }

@@ -46,6 +46,15 @@ impl BundlePlan {
             self.blobs.push(d.clone());
         }
     }
+
+    /// A blob made for the bundle (not in the store), once.
+    fn make(&mut self, bytes: Vec<u8>) -> Digest {
+        let d = Digest::of(&bytes);
+        if !self.made.iter().any(|(m, _)| *m == d) {
+            self.made.push((d.clone(), bytes));
+        }
+        d
+    }
 }
 
 impl ImageService {
@@ -125,7 +134,7 @@ impl ImageService {
             source: t.source.clone(),
             meta: t.meta.clone(),
         };
-        let empty = Digest::of(EMPTY_JSON);
+        let empty = plan.make(EMPTY_JSON.to_vec());
         let mut layers =
             vec![json!({"mediaType": LXC_ROOTFS, "digest": t.rootfs_digest.as_str(), "size": t.rootfs_size})];
         if let Some(m) = &t.meta_digest {
@@ -140,7 +149,8 @@ impl ImageService {
             "annotations": {TEMPLATE: serde_json::to_string(&record).unwrap_or_default()},
         }))
         .unwrap_or_default();
-        let d = Digest::of(&manifest);
+        let size = manifest.len();
+        let d = plan.make(manifest);
         let mut ann = Map::new();
         ann.insert(REF_NAME.into(), format!("lxc:{}", t.name).into());
         if let Some(o) = owner {
@@ -148,10 +158,8 @@ impl ImageService {
         }
         plan.entries
             .push(json!({"mediaType": OCI_MANIFEST, "artifactType": LXC_ARTIFACT,
-            "digest": d.as_str(), "size": manifest.len(), "annotations": ann}));
+            "digest": d.as_str(), "size": size, "annotations": ann}));
         plan.blob(&t.rootfs_digest);
-        plan.made.push((d, manifest));
-        plan.made.push((empty, EMPTY_JSON.to_vec()));
         plan.templates += 1;
         Ok(())
     }
@@ -186,13 +194,8 @@ impl ImageService {
         tw.file("oci-layout", layout.len() as u64, &mut &layout[..])
             .map_err(io("writing oci-layout"))?;
         let mut bytes = 0;
-        let mut made: Vec<&(Digest, Vec<u8>)> = Vec::new();
-        for m in &plan.made {
-            if !made.iter().any(|x| x.0 == m.0) && !plan.blobs.contains(&m.0) {
-                made.push(m);
-            }
-        }
-        for (d, b) in made {
+        // (one the store holds too goes with the store's blobs)
+        for (d, b) in plan.made.iter().filter(|(d, _)| !plan.blobs.contains(d)) {
             tw.file(&blob_path(d), b.len() as u64, &mut &b[..])
                 .map_err(io("writing a template's manifest"))?;
         }

@@ -14,9 +14,9 @@ use super::*;
 use crate::digest::{Digest, Hasher};
 use crate::image::admit::{Candidate, Entry, Signatures};
 use crate::image::{pull, ImageError, ImageService};
-use crate::policy::sigstore::{parse_signature_manifest, Signature, MAX_PAYLOAD_BYTES};
+use crate::policy::sigstore::parse_signature_manifest;
 use crate::reference::Reference;
-use crate::registry::manifest::{parse_config, parse_manifest, Manifest};
+use crate::registry::manifest::parse_config;
 use crate::store::db::{LayerRecord, LxcTemplateRow};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -241,10 +241,7 @@ impl ImageService {
         let mut replaced = Vec::new();
         for (row, owner) in &templates {
             let old = self.db.templates().put_lxc_template(row)?;
-            replaced.extend(
-                old.into_iter()
-                    .filter(|d| *d != row.rootfs_digest && Some(d) != row.meta_digest.as_ref()),
-            );
+            replaced.extend(row.released(old));
             on(ImportEvent::Template(row.name.clone()));
             summary.templates.push(row.name.clone());
             pins.extend(
@@ -271,21 +268,8 @@ impl ImageService {
             .map_err(|e| bad(format!("{SIGNATURE_OF}: {e}")))?;
         let m = parse_signature_manifest(&self.store.read(&digest, self.registry.options().max_manifest_bytes)?)
             .map_err(bad)?;
-        let mut list = Vec::new();
-        for (d, sig) in &m.payloads {
-            list.push(Signature {
-                payload: self.store.read(d, MAX_PAYLOAD_BYTES)?,
-                signature_b64: sig.clone(),
-            });
-        }
-        let blobs = m.blobs.into_iter().map(|(d, _)| d).collect();
-        Ok((
-            signs.clone(),
-            Signatures {
-                list,
-                artifact: Some((digest, signs, blobs)),
-            },
-        ))
+        let s = crate::image::signatures::stored(self, digest, &signs, m)?;
+        Ok((signs, s))
     }
 
     /// An image entry as a candidate for the admission step (and the app to pin it for).
@@ -297,22 +281,9 @@ impl ImageService {
         let top = descriptor_digest(e)?;
         let ann = &e["annotations"];
         let max = self.registry.options().max_manifest_bytes;
-        let (manifests, m) = match parse_manifest(&self.store.read(&top, max)?, e["mediaType"].as_str())? {
-            Manifest::Image(m) => (vec![(top.clone(), m.media_type.clone())], m),
-            Manifest::Index(idx) => {
-                let entry = idx.select(&self.platform)?;
-                match parse_manifest(&self.store.read(&entry.digest, max)?, Some(&entry.media_type))? {
-                    Manifest::Image(m) => (
-                        vec![
-                            (top.clone(), idx.media_type.clone()),
-                            (entry.digest.clone(), m.media_type.clone()),
-                        ],
-                        m,
-                    ),
-                    Manifest::Index(_) => return Err(bad(format!("{top}: an index inside an index"))),
-                }
-            }
-        };
+        let read = |d: &Digest| Ok(self.store.read(d, max)?);
+        let (manifests, m) =
+            crate::image::archive::image_manifest(&read, &top, e["mediaType"].as_str(), &self.platform)?;
         let config = self.store.read(&m.config.digest, pull::MAX_CONFIG_BYTES)?;
         let cfg = parse_config(&config)?;
         if cfg.diff_ids.len() != m.layers.len() {

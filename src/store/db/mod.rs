@@ -98,6 +98,16 @@ pub struct LxcTemplateRow {
     pub created_at: i64,
 }
 
+impl LxcTemplateRow {
+    /// Of `old` (what the build this row replaced held), the blobs this row does not hold itself: for a
+    /// collection, which keeps any that something else still needs.
+    pub fn released(&self, old: Vec<Digest>) -> Vec<Digest> {
+        old.into_iter()
+            .filter(|d| *d != self.rootfs_digest && Some(d) != self.meta_digest.as_ref())
+            .collect()
+    }
+}
+
 fn lxc_template_blobs(tx: &Transaction<'_>, name: &str) -> Result<Vec<Digest>> {
     let mut st = tx.prepare_cached("SELECT rootfs_digest, meta_digest FROM lxc_templates WHERE name = ?1")?;
     let rows = st.query_map([name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
