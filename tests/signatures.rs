@@ -306,6 +306,15 @@ fn bundled_cases(
             .unwrap();
         serde_json::from_reader(&mut e).unwrap()
     };
+    // the same image is kept under several names here, each with its own signature: the bundle of one name
+    // carries that name's alone
+    let carried: Vec<&serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["annotations"]["dev.depot.signature-of"].is_string())
+        .collect();
+    assert_eq!(carried.len(), 1, "{index}");
     let sig_name = index["manifests"]
         .as_array()
         .unwrap()

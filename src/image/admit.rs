@@ -9,7 +9,7 @@ use crate::digest::Digest;
 use crate::policy::sigstore::Signature;
 use crate::policy::PolicyFile;
 use crate::reference::Reference;
-use crate::store::db::{NewImage, RefKind, Signed, SignerRow};
+use crate::store::db::{NewImage, RefKind, SignatureArtifact, Signed, SignerRow};
 use crate::store::{BlobStore, Db};
 use crate::sync::RwLocked;
 use std::sync::{Arc, RwLock};
@@ -44,9 +44,9 @@ pub struct Candidate {
 #[derive(Debug, Clone, Default)]
 pub struct Signatures {
     pub list: Vec<Signature>,
-    /// The signature manifest they came in, the manifest it signs, and its blobs, all in the store: kept with
-    /// the image once it is admitted.
-    pub artifact: Option<(Digest, Digest, Vec<Digest>)>,
+    /// The signature manifest they came in, its blobs all in the store: kept with the image once it is
+    /// admitted.
+    pub artifact: Option<SignatureArtifact>,
 }
 
 impl Candidate {
@@ -59,7 +59,7 @@ impl Candidate {
                 self.signatures
                     .artifact
                     .iter()
-                    .flat_map(|(m, _, b)| std::iter::once(m).chain(b)),
+                    .flat_map(|a| std::iter::once(&a.manifest).chain(&a.blobs)),
             )
     }
 

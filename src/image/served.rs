@@ -43,7 +43,7 @@ impl ImageService {
         }
         if reference.ends_with(".sig") {
             let sig = images
-                .repo_signatures(repo)?
+                .signature_manifests(repo, None)?
                 .into_iter()
                 .find(|(_, signs)| signature_tag(signs) == reference);
             return Ok(sig.map(|(digest, _)| ServedManifest {
@@ -67,7 +67,7 @@ impl ImageService {
             .collect();
         tags.extend(
             images
-                .repo_signatures(repo)?
+                .signature_manifests(repo, None)?
                 .iter()
                 .map(|(_, signs)| signature_tag(signs)),
         );

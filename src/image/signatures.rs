@@ -71,15 +71,17 @@ fn fetch(
             svc.store.put(d, &bytes)?;
         }
     }
-    stored(svc, digest, signed, m)
+    stored(svc, digest, signed, &r.name(), m)
 }
 
-/// The signatures of the signature manifest `manifest` (read as `m`) signing `signed`, their payloads read from
-/// the store, where every blob of it is: what a pull fetched, or what a bundle brought.
+/// The signatures of the signature manifest `manifest` (read as `m`) signing `signed`, fetched for repository
+/// `repo`, their payloads read from the store, where every blob of it is: what a pull fetched, or what a bundle
+/// brought.
 pub(crate) fn stored(
     svc: &ImageService,
     manifest: Digest,
     signed: &Digest,
+    repo: &str,
     m: SignatureManifest,
 ) -> Result<Signatures, ImageError> {
     let mut list = Vec::with_capacity(m.payloads.len());
@@ -91,6 +93,11 @@ pub(crate) fn stored(
     }
     Ok(Signatures {
         list,
-        artifact: Some((manifest, signed.clone(), m.blobs.into_iter().map(|(d, _)| d).collect())),
+        artifact: Some(crate::store::db::SignatureArtifact {
+            manifest,
+            signs: signed.clone(),
+            blobs: m.blobs.into_iter().map(|(d, _)| d).collect(),
+            repo: repo.to_string(),
+        }),
     })
 }

@@ -103,7 +103,7 @@ impl ImageService {
             plan.blob(&l.digest);
         }
         plan.images += 1;
-        for (sig, signs) in images.signature_manifests(&id)? {
+        for (sig, signs) in images.signature_manifests(&r.name(), Some(&id))? {
             let m = parse_signature_manifest(&self.store.read(&sig, self.registry.options().max_manifest_bytes)?)
                 .map_err(ImageError::InvalidParameter)?;
             let mut ann = Map::new();

@@ -204,10 +204,11 @@ impl ImageService {
     ) -> Result<Vec<Digest>, ImageError> {
         let v: Value = serde_json::from_slice(index).map_err(|e| bad(format!("index.json: {e}")))?;
         let entries = v["manifests"].as_array().cloned().unwrap_or_default();
-        let mut sigs: HashMap<Digest, Signatures> = HashMap::new();
+        // by (repository, the manifest they sign)
+        let mut sigs: HashMap<(String, Digest), Signatures> = HashMap::new();
         for e in entries.iter().filter(|e| e["annotations"][SIGNATURE_OF].is_string()) {
-            let (signs, s) = self.bundled_signatures(e)?;
-            let slot = sigs.entry(signs).or_default();
+            let (key, s) = self.bundled_signatures(e)?;
+            let slot = sigs.entry(key).or_default();
             slot.list.extend(s.list);
             slot.artifact = slot.artifact.take().or(s.artifact);
         }
@@ -258,9 +259,21 @@ impl ImageService {
         Ok(replaced)
     }
 
-    /// A `.sig` manifest of the bundle: the digest it signs, and its signatures read from the store.
-    fn bundled_signatures(&self, e: &Value) -> Result<(Digest, Signatures), ImageError> {
+    /// A `.sig` manifest of the bundle: its repository (its name is `REPO:sha256-<hex>.sig`, as in a registry)
+    /// and the digest it signs, and its signatures read from the store.
+    fn bundled_signatures(&self, e: &Value) -> Result<((String, Digest), Signatures), ImageError> {
         let digest = descriptor_digest(e)?;
+        let name = e["annotations"][REF_NAME].as_str().unwrap_or_default();
+        let repo = name
+            .rsplit_once(':')
+            .and_then(|(repo, _)| Reference::parse(repo).ok())
+            .filter(|r| r.tag().is_none() && r.digest().is_none())
+            .ok_or_else(|| {
+                bad(format!(
+                    "signature manifest {digest}: {REF_NAME} {name:?} is no REPO:TAG"
+                ))
+            })?
+            .name();
         let signs: Digest = e["annotations"][SIGNATURE_OF]
             .as_str()
             .unwrap_or_default()
@@ -268,15 +281,15 @@ impl ImageService {
             .map_err(|e| bad(format!("{SIGNATURE_OF}: {e}")))?;
         let m = parse_signature_manifest(&self.store.read(&digest, self.registry.options().max_manifest_bytes)?)
             .map_err(bad)?;
-        let s = crate::image::signatures::stored(self, digest, &signs, m)?;
-        Ok((signs, s))
+        let s = crate::image::signatures::stored(self, digest, &signs, &repo, m)?;
+        Ok(((repo, signs), s))
     }
 
     /// An image entry as a candidate for the admission step (and the app to pin it for).
     fn bundled_image(
         &self,
         e: &Value,
-        sigs: &HashMap<Digest, Signatures>,
+        sigs: &HashMap<(String, Digest), Signatures>,
     ) -> Result<Option<(Candidate, Option<String>)>, ImageError> {
         let top = descriptor_digest(e)?;
         let ann = &e["annotations"];
@@ -314,16 +327,18 @@ impl ImageService {
         let name = ann[CONTAINERD_NAME]
             .as_str()
             .or_else(|| ann[REF_NAME].as_str().filter(|n| n.contains('/') || n.contains(':')));
-        let refs = match name.map(Reference::parse).transpose()? {
-            Some(r) => pull::pull_refs(&r, &top),
-            None => Vec::new(),
-        };
+        let named = name.map(Reference::parse).transpose()?;
+        let refs = named.as_ref().map(|r| pull::pull_refs(r, &top)).unwrap_or_default();
+        // the signatures fetched for this image's own repository
+        let signatures = named
+            .and_then(|r| sigs.get(&(r.name(), top.clone())).cloned())
+            .unwrap_or_default();
         let manifest_digest = manifests.last().map(|(d, _)| d.clone()).unwrap_or_else(|| top.clone());
         let c = Candidate {
             image: pull::new_image(&m.config.digest, &manifest_digest, manifests, &cfg, layers),
             refs,
             entry: Entry::Bundle,
-            signatures: sigs.get(&top).cloned().unwrap_or_default(),
+            signatures,
         };
         Ok(Some((c, ann[PIN_OWNER].as_str().map(str::to_string))))
     }

@@ -175,13 +175,19 @@ impl Images<'_> {
         Ok(out)
     }
 
-    /// The signature manifests kept with image `id` (their digests, and the manifest each one signs).
-    pub fn signature_manifests(&self, id: &Digest) -> Result<Vec<(Digest, Digest)>> {
+    /// The signature manifests fetched for repository `repo` and kept with its images (or with image `id`
+    /// alone): their digests, and the manifest each one signs.
+    pub fn signature_manifests(&self, repo: &str, id: Option<&Digest>) -> Result<Vec<(Digest, Digest)>> {
         let conn = self.db.conn();
         let mut st = conn.prepare_cached(
-            "SELECT digest, signs FROM image_signature_blobs WHERE image_id = ?1 AND role = 'manifest' ORDER BY digest",
+            "SELECT DISTINCT s.digest, s.signs FROM image_signature_blobs s
+             JOIN refs r ON r.image_id = s.image_id AND r.repo = s.repo
+             WHERE s.repo = ?1 AND s.role = 'manifest' AND (?2 IS NULL OR s.image_id = ?2)
+             ORDER BY s.signs, s.digest",
         )?;
-        let rows = st.query_map([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = st.query_map(params![repo, id.map(|d| d.as_str())], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         rows.map(|r| {
             let (d, s) = r?;
             Ok((digest_col(d, "signature manifest")?, digest_col(s, "signed manifest")?))
@@ -500,7 +506,8 @@ impl Images<'_> {
             "SELECT m.media_type FROM image_manifests m JOIN refs r ON r.image_id = m.image_id
              WHERE r.repo = ?1 AND m.digest = ?2
              UNION ALL SELECT 'application/vnd.oci.image.manifest.v1+json' FROM image_signature_blobs s
-             JOIN refs r ON r.image_id = s.image_id WHERE r.repo = ?1 AND s.digest = ?2 AND s.role = 'manifest'
+             JOIN refs r ON r.image_id = s.image_id WHERE r.repo = ?1 AND s.repo = ?1 AND s.digest = ?2
+               AND s.role = 'manifest'
              LIMIT 1",
         )?;
         Ok(st
@@ -515,7 +522,8 @@ impl Images<'_> {
             "SELECT 1 FROM refs r WHERE r.repo = ?1 AND (r.image_id = ?2
                OR EXISTS (SELECT 1 FROM image_layers l WHERE l.image_id = r.image_id AND l.digest = ?2)
                OR EXISTS (SELECT 1 FROM image_manifests m WHERE m.image_id = r.image_id AND m.digest = ?2)
-               OR EXISTS (SELECT 1 FROM image_signature_blobs s WHERE s.image_id = r.image_id AND s.digest = ?2))
+               OR EXISTS (SELECT 1 FROM image_signature_blobs s
+                          WHERE s.image_id = r.image_id AND s.repo = r.repo AND s.digest = ?2))
              LIMIT 1",
         )?;
         Ok(st
@@ -530,21 +538,6 @@ impl Images<'_> {
         let mut st = conn.prepare_cached("SELECT DISTINCT repo FROM refs ORDER BY repo")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// The signature manifests kept with the images of repository `repo`, with the manifest each signs.
-    pub fn repo_signatures(&self, repo: &str) -> Result<Vec<(Digest, Digest)>> {
-        let conn = self.db.conn();
-        let mut st = conn.prepare_cached(
-            "SELECT DISTINCT s.digest, s.signs FROM image_signature_blobs s JOIN refs r ON r.image_id = s.image_id
-             WHERE r.repo = ?1 AND s.role = 'manifest' ORDER BY s.signs",
-        )?;
-        let rows = st.query_map([repo], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        rows.map(|r| {
-            let (d, s) = r?;
-            Ok((digest_col(d, "signature manifest")?, digest_col(s, "signed manifest")?))
-        })
-        .collect()
     }
 
     /// The blobs one image needs: its config, layers and manifests.
@@ -584,13 +577,22 @@ pub struct SignerRow {
     pub signed: String,
 }
 
-/// What the admission step learnt of an image's signatures: the signers, and the signature manifests with
-/// their blobs (config and payloads), kept as long as the image.
+/// A cosign signature manifest kept with an image: its digest, the manifest it signs, its blobs (config and
+/// payloads), and the repository it was fetched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureArtifact {
+    pub manifest: Digest,
+    pub signs: Digest,
+    pub blobs: Vec<Digest>,
+    pub repo: String,
+}
+
+/// What the admission step learnt of an image's signatures: the signers, and the signature manifests, kept as
+/// long as the image.
 #[derive(Debug, Clone, Default)]
 pub struct Signed {
     pub signers: Vec<SignerRow>,
-    /// (signature manifest, the manifest it signs, its blobs)
-    pub manifests: Vec<(Digest, Digest, Vec<Digest>)>,
+    pub manifests: Vec<SignatureArtifact>,
 }
 
 fn record_signed(tx: &rusqlite::Transaction<'_>, image: &Digest, s: &Signed) -> Result<()> {
@@ -600,12 +602,13 @@ fn record_signed(tx: &rusqlite::Transaction<'_>, image: &Digest, s: &Signed) -> 
             params![image.as_str(), r.scope, r.key, r.identity, r.signed],
         )?;
     }
-    for (manifest, signs, blobs) in &s.manifests {
-        let rows = std::iter::once((manifest, "manifest")).chain(blobs.iter().map(|b| (b, "blob")));
+    for a in &s.manifests {
+        let rows = std::iter::once((&a.manifest, "manifest")).chain(a.blobs.iter().map(|b| (b, "blob")));
         for (d, role) in rows {
             tx.execute(
-                "INSERT OR IGNORE INTO image_signature_blobs (image_id, digest, role, signs) VALUES (?1, ?2, ?3, ?4)",
-                params![image.as_str(), d.as_str(), role, signs.as_str()],
+                "INSERT OR IGNORE INTO image_signature_blobs (image_id, repo, digest, role, signs)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![image.as_str(), a.repo, d.as_str(), role, a.signs.as_str()],
             )?;
         }
     }

@@ -24,7 +24,7 @@ mod settings;
 mod templates;
 pub use auth::Auth;
 pub use downloads::Downloads;
-pub use images::{Images, Signed, SignerRow};
+pub use images::{Images, SignatureArtifact, Signed, SignerRow};
 pub use pins::{PinRow, Pins};
 pub use registry_records::RegistryRecords;
 pub use schema::{migrate, MIGRATIONS};

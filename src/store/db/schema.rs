@@ -201,6 +201,23 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (image_id, digest)
     );
     "#,
+    // 11: a signature manifest belongs to the repository it was fetched for (its payload names that repository):
+    // the same image under two names keeps each name's own, served and bundled under that name alone. Rows of
+    // before have no repository: kept (their blobs stay referenced), served nowhere.
+    r#"
+    CREATE TABLE image_signature_blobs_new (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        repo TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('manifest', 'blob')),
+        signs TEXT NOT NULL,
+        PRIMARY KEY (image_id, repo, digest)
+    );
+    INSERT INTO image_signature_blobs_new (image_id, repo, digest, role, signs)
+        SELECT image_id, '', digest, role, signs FROM image_signature_blobs;
+    DROP TABLE image_signature_blobs;
+    ALTER TABLE image_signature_blobs_new RENAME TO image_signature_blobs;
+    "#,
 ];
 
 /// Apply the migrations past the database's `user_version`, each in its own transaction with the version bump,
