@@ -70,6 +70,9 @@ pub const BOARD_KEYS: &[&str] = &[
     "lxc_sources",
     "log_file",
     "policy",
+    "registry",
+    "registry_tls_cert",
+    "registry_tls_key",
 ];
 
 /// A parsed profile: its settings as text, applied to a [`crate::config::Config`] by the config layer.

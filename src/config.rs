@@ -22,8 +22,17 @@ pub struct Config {
     pub engine_tcp: bool,
     /// The LAN registry's listener (the OCI distribution API, read-only); off (`None`) unless set.
     pub registry_listen: Option<SocketAddr>,
-    /// Serve the LAN registry to clients without credentials (the only way it serves for now).
+    /// Serve the LAN registry to clients without credentials (else an API token of depot is needed).
     pub registry_anonymous: bool,
+    /// Serve the LAN registry over plain HTTP (else over TLS).
+    pub registry_plain_http: bool,
+    /// The LAN registry's certificate chain and key (PEM; one file may hold both, as QTS's does); unset or
+    /// missing: a certificate depot issues itself under `<data root>/registry-tls/`.
+    pub registry_tls_cert: Option<PathBuf>,
+    pub registry_tls_key: Option<PathBuf>,
+    /// Names and addresses the issued certificate holds besides the machine's own (its host name, its
+    /// interfaces' addresses).
+    pub registry_tls_names: Vec<String>,
     /// The admin's password (else one is generated once into `<data root>/admin-password`). Never logged.
     pub admin_password: Option<String>,
     /// Bytes per second all downloads share; 0 is no limit. The station API can change it (kept in the
@@ -79,8 +88,9 @@ pub const CONFIG_KEYS: &[&str] = &[
     "engine_socket",
     "handoff_after_pull",
     "engine_tcp",
-    "registry",
     "registry_anonymous",
+    "registry_plain_http",
+    "registry_tls_names",
     "admin_password",
     "bandwidth_limit",
     "download_window",
@@ -311,6 +321,22 @@ const SETTERS: &[(&str, Setter)] = &[
         c.registry_anonymous = flag(k, v)?;
         Ok(())
     }),
+    ("registry_plain_http", |c, k, v| {
+        c.registry_plain_http = flag(k, v)?;
+        Ok(())
+    }),
+    ("registry_tls_cert", |c, _, v| {
+        c.registry_tls_cert = opt(v).map(PathBuf::from);
+        Ok(())
+    }),
+    ("registry_tls_key", |c, _, v| {
+        c.registry_tls_key = opt(v).map(PathBuf::from);
+        Ok(())
+    }),
+    ("registry_tls_names", |c, _, v| {
+        c.registry_tls_names.extend(items(v).map(str::to_lowercase));
+        Ok(())
+    }),
     ("engine_tcp", |c, k, v| {
         c.engine_tcp = flag(k, v)?;
         Ok(())
@@ -399,6 +425,10 @@ impl Config {
             engine_tcp: false,
             registry_listen: None,
             registry_anonymous: false,
+            registry_plain_http: false,
+            registry_tls_cert: None,
+            registry_tls_key: None,
+            registry_tls_names: Vec::new(),
             admin_password: None,
             bandwidth_limit: 0,
             download_window: None,
@@ -504,6 +534,8 @@ impl Config {
             &mut self.registry.net.certs_dir,
             &mut self.engine_socket,
             &mut self.policy,
+            &mut self.registry_tls_cert,
+            &mut self.registry_tls_key,
         ]
         .into_iter()
         .flatten()
@@ -586,6 +618,10 @@ impl Config {
                     .unwrap_or_else(|| "none".into()),
             ),
             ("registry_anonymous", self.registry_anonymous.to_string()),
+            ("registry_plain_http", self.registry_plain_http.to_string()),
+            ("registry_tls_cert", o(&self.registry_tls_cert)),
+            ("registry_tls_key", o(&self.registry_tls_key)),
+            ("registry_tls_names", self.registry_tls_names.join(",")),
             ("bandwidth_limit", self.bandwidth_limit.to_string()),
             (
                 "export_dirs",

@@ -317,29 +317,72 @@ fn api_of(cfg: &Config, d: &Daemon) -> Arc<dyn Handler> {
     ))
 }
 
-/// A bound listener and what it serves.
-type Listening = (async_net::TcpListener, Arc<dyn Handler>);
+/// A bound listener, what it serves, and its TLS when it has one.
+type Listening = (
+    async_net::TcpListener,
+    Arc<dyn Handler>,
+    Option<Arc<rustls::ServerConfig>>,
+);
 
-/// The LAN registry's listener and what it serves, when configured: the OCI distribution API alone.
+/// The LAN registry's listener and what it serves, when configured: the OCI distribution API alone, over TLS
+/// unless `registry_plain_http`, to API-token holders unless `registry_anonymous`.
 fn registry_of(cfg: &Config, d: &Daemon) -> Result<Option<Listening>, DaemonError> {
     let Some(a) = cfg.registry_listen else {
         return Ok(None);
     };
-    if !cfg.registry_anonymous {
-        return Err(DaemonError::Config(format!(
-            "registry {a}: serving needs registry_anonymous = true for now (token auth and TLS are to come)"
-        )));
-    }
+    let tls = match cfg.registry_plain_http {
+        true => None,
+        false => Some(registry_tls(cfg, a)?),
+    };
     let l = smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding the registry on {a}")))?;
     log::info!(
-        "registry http://{}: what depot holds, read-only, to anyone who can reach it",
-        l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        "registry {}://{}: what depot holds, read-only, {}",
+        if tls.is_some() { "https" } else { "http" },
+        l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        if cfg.registry_anonymous {
+            "to anyone who can reach it"
+        } else {
+            "to holders of an API token"
+        }
     );
     let api = crate::api::Api::registry(
-        crate::api::registry::Registry::new(d.images.clone(), true),
+        crate::api::registry::Registry::new(d.images.clone(), d.auth.clone(), cfg.registry_anonymous),
         d.auth.clone(),
+        cfg.registry_anonymous,
     );
-    Ok(Some((l, Arc::new(api))))
+    Ok(Some((l, Arc::new(api), tls)))
+}
+
+/// The LAN registry's TLS: the certificate the config or board names when its file is there, else the one depot
+/// issues itself (for the machine's names and addresses and `registry_tls_names`), whose CA LAN clients trust.
+fn registry_tls(cfg: &Config, a: std::net::SocketAddr) -> Result<Arc<rustls::ServerConfig>, DaemonError> {
+    use crate::http::tls;
+    let tls_err = |e: std::io::Error| DaemonError::Config(format!("registry {a}: {e}"));
+    let named = cfg.registry_tls_cert.as_ref().filter(|c| c.exists());
+    if let Some(cert) = named {
+        let key = cfg.registry_tls_key.as_ref().unwrap_or(cert);
+        let config = tls::server_config(cert, key).map_err(tls_err)?;
+        log::info!("registry: TLS with {}", cert.display());
+        return Ok(config);
+    }
+    if let Some(missing) = &cfg.registry_tls_cert {
+        log::warn!(
+            "registry: no certificate at {}: serving with one depot issues itself",
+            missing.display()
+        );
+    }
+    let mut extra = cfg.registry_tls_names.clone();
+    if !a.ip().is_unspecified() {
+        extra.push(a.ip().to_string());
+    }
+    let issued = tls::ensure_issued(&cfg.root().registry_tls(), &tls::local_names(&extra)).map_err(tls_err)?;
+    log::info!(
+        "registry: TLS with a certificate depot issued for {}; LAN clients trust its CA {} (SHA-256 {})",
+        issued.names.join(", "),
+        issued.ca.display(),
+        tls::fingerprint(&issued.ca).unwrap_or_default()
+    );
+    tls::server_config(&issued.cert, &issued.key).map_err(tls_err)
 }
 
 /// A thread that waits for one of `signals`, removes the socket, brings `index.json` in step, folds the WAL in,
@@ -416,10 +459,10 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
             names: cfg.tcp_hosts.clone(),
             origins: cfg.origins.clone(),
         };
-        let r = registry.map(|(l, api)| smol::spawn(http::serve_tcp(l, api, None, limits.registry)));
+        let r = registry.map(|(l, api, tls)| smol::spawn(http::serve_tcp(l, api, None, limits.registry, tls)));
         match tcp {
             Some(t) => {
-                futures_lite::future::zip(u, http::serve_tcp(t, engine, Some(policy), limits.tcp))
+                futures_lite::future::zip(u, http::serve_tcp(t, engine, Some(policy), limits.tcp, None))
                     .await
                     .0
             }

@@ -93,9 +93,22 @@ struct Serve {
     /// API (default none)
     #[argh(option)]
     registry: Option<String>,
-    /// serve the LAN registry to clients without credentials (true or false; the only way it serves for now)
+    /// serve the LAN registry to clients without credentials (true or false; default false: an API token of
+    /// depot is needed)
     #[argh(option)]
     registry_anonymous: Option<String>,
+    /// serve the LAN registry over plain HTTP (true or false; default false: TLS)
+    #[argh(option)]
+    registry_plain_http: Option<String>,
+    /// the LAN registry's certificate chain, PEM (default: one depot issues under <data root>/registry-tls)
+    #[argh(option)]
+    registry_tls_cert: Option<String>,
+    /// the key of --registry-tls-cert, PEM (may be the same file)
+    #[argh(option)]
+    registry_tls_key: Option<String>,
+    /// a name or address the issued certificate holds besides the machine's own (repeatable)
+    #[argh(option)]
+    registry_tls_name: Vec<String>,
     /// the signature policy, a containers-policy.json(5) file (default: none, every image may enter)
     #[argh(option)]
     policy: Option<String>,
@@ -471,6 +484,9 @@ impl Serve {
             ("policy", &self.policy),
             ("registry", &self.registry),
             ("registry_anonymous", &self.registry_anonymous),
+            ("registry_plain_http", &self.registry_plain_http),
+            ("registry_tls_cert", &self.registry_tls_cert),
+            ("registry_tls_key", &self.registry_tls_key),
             ("handoff_after_pull", &self.handoff_after_pull),
             ("engine_tcp", &self.engine_tcp),
             ("bandwidth_limit", &self.bandwidth_limit),
@@ -489,6 +505,7 @@ impl Serve {
             ("mirrors", &self.mirror),
             ("lxc_sources", &self.lxc_source),
             ("lxc_dirs", &self.lxc_dir),
+            ("registry_tls_names", &self.registry_tls_name),
         ];
         one.iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))

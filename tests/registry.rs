@@ -1,6 +1,7 @@
 //! The LAN registry: depot's store served read-only over the OCI distribution API on a listener of its own, to
-//! real clients (skopeo, the docker CLI through dockerd's `registry-mirrors`, a second depot using the first as
-//! its `--registry-mirror`), with the spec's answers to what a client gets wrong.
+//! real clients (skopeo, the docker CLI through dockerd's `registry-mirrors` and by direct name, containerd's
+//! `ctr`, a second depot using the first as its `--registry-mirror`), with the spec's answers to what a client
+//! gets wrong; by default over TLS with a certificate depot issues, to holders of an API token.
 
 mod common;
 
@@ -12,8 +13,13 @@ fn ok(o: &std::process::Output) -> String {
     stdout(o)
 }
 
-/// (status, headers, body) of a request to the registry at `addr`.
+/// (status, headers, body) of a request to the registry at `addr` over plain HTTP.
 fn get(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String, Vec<u8>) {
+    request(&format!("http://{addr}"), method, path, headers, &[])
+}
+
+/// (status, headers, body) of a request to `base` (`http://…` or `https://…`), with curl's `extra` arguments.
+fn request(base: &str, method: &str, path: &str, headers: &[&str], extra: &[&str]) -> (u16, String, Vec<u8>) {
     let dir = tempdir("reg-get");
     let mut c = Command::new("curl");
     match method {
@@ -25,8 +31,9 @@ fn get(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String, 
         c.args(["-H", h]);
     }
     let o = c
-        .args(["-w", "%{http_code}"])
-        .arg(format!("http://{addr}{path}"))
+        .args(extra)
+        .args(["--max-time", "60", "-w", "%{http_code}"])
+        .arg(format!("{base}{path}"))
         .output()
         .unwrap();
     let status = stdout(&o).trim().parse().unwrap_or(0);
@@ -46,7 +53,14 @@ fn code(body: &[u8]) -> String {
 fn registry_depot() -> (Depot, String) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let d = Depot::start(&["--registry", &addr, "--registry-anonymous", "true"]);
+    let d = Depot::start(&[
+        "--registry",
+        &addr,
+        "--registry-anonymous",
+        "true",
+        "--registry-plain-http",
+        "true",
+    ]);
     wait_for(20, "the registry to answer", || get(&addr, "GET", "/v2/", &[]).0 == 200);
     (d, addr)
 }
@@ -269,18 +283,183 @@ fn wrong_requests_get_the_spec_errors_and_nothing_else_answers_there() {
     assert_eq!(d.json("GET", "/_ping").0, 200, "the socket is served throughout");
 }
 
-#[test]
-fn an_anonymous_registry_must_be_asked_for() {
-    let dir = tempdir("reg-anon");
-    let o = Command::new("timeout")
-        .arg("30")
-        .arg(bin())
-        .args(["serve", "--data-root"])
-        .arg(dir.join("root"))
-        .args(["--registry", &format!("127.0.0.1:{}", free_port())])
+/// A token made with `depot token create` over the unix socket.
+fn api_token(d: &Depot, name: &str) -> String {
+    let o = ok(&Command::new(bin())
+        .arg("-H")
+        .arg(&d.sock)
+        .args(["token", "create", name])
         .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("registry_anonymous = true"), "{}", stderr(&o));
-    let _ = std::fs::remove_dir_all(&dir);
+        .unwrap());
+    o.trim().to_string()
+}
+
+fn json_of(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+/// By default the registry is served over TLS with a certificate depot issues (clients trust its CA), to
+/// holders of an API token: as Basic's password, or traded at the token endpoint (GET with Basic, dockerd's and
+/// skopeo's; POST with the OAuth2 form, containerd's) for a pull token that dies with the API token.
+#[test]
+fn by_default_pulls_need_a_token_and_travel_over_tls() {
+    let p = peers();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("https://{addr}");
+    let d = Depot::start(&["--registry", &addr]);
+    let ca = d.root.join("registry-tls/ca.crt");
+    let ca_arg = ca.display().to_string();
+    let tls = ["--cacert", ca_arg.as_str()];
+    wait_for(20, "the registry to answer over TLS", || {
+        ca.exists() && request(&base, "GET", "/v2/", &[], &tls).0 == 401
+    });
+    let test1 = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &test1]));
+    ok(&d.docker(&["tag", &test1, "hello:1"]));
+    let id = d.images()[0]["Id"].clone();
+    let token = api_token(&d, "lan");
+    let manifest = "/v2/library/hello/manifests/1";
+
+    // the challenge names the token endpoint as the client reached it, the service and the scope
+    let (s, head, body) = request(&base, "GET", manifest, &[], &tls);
+    assert_eq!((s, code(&body)), (401, "UNAUTHORIZED".to_string()));
+    assert!(
+        head.contains(&format!(
+            "www-authenticate: bearer realm=\"https://{addr}/v2/token\",service=\"depot\",scope=\"repository:library/hello:pull\""
+        )),
+        "{head}"
+    );
+    // plain HTTP gets no answer there, and nothing but the issued CA is trusted
+    assert_ne!(get(&addr, "GET", "/v2/", &[]).0, 200);
+    assert_eq!(
+        request(&base, "GET", "/v2/", &[], &[]).0,
+        0,
+        "curl's own roots do not know depot's CA"
+    );
+    // the API token as Basic's password
+    let basic = format!("x:{token}");
+    let with_basic = ["--cacert", ca_arg.as_str(), "-u", basic.as_str()];
+    assert_eq!(request(&base, "GET", manifest, &[], &with_basic).0, 200);
+    let wrong = ["--cacert", ca_arg.as_str(), "-u", "x:dpt_0000"];
+    assert_eq!(request(&base, "GET", manifest, &[], &wrong).0, 401);
+    // the token flow: GET with Basic, then the pull token as a bearer
+    let (s, _, body) = request(
+        &base,
+        "GET",
+        "/v2/token?service=depot&scope=repository:library/hello:pull",
+        &[],
+        &with_basic,
+    );
+    assert_eq!(s, 200);
+    let v = json_of(&body);
+    let pull = v["token"].as_str().unwrap().to_string();
+    assert_eq!(v["access_token"], v["token"]);
+    assert!(pull.starts_with("dpr_") && v["expires_in"].as_u64().unwrap() > 0, "{v}");
+    let bearer = format!("Authorization: Bearer {pull}");
+    assert_eq!(request(&base, "GET", manifest, &[&bearer], &tls).0, 200);
+    assert_eq!(
+        request(&base, "GET", "/v2/token", &[], &tls).0,
+        401,
+        "no token for nothing"
+    );
+    assert_eq!(request(&base, "GET", "/v2/token", &[], &wrong).0, 401);
+    // containerd's OAuth2 form
+    let form =
+        format!("grant_type=password&username=x&password={token}&service=depot&scope=repository:library/hello:pull");
+    let (s, _, body) = request(&base, "POST", "/v2/token", &[], &["--cacert", &ca_arg, "-d", &form]);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let oauth = json_of(&body)["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        request(
+            &base,
+            "GET",
+            manifest,
+            &[&format!("Authorization: Bearer {oauth}")],
+            &tls
+        )
+        .0,
+        200
+    );
+    let bad_form = "grant_type=password&username=x&password=dpt_0&service=depot";
+    assert_eq!(
+        request(&base, "POST", "/v2/token", &[], &["--cacert", &ca_arg, "-d", bad_form]).0,
+        401
+    );
+
+    // skopeo: the CA by --cert-dir, the token as the password (it follows the challenge to the token endpoint)
+    let certs = tempdir("reg-certs");
+    std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    let img = format!("docker://{addr}/library/hello:1");
+    let inspect = |creds: Option<&str>| {
+        let mut c = Command::new("skopeo");
+        c.args(["inspect", "--cert-dir"]).arg(&certs);
+        if let Some(creds) = creds {
+            c.args(["--creds", creds]);
+        }
+        c.arg(&img).output().unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&ok(&inspect(Some(&basic)))).unwrap();
+    assert!(v["Digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(!inspect(None).status.success(), "skopeo without credentials");
+
+    // containerd's ctr: the CA in its hosts directory, the token as the password
+    let c = Containerd::start();
+    let hosts = c.dir.join("hosts").join(&addr);
+    std::fs::create_dir_all(&hosts).unwrap();
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"{base}\"\n[host.\"{base}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{ca_arg}\"\n"
+        ),
+    )
+    .unwrap();
+    let hosts_dir = c.dir.join("hosts").display().to_string();
+    let reference = format!("{addr}/library/hello:1");
+    ok(&c.ctr(&[
+        "images",
+        "pull",
+        "--hosts-dir",
+        &hosts_dir,
+        "--user",
+        &basic,
+        "--snapshotter",
+        "native",
+        &reference,
+    ]));
+    let listed = ok(&c.ctr(&["images", "ls"]));
+    assert!(listed.contains(&reference), "{listed}");
+    assert!(!c
+        .ctr(&[
+            "images",
+            "pull",
+            "--hosts-dir",
+            &hosts_dir,
+            "--snapshotter",
+            "native",
+            &reference
+        ])
+        .status
+        .success());
+    drop(c);
+
+    // a second depot: the CA in its certs.d, the token by `docker login` (the token flow of depot's own client)
+    let second_certs = tempdir("reg-certs2");
+    std::fs::create_dir_all(second_certs.join(&addr)).unwrap();
+    std::fs::copy(&ca, second_certs.join(&addr).join("ca.crt")).unwrap();
+    let second = Depot::start(&["--certs-dir", &second_certs.display().to_string()]);
+    ok(&second.docker(&["login", &addr, "-u", "x", "-p", &token]));
+    ok(&second.docker(&["pull", "-q", &reference]));
+    assert_eq!(second.images()[0]["Id"], id);
+
+    // revoking the API token ends what it bought at once
+    ok(&Command::new(bin())
+        .arg("-H")
+        .arg(&d.sock)
+        .args(["token", "rm", "1"])
+        .output()
+        .unwrap());
+    assert_eq!(request(&base, "GET", manifest, &[&bearer], &tls).0, 401);
+    assert_eq!(request(&base, "GET", manifest, &[], &with_basic).0, 401);
+    let _ = std::fs::remove_dir_all(&certs);
+    let _ = std::fs::remove_dir_all(&second_certs);
 }

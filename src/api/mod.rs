@@ -28,6 +28,11 @@ pub trait Served: Send + Sync {
     fn handle(&self, req: Req, caller: Caller) -> Answering<'_>;
     /// A refusal in the API's own error shape.
     fn refuse(&self, status: StatusCode, message: &str) -> Resp;
+    /// The `WWW-Authenticate` challenge a 401 for `rest` carries, if the API's clients expect one (a registry's
+    /// token flow).
+    fn challenge(&self, _req: &Req, _rest: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Who may call a mounted API on TCP (the unix socket is trusted by its mode and group).
@@ -42,6 +47,10 @@ pub enum Access {
         needs: &'static str,
         off: &'static str,
     },
+    /// The LAN registry: an API token, or a pull token its token endpoint issued, as a bearer, or an API token
+    /// as Basic's password (what `docker login` and skopeo's `--creds` send); everyone when `anonymous`. The
+    /// 401's hint; it carries the API's challenge.
+    Registry { anonymous: bool, needs: &'static str },
 }
 
 /// A row of the table: the base paths an API answers under (`""`: every path no earlier row took), the API,
@@ -107,15 +116,14 @@ impl Api {
     }
 
     /// The LAN registry's listener: the registry under `/v2` and nothing else, not even the page.
-    pub fn registry(registry: registry::Registry, auth: Arc<Auth>) -> Api {
+    pub fn registry(registry: registry::Registry, auth: Arc<Auth>, anonymous: bool) -> Api {
         Api {
             mounts: Arc::new(vec![Mount {
                 bases: &registry::BASES,
                 api: Arc::new(registry),
-                access: Access::Token {
-                    served: true,
-                    needs: "this registry needs a token",
-                    off: "this registry needs a token",
+                access: Access::Registry {
+                    anonymous,
+                    needs: "this registry needs an API token of depot (`depot token create`): as the password, or from its token endpoint",
                 },
             }]),
             auth,
@@ -171,6 +179,19 @@ fn bearer(req: &Req) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The password of an `Authorization: Basic …` header (the user name is not checked: a token is the secret).
+fn basic_password(req: &Req) -> Option<String> {
+    use base64::Engine;
+    let v = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, creds) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(creds.trim()).ok()?;
+    let (_, password) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    Some(password.to_string())
+}
+
 /// Why a TCP request is refused: 401 (nobody), 403 (somebody, not for this).
 enum Refusal {
     Unauthorized(&'static str),
@@ -191,6 +212,31 @@ impl Api {
         }
     }
 
+    /// The principal of an API token presented as Basic's password.
+    async fn basic_principal(&self, req: &Req) -> Option<Principal> {
+        let token = basic_password(req)?;
+        let auth = self.auth.clone();
+        match crate::pool::run(move || auth.token(&token)).await {
+            Ok(t) => t.map(|t| Principal::Token { id: t.id, name: t.name }),
+            Err(e) => {
+                log::warn!("checking an API token: {e}");
+                None
+            }
+        }
+    }
+
+    /// A registry client's principal: a pull token (memory only, no database read), an API token as a bearer,
+    /// or one as Basic's password.
+    async fn registry_principal(&self, req: &Req) -> Option<Principal> {
+        if let Some(p) = bearer(req).and_then(|t| self.auth.pull_token(t)) {
+            return Some(p);
+        }
+        match self.token_principal(req).await {
+            Some(p) => Some(p),
+            None => self.basic_principal(req).await,
+        }
+    }
+
     /// The gate: who the caller is, or why the request is refused, by the mount's access policy.
     async fn admit(&self, mount: &Mount, req: &Req, tcp: bool, rest: &str) -> Result<Caller, Refusal> {
         let session = station::session_cookie(req);
@@ -201,10 +247,15 @@ impl Api {
         if !tcp {
             return Ok(caller(Some(Principal::Local)));
         }
-        if mount.api.is_public(req, rest) {
-            return Ok(caller(None));
-        }
+        let public = mount.api.is_public(req, rest);
         match mount.access {
+            // credentials count even on public routes: the token endpoint issues for the API token it is shown
+            Access::Registry { anonymous, needs } => match self.registry_principal(req).await {
+                Some(p) => Ok(caller(Some(p))),
+                None if anonymous || public => Ok(caller(None)),
+                None => Err(Refusal::Unauthorized(needs)),
+            },
+            _ if public => Ok(caller(None)),
             Access::SessionOrToken(needs) => {
                 if let Some(s) = session.as_deref().and_then(|id| self.auth.session(id)) {
                     return Ok(caller(Some(Principal::User {
@@ -284,7 +335,14 @@ impl Api {
         };
         match self.admit(mount, &req, tcp, rest).await {
             Ok(caller) => mount.api.handle(req, caller).await,
-            Err(Refusal::Unauthorized(m)) => mount.api.refuse(StatusCode::UNAUTHORIZED, m),
+            Err(Refusal::Unauthorized(m)) => {
+                let mut r = mount.api.refuse(StatusCode::UNAUTHORIZED, m);
+                let challenge = mount.api.challenge(&req, rest);
+                if let Some(v) = challenge.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
+                    r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+                }
+                r
+            }
             Err(Refusal::Forbidden(m)) => mount.api.refuse(StatusCode::FORBIDDEN, m),
         }
     }
@@ -366,7 +424,7 @@ mod tests {
         let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let handler: Arc<dyn Handler> = Arc::new(api);
-        std::thread::spawn(move || smol::block_on(serve_tcp(listener, handler, Some(TcpPolicy::default()), 16)));
+        std::thread::spawn(move || smol::block_on(serve_tcp(listener, handler, Some(TcpPolicy::default()), 16, None)));
 
         assert_eq!(get(addr, "/v2/x", None), (401, "registry refuses: a token".into()));
         assert_eq!(get(addr, "/v2/x", Some(&token)), (200, "registry /v2/x ci".into()));

@@ -13,6 +13,9 @@
 //!   attempt is counted before its check, so parallel attempts get no more checks than sequential ones; no key
 //!   is the user name alone, so a guesser elsewhere cannot lock the owner out. The peer is the TCP peer, or the
 //!   client the NAS's loopback proxy names in `X-Forwarded-For`.
+//! - The LAN registry's token endpoint trades an API token for a pull token ([`Auth::issue_pull_token`]): 256
+//!   random bits that live [`PULL_TOKEN_LIFETIME`] in memory only (a restart ends them; a client asks again, as
+//!   registries' clients do), at most [`MAX_PULL_TOKENS`] at once, and die with the API token they came from.
 
 mod kdf;
 
@@ -36,6 +39,13 @@ const VERIFY_SLOTS: usize = 2;
 /// Throttle records kept at most (the oldest go first): a flood of peers cannot grow memory without bound.
 const MAX_THROTTLE_KEYS: usize = 10_000;
 pub const ADMIN: &str = "admin";
+/// How long a pull token of the LAN registry's token endpoint serves (the distribution spec's clients fetch a
+/// new one when it runs out).
+pub const PULL_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// Pull tokens held at most: a client asking for one per request cannot grow memory without bound.
+const MAX_PULL_TOKENS: usize = 10_000;
+/// The prefix of a pull token, so that one is told from an API token at a glance.
+const PULL_TOKEN_PREFIX: &str = "dpr_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -106,6 +116,15 @@ pub struct Auth {
     sessions: Mutex<HashMap<String, Session>>,
     throttle: Mutex<HashMap<String, Failures>>,
     verify_slots: smol::lock::Semaphore,
+    /// sha256 of a pull token → the API token it was issued for and when it expires.
+    pull_tokens: Mutex<HashMap<String, PullToken>>,
+}
+
+#[derive(Debug, Clone)]
+struct PullToken {
+    id: i64,
+    name: String,
+    expires: Instant,
 }
 
 /// A login attempt counted by [`Auth::reserve`], to be checked by [`Auth::check`].
@@ -167,6 +186,7 @@ impl Auth {
             sessions: Mutex::default(),
             throttle: Mutex::default(),
             verify_slots: smol::lock::Semaphore::new(VERIFY_SLOTS),
+            pull_tokens: Mutex::default(),
         }
     }
 
@@ -363,6 +383,8 @@ impl Auth {
     }
 
     pub fn revoke_token(&self, id: i64) -> Result<(), AuthError> {
+        // the pull tokens it bought go first: none outlives the revocation, even should the delete fail
+        self.pull_tokens.locked().retain(|_, t| t.id != id);
         if self.db.auth().delete_token(id)? {
             Ok(())
         } else {
@@ -376,5 +398,50 @@ impl Auth {
             return Ok(None);
         }
         Ok(self.db.auth().use_token(&token_sha256(presented))?)
+    }
+}
+
+impl Auth {
+    /// A pull token for the API token `(id, name)` a client showed the LAN registry's token endpoint, and how
+    /// long it serves. When [`MAX_PULL_TOKENS`] are live the one closest to expiring makes room.
+    pub fn issue_pull_token(&self, id: i64, name: &str) -> (String, Duration) {
+        let token = format!("{PULL_TOKEN_PREFIX}{}", hex(&random_bytes::<32>()));
+        let now = Instant::now();
+        let mut all = self.pull_tokens.locked();
+        all.retain(|_, t| t.expires > now);
+        if all.len() >= MAX_PULL_TOKENS {
+            if let Some(k) = all.iter().min_by_key(|(_, t)| t.expires).map(|(k, _)| k.clone()) {
+                all.remove(&k);
+            }
+        }
+        all.insert(
+            token_sha256(&token),
+            PullToken {
+                id,
+                name: name.to_string(),
+                expires: now + PULL_TOKEN_LIFETIME,
+            },
+        );
+        (token, PULL_TOKEN_LIFETIME)
+    }
+
+    /// The principal of a live pull token (the API token it was issued for).
+    pub fn pull_token(&self, presented: &str) -> Option<Principal> {
+        if !presented.starts_with(PULL_TOKEN_PREFIX) {
+            return None;
+        }
+        let key = token_sha256(presented);
+        let mut all = self.pull_tokens.locked();
+        match all.get(&key) {
+            Some(t) if t.expires > Instant::now() => Some(Principal::Token {
+                id: t.id,
+                name: t.name.clone(),
+            }),
+            Some(_) => {
+                all.remove(&key);
+                None
+            }
+            None => None,
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! query strings. No image knowledge here.
 
 pub mod router;
+pub mod tls;
 
 pub use router::{Found, Params, Router};
 
@@ -75,9 +76,11 @@ pub fn client_ip(req: &Req) -> Option<std::net::IpAddr> {
     Some(forwarded.unwrap_or(a.ip()))
 }
 
-/// Whether the request reached the NAS over HTTPS: the loopback proxy says so (`X-Forwarded-Proto: https`).
+/// Whether the request reached the NAS over HTTPS: it came over our own TLS ([`tls`]), or the loopback proxy says
+/// so (`X-Forwarded-Proto: https`).
 pub fn via_https(req: &Req) -> bool {
-    forwarded_first(peer_of(req), req.headers(), "x-forwarded-proto").as_deref() == Some("https")
+    req.extensions().get::<tls::OverTls>().is_some()
+        || forwarded_first(peer_of(req), req.headers(), "x-forwarded-proto").as_deref() == Some("https")
 }
 
 /// `host[:port]` or `[v6]:port` as (host, port): an IPv6 host without its brackets, the port as written (checked
@@ -418,12 +421,18 @@ pub fn peer_of(req: &Req) -> Peer {
     req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix)
 }
 
-async fn serve_conn<S>(io: S, h: Arc<dyn Handler>, peer: Peer, policy: Option<Arc<TcpPolicy>>)
+/// Serve one connection `io` with `h`. `linger` is a second handle on the socket under it (the TCP stream under
+/// TLS): hyper dropping its own does not close it, and a malformed request's rest is drained from it.
+async fn serve_conn<S, L>(io: S, linger: L, h: Arc<dyn Handler>, peer: Peer, policy: Option<Arc<TcpPolicy>>, tls: bool)
 where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Unpin + Send + 'static,
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+    L: futures_lite::AsyncRead + Unpin,
 {
     let svc = hyper::service::service_fn(move |mut req: Req| {
         req.extensions_mut().insert(peer);
+        if tls {
+            req.extensions_mut().insert(tls::OverTls);
+        }
         let refusal = policy.as_ref().and_then(|p| p.check(&req));
         let h = h.clone();
         async move {
@@ -436,8 +445,6 @@ where
             })
         }
     });
-    // A second handle on the same socket: hyper dropping its own does not close it.
-    let linger = io.clone();
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(smol_hyper::rt::SmolTimer::new())
         .header_read_timeout(HEADER_DEADLINE)
@@ -646,16 +653,23 @@ pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>, m
             let l = l.clone();
             async move { l.accept().await.map(|(s, _)| s) }
         },
-        |s| serve_conn(s, h.clone(), Peer::Unix, None),
+        |s: async_net::unix::UnixStream| serve_conn(s.clone(), s, h.clone(), Peer::Unix, None, false),
     )
     .await
 }
 
-/// Serve `h` on `l`, at most `max` connections at once. `policy` (the owner's listener: Host names, origins)
-/// refuses requests a browser may have been tricked into; the LAN registry's listener has none (no cookie or
-/// browser reaches it).
-pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: Option<TcpPolicy>, max: usize) {
+/// Serve `h` on `l`, at most `max` connections at once, over TLS when `tls` is given. `policy` (the owner's
+/// listener: Host names, origins) refuses requests a browser may have been tricked into; the LAN registry's
+/// listener has none (no cookie or browser reaches it).
+pub async fn serve_tcp(
+    l: async_net::TcpListener,
+    h: Arc<dyn Handler>,
+    policy: Option<TcpPolicy>,
+    max: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let policy = policy.map(Arc::new);
+    let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     accept_loop(
         "tcp",
         max,
@@ -665,7 +679,22 @@ pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, policy: O
         },
         |(s, addr): (async_net::TcpStream, std::net::SocketAddr)| {
             let _ = s.set_nodelay(true);
-            serve_conn(s, h.clone(), Peer::Tcp(addr), policy.clone())
+            let (h, policy, acceptor) = (h.clone(), policy.clone(), acceptor.clone());
+            async move {
+                let peer = Peer::Tcp(addr);
+                let Some(acceptor) = acceptor else {
+                    return serve_conn(s.clone(), s, h, peer, policy, false).await;
+                };
+                let handshake = futures_lite::future::or(async { Some(acceptor.accept(s.clone()).await) }, async {
+                    async_io::Timer::after(HEADER_DEADLINE).await;
+                    None
+                });
+                match handshake.await {
+                    Some(Ok(io)) => serve_conn(io, s, h, peer, policy, true).await,
+                    Some(Err(e)) => log::debug!("tls handshake with {addr}: {e}"),
+                    None => log::debug!("tls handshake with {addr}: no handshake within {HEADER_DEADLINE:?}"),
+                }
+            }
         },
     )
     .await

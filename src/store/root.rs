@@ -51,6 +51,11 @@ impl DataRoot {
         self.0.join("certs.d")
     }
 
+    /// The LAN registry's certificate, CA and keys, when depot issues them itself.
+    pub fn registry_tls(&self) -> PathBuf {
+        self.0.join("registry-tls")
+    }
+
     /// The OCI layout's marker file.
     pub fn oci_layout(&self) -> PathBuf {
         self.0.join("oci-layout")

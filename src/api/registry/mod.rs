@@ -9,8 +9,10 @@
 //! - Writes answer 405 `UNSUPPORTED`; every error is the spec's `{"errors":[{"code","message","detail"}]}`.
 //! - Names: see [`names`]. A blob is served under a repository only when one of its images needs it.
 //!
-//! For now only anonymous clients over plain HTTP are served, and only when the configuration says so
-//! (`registry_anonymous = true`); token auth and TLS are to come.
+//! Who may pull is the gate's ([`super::Access::Registry`]): an API token of depot, as a bearer, as Basic's
+//! password, or traded at `GET /v2/token` (the distribution token flow: a 401 carries `WWW-Authenticate: Bearer
+//! realm=…,service=…,scope=…`) for a pull token; anyone only when `registry_anonymous` says so. TLS is the
+//! listener's ([`crate::http::tls`]).
 
 pub mod names;
 
@@ -30,15 +32,25 @@ const MAX_MANIFEST: u64 = 4 << 20;
 /// The most entries one page of `tags/list` or `_catalog` holds when the client asks for more (or for none).
 const PAGE_MAX: usize = 1000;
 
+/// The `service` of the challenge and the token endpoint.
+const SERVICE: &str = "depot";
+
 /// The registry over the image service.
 pub struct Registry {
     images: Arc<ImageService>,
+    auth: Arc<crate::auth::Auth>,
+    /// Whether everyone may pull (the gate's [`super::Access::Registry`] says the same): the token endpoint then
+    /// answers without credentials too.
     anonymous: bool,
 }
 
 impl Registry {
-    pub fn new(images: Arc<ImageService>, anonymous: bool) -> Registry {
-        Registry { images, anonymous }
+    pub fn new(images: Arc<ImageService>, auth: Arc<crate::auth::Auth>, anonymous: bool) -> Registry {
+        Registry {
+            images,
+            auth,
+            anonymous,
+        }
     }
 }
 
@@ -80,6 +92,8 @@ enum Route<'p> {
     Blob(&'p str, &'p str),
     Tags(&'p str),
     Referrers(&'p str, &'p str),
+    /// The token endpoint (`/v2/token`): no repository is called `token` alone, a name has its routes below it.
+    Token,
     /// Uploads and anything else no reader sends.
     Other,
 }
@@ -88,6 +102,7 @@ fn route(rest: &str) -> Route<'_> {
     match rest {
         "" | "/" => return Route::Base,
         "/_catalog" => return Route::Catalog,
+        "/token" => return Route::Token,
         _ => {}
     }
     let rest = rest.strip_prefix('/').unwrap_or(rest);
@@ -110,13 +125,15 @@ fn route(rest: &str) -> Route<'_> {
 }
 
 impl Served for Registry {
-    fn is_public(&self, _req: &Req, _rest: &str) -> bool {
-        self.anonymous
+    /// The token endpoint checks what it is shown itself: Basic's password on `GET` (the gate's), or the OAuth2
+    /// form's on `POST` (containerd's), which the gate cannot read.
+    fn is_public(&self, _req: &Req, rest: &str) -> bool {
+        route(rest) == Route::Token
     }
 
-    fn handle(&self, req: Req, _caller: Caller) -> Answering<'_> {
+    fn handle(&self, req: Req, caller: Caller) -> Answering<'_> {
         Box::pin(async move {
-            match self.answer(req).await {
+            match self.answer(req, caller).await {
                 Ok(r) => with_version(r),
                 Err(Error(status, code, message)) => error(status, code, &message),
             }
@@ -130,14 +147,38 @@ impl Served for Registry {
         };
         error(status, code, message)
     }
+
+    fn challenge(&self, req: &Req, rest: &str) -> Option<String> {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && !h.contains(['"', '\\', ' ']))?;
+        let scheme = if crate::http::via_https(req) { "https" } else { "http" };
+        let scope = match route(rest) {
+            Route::Manifest(n, _) | Route::Blob(n, _) | Route::Tags(n) | Route::Referrers(n, _)
+                if !n.contains(['"', '\\']) =>
+            {
+                format!(",scope=\"repository:{n}:pull\"")
+            }
+            Route::Catalog => ",scope=\"registry:catalog:*\"".to_string(),
+            _ => String::new(),
+        };
+        Some(format!(
+            "Bearer realm=\"{scheme}://{host}/v2/token\",service=\"{SERVICE}\"{scope}"
+        ))
+    }
 }
 
 impl Registry {
-    async fn answer(&self, req: Req) -> Answer {
+    async fn answer(&self, req: Req, caller: Caller) -> Answer {
         let path = decoded_path(req.uri().path());
         let rest = path.strip_prefix(BASES[0]).unwrap_or(&path).to_string();
         let q = query_pairs(req.uri().query());
         let head = req.method() == Method::HEAD;
+        if req.method() == Method::POST && route(&rest) == Route::Token {
+            return self.oauth_token(req, caller).await;
+        }
         if req.method() != Method::GET && !head {
             return Err(Error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -157,6 +198,7 @@ impl Registry {
         };
         match route(&rest) {
             Route::Base => Ok(full(StatusCode::OK, "application/json", "{}")),
+            Route::Token => self.token(&caller),
             Route::Catalog => self.catalog(&q).await,
             Route::Tags(name) => self.tags(name, &repo(name)?, &q).await,
             Route::Manifest(name, reference) => self.manifest(&repo(name)?, reference, head).await,
@@ -170,6 +212,63 @@ impl Registry {
                 Ok(full(StatusCode::OK, crate::oci::OCI_INDEX, index.to_string()))
             }
             Route::Other => Err(Error(StatusCode::NOT_FOUND, "UNSUPPORTED", format!("no route {rest}"))),
+        }
+    }
+
+    /// The token endpoint's answer to `GET` (the distribution token spec: Basic credentials, `service` and
+    /// `scope` in the query): a pull token for the API token the gate saw, in both fields clients read. Every
+    /// API token may pull every repository, so the scope asked for is the scope granted. An anonymous registry
+    /// lets everyone through whatever they show; the token it gives the credential-less says so and means
+    /// nothing.
+    fn token(&self, caller: &Caller) -> Answer {
+        let (token, lifetime) = self.issue(caller)?;
+        Ok(crate::http::json(
+            StatusCode::OK,
+            &json!({"token": token, "access_token": token, "expires_in": lifetime.as_secs(), "issued_at": now_rfc3339()}),
+        ))
+    }
+
+    /// The token endpoint's answer to the OAuth2 password grant (`POST`, a form with `grant_type=password`,
+    /// `username`, `password`, `service`, `scope`): what containerd sends first.
+    async fn oauth_token(&self, req: Req, caller: Caller) -> Answer {
+        let body = crate::http::read_body(req.into_body(), crate::http::MAX_SMALL_BODY)
+            .await
+            .map_err(|e| Error(StatusCode::BAD_REQUEST, "UNSUPPORTED", e.to_string()))?;
+        let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if field("grant_type").as_deref() != Some("password") {
+            return Err(Error(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                "only grant_type=password is served (depot issues no refresh tokens)".into(),
+            ));
+        }
+        let mut caller = caller;
+        if let Some(password) = field("password") {
+            let auth = self.auth.clone();
+            let row = crate::pool::run(move || auth.token(&password))
+                .await
+                .map_err(|e| Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))?;
+            if let Some(t) = row {
+                caller.principal = Some(crate::auth::Principal::Token { id: t.id, name: t.name });
+            }
+        }
+        let (token, lifetime) = self.issue(&caller)?;
+        Ok(crate::http::json(
+            StatusCode::OK,
+            &json!({"access_token": token, "expires_in": lifetime.as_secs(), "issued_at": now_rfc3339(), "scope": field("scope").unwrap_or_default()}),
+        ))
+    }
+
+    fn issue(&self, caller: &Caller) -> Result<(String, std::time::Duration), Error> {
+        match &caller.principal {
+            Some(crate::auth::Principal::Token { id, name }) => Ok(self.auth.issue_pull_token(*id, name)),
+            _ if self.anonymous => Ok(("anonymous".to_string(), crate::auth::PULL_TOKEN_LIFETIME)),
+            _ => Err(Error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "a token is issued for an API token of depot (`depot token create`), given as the password".into(),
+            )),
         }
     }
 
@@ -305,6 +404,12 @@ impl Registry {
     }
 }
 
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// `n` and `last` of a paged list: `n` a whole number (at most [`PAGE_MAX`] served at once).
 fn page(q: &[(String, String)]) -> Result<(Option<usize>, Option<String>), Error> {
     let n = match query_get(q, "n") {
@@ -375,6 +480,8 @@ mod tests {
         assert_eq!(route("/x/blobs/sha256:ab"), Route::Blob("x", "sha256:ab"));
         assert_eq!(route("/x/blobs/uploads/"), Route::Other);
         assert_eq!(route("/x/referrers/sha256:ab"), Route::Referrers("x", "sha256:ab"));
+        assert_eq!(route("/token"), Route::Token);
+        assert_eq!(route("/token/tags/list"), Route::Tags("token"));
         // a repository may be called `manifests`
         assert_eq!(route("/manifests/manifests/1"), Route::Manifest("manifests", "1"));
         assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
