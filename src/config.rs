@@ -24,6 +24,8 @@ pub struct Config {
     pub registry_listen: Option<SocketAddr>,
     /// Serve the LAN registry to clients without credentials (else an API token of depot is needed).
     pub registry_anonymous: bool,
+    /// Pull what a LAN registry's client asks for and depot does not hold (the default).
+    pub registry_pull_through: bool,
     /// Serve the LAN registry over plain HTTP (else over TLS).
     pub registry_plain_http: bool,
     /// The LAN registry's certificate chain and key (PEM; one file may hold both, as QTS's does); unset or
@@ -90,6 +92,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "engine_tcp",
     "registry_anonymous",
     "registry_plain_http",
+    "registry_pull_through",
     "registry_tls_names",
     "admin_password",
     "bandwidth_limit",
@@ -321,6 +324,10 @@ const SETTERS: &[(&str, Setter)] = &[
         c.registry_anonymous = flag(k, v)?;
         Ok(())
     }),
+    ("registry_pull_through", |c, k, v| {
+        c.registry_pull_through = flag(k, v)?;
+        Ok(())
+    }),
     ("registry_plain_http", |c, k, v| {
         c.registry_plain_http = flag(k, v)?;
         Ok(())
@@ -426,6 +433,7 @@ impl Config {
             registry_listen: None,
             registry_anonymous: false,
             registry_plain_http: false,
+            registry_pull_through: true,
             registry_tls_cert: None,
             registry_tls_key: None,
             registry_tls_names: Vec::new(),
@@ -619,6 +627,7 @@ impl Config {
             ),
             ("registry_anonymous", self.registry_anonymous.to_string()),
             ("registry_plain_http", self.registry_plain_http.to_string()),
+            ("registry_pull_through", self.registry_pull_through.to_string()),
             ("registry_tls_cert", o(&self.registry_tls_cert)),
             ("registry_tls_key", o(&self.registry_tls_key)),
             ("registry_tls_names", self.registry_tls_names.join(",")),

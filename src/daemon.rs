@@ -346,7 +346,12 @@ fn registry_of(cfg: &Config, d: &Daemon) -> Result<Option<Listening>, DaemonErro
         }
     );
     let api = crate::api::Api::registry(
-        crate::api::registry::Registry::new(d.images.clone(), d.auth.clone(), cfg.registry_anonymous),
+        crate::api::registry::Registry::new(
+            d.images.clone(),
+            d.auth.clone(),
+            cfg.registry_anonymous,
+            cfg.registry_pull_through,
+        ),
         d.auth.clone(),
         cfg.registry_anonymous,
     );

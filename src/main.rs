@@ -97,6 +97,9 @@ struct Serve {
     /// depot is needed)
     #[argh(option)]
     registry_anonymous: Option<String>,
+    /// pull what a LAN registry's client asks for and depot does not hold (true or false; default true)
+    #[argh(option)]
+    registry_pull_through: Option<String>,
     /// serve the LAN registry over plain HTTP (true or false; default false: TLS)
     #[argh(option)]
     registry_plain_http: Option<String>,
@@ -485,6 +488,7 @@ impl Serve {
             ("registry", &self.registry),
             ("registry_anonymous", &self.registry_anonymous),
             ("registry_plain_http", &self.registry_plain_http),
+            ("registry_pull_through", &self.registry_pull_through),
             ("registry_tls_cert", &self.registry_tls_cert),
             ("registry_tls_key", &self.registry_tls_key),
             ("handoff_after_pull", &self.handoff_after_pull),

@@ -50,19 +50,27 @@ fn code(body: &[u8]) -> String {
     v["errors"][0]["code"].as_str().unwrap_or_default().to_string()
 }
 
-fn registry_depot() -> (Depot, String) {
+/// A depot serving its registry anonymously over plain HTTP, with `extra` flags.
+fn registry_depot_with(extra: &[&str]) -> (Depot, String) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let d = Depot::start(&[
+    let mut args = vec![
         "--registry",
         &addr,
         "--registry-anonymous",
         "true",
         "--registry-plain-http",
         "true",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let d = Depot::start(&args);
     wait_for(20, "the registry to answer", || get(&addr, "GET", "/v2/", &[]).0 == 200);
     (d, addr)
+}
+
+/// The same, serving only what it holds.
+fn registry_depot() -> (Depot, String) {
+    registry_depot_with(&["--registry-pull-through", "false"])
 }
 
 #[test]
@@ -462,4 +470,97 @@ fn by_default_pulls_need_a_token_and_travel_over_tls() {
     assert_eq!(request(&base, "GET", manifest, &[], &with_basic).0, 401);
     let _ = std::fs::remove_dir_all(&certs);
     let _ = std::fs::remove_dir_all(&second_certs);
+}
+
+/// What depot lacks is pulled by its own pull (kept, as `docker pull` keeps it) and served while it runs: a layer
+/// reaches its clients as its bytes arrive, every client following the one download; Docker Hub's names go
+/// through depot's own mirror settings, another registry's by containerd's `ns`.
+#[test]
+fn what_depot_lacks_is_pulled_through_and_followed_as_it_arrives() {
+    let p = peers();
+    // Docker Hub's images come from the plain registry, depot's Docker Hub mirror here
+    ok(&Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:1", p.images.join("oci-test").display()))
+        .arg(format!("docker://{}/library/ptest:1", p.plain))
+        .output()
+        .unwrap());
+    let mirror = format!("http://{}", p.plain);
+    let (d, reg) = registry_depot_with(&[
+        "--registry-mirror",
+        &mirror,
+        "--insecure-registry",
+        &p.plain,
+        "--bandwidth-limit",
+        "100M",
+    ]);
+    // dockerd with depot as its mirror: depot holds nothing yet
+    let dockerd = Dockerd::start_with(&[
+        "--registry-mirror",
+        &format!("http://{reg}"),
+        "--insecure-registry",
+        &reg,
+    ]);
+    ok(&dockerd.docker(&["pull", "ptest:1"]));
+    let names: Vec<String> = d
+        .images()
+        .iter()
+        .flat_map(|i| i["RepoTags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names, vec!["ptest:1".to_string()], "the pulled-through image is kept");
+    let ns = format!("?ns={}", p.plain);
+    // a tag the registry does not have: its answer, in the spec's shape
+    let (s, _, body) = get(&reg, "GET", &format!("/v2/test/manifests/absent{ns}"), &[]);
+    assert_eq!((s, code(&body)), (404, "MANIFEST_UNKNOWN".to_string()));
+    // Docker Hub itself is out of reach here: after the mirror's 404, the last answer is a gateway's
+    let (s, _, body) = get(&reg, "GET", "/v2/library/ptest/manifests/absent", &[]);
+    assert_eq!(
+        (s, code(&body)),
+        (502, "UNKNOWN".to_string()),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // another registry's big image (four 125 MiB layers) by containerd's ns: the manifest is served once the
+    // pull has stored it, and two clients follow its first layer while it downloads
+    let (s, head, body) = get(&reg, "GET", &format!("/v2/big/manifests/1{ns}"), &[]);
+    assert_eq!(s, 200, "{head}");
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let size = m["layers"][0]["size"].as_u64().unwrap();
+    let out = tempdir("reg-through");
+    let followers: Vec<_> = (0..2)
+        .map(|i| {
+            Command::new("curl")
+                .args(["-s", "-f", "--max-time", "300", "-o"])
+                .arg(out.join(format!("layer{i}")))
+                .arg(format!("http://{reg}/v2/big/blobs/{layer}{ns}"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let committed = d.root.join("blobs/sha256").join(layer.trim_start_matches("sha256:"));
+    let received = |i: usize| std::fs::metadata(out.join(format!("layer{i}"))).map_or(0, |m| m.len());
+    wait_for(120, "the first bytes of the layer to reach both clients", || {
+        received(0) > 0 && received(1) > 0
+    });
+    assert!(
+        !committed.exists(),
+        "bytes reach the clients while the layer arrives, not once it is whole"
+    );
+    for mut f in followers {
+        assert!(f.wait().unwrap().success());
+    }
+    for i in 0..2 {
+        let got = out.join(format!("layer{i}"));
+        assert_eq!(std::fs::metadata(&got).unwrap().len(), size);
+        assert_eq!(format!("sha256:{}", sha256_file(&got)), layer);
+    }
+    // the pull goes on to its end and keeps the image
+    let big = format!("{}/big:1", p.plain);
+    wait_for(300, "the pulled-through image to be kept", || {
+        d.images().iter().any(|i| i["RepoTags"][0] == big.as_str())
+    });
+    let _ = std::fs::remove_dir_all(&out);
 }

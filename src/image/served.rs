@@ -1,10 +1,20 @@
 //! What the LAN registry serves, read from the store: a repository's tags, manifests and blobs under the names
 //! depot keeps them by (`docker.io/library/alpine`). Read-only.
+//!
+//! Pull-through: what depot does not hold is pulled by its own persistent pull ([`ImageService::pull_through`]:
+//! resumable, verified, judged by the policy, kept). While that pull runs, the manifests and blobs it owns are
+//! served too: a manifest once it is stored (the pull stores each before the layers, after the policy judged
+//! the signatures), a layer as its bytes arrive ([`Arriving`]), so the first client is not made to wait for the
+//! whole image and every client asking for the same blob follows the one download.
 
 use super::{ImageError, ImageService};
 use crate::digest::Digest;
 use crate::oci::{DOCKER_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::policy::sigstore::signature_tag;
+use crate::reference::Reference;
+use crate::store::{BlobStore, Db};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A manifest as served: its digest and media type (its bytes are the blob of that digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +43,18 @@ impl ImageService {
             .ok_or_else(|| ImageError::InvalidParameter(format!("{id}: no manifest recorded")))
     }
 
-    /// The manifest `reference` (a tag, cosign's `sha256-<hex>.sig`, or a digest) names in repository `repo`.
+    /// The manifest `reference` (a tag, cosign's `sha256-<hex>.sig`, or a digest) names in repository `repo`:
+    /// one of its images', or one an unfinished pull of it has stored.
     pub fn served_manifest(&self, repo: &str, reference: &str) -> Result<Option<ServedManifest>, ImageError> {
         let images = self.db.images();
         if let Ok(d) = reference.parse::<Digest>() {
-            return Ok(images
-                .manifest_in_repo(repo, &d)?
-                .map(|media_type| ServedManifest { digest: d, media_type }));
+            if let Some(media_type) = images.manifest_in_repo(repo, &d)? {
+                return Ok(Some(ServedManifest { digest: d, media_type }));
+            }
+            return match self.db.downloads().in_flight_blob(repo, &d)? {
+                Some(_) if self.store.contains(&d) => self.stored_manifest(&d).map(Some),
+                _ => Ok(None),
+            };
         }
         if reference.ends_with(".sig") {
             let sig = images
@@ -76,16 +91,80 @@ impl ImageService {
         Ok(tags)
     }
 
-    /// Blob `d` and its size, when an image of repository `repo` needs it.
-    pub fn served_blob(&self, repo: &str, d: &Digest) -> Result<Option<(std::fs::File, u64)>, ImageError> {
+    /// Blob `d`, when an image of repository `repo` needs it or an unfinished pull of it owns it.
+    pub fn served_blob(&self, repo: &str, d: &Digest) -> Result<Option<ServedBlob>, ImageError> {
         if !self.db.images().blob_in_repo(repo, d)? {
-            return Ok(None);
+            let Some((download, size)) = self.db.downloads().in_flight_blob(repo, d)? else {
+                return Ok(None);
+            };
+            return Ok(Some(ServedBlob::Arriving(Arriving {
+                store: self.store.clone(),
+                db: self.db.clone(),
+                digest: d.clone(),
+                size,
+                download,
+            })));
         }
         let size = self.store.size(d).ok_or_else(|| ImageError::Incomplete {
             names: repo.to_string(),
             blob: d.clone(),
         })?;
-        Ok(Some((self.store.open_blob(d)?, size)))
+        Ok(Some(ServedBlob::Stored(self.store.open_blob(d)?, size)))
+    }
+
+    /// A manifest of the store with the media type it declares (or its shape implies).
+    fn stored_manifest(&self, d: &Digest) -> Result<ServedManifest, ImageError> {
+        let bytes = self.store.read(d, self.registry.options().max_manifest_bytes)?;
+        let media_type = match crate::registry::manifest::parse_manifest(&bytes, None)? {
+            crate::registry::manifest::Manifest::Image(m) => m.media_type,
+            crate::registry::manifest::Manifest::Index(i) => i.media_type,
+        };
+        Ok(ServedManifest {
+            digest: d.clone(),
+            media_type,
+        })
+    }
+
+    /// Pull `reference` (`repo:tag` or `repo@digest`) for a LAN registry's client, or join the pull already
+    /// running: the manifest it names once the pull has stored it and the policy has judged it (its layers then
+    /// arrive while the client asks for them), or once the pull is over (an image held whole already).
+    pub async fn pull_through(self: &Arc<Self>, reference: Reference) -> Result<ServedManifest, Arc<ImageError>> {
+        let spec = super::pull::PullSpec {
+            reference,
+            platform: None,
+            creds: None,
+        };
+        let job = self.pull(spec).map_err(Arc::new)?;
+        let mut cursor = 0;
+        loop {
+            let batch = job.next(&mut cursor).await;
+            let planned = batch
+                .events
+                .iter()
+                .any(|e| matches!(e, super::job::PullEvent::PullingFrom { .. }));
+            let svc = self.clone();
+            let download = job.download;
+            match (planned, batch.outcome) {
+                (_, Some(Err(e))) => return Err(e),
+                (_, Some(Ok(o))) => {
+                    return crate::pool::run(move || svc.top_manifest(&o.image_id))
+                        .await
+                        .map_err(Arc::new)
+                }
+                (true, None) => {
+                    return crate::pool::run(move || {
+                        let row = svc.db.downloads().download(download)?;
+                        let d = row.and_then(|r| r.resolved_digest).ok_or_else(|| {
+                            ImageError::InvalidParameter(format!("download {download}: nothing resolved"))
+                        })?;
+                        svc.stored_manifest(&d)
+                    })
+                    .await
+                    .map_err(Arc::new)
+                }
+                (false, None) => {}
+            }
+        }
     }
 
     /// Every repository with a tag or digest ref.
@@ -98,5 +177,92 @@ impl ImageService {
     /// A blob of the store, whole (a manifest), at most `limit` bytes.
     pub fn store_read(&self, d: &Digest, limit: u64) -> Result<Vec<u8>, ImageError> {
         Ok(self.store.read(d, limit)?)
+    }
+}
+
+/// A blob as the LAN registry serves it: whole in the store, or arriving.
+pub enum ServedBlob {
+    Stored(std::fs::File, u64),
+    Arriving(Arriving),
+}
+
+/// A blob an unfinished pull is fetching, followed as its bytes arrive: read from its ingest as the transfer
+/// writes it (unbuffered), from the store once committed. Any number of clients follow one download.
+pub struct Arriving {
+    store: BlobStore,
+    db: Arc<Db>,
+    pub digest: Digest,
+    pub size: u64,
+    download: i64,
+}
+
+/// How long a follower waits for the next byte: longer than a transfer's read deadline with a retry.
+const ARRIVAL_STALL: Duration = Duration::from_secs(180);
+/// How often a follower with nothing to read looks again, and how often it checks that the download lives.
+const ARRIVAL_POLL: Duration = Duration::from_millis(20);
+const ARRIVAL_CHECK: Duration = Duration::from_millis(500);
+
+impl Arriving {
+    /// Copy bytes `start..start + len` to `w` as they arrive, flushing whenever it waits (the client gets what
+    /// is there). Fails when the download fails, or when nothing arrives for [`ARRIVAL_STALL`].
+    pub fn copy_to(&self, start: u64, len: u64, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let end = start + len;
+        let mut at = start;
+        let mut buf = vec![0u8; 128 * 1024];
+        // the handle and whether it is the committed blob
+        let mut file: Option<(std::fs::File, bool)> = None;
+        let (mut progress, mut checked) = (Instant::now(), Instant::now());
+        while at < end {
+            if file.is_none() {
+                file = match self.store.open_blob(&self.digest) {
+                    Ok(f) => Some((f, true)),
+                    Err(_) => self.store.open_ingest(&self.digest).map(|f| (f, false)),
+                };
+            }
+            let want = (end - at).min(buf.len() as u64) as usize;
+            let n = match &file {
+                Some((f, _)) => f.read_at(&mut buf[..want], at)?,
+                None => 0,
+            };
+            if n > 0 {
+                w.write_all(&buf[..n])?;
+                at += n as u64;
+                progress = Instant::now();
+                continue;
+            }
+            if matches!(file, Some((_, true))) {
+                return Err(std::io::Error::other(format!(
+                    "{}: the stored blob ends at {at} of {} bytes",
+                    self.digest, self.size
+                )));
+            }
+            w.flush()?;
+            if progress.elapsed() > ARRIVAL_STALL {
+                return Err(std::io::Error::other(format!(
+                    "{}: nothing arrived for {} s",
+                    self.digest,
+                    ARRIVAL_STALL.as_secs()
+                )));
+            }
+            if checked.elapsed() > ARRIVAL_CHECK {
+                checked = Instant::now();
+                let state = self
+                    .db
+                    .downloads()
+                    .download(self.download)
+                    .map_err(std::io::Error::other)?
+                    .map(|r| r.state);
+                if matches!(state, None | Some(crate::store::DownloadState::Failed))
+                    && !self.store.contains(&self.digest)
+                {
+                    return Err(std::io::Error::other(format!("{}: its download failed", self.digest)));
+                }
+                // look again: committed by now, or an ingest started afresh
+                file = None;
+            }
+            std::thread::sleep(ARRIVAL_POLL);
+        }
+        w.flush()
     }
 }

@@ -201,6 +201,13 @@ impl BlobStore {
         })
     }
 
+    /// The ingest of `d` opened for reading, when a download is writing it: a reader follows the bytes as they
+    /// are written (they go to the file unbuffered), and keeps its handle when the ingest is committed (a rename).
+    pub fn open_ingest(&self, d: &Digest) -> Option<File> {
+        let hex = d.sha256_hex().ok()?;
+        File::open(self.ingest.join(hex).join("data")).ok()
+    }
+
     /// Bytes an earlier attempt left in the ingest of `d` (0 if none).
     pub fn ingest_len(&self, d: &Digest) -> u64 {
         d.sha256_hex()

@@ -42,14 +42,22 @@ pub struct Registry {
     /// Whether everyone may pull (the gate's [`super::Access::Registry`] says the same): the token endpoint then
     /// answers without credentials too.
     anonymous: bool,
+    /// Whether a manifest depot does not hold is pulled from its registry (see [`crate::image::served`]).
+    pull_through: bool,
 }
 
 impl Registry {
-    pub fn new(images: Arc<ImageService>, auth: Arc<crate::auth::Auth>, anonymous: bool) -> Registry {
+    pub fn new(
+        images: Arc<ImageService>,
+        auth: Arc<crate::auth::Auth>,
+        anonymous: bool,
+        pull_through: bool,
+    ) -> Registry {
         Registry {
             images,
             auth,
             anonymous,
+            pull_through,
         }
     }
 }
@@ -274,22 +282,17 @@ impl Registry {
 
     async fn manifest(&self, repo: &str, reference: &str, head: bool) -> Answer {
         let (images, r, rf) = (self.images.clone(), repo.to_string(), reference.to_string());
-        let found = crate::pool::run(move || -> Result<_, ImageError> {
-            let Some(m) = images.served_manifest(&r, &rf)? else {
-                return Ok(None);
-            };
-            let bytes = images.store_read(&m.digest, MAX_MANIFEST)?;
-            Ok(Some((m, bytes)))
-        })
-        .await
-        .map_err(internal)?;
-        let Some((m, bytes)) = found else {
-            return Err(Error(
-                StatusCode::NOT_FOUND,
-                "MANIFEST_UNKNOWN",
-                format!("manifest unknown: {reference}"),
-            ));
+        let held = crate::pool::run(move || images.served_manifest(&r, &rf))
+            .await
+            .map_err(internal)?;
+        let m = match held {
+            Some(m) => m,
+            None => self.through(repo, reference).await?,
         };
+        let (images, d) = (self.images.clone(), m.digest.clone());
+        let bytes = crate::pool::run(move || images.store_read(&d, MAX_MANIFEST))
+            .await
+            .map_err(internal)?;
         let len = bytes.len();
         let mut r = match head {
             true => empty(StatusCode::OK),
@@ -301,7 +304,38 @@ impl Registry {
         Ok(r)
     }
 
+    /// A manifest depot does not hold, pulled from its registry (when pull-through is on): its registry's answer
+    /// in the spec's shape when that pull fails or the policy refuses it. Signatures (`.sig` tags) are never
+    /// pulled alone: a pull fetches those its policy asks for.
+    async fn through(&self, repo: &str, reference: &str) -> Result<crate::image::served::ServedManifest, Error> {
+        let unknown = || {
+            Error(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                format!("manifest unknown: {reference}"),
+            )
+        };
+        if !self.pull_through || reference.ends_with(".sig") {
+            return Err(unknown());
+        }
+        let sep = if reference.parse::<Digest>().is_ok() { '@' } else { ':' };
+        let upstream = crate::reference::Reference::parse(&format!("{repo}{sep}{reference}")).map_err(|_| unknown())?;
+        self.images.pull_through(upstream).await.map_err(|e| {
+            use crate::image::ErrorClass as C;
+            let (status, code) = match e.class() {
+                C::NotFound => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+                C::Forbidden | C::Unauthorized => (StatusCode::FORBIDDEN, "DENIED"),
+                C::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+                C::InvalidParameter | C::Unprocessable => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+                C::InsufficientStorage => (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN"),
+                _ => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
+            };
+            Error(status, code, e.to_string())
+        })
+    }
+
     async fn blob(&self, repo: &str, digest: &str, req: &Req, head: bool) -> Answer {
+        use crate::image::served::ServedBlob;
         let d: Digest = digest
             .parse()
             .map_err(|e: crate::digest::DigestError| Error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))?;
@@ -309,12 +343,16 @@ impl Registry {
         let found = crate::pool::run(move || images.served_blob(&r, &d2))
             .await
             .map_err(internal)?;
-        let Some((mut file, size)) = found else {
+        let Some(blob) = found else {
             return Err(Error(
                 StatusCode::NOT_FOUND,
                 "BLOB_UNKNOWN",
                 format!("blob unknown: {d}"),
             ));
+        };
+        let size = match &blob {
+            ServedBlob::Stored(_, size) => *size,
+            ServedBlob::Arriving(a) => a.size,
         };
         let range = match req.headers().get("range").and_then(|v| v.to_str().ok()) {
             None => None,
@@ -336,10 +374,12 @@ impl Registry {
         let mut resp = if head || len == 0 {
             empty(status)
         } else {
-            let rx = crate::http::write_on_thread("blob", move |w| {
-                file.seek(std::io::SeekFrom::Start(start))
+            let rx = crate::http::write_on_thread("blob", move |w| match blob {
+                ServedBlob::Stored(mut file, _) => file
+                    .seek(std::io::SeekFrom::Start(start))
                     .and_then(|_| std::io::copy(&mut (&mut file).take(len), w))
-                    .and_then(|_| std::io::Write::flush(w))
+                    .and_then(|_| std::io::Write::flush(w)),
+                ServedBlob::Arriving(a) => a.copy_to(start, len, w),
             })
             .map_err(|e| Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))?;
             streaming_fallible(status, "application/octet-stream", rx)

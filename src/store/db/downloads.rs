@@ -197,6 +197,23 @@ impl Downloads<'_> {
         Ok(out)
     }
 
+    /// The unfinished download of an image of repository `repo` (`docker.io/library/alpine`) that owns blob `d`
+    /// (a manifest, the config or a layer), and the blob's size: what the LAN registry serves while the pull runs.
+    pub fn in_flight_blob(&self, repo: &str, d: &Digest) -> Result<Option<(i64, u64)>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT d.id, b.size FROM download_blobs b JOIN downloads d ON d.id = b.download_id
+             WHERE b.digest = ?1 AND d.kind = 'image' AND d.state NOT IN ('committed', 'failed')
+               AND substr(d.reference, 1, length(?2) + 1) IN (?2 || ':', ?2 || '@')
+             ORDER BY d.id DESC LIMIT 1",
+        )?;
+        Ok(st
+            .query_row(params![d.as_str(), repo], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()?)
+    }
+
     /// Blobs that unfinished downloads own: GC must not take them or their ingests.
     pub fn live_download_blobs(&self) -> Result<HashSet<Digest>> {
         let conn = self.db.conn();
