@@ -334,7 +334,7 @@ fn registry_of(cfg: &Config, d: &Daemon) -> Result<Option<Listening>, DaemonErro
         true => None,
         false => Some(registry_tls(cfg, a)?),
     };
-    let l = smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding the registry on {a}")))?;
+    let l = http::bind_tcp(a).map_err(io(format!("binding the registry on {a}")))?;
     log::info!(
         "registry {}://{}: what depot holds, read-only, {}",
         if tls.is_some() { "https" } else { "http" },
@@ -430,7 +430,7 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
     let unix =
         http::bind_unix(&sock, cfg.socket_group.as_deref()).map_err(io(format!("binding {}", sock.display())))?;
     let tcp = match cfg.tcp {
-        Some(a) => Some(smol::block_on(async_net::TcpListener::bind(a)).map_err(io(format!("binding tcp {a}")))?),
+        Some(a) => Some(http::bind_tcp(a).map_err(io(format!("binding tcp {a}")))?),
         None => None,
     };
     if let Some(a) = cfg.tcp {

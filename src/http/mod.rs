@@ -587,6 +587,28 @@ impl ConnLimits {
     }
 }
 
+/// The connections the kernel queues for a TCP listener before `accept`: as many as `net.core.somaxconn`
+/// allows (at most 4,096). A burst of LAN clients past the connection cap then waits in the queue instead of
+/// having its SYNs dropped and retried a second or more later (std's listeners queue 128).
+const TCP_BACKLOG: i32 = 4096;
+
+/// A TCP listener on `addr` with [`TCP_BACKLOG`] (`SO_REUSEADDR` as std sets it: a restart rebinds at once).
+pub fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<async_net::TcpListener> {
+    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let family = match addr {
+        std::net::SocketAddr::V4(_) => AddressFamily::Inet,
+        std::net::SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr))?;
+    socket::listen(
+        &fd,
+        socket::Backlog::new(TCP_BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
+    )?;
+    async_net::TcpListener::try_from(std::net::TcpListener::from(fd))
+}
+
 /// Raise the soft limit on open descriptors to the hard one; the soft limit in force after.
 // rlim_t is u32 on armv7, u64 on the 64-bit targets: the casts are needed there, not here
 #[allow(clippy::unnecessary_cast)]

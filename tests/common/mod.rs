@@ -675,3 +675,69 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// The LAN registry's clients: plain requests by curl, a depot serving its registry.
+#[allow(dead_code)]
+pub mod lan {
+    use super::*;
+
+    /// (status, headers, body) of a request to the registry at `addr` over plain HTTP.
+    pub fn get(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String, Vec<u8>) {
+        request(&format!("http://{addr}"), method, path, headers, &[])
+    }
+
+    /// (status, headers, body) of a request to `base` (`http://…` or `https://…`), with curl's `extra` arguments.
+    pub fn request(base: &str, method: &str, path: &str, headers: &[&str], extra: &[&str]) -> (u16, String, Vec<u8>) {
+        let dir = tempdir("reg-get");
+        let mut c = Command::new("curl");
+        match method {
+            "HEAD" => c.args(["-s", "-I"]),
+            m => c.args(["-s", "-X", m]),
+        };
+        c.arg("-D").arg(dir.join("h")).arg("-o").arg(dir.join("b"));
+        for h in headers {
+            c.args(["-H", h]);
+        }
+        let o = c
+            .args(extra)
+            .args(["--max-time", "60", "-w", "%{http_code}"])
+            .arg(format!("{base}{path}"))
+            .output()
+            .unwrap();
+        let status = stdout(&o).trim().parse().unwrap_or(0);
+        let head = std::fs::read_to_string(dir.join("h"))
+            .unwrap_or_default()
+            .to_lowercase();
+        let body = std::fs::read(dir.join("b")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        (status, head, body)
+    }
+
+    pub fn code(body: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        v["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// A depot serving its registry anonymously over plain HTTP, with `extra` flags.
+    pub fn registry_depot_with(extra: &[&str]) -> (Depot, String) {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "--registry",
+            &addr,
+            "--registry-anonymous",
+            "true",
+            "--registry-plain-http",
+            "true",
+        ];
+        args.extend_from_slice(extra);
+        let d = Depot::start(&args);
+        wait_for(20, "the registry to answer", || get(&addr, "GET", "/v2/", &[]).0 == 200);
+        (d, addr)
+    }
+
+    /// The same, serving only what it holds.
+    pub fn registry_depot() -> (Depot, String) {
+        registry_depot_with(&["--registry-pull-through", "false"])
+    }
+}
