@@ -228,14 +228,29 @@ pub fn streaming(status: StatusCode, content_type: &str, s: impl Stream<Item = B
 pub fn streaming_fallible(
     status: StatusCode,
     content_type: &str,
-    s: impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static,
+    s: impl Stream<Item = io::Result<Bytes>> + Send + 'static,
 ) -> Resp {
-    let body = StreamBody::new(s.map(|b| b.map(Frame::data)));
+    let body = StreamBody::new(Shared(std::sync::Mutex::new(Box::pin(s))).map(|b| b.map(Frame::data)));
     let mut r = Response::new(BodyExt::boxed(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert("content-type", content_type.parse().expect("static header"));
     r
+}
+
+/// A stream that may be shared between threads because it is only ever reached through `&mut` (a response body
+/// is polled by one task): the mutex is never locked, it only lends its `Sync` to a stream that lacks it (one
+/// that awaits a pool's queue).
+struct Shared<S>(std::sync::Mutex<Pin<Box<S>>>);
+
+impl<S: Stream> Stream for Shared<S> {
+    type Item = S::Item;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<S::Item>> {
+        match self.get_mut().0.get_mut() {
+            Ok(s) => s.as_mut().poll_next(cx),
+            Err(poisoned) => poisoned.into_inner().as_mut().poll_next(cx),
+        }
+    }
 }
 
 /// Largest JSON (or other small) request body any handler reads into memory.

@@ -97,13 +97,13 @@ impl ImageService {
             let Some((download, size)) = self.db.downloads().in_flight_blob(repo, d)? else {
                 return Ok(None);
             };
-            return Ok(Some(ServedBlob::Arriving(Arriving {
-                store: self.store.clone(),
-                db: self.db.clone(),
-                digest: d.clone(),
+            return Ok(Some(ServedBlob::Arriving(Arriving::new(
+                self.store.clone(),
+                self.db.clone(),
+                d.clone(),
                 size,
                 download,
-            })));
+            ))));
         }
         let size = self.store.size(d).ok_or_else(|| ImageError::Incomplete {
             names: repo.to_string(),
@@ -180,10 +180,41 @@ impl ImageService {
     }
 }
 
-/// A blob as the LAN registry serves it: whole in the store, or arriving.
+/// A blob as the LAN registry serves it: whole in the store, or arriving. Read in chunks ([`ServedBlob::chunk`])
+/// on the reads' pool, so that no client holds a thread of its own (nor its malloc arena) while it is served.
 pub enum ServedBlob {
     Stored(std::fs::File, u64),
     Arriving(Arriving),
+}
+
+impl ServedBlob {
+    pub fn size(&self) -> u64 {
+        match self {
+            ServedBlob::Stored(_, size) => *size,
+            ServedBlob::Arriving(a) => a.size,
+        }
+    }
+
+    /// Up to `max` bytes at offset `at`; `None` when none have arrived there yet (ask again in [`ARRIVAL_POLL`]).
+    /// Fails when a stored blob ends early, when the download of an arriving one failed, or when nothing arrived
+    /// for [`ARRIVAL_STALL`].
+    pub fn chunk(&mut self, at: u64, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        match self {
+            ServedBlob::Stored(file, size) => {
+                let mut buf = vec![0u8; max];
+                let n = file.read_at(&mut buf, at)?;
+                if n == 0 {
+                    return Err(std::io::Error::other(format!(
+                        "the stored blob ends at {at} of {size} bytes"
+                    )));
+                }
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            ServedBlob::Arriving(a) => a.chunk(at, max),
+        }
+    }
 }
 
 /// A blob an unfinished pull is fetching, followed as its bytes arrive: read from its ingest as the transfer
@@ -194,75 +225,78 @@ pub struct Arriving {
     pub digest: Digest,
     pub size: u64,
     download: i64,
+    /// The handle read from, and whether it is the committed blob.
+    file: Option<(std::fs::File, bool)>,
+    /// When a byte last arrived, and when the download was last looked at.
+    progress: Instant,
+    checked: Instant,
 }
 
 /// How long a follower waits for the next byte: longer than a transfer's read deadline with a retry.
 const ARRIVAL_STALL: Duration = Duration::from_secs(180);
 /// How often a follower with nothing to read looks again, and how often it checks that the download lives.
-const ARRIVAL_POLL: Duration = Duration::from_millis(20);
+pub const ARRIVAL_POLL: Duration = Duration::from_millis(20);
 const ARRIVAL_CHECK: Duration = Duration::from_millis(500);
 
 impl Arriving {
-    /// Copy bytes `start..start + len` to `w` as they arrive, flushing whenever it waits (the client gets what
-    /// is there). Fails when the download fails, or when nothing arrives for [`ARRIVAL_STALL`].
-    pub fn copy_to(&self, start: u64, len: u64, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let end = start + len;
-        let mut at = start;
-        let mut buf = vec![0u8; 128 * 1024];
-        // the handle and whether it is the committed blob
-        let mut file: Option<(std::fs::File, bool)> = None;
-        let (mut progress, mut checked) = (Instant::now(), Instant::now());
-        while at < end {
-            if file.is_none() {
-                file = match self.store.open_blob(&self.digest) {
-                    Ok(f) => Some((f, true)),
-                    Err(_) => self.store.open_ingest(&self.digest).map(|f| (f, false)),
-                };
-            }
-            let want = (end - at).min(buf.len() as u64) as usize;
-            let n = match &file {
-                Some((f, _)) => f.read_at(&mut buf[..want], at)?,
-                None => 0,
-            };
-            if n > 0 {
-                w.write_all(&buf[..n])?;
-                at += n as u64;
-                progress = Instant::now();
-                continue;
-            }
-            if matches!(file, Some((_, true))) {
-                return Err(std::io::Error::other(format!(
-                    "{}: the stored blob ends at {at} of {} bytes",
-                    self.digest, self.size
-                )));
-            }
-            w.flush()?;
-            if progress.elapsed() > ARRIVAL_STALL {
-                return Err(std::io::Error::other(format!(
-                    "{}: nothing arrived for {} s",
-                    self.digest,
-                    ARRIVAL_STALL.as_secs()
-                )));
-            }
-            if checked.elapsed() > ARRIVAL_CHECK {
-                checked = Instant::now();
-                let state = self
-                    .db
-                    .downloads()
-                    .download(self.download)
-                    .map_err(std::io::Error::other)?
-                    .map(|r| r.state);
-                if matches!(state, None | Some(crate::store::DownloadState::Failed))
-                    && !self.store.contains(&self.digest)
-                {
-                    return Err(std::io::Error::other(format!("{}: its download failed", self.digest)));
-                }
-                // look again: committed by now, or an ingest started afresh
-                file = None;
-            }
-            std::thread::sleep(ARRIVAL_POLL);
+    fn new(store: BlobStore, db: Arc<Db>, digest: Digest, size: u64, download: i64) -> Arriving {
+        Arriving {
+            store,
+            db,
+            digest,
+            size,
+            download,
+            file: None,
+            progress: Instant::now(),
+            checked: Instant::now(),
         }
-        w.flush()
+    }
+
+    fn chunk(&mut self, at: u64, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        if self.file.is_none() {
+            self.file = match self.store.open_blob(&self.digest) {
+                Ok(f) => Some((f, true)),
+                Err(_) => self.store.open_ingest(&self.digest).map(|f| (f, false)),
+            };
+        }
+        let mut buf = vec![0u8; max];
+        let n = match &self.file {
+            Some((f, _)) => f.read_at(&mut buf, at)?,
+            None => 0,
+        };
+        if n > 0 {
+            buf.truncate(n);
+            self.progress = Instant::now();
+            return Ok(Some(buf));
+        }
+        if matches!(self.file, Some((_, true))) {
+            return Err(std::io::Error::other(format!(
+                "{}: the stored blob ends at {at} of {} bytes",
+                self.digest, self.size
+            )));
+        }
+        if self.progress.elapsed() > ARRIVAL_STALL {
+            return Err(std::io::Error::other(format!(
+                "{}: nothing arrived for {} s",
+                self.digest,
+                ARRIVAL_STALL.as_secs()
+            )));
+        }
+        if self.checked.elapsed() > ARRIVAL_CHECK {
+            self.checked = Instant::now();
+            let state = self
+                .db
+                .downloads()
+                .download(self.download)
+                .map_err(std::io::Error::other)?
+                .map(|r| r.state);
+            if matches!(state, None | Some(crate::store::DownloadState::Failed)) && !self.store.contains(&self.digest) {
+                return Err(std::io::Error::other(format!("{}: its download failed", self.digest)));
+            }
+            // look again: committed by now, or an ingest started afresh
+            self.file = None;
+        }
+        Ok(None)
     }
 }

@@ -22,7 +22,6 @@ use crate::http::{decoded_path, empty, full, query_get, query_pairs, streaming_f
 use crate::image::{ImageError, ImageService};
 use hyper::{Method, StatusCode};
 use serde_json::json;
-use std::io::{Read, Seek};
 use std::sync::Arc;
 
 /// The base path the API is mounted under.
@@ -335,7 +334,6 @@ impl Registry {
     }
 
     async fn blob(&self, repo: &str, digest: &str, req: &Req, head: bool) -> Answer {
-        use crate::image::served::ServedBlob;
         let d: Digest = digest
             .parse()
             .map_err(|e: crate::digest::DigestError| Error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))?;
@@ -350,10 +348,7 @@ impl Registry {
                 format!("blob unknown: {d}"),
             ));
         };
-        let size = match &blob {
-            ServedBlob::Stored(_, size) => *size,
-            ServedBlob::Arriving(a) => a.size,
-        };
+        let size = blob.size();
         let range = match req.headers().get("range").and_then(|v| v.to_str().ok()) {
             None => None,
             Some(v) => Some(parse_range(v, size).ok_or_else(|| {
@@ -374,15 +369,7 @@ impl Registry {
         let mut resp = if head || len == 0 {
             empty(status)
         } else {
-            let rx = crate::http::write_on_thread("blob", move |w| match blob {
-                ServedBlob::Stored(mut file, _) => file
-                    .seek(std::io::SeekFrom::Start(start))
-                    .and_then(|_| std::io::copy(&mut (&mut file).take(len), w))
-                    .and_then(|_| std::io::Write::flush(w)),
-                ServedBlob::Arriving(a) => a.copy_to(start, len, w),
-            })
-            .map_err(|e| Error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))?;
-            streaming_fallible(status, "application/octet-stream", rx)
+            streaming_fallible(status, "application/octet-stream", chunks(blob, start, start + len))
         };
         header(&mut resp, "content-type", "application/octet-stream");
         header(&mut resp, "content-length", &len.to_string());
@@ -448,6 +435,47 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// Bytes a chunk read of a blob takes at most: what a client being served holds in memory, besides what hyper
+/// is writing.
+const BLOB_CHUNK: usize = 128 * 1024;
+
+/// Bytes `start..end` of `blob` as a body: each chunk read on the reads' pool, a chunk not there yet (an
+/// arriving blob) waited for without holding a thread; a failed read cuts the body short.
+fn chunks(
+    blob: crate::image::served::ServedBlob,
+    start: u64,
+    end: u64,
+) -> impl futures_lite::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    futures_lite::stream::unfold(Some((blob, start)), move |state| async move {
+        let (mut blob, at) = state?;
+        if at >= end {
+            return None;
+        }
+        let max = (end - at).min(BLOB_CHUNK as u64) as usize;
+        loop {
+            let (b, read) = crate::pool::read(move || {
+                let r = blob.chunk(at, max);
+                (blob, r)
+            })
+            .await;
+            blob = b;
+            match read {
+                Ok(Some(buf)) => {
+                    let n = buf.len() as u64;
+                    return Some((Ok(bytes::Bytes::from(buf)), Some((blob, at + n))));
+                }
+                Ok(None) => {
+                    async_io::Timer::after(crate::image::served::ARRIVAL_POLL).await;
+                }
+                Err(e) => {
+                    log::warn!("registry: serving a blob: {e}");
+                    return Some((Err(e), None));
+                }
+            }
+        }
+    })
 }
 
 /// `n` and `last` of a paged list: `n` a whole number (at most [`PAGE_MAX`] served at once).
