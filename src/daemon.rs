@@ -301,7 +301,7 @@ pub fn block_stop_signals() -> Result<nix::sys::signal::SigSet, DaemonError> {
 }
 
 /// What both listeners serve: the Engine API and the station API over the daemon's services.
-fn api_of(cfg: &Config, d: &Daemon) -> Arc<dyn Handler> {
+fn api_of(cfg: &Config, d: &Daemon, lan: Arc<crate::api::registry::switch::Lan>) -> Arc<dyn Handler> {
     Arc::new(crate::api::Api::new(
         Engine::new(d.images.clone()),
         crate::api::station::Station::new(
@@ -311,83 +311,30 @@ fn api_of(cfg: &Config, d: &Daemon) -> Arc<dyn Handler> {
             d.auth.clone(),
             cfg.export_dirs(),
             d.catalog.clone(),
+            lan,
         ),
         d.auth.clone(),
         cfg.engine_tcp,
     ))
 }
 
-/// A bound listener, what it serves, and its TLS when it has one.
-type Listening = (
-    async_net::TcpListener,
-    Arc<dyn Handler>,
-    Option<Arc<rustls::ServerConfig>>,
-);
-
-/// The LAN registry's listener and what it serves, when configured: the OCI distribution API alone, over TLS
-/// unless `registry_plain_http`, to API-token holders unless `registry_anonymous`.
-fn registry_of(cfg: &Config, d: &Daemon) -> Result<Option<Listening>, DaemonError> {
-    let Some(a) = cfg.registry_listen else {
-        return Ok(None);
-    };
-    let tls = match cfg.registry_plain_http {
-        true => None,
-        false => Some(registry_tls(cfg, a)?),
-    };
-    let l = http::bind_tcp(a).map_err(io(format!("binding the registry on {a}")))?;
-    log::info!(
-        "registry {}://{}: what depot holds, read-only, {}",
-        if tls.is_some() { "https" } else { "http" },
-        l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        if cfg.registry_anonymous {
-            "to anyone who can reach it"
-        } else {
-            "to holders of an API token"
-        }
-    );
-    let api = crate::api::Api::registry(
-        crate::api::registry::Registry::new(
-            d.images.clone(),
-            d.auth.clone(),
-            cfg.registry_anonymous,
-            cfg.registry_pull_through,
-        ),
+/// The LAN registry's switch (see [`crate::api::registry::switch`]), with the configuration's settings.
+fn lan_of(cfg: &Config, d: &Daemon, max_connections: usize) -> Arc<crate::api::registry::switch::Lan> {
+    Arc::new(crate::api::registry::switch::Lan::new(
+        crate::api::registry::switch::LanOptions {
+            listen: cfg.registry_listen,
+            anonymous: cfg.registry_anonymous,
+            plain_http: cfg.registry_plain_http,
+            pull_through: cfg.registry_pull_through,
+            tls_cert: cfg.registry_tls_cert.clone(),
+            tls_key: cfg.registry_tls_key.clone(),
+            tls_names: cfg.registry_tls_names.clone(),
+            tls_dir: cfg.root().registry_tls(),
+            max_connections,
+        },
+        d.images.clone(),
         d.auth.clone(),
-        cfg.registry_anonymous,
-    );
-    Ok(Some((l, Arc::new(api), tls)))
-}
-
-/// The LAN registry's TLS: the certificate the config or board names when its file is there, else the one depot
-/// issues itself (for the machine's names and addresses and `registry_tls_names`), whose CA LAN clients trust.
-fn registry_tls(cfg: &Config, a: std::net::SocketAddr) -> Result<Arc<rustls::ServerConfig>, DaemonError> {
-    use crate::http::tls;
-    let tls_err = |e: std::io::Error| DaemonError::Config(format!("registry {a}: {e}"));
-    let named = cfg.registry_tls_cert.as_ref().filter(|c| c.exists());
-    if let Some(cert) = named {
-        let key = cfg.registry_tls_key.as_ref().unwrap_or(cert);
-        let config = tls::server_config(cert, key).map_err(tls_err)?;
-        log::info!("registry: TLS with {}", cert.display());
-        return Ok(config);
-    }
-    if let Some(missing) = &cfg.registry_tls_cert {
-        log::warn!(
-            "registry: no certificate at {}: serving with one depot issues itself",
-            missing.display()
-        );
-    }
-    let mut extra = cfg.registry_tls_names.clone();
-    if !a.ip().is_unspecified() {
-        extra.push(a.ip().to_string());
-    }
-    let issued = tls::ensure_issued(&cfg.root().registry_tls(), &tls::local_names(&extra)).map_err(tls_err)?;
-    log::info!(
-        "registry: TLS with a certificate depot issued for {}; LAN clients trust its CA {} (SHA-256 {})",
-        issued.names.join(", "),
-        issued.ca.display(),
-        tls::fingerprint(&issued.ca).unwrap_or_default()
-    );
-    tls::server_config(&issued.cert, &issued.key).map_err(tls_err)
+    ))
 }
 
 /// A thread that waits for one of `signals`, removes the socket, brings `index.json` in step, folds the WAL in,
@@ -417,10 +364,8 @@ fn stop_on(
 pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Result<(), DaemonError> {
     crate::pool::init(POOL_THREADS);
     let nofile = http::raise_nofile();
-    let limits = match cfg.registry_listen {
-        Some(_) => http::ConnLimits::for_nofile(nofile).with_registry(),
-        None => http::ConnLimits::for_nofile(nofile),
-    };
+    // the LAN registry's share is kept whether it is on or not: the page may turn it on at any time
+    let limits = http::ConnLimits::for_nofile(nofile).with_registry();
     log::debug!(
         "open files limit {nofile}: serving at most {} connections on the unix socket and {} on tcp",
         limits.unix,
@@ -443,8 +388,9 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
             }
         );
     }
-    let registry = registry_of(cfg, &d)?;
-    let engine = api_of(cfg, &d);
+    let lan = lan_of(cfg, &d, limits.registry);
+    lan.start().map_err(DaemonError::Config)?;
+    let engine = api_of(cfg, &d, lan.clone());
     let unix = Arc::new(unix);
     stop_on(signals, unix.clone(), d.images.clone())?;
     let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
@@ -464,17 +410,27 @@ pub fn serve(cfg: &Config, d: Daemon, signals: nix::sys::signal::SigSet) -> Resu
             names: cfg.tcp_hosts.clone(),
             origins: cfg.origins.clone(),
         };
-        let r = registry.map(|(l, api, tls)| smol::spawn(http::serve_tcp(l, api, None, limits.registry, tls)));
         match tcp {
             Some(t) => {
-                futures_lite::future::zip(u, http::serve_tcp(t, engine, Some(policy), limits.tcp, None))
-                    .await
-                    .0
+                futures_lite::future::zip(
+                    u,
+                    http::serve_tcp(
+                        t,
+                        engine,
+                        http::Serving {
+                            policy: Some(policy),
+                            max_connections: limits.tcp,
+                            ..Default::default()
+                        },
+                    ),
+                )
+                .await
+                .0
             }
             None => u.await,
         }
-        drop(r);
     });
+    drop(lan);
     drop(d);
     Ok(())
 }

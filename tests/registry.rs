@@ -488,3 +488,59 @@ fn what_depot_lacks_is_pulled_through_and_followed_as_it_arrives() {
     });
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// The page's switch: `PUT /api/v1/lan-registry` turns the registry off and on while the daemon runs, the
+/// choice outlives a restart (and wins over the configuration), and the CA clients trust is offered for download.
+#[test]
+fn the_owner_turns_the_registry_off_and_on_and_the_choice_is_kept() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut d = Depot::start(&["--registry", &addr]);
+    let sock = d.sock.display().to_string();
+    let station = |method: &str, body: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "--unix-socket", &sock, "-X", method, "-w", "\n%{http_code}"]);
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "-d", b]);
+        }
+        let out = stdout(&c.arg("http://x/api/v1/lan-registry").output().unwrap());
+        let (body, code) = out.rsplit_once('\n').unwrap();
+        (
+            code.parse::<u16>().unwrap(),
+            serde_json::from_str::<serde_json::Value>(body).unwrap_or_default(),
+        )
+    };
+    let listening = || std::net::TcpStream::connect(&addr).is_ok();
+    let (s, v) = station("GET", None);
+    assert_eq!(s, 200);
+    assert_eq!(v["enabled"], true, "{v}");
+    assert_eq!(
+        (v["address"].as_str(), v["scheme"].as_str()),
+        (Some(addr.as_str()), Some("https"))
+    );
+    let fingerprint = v["ca_fingerprint"].as_str().unwrap().to_string();
+    assert!(listening());
+    // the CA, as the page offers it: the issued one
+    let ca = Command::new("curl")
+        .args(["-s", "--unix-socket", &sock, "http://x/api/v1/lan-registry/ca.crt"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(ca, std::fs::read(d.root.join("registry-tls/ca.crt")).unwrap());
+    // off: the listener closes at once
+    let (s, v) = station("PUT", Some(r#"{"enabled": false}"#));
+    assert_eq!((s, v["enabled"].as_bool()), (200, Some(false)), "{v}");
+    wait_for(10, "the listener to close", || !listening());
+    // the choice wins over the configuration at the next start
+    d.restart();
+    assert!(!listening());
+    assert_eq!(station("GET", None).1["enabled"], false);
+    // on again, with the same CA
+    let (s, v) = station("PUT", Some(r#"{"enabled": true}"#));
+    assert_eq!((s, v["enabled"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(v["ca_fingerprint"].as_str(), Some(fingerprint.as_str()));
+    assert!(listening());
+    // malformed settings are refused in words
+    let (s, v) = station("PUT", Some(r#"{"enabled": "yes"}"#));
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("malformed"), "{v}");
+}

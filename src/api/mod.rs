@@ -424,7 +424,17 @@ mod tests {
         let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let handler: Arc<dyn Handler> = Arc::new(api);
-        std::thread::spawn(move || smol::block_on(serve_tcp(listener, handler, Some(TcpPolicy::default()), 16, None)));
+        std::thread::spawn(move || {
+            smol::block_on(serve_tcp(
+                listener,
+                handler,
+                crate::http::Serving {
+                    policy: Some(TcpPolicy::default()),
+                    max_connections: 16,
+                    ..Default::default()
+                },
+            ))
+        });
 
         assert_eq!(get(addr, "/v2/x", None), (401, "registry refuses: a token".into()));
         assert_eq!(get(addr, "/v2/x", Some(&token)), (200, "registry /v2/x ci".into()));

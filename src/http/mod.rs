@@ -438,17 +438,18 @@ pub fn peer_of(req: &Req) -> Peer {
 
 /// Serve one connection `io` with `h`. `linger` is a second handle on the socket under it (the TCP stream under
 /// TLS): hyper dropping its own does not close it, and a malformed request's rest is drained from it.
-async fn serve_conn<S, L>(io: S, linger: L, h: Arc<dyn Handler>, peer: Peer, policy: Option<Arc<TcpPolicy>>, tls: bool)
+async fn serve_conn<S, L>(io: S, linger: L, h: Arc<dyn Handler>, peer: Peer, how: Arc<Serving>, tls: bool)
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
     L: futures_lite::AsyncRead + Unpin,
 {
+    let buffered = how.buffer;
     let svc = hyper::service::service_fn(move |mut req: Req| {
         req.extensions_mut().insert(peer);
         if tls {
             req.extensions_mut().insert(tls::OverTls);
         }
-        let refusal = policy.as_ref().and_then(|p| p.check(&req));
+        let refusal = how.policy.as_ref().and_then(|p| p.check(&req));
         let h = h.clone();
         async move {
             Ok::<_, Infallible>(match refusal {
@@ -460,10 +461,14 @@ where
             })
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
         .timer(smol_hyper::rt::SmolTimer::new())
-        .header_read_timeout(HEADER_DEADLINE)
-        .serve_connection(smol_hyper::rt::FuturesIo::new(io), svc);
+        .header_read_timeout(HEADER_DEADLINE);
+    if let Some(b) = buffered {
+        builder.max_buf_size(b.max(8192));
+    }
+    let conn = builder.serve_connection(smol_hyper::rt::FuturesIo::new(io), svc);
     if let Err(e) = conn.await {
         log::debug!("connection ended: {e}");
         if e.is_parse() || e.is_parse_too_large() {
@@ -690,23 +695,30 @@ pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>, m
             let l = l.clone();
             async move { l.accept().await.map(|(s, _)| s) }
         },
-        |s: async_net::unix::UnixStream| serve_conn(s.clone(), s, h.clone(), Peer::Unix, None, false),
+        |s: async_net::unix::UnixStream| serve_conn(s.clone(), s, h.clone(), Peer::Unix, Arc::default(), false),
     )
     .await
 }
 
-/// Serve `h` on `l`, at most `max` connections at once, over TLS when `tls` is given. `policy` (the owner's
-/// listener: Host names, origins) refuses requests a browser may have been tricked into; the LAN registry's
-/// listener has none (no cookie or browser reaches it).
-pub async fn serve_tcp(
-    l: async_net::TcpListener,
-    h: Arc<dyn Handler>,
-    policy: Option<TcpPolicy>,
-    max: usize,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) {
-    let policy = policy.map(Arc::new);
-    let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
+/// How a TCP listener serves (the unix socket: all defaults).
+#[derive(Default)]
+pub struct Serving {
+    /// The owner's listener's policy (Host names, origins): it refuses requests a browser may have been tricked
+    /// into. The LAN registry's listener has none (no cookie or browser reaches it).
+    pub policy: Option<TcpPolicy>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What hyper buffers per connection (at least 8 KiB); `None`: its default (about 400 KiB). A listener that
+    /// streams large bodies to many clients (the LAN registry) keeps it small: it is memory per client.
+    pub buffer: Option<usize>,
+}
+
+/// Serve `h` on `l` as `how` says.
+pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, how: Serving) {
+    let acceptor = how.tls.clone().map(futures_rustls::TlsAcceptor::from);
+    let max = how.max_connections;
+    let how = Arc::new(how);
     accept_loop(
         "tcp",
         max,
@@ -716,18 +728,18 @@ pub async fn serve_tcp(
         },
         |(s, addr): (async_net::TcpStream, std::net::SocketAddr)| {
             let _ = s.set_nodelay(true);
-            let (h, policy, acceptor) = (h.clone(), policy.clone(), acceptor.clone());
+            let (h, how, acceptor) = (h.clone(), how.clone(), acceptor.clone());
             async move {
                 let peer = Peer::Tcp(addr);
                 let Some(acceptor) = acceptor else {
-                    return serve_conn(s.clone(), s, h, peer, policy, false).await;
+                    return serve_conn(s.clone(), s, h, peer, how, false).await;
                 };
                 let handshake = futures_lite::future::or(async { Some(acceptor.accept(s.clone()).await) }, async {
                     async_io::Timer::after(HEADER_DEADLINE).await;
                     None
                 });
                 match handshake.await {
-                    Some(Ok(io)) => serve_conn(io, s, h, peer, policy, true).await,
+                    Some(Ok(io)) => serve_conn(io, s, h, peer, how, true).await,
                     Some(Err(e)) => log::debug!("tls handshake with {addr}: {e}"),
                     None => log::debug!("tls handshake with {addr}: no handshake within {HEADER_DEADLINE:?}"),
                 }

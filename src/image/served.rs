@@ -173,7 +173,23 @@ impl ImageService {
     }
 }
 
+/// The `meta` key of the owner's choice to serve the LAN registry or not (it wins over the configuration).
+const META_LAN_REGISTRY: &str = "lan_registry";
+
 impl ImageService {
+    /// Whether the owner turned the LAN registry on or off (from the page); `None` if never.
+    pub fn lan_registry_chosen(&self) -> Result<Option<bool>, ImageError> {
+        Ok(self.db.settings().meta(META_LAN_REGISTRY)?.map(|v| v == "on"))
+    }
+
+    /// Keep the owner's choice to serve the LAN registry or not, across restarts.
+    pub fn choose_lan_registry(&self, on: bool) -> Result<(), ImageError> {
+        Ok(self
+            .db
+            .settings()
+            .set_meta(META_LAN_REGISTRY, if on { "on" } else { "off" })?)
+    }
+
     /// A blob of the store, whole (a manifest), at most `limit` bytes.
     pub fn store_read(&self, d: &Digest, limit: u64) -> Result<Vec<u8>, ImageError> {
         Ok(self.store.read(d, limit)?)

@@ -29,6 +29,14 @@ PASSWORD = "correct horse battery"
 os.makedirs(SHOTS, exist_ok=True)
 
 
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -39,6 +47,7 @@ def free_port():
 
 PORT = free_port()
 URL = f"http://127.0.0.1:{PORT}/"
+LAN = free_port()
 CONFIG = os.path.join(ROOT + ".conf")
 with open(CONFIG, "w") as f:
     f.write(f"admin_password = {PASSWORD}\n")
@@ -52,7 +61,8 @@ class Daemon:
         log = open(ROOT + ".log", "a")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data-root", ROOT, "--socket", ROOT + ".sock", "--tcp", f"127.0.0.1:{PORT}",
-             "--config", CONFIG, "--bandwidth-limit", "400k", "--log-level", "debug"],
+             "--config", CONFIG, "--bandwidth-limit", "400k", "--log-level", "debug",
+             "--registry", f"127.0.0.1:{LAN}"],
             stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -190,6 +200,17 @@ def run(driver, wait, daemon):
     mirror.send_keys(f"http://{PLAIN}")
     mirror.find_element(By.XPATH, "ancestor::form//button").click()
     wait_text(wait, "#toast", "Mirrors saved")
+    # the LAN registry's switch: on (configured), then off and on again, its listener following
+    lan = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Serve images to the LAN"]')
+    wait_text(wait, "main .lan-info", f"https://127.0.0.1:{LAN}")
+    assert lan.is_selected()
+    assert "download the CA" in text_of(driver, "main .lan-info")
+    lan.click()
+    wait_text(wait, "#toast", "The LAN registry is off")
+    assert not port_open(LAN), "the listener closed"
+    lan.click()
+    wait_text(wait, "#toast", "The LAN registry is on")
+    assert port_open(LAN), "the listener is back"
     shot(driver, "registries", phone=True)
 
     # find and get from the private registry with a password: tag, size before downloading, download

@@ -15,6 +15,7 @@
 //! listener's ([`crate::http::tls`]).
 
 pub mod names;
+pub mod switch;
 
 use super::{Answering, Caller, Served};
 use crate::digest::Digest;
@@ -437,9 +438,9 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Bytes a chunk read of a blob takes at most: what a client being served holds in memory, besides what hyper
-/// is writing.
-const BLOB_CHUNK: usize = 128 * 1024;
+/// Bytes a chunk read of a blob takes at most, and what hyper buffers per connection of the registry's
+/// listener: a client being served holds about two of them.
+const BLOB_CHUNK: usize = 64 * 1024;
 
 /// Bytes `start..end` of `blob` as a body: each chunk read on the reads' pool, a chunk not there yet (an
 /// arriving blob) waited for without holding a thread; a failed read cuts the body short.

@@ -45,6 +45,8 @@ pub struct Station {
     /// Where `image_export` tasks may write.
     export_dirs: Arc<Vec<std::path::PathBuf>>,
     catalog: Arc<crate::catalog::Catalog>,
+    /// The LAN registry's switch.
+    lan: Arc<crate::api::registry::switch::Lan>,
 }
 
 /// Every endpoint of the station API; [`routes`] maps methods and paths to them.
@@ -95,6 +97,9 @@ pub enum Route {
     Ensure,
     BundleCreate,
     BundleImport,
+    LanRegistry,
+    SetLanRegistry,
+    LanRegistryCa,
 }
 
 /// The routing table, below the base path: fixed paths before the patterns that could also match them.
@@ -121,6 +126,9 @@ pub fn routes() -> Router<Route> {
         (M::GET, "/bundle", Route::BundleCreate),
         (M::POST, "/bundle/import", Route::BundleImport),
         (M::PUT, "/registry/mirrors", Route::SetHubMirrors),
+        (M::GET, "/lan-registry", Route::LanRegistry),
+        (M::PUT, "/lan-registry", Route::SetLanRegistry),
+        (M::GET, "/lan-registry/ca.crt", Route::LanRegistryCa),
         (M::PUT, "/image/downloads/settings", Route::SetDownloadSettings),
         (M::PUT, "/image/downloads/{id}/pause", Route::DownloadPause),
         (M::PUT, "/image/downloads/{id}/resume", Route::DownloadResume),
@@ -298,6 +306,7 @@ impl Station {
         auth: Arc<Auth>,
         export_dirs: Vec<std::path::PathBuf>,
         catalog: Arc<crate::catalog::Catalog>,
+        lan: Arc<crate::api::registry::switch::Lan>,
     ) -> Station {
         Station {
             images,
@@ -308,6 +317,7 @@ impl Station {
             tasks: Arc::default(),
             export_dirs: Arc::new(export_dirs),
             catalog,
+            lan,
         }
     }
 
@@ -409,6 +419,9 @@ impl Station {
             Route::Storage => images::storage(self).await,
             Route::HubMirrors => registries::hub_mirrors(self).await,
             Route::SetHubMirrors => registries::set_hub_mirrors(self, req, &caller).await,
+            Route::LanRegistry => registries::lan(self).await,
+            Route::SetLanRegistry => registries::set_lan(self, req, &caller).await,
+            Route::LanRegistryCa => registries::lan_ca(self).await,
             Route::Pins => pins::list(self, &req).await,
             Route::PinAdd => pins::add(self, req, &caller).await,
             Route::PinRemove => pins::remove(self, &req, &caller, &p("owner")).await,

@@ -282,3 +282,48 @@ pub async fn set_hub_mirrors(st: &Station, req: Req, caller: &Caller) -> Answer 
     let m = blocking(move || images.registries.set_hub_mirrors(&b.mirrors)).await?;
     ok(&dto::Mirrors { mirrors: m })
 }
+
+/// `GET /lan-registry`: whether the LAN registry serves, where, how, and the fingerprint of the CA its clients
+/// trust.
+pub async fn lan(st: &Station) -> Answer {
+    let lan = st.lan.clone();
+    ok(&blocking(move || lan.status()).await)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LanBody {
+    enabled: bool,
+}
+
+/// `PUT /lan-registry` `{"enabled": bool}` (admin): turn the LAN registry on or off, at once and across restarts.
+pub async fn set_lan(st: &Station, req: Req, caller: &Caller) -> Answer {
+    require_admin(caller)?;
+    let body = read_body(req.into_body(), MAX_SMALL_BODY).await?;
+    let b: LanBody = serde_json::from_slice(&body)
+        .map_err(|e| StationError::bad_request(format!("malformed LAN registry setting: {e}")))?;
+    let lan = st.lan.clone();
+    match blocking(move || lan.set(b.enabled)).await {
+        Ok(status) => ok(&status),
+        Err(e) => Err(StationError::new(StatusCode::CONFLICT, e)),
+    }
+}
+
+/// `GET /lan-registry/ca.crt`: the CA LAN clients trust (PEM), while the registry serves with a certificate
+/// depot issued.
+pub async fn lan_ca(st: &Station) -> Answer {
+    let lan = st.lan.clone();
+    match blocking(move || lan.ca_pem()).await {
+        Some(pem) => {
+            let mut r = crate::http::full(StatusCode::OK, "application/x-pem-file", pem);
+            if let Ok(v) = hyper::header::HeaderValue::from_str("attachment; filename=\"depot-registry-ca.crt\"") {
+                r.headers_mut().insert("content-disposition", v);
+            }
+            Ok(r)
+        }
+        None => Err(StationError::new(
+            StatusCode::NOT_FOUND,
+            "the LAN registry is off, or serves with the NAS's own certificate",
+        )),
+    }
+}

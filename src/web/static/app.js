@@ -514,7 +514,8 @@ async function viewRegistries(main) {
   const mirrorForm = el("form", { class: "toolbar card" }, el("label", {}, "Docker Hub mirrors (comma-separated URLs, tried before Docker Hub)", mirror), mirrorSave);
   main.append(el("h2", {}, "Registries"),
     el("table", { class: "stack" }, el("thead", {}, el("tr", {}, ["Name", "URL", "User", "Insecure", ""].map((h) => el("th", {}, h)))), list),
-    el("h2", {}, "Add a registry"), form, el("h2", {}, "Docker Hub mirror"), mirrorForm);
+    el("h2", {}, "Add a registry"), form, el("h2", {}, "Docker Hub mirror"), mirrorForm,
+    el("h2", {}, "This NAS as the LAN's registry"), lanCard());
   try {
     const m = await api("GET", "registry/mirrors");
     mirror.value = m.mirrors.join(", ");
@@ -544,6 +545,44 @@ async function viewRegistries(main) {
     });
     list.append(row);
   }
+}
+
+// The LAN registry's switch: what depot holds (and pulls through) served to the machines of the LAN.
+function lanCard() {
+  const on = el("input", { type: "checkbox", "aria-label": "Serve images to the LAN" });
+  const info = el("div", { class: "muted lan-info" });
+  const card = el("div", { class: "card" }, el("label", { class: "check" }, on, " Serve images to the LAN (read-only registry, pulling through what it lacks)"), info);
+  const show = (s) => {
+    on.checked = s.enabled;
+    const host = s.address.replace(/^0\.0\.0\.0:|^\[::\]:/, location.hostname + ":");
+    // the address LAN machines use (put together here: the page itself loads nothing from elsewhere)
+    const url = [s.scheme, "//" + host].join(":");
+    const kids = [];
+    if (s.enabled) {
+      kids.push(el("p", {}, "Serving at ", el("code", {}, url), s.anonymous ? " to anyone on the LAN." : " to holders of an API token (as the password)."));
+      if (s.ca_fingerprint) {
+        kids.push(el("p", {}, "LAN machines trust its certificate authority: ",
+          el("a", { href: "/api/v1/lan-registry/ca.crt", download: "depot-registry-ca.crt" }, "download the CA"),
+          " (SHA-256 ", el("code", {}, s.ca_fingerprint), ")."));
+      }
+      kids.push(el("p", {}, "docker: ", el("code", {}, '{"registry-mirrors": ["' + url + '"]}'), " in daemon.json; skopeo: ",
+        el("code", {}, "skopeo copy " + ["docker", "//" + host].join(":") + "/library/alpine:latest …")));
+    } else {
+      kids.push(el("p", {}, "Off. It would listen at " + url + "."));
+    }
+    info.replaceChildren(...kids);
+  };
+  api("GET", "lan-registry").then(show, (e) => info.replaceChildren(el("p", { class: "error" }, e.message)));
+  on.addEventListener("change", async () => {
+    on.disabled = true;
+    try {
+      const s = await api("PUT", "lan-registry", { enabled: on.checked });
+      show(s);
+      toast(s.enabled ? "The LAN registry is on" : "The LAN registry is off");
+    } catch (e) { on.checked = !on.checked; toast(e.message); }
+    on.disabled = false;
+  });
+  return card;
 }
 
 function registryForm(r) {
