@@ -201,20 +201,16 @@ enum Refusal {
 impl Api {
     /// The token's principal, if the request carries a valid one.
     async fn token_principal(&self, req: &Req) -> Option<Principal> {
-        let token = bearer(req)?.to_string();
-        let auth = self.auth.clone();
-        match crate::pool::run(move || auth.token(&token)).await {
-            Ok(t) => t.map(|t| Principal::Token { id: t.id, name: t.name }),
-            Err(e) => {
-                log::warn!("checking an API token: {e}");
-                None
-            }
-        }
+        self.api_token(bearer(req)?.to_string()).await
     }
 
     /// The principal of an API token presented as Basic's password.
     async fn basic_principal(&self, req: &Req) -> Option<Principal> {
-        let token = basic_password(req)?;
+        self.api_token(basic_password(req)?).await
+    }
+
+    /// The principal of `token`, if it is one of depot's API tokens.
+    async fn api_token(&self, token: String) -> Option<Principal> {
         let auth = self.auth.clone();
         match crate::pool::run(move || auth.token(&token)).await {
             Ok(t) => t.map(|t| Principal::Token { id: t.id, name: t.name }),
