@@ -116,6 +116,11 @@ fn the_store_is_served_to_real_clients() {
     ok(&dockerd.docker(&["pull", "hello:1"]));
     let o = ok(&dockerd.docker(&["image", "inspect", "hello:1", "--format", "{{.Id}}"]));
     assert_eq!(o.trim(), id.as_str().unwrap());
+    // and by direct name, depot as the registry
+    let direct = format!("{reg}/someone/app:2");
+    ok(&dockerd.docker(&["pull", &direct]));
+    let o = ok(&dockerd.docker(&["image", "inspect", &direct, "--format", "{{.Id}}"]));
+    assert_eq!(o.trim(), id.as_str().unwrap());
     // a second depot with the first as its mirror: the fleet shares one download
     let second = Depot::start(&[
         "--registry-mirror",
@@ -543,4 +548,33 @@ fn the_owner_turns_the_registry_off_and_on_and_the_choice_is_kept() {
     let (s, v) = station("PUT", Some(r#"{"enabled": "yes"}"#));
     assert_eq!(s, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("malformed"), "{v}");
+}
+
+/// dockerd's own token flow (`docker login`, then a pull by direct name) against a registry that needs a token,
+/// over plain HTTP as `insecure-registries` allows (dockerd trusts a CA only from /etc/docker/certs.d, which a
+/// test does not touch).
+#[test]
+fn dockerd_logs_in_with_a_token_and_pulls() {
+    let p = peers();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let d = Depot::start(&["--registry", &addr, "--registry-plain-http", "true"]);
+    wait_for(20, "the registry to answer", || get(&addr, "GET", "/v2/", &[]).0 == 401);
+    let test1 = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &test1]));
+    ok(&d.docker(&["tag", &test1, "hello:1"]));
+    let token = api_token(&d, "dockerd");
+    let dockerd = Dockerd::start_with(&["--insecure-registry", &addr]);
+    let image = format!("{addr}/library/hello:1");
+    assert!(
+        !dockerd.docker(&["pull", &image]).status.success(),
+        "no pull without the token"
+    );
+    assert!(!dockerd
+        .docker(&["login", &addr, "-u", "x", "-p", "dpt_wrong"])
+        .status
+        .success());
+    ok(&dockerd.docker(&["login", &addr, "-u", "x", "-p", &token]));
+    ok(&dockerd.docker(&["pull", &image]));
+    let o = ok(&dockerd.docker(&["image", "inspect", &image, "--format", "{{.Id}}"]));
+    assert_eq!(o.trim(), d.images()[0]["Id"].as_str().unwrap());
 }

@@ -211,6 +211,31 @@ impl ServedBlob {
         }
     }
 
+    /// Up to `max` bytes at `at` of a stored blob if the page cache holds them, read without blocking (Linux's
+    /// `RWF_NOWAIT`): the caller then needs no thread for the read. `None` when they must come from the disk, the
+    /// kernel cannot tell, or the blob is arriving: read with [`ServedBlob::chunk`] on a thread.
+    pub fn chunk_cached(&self, at: u64, max: usize) -> Option<Vec<u8>> {
+        use std::os::fd::AsRawFd;
+        let ServedBlob::Stored(file, _) = self else {
+            return None;
+        };
+        let mut buf = vec![0u8; max];
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let offset = libc::off_t::try_from(at).ok()?;
+        // SAFETY: `iov` describes `buf`, which lives and is not otherwise touched across the call; the descriptor
+        // is `file`'s, open for reading.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+        // EAGAIN (not cached), EOPNOTSUPP (an older kernel), 0 (read it the ordinary way to learn why)
+        if n <= 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        Some(buf)
+    }
+
     /// Up to `max` bytes at offset `at`; `None` when none have arrived there yet (ask again in [`ARRIVAL_POLL`]).
     /// Fails when a stored blob ends early, when the download of an arriving one failed, or when nothing arrived
     /// for [`ARRIVAL_STALL`].

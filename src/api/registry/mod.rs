@@ -442,8 +442,9 @@ fn now_rfc3339() -> String {
 /// listener: a client being served holds about two of them.
 const BLOB_CHUNK: usize = 64 * 1024;
 
-/// Bytes `start..end` of `blob` as a body: each chunk read on the reads' pool, a chunk not there yet (an
-/// arriving blob) waited for without holding a thread; a failed read cuts the body short.
+/// Bytes `start..end` of `blob` as a body: a chunk the page cache holds copied at once, any other read on the
+/// reads' pool, a chunk not there yet (an arriving blob) waited for without holding a thread; a failed read cuts
+/// the body short.
 fn chunks(
     blob: crate::image::served::ServedBlob,
     start: u64,
@@ -455,6 +456,10 @@ fn chunks(
             return None;
         }
         let max = (end - at).min(BLOB_CHUNK as u64) as usize;
+        if let Some(buf) = blob.chunk_cached(at, max) {
+            let n = buf.len() as u64;
+            return Some((Ok(bytes::Bytes::from(buf)), Some((blob, at + n))));
+        }
         loop {
             let (b, read) = crate::pool::read(move || {
                 let r = blob.chunk(at, max);
