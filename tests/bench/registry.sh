@@ -4,7 +4,7 @@
 # pull-through miss (depot holds nothing; the image comes from the plain peer registry) beside the same client
 # pulling from that registry directly. A client fetches the manifest, then its four layers one after the other
 # (curl to /dev/null: the clients must not be what is measured on 2 cores). Plain HTTP on loopback for both
-# servers (TLS is measured separately: `TLS=1` serves depot with its issued certificate and the distribution
+# servers (`OVER_TLS=1` serves depot with its issued certificate and the distribution
 # registry with a certificate from the same CA). Server figures: CPU seconds (utime + stime), peak RSS (VmHWM,
 # the servers restarted after the image went in) and RssAnon's peak. Not a test: nothing is asserted.
 #   tests/bench/registry.sh          uses $DEPOT_TEST_PEERS if set, else starts its own peers
@@ -14,7 +14,7 @@ ROOT=$(pwd)
 . tests/bench/lib.sh
 bench_bin
 command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
-TLS=${TLS:-0}
+OVER_TLS=${OVER_TLS:-0}
 now() { date +%s.%N; }
 mb() { echo "scale=1; $1 / 1000" | bc; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -31,7 +31,7 @@ depot() { # data root, extra flags…
   echo "depot did not start: $(tail -3 "$W/depot.log")" >&2; exit 1
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=; }
-if [ "$TLS" = 1 ]; then
+if [ "$OVER_TLS" = 1 ]; then
   SCHEME=https; DFLAGS=(); CURL=(--cacert "$W/a/registry-tls/ca.crt")
 else
   SCHEME=http; DFLAGS=(--registry-plain-http true); CURL=()
@@ -48,7 +48,7 @@ DEPOT_NS="?ns=$PLAIN"
 # the distribution registry with the same image, from its filesystem driver, started again after the push
 mkdir -p "$W/dist"
 dist_tls=""
-if [ "$TLS" = 1 ]; then
+if [ "$OVER_TLS" = 1 ]; then
   # a certificate from depot's own CA, so that one --cacert serves both
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dist/key.pem" -out "$W/dist/csr.pem" \
     -subj "/CN=127.0.0.1" 2>/dev/null
@@ -143,7 +143,7 @@ miss() { # name base query [pid]
   fi
 }
 depot "$W/b" "${DFLAGS[@]}"
-[ "$TLS" = 1 ] && CURL=(--cacert "$W/b/registry-tls/ca.crt")
+[ "$OVER_TLS" = 1 ] && CURL=(--cacert "$W/b/registry-tls/ca.crt")
 miss "depot, pulling through from the plain peer" "$SCHEME://127.0.0.1:$DPORT/v2/big" "?ns=$PLAIN" "$DPID"
 stop
 CURL=()
