@@ -578,3 +578,24 @@ fn dockerd_logs_in_with_a_token_and_pulls() {
     let o = ok(&dockerd.docker(&["image", "inspect", &image, "--format", "{{.Id}}"]));
     assert_eq!(o.trim(), d.images()[0]["Id"].as_str().unwrap());
 }
+
+/// Pull-through obeys the signature policy: an image the policy refuses is answered 403 `DENIED` before any of
+/// it is served, and nothing of it is kept.
+#[test]
+fn a_pull_through_the_policy_refuses_is_denied_and_nothing_kept() {
+    let p = peers();
+    let dir = tempdir("reg-policy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.json");
+    std::fs::write(&policy, r#"{"default": [{"type": "reject"}]}"#).unwrap();
+    let (d, reg) = registry_depot_with(&["--policy", &policy.display().to_string()]);
+    let (s, _, body) = get(&reg, "GET", &format!("/v2/test/manifests/1?ns={}", p.plain), &[]);
+    assert_eq!(
+        (s, code(&body)),
+        (403, "DENIED".to_string()),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(d.images().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,7 +18,9 @@ use crate::registry::{RegistryError, Repo};
 /// More signatures on one image than any signer makes: a hostile registry's list is refused.
 const MAX_SIGNATURES: usize = 64;
 
-/// Fetch the signatures of the manifest `signed` that `r` resolved to, if the policy wants them; then judge.
+/// Fetch the signatures of the manifest `signed` that `r` resolved to, if the policy wants them; then judge,
+/// whether it wants them or not (a policy that rejects the image refuses it here, before anything of it is
+/// fetched or served).
 pub(crate) fn fetch_and_judge(
     svc: &ImageService,
     job: &PullJob,
@@ -26,10 +28,13 @@ pub(crate) fn fetch_and_judge(
     r: &Reference,
     signed: &Digest,
 ) -> Result<Signatures, ImageError> {
-    let Some(policy) = svc.gate.signature_policy().filter(|p| p.wants_signatures(Some(r))) else {
+    let Some(policy) = svc.gate.signature_policy() else {
         return Ok(Signatures::default());
     };
-    let sigs = fetch(svc, job, repo, r, signed)?;
+    let sigs = match policy.wants_signatures(Some(r)) {
+        true => fetch(svc, job, repo, r, signed)?,
+        false => Signatures::default(),
+    };
     policy
         .judge(Some(r), signed, &sigs.list)
         .map_err(|refusal| ImageError::Refused {
