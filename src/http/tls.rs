@@ -122,8 +122,8 @@ pub fn ensure_issued(dir: &Path, names: &[String]) -> io::Result<Issued> {
         });
     }
     let now = time::OffsetDateTime::now_utc();
-    let ca_key = match std::fs::read_to_string(&ca_key_path) {
-        Ok(pem) if files.ca.exists() => rcgen::KeyPair::from_pem(&pem).map_err(invalid)?,
+    let ca_key = match rustls_pki_types::PrivatePkcs8KeyDer::from_pem_file(&ca_key_path) {
+        Ok(der) if files.ca.exists() => rcgen::KeyPair::try_from(der.secret_pkcs8_der()).map_err(invalid)?,
         _ => {
             let key = rcgen::KeyPair::generate().map_err(invalid)?;
             let mut params = ca_params(&key)?;
@@ -131,8 +131,8 @@ pub fn ensure_issued(dir: &Path, names: &[String]) -> io::Result<Issued> {
             params.not_after = now + time::Duration::days(2 * ISSUED_DAYS);
             let ca = params.self_signed(&key).map_err(invalid)?;
             // the key first: a CA certificate on disk always has its key beside it
-            write_atomic(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)?;
-            write_atomic(&files.ca, ca.pem().as_bytes(), 0o644)?;
+            write_atomic(&ca_key_path, pem("PRIVATE KEY", &key.serialize_der()).as_bytes(), 0o600)?;
+            write_atomic(&files.ca, pem("CERTIFICATE", ca.der()).as_bytes(), 0o644)?;
             key
         }
     };
@@ -149,11 +149,24 @@ pub fn ensure_issued(dir: &Path, names: &[String]) -> io::Result<Issued> {
     let key = rcgen::KeyPair::generate().map_err(invalid)?;
     let cert = params.signed_by(&key, &issuer).map_err(invalid)?;
     let ca_pem = std::fs::read_to_string(&files.ca)?;
-    write_atomic(&files.key, key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(&files.key, pem("PRIVATE KEY", &key.serialize_der()).as_bytes(), 0o600)?;
     // the chain a client is sent: the server's certificate, then the CA's
-    write_atomic(&files.cert, format!("{}{ca_pem}", cert.pem()).as_bytes(), 0o644)?;
+    write_atomic(&files.cert, format!("{}{ca_pem}", pem("CERTIFICATE", cert.der())).as_bytes(), 0o644)?;
     write_atomic(&names_path, names.join("\n").as_bytes(), 0o644)?;
     Ok(files)
+}
+
+/// `der` in PEM (RFC 7468) under `label`: what every TLS client and `openssl` read.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// The CA's parameters, the same at every start (its name comes from its key), so that a server certificate
