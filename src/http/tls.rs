@@ -151,7 +151,11 @@ pub fn ensure_issued(dir: &Path, names: &[String]) -> io::Result<Issued> {
     let ca_pem = std::fs::read_to_string(&files.ca)?;
     write_atomic(&files.key, pem("PRIVATE KEY", &key.serialize_der()).as_bytes(), 0o600)?;
     // the chain a client is sent: the server's certificate, then the CA's
-    write_atomic(&files.cert, format!("{}{ca_pem}", pem("CERTIFICATE", cert.der())).as_bytes(), 0o644)?;
+    write_atomic(
+        &files.cert,
+        format!("{}{ca_pem}", pem("CERTIFICATE", cert.der())).as_bytes(),
+        0o644,
+    )?;
     write_atomic(&names_path, names.join("\n").as_bytes(), 0o644)?;
     Ok(files)
 }
