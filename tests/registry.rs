@@ -599,3 +599,143 @@ fn a_pull_through_the_policy_refuses_is_denied_and_nothing_kept() {
     assert!(d.images().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Read syscalls the process made so far (`/proc/PID/io`'s `syscr`, every thread's).
+fn read_calls(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscr: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// What a raw connection receives for `request` until the server closes it (or 20 s pass).
+fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The registry's listener speaks HTTP/1.1 through a small server of its own: a stored blob goes from the page
+/// cache to a plain socket by `sendfile` (a 125 MiB layer with under half the reads 64 KiB chunks would take,
+/// whole and by range); requests are taken in order on a kept-alive connection; malformed, oversized and
+/// too-long requests get the spec's error shape and the connection is closed without reading what it did not ask
+/// for.
+#[test]
+fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
+    let p = peers();
+    let (d, reg) = registry_depot();
+    let big = format!("{}/big:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &big]));
+    ok(&d.docker(&["tag", &big, "big:1"]));
+    let (s, _, body) = get(&reg, "GET", "/v2/library/big/manifests/1", &[]);
+    assert_eq!(s, 200);
+    let m = json_of(&body);
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let size = m["layers"][0]["size"].as_u64().unwrap();
+    let path = format!("/v2/library/big/blobs/{layer}");
+    let out = tempdir("reg-sendfile");
+    let whole = out.join("whole");
+    let before = read_calls(d.pid());
+    let o = ok(&Command::new("curl")
+        .args(["-s", "-f", "-w", "%{size_download}", "-o"])
+        .arg(&whole)
+        .arg(format!("http://{reg}{path}"))
+        .output()
+        .unwrap());
+    let reads = read_calls(d.pid()) - before;
+    assert_eq!(o.trim(), size.to_string());
+    assert_eq!(format!("sha256:{}", sha256_file(&whole)), layer);
+    let chunked_reads = size / (64 * 1024);
+    println!("{size} bytes served with {reads} read calls (64 KiB chunks: {chunked_reads})");
+    assert!(
+        reads < chunked_reads / 2,
+        "{reads} read calls for {size} bytes: the blob was read, not sent by sendfile"
+    );
+    // a range from the middle is the same bytes as the whole's
+    let (from, to) = (size / 3, size / 3 + 10 * 1024 * 1024);
+    let (s, head, part) = get(&reg, "GET", &path, &[&format!("Range: bytes={from}-{to}")]);
+    assert_eq!(s, 206, "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes {from}-{to}/{size}")),
+        "{head}"
+    );
+    let all = std::fs::read(&whole).unwrap();
+    assert!(part == all[from as usize..=to as usize], "the range's bytes differ");
+    drop(all);
+    let _ = std::fs::remove_dir_all(&out);
+
+    // two requests sent at once on one connection are answered in order; the HEAD's answer has the length and
+    // no body; `Connection: close` ends the connection
+    let manifest = "/v2/library/big/manifests/1";
+    let a = raw_exchange(
+        &reg,
+        format!("GET /v2/ HTTP/1.1\r\nHost: r\r\n\r\nHEAD {manifest} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    let answers: Vec<&str> = a.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{a}");
+    assert!(answers[0].starts_with("200") && answers[1].starts_with("200"), "{a}");
+    assert!(
+        a.to_lowercase().contains(&format!("content-length: {}", body.len())),
+        "{a}"
+    );
+    assert!(a.ends_with("\r\n\r\n"), "no body after the HEAD's answer: {a}");
+    // HTTP/1.0: answered, then closed
+    let a = raw_exchange(&reg, b"GET /v2/ HTTP/1.0\r\n\r\n");
+    assert!(
+        a.starts_with("HTTP/1.1 200") && a.to_lowercase().contains("connection: close"),
+        "{a}"
+    );
+    // malformed: the spec's error shape, then closed
+    let a = raw_exchange(&reg, b"GET /v2/ HTTP/1.1\r\nHost: r\r\nno colon here\r\n\r\n");
+    assert!(a.starts_with("HTTP/1.1 400") && a.contains("\"errors\""), "{a}");
+    let a = raw_exchange(
+        &reg,
+        b"GET /v2/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    );
+    assert!(a.starts_with("HTTP/1.1 400"), "two lengths: {a}");
+    // a head larger than 64 KiB
+    let a = raw_exchange(
+        &reg,
+        format!(
+            "GET /v2/ HTTP/1.1\r\nHost: r\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(70 * 1024)
+        )
+        .as_bytes(),
+    );
+    assert!(a.starts_with("HTTP/1.1 431") && a.contains("\"errors\""), "{a}");
+    // a push of 100 MB is refused without waiting for (or reading) its body
+    let t = std::time::Instant::now();
+    let a = raw_exchange(
+        &reg,
+        b"PUT /v2/library/big/blobs/uploads/x HTTP/1.1\r\nHost: r\r\nContent-Length: 100000000\r\n\r\nsome",
+    );
+    assert!(a.starts_with("HTTP/1.1 405") && a.contains("UNSUPPORTED"), "{a}");
+    assert!(a.to_lowercase().contains("connection: close"), "{a}");
+    println!("the 100 MB push was refused in {:?}", t.elapsed());
+    // a small body with `Expect: 100-continue` is asked for, read, answered, and the connection carries on
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(&reg).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    c.write_all(
+        b"PUT /v2/library/big/manifests/2 HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut first = [0u8; 25];
+    c.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"{}GET /v2/ HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut rest = String::new();
+    let _ = c.read_to_string(&mut rest);
+    let answers: Vec<&str> = rest.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{rest}");
+    assert!(answers[0].starts_with("405") && answers[1].starts_with("200"), "{rest}");
+}

@@ -1,6 +1,7 @@
 //! Server plumbing shared by both APIs: listeners (unix socket and TCP), hyper connections on smol, bodies,
 //! query strings. No image knowledge here.
 
+mod h1;
 pub mod router;
 pub mod tls;
 
@@ -20,8 +21,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub type Body = BoxBody<Bytes, io::Error>;
-pub type Req = Request<Incoming>;
+pub type Req = Request<ReqBody>;
 pub type Resp = Response<Body>;
+
+/// A request's body as a listener hands it over: streamed by hyper, or already read whole by [`h1`] (the LAN
+/// registry's listener, whose only body is the token form). Read it with [`read_body`] or [`next_frame`].
+pub enum ReqBody {
+    Streamed(Incoming),
+    Read(Bytes),
+    /// A body [`h1`] left unread, being larger than it takes (or chunked): [`read_body`] refuses it.
+    Unread,
+}
+
+/// A response's extension: its body is bytes `start..start + len` of `file`. A listener that can hand them to
+/// the kernel (`sendfile(2)` on a plain TCP socket, [`h1`]) sends them from the file and drops the body; any
+/// other streams the body, which must hold the same bytes.
+#[derive(Clone)]
+pub struct FileBody {
+    pub file: Arc<std::fs::File>,
+    pub start: u64,
+    pub len: u64,
+}
 
 /// Something that answers requests: one per API.
 pub trait Handler: Send + Sync + 'static {
@@ -281,8 +301,14 @@ pub const HEADER_DEADLINE: Duration = Duration::from_secs(20);
 ///
 /// The frames are copied into one buffer as they come: each holds on to the connection's whole read buffer
 /// (8 KiB and more), so keeping them would cost that much per segment of a body sent a byte at a time.
-pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_body(body: ReqBody, limit: usize) -> Result<Bytes, BodyError> {
     use hyper::body::Body as _;
+    let mut body = match body {
+        ReqBody::Streamed(b) => b,
+        ReqBody::Read(b) if b.len() > limit => return Err(BodyError::TooLarge(limit)),
+        ReqBody::Read(b) => return Ok(b),
+        ReqBody::Unread => return Err(BodyError::TooLarge(limit.min(h1::MAX_BODY))),
+    };
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge(limit));
     }
@@ -310,7 +336,13 @@ pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyEr
 }
 
 /// The next frame of a streamed body, or an error once [`BODY_IDLE_GAP`] passes without one.
-pub async fn next_frame(body: &mut Incoming) -> Option<Result<Frame<Bytes>, BodyError>> {
+pub async fn next_frame(body: &mut ReqBody) -> Option<Result<Frame<Bytes>, BodyError>> {
+    let body = match body {
+        ReqBody::Streamed(b) => b,
+        ReqBody::Read(b) if b.is_empty() => return None,
+        ReqBody::Read(b) => return Some(Ok(Frame::data(std::mem::take(b)))),
+        ReqBody::Unread => return Some(Err(BodyError::TooLarge(h1::MAX_BODY))),
+    };
     let frame = async {
         body.frame()
             .await
@@ -436,6 +468,32 @@ pub fn peer_of(req: &Req) -> Peer {
     req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix)
 }
 
+/// A request as every listener answers it: tagged with its peer (and TLS), refused when the listener's policy
+/// says so, else handed to the API.
+fn dispatch(
+    h: &Arc<dyn Handler>,
+    how: &Serving,
+    peer: Peer,
+    tls: bool,
+    mut req: Req,
+) -> impl Future<Output = Resp> + Send + 'static {
+    req.extensions_mut().insert(peer);
+    if tls {
+        req.extensions_mut().insert(tls::OverTls);
+    }
+    let refusal = how.policy.as_ref().and_then(|p| p.check(&req));
+    let h = h.clone();
+    async move {
+        match refusal {
+            Some(why) => {
+                log::warn!("refused {} {} over tcp: {why}", req.method(), req.uri().path());
+                h.refuse(StatusCode::FORBIDDEN, &why)
+            }
+            None => h.handle(req).await,
+        }
+    }
+}
+
 /// Serve one connection `io` with `h`. `linger` is a second handle on the socket under it (the TCP stream under
 /// TLS): hyper dropping its own does not close it, and a malformed request's rest is drained from it.
 async fn serve_conn<S, L>(io: S, linger: L, h: Arc<dyn Handler>, peer: Peer, how: Arc<Serving>, tls: bool)
@@ -443,31 +501,14 @@ where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
     L: futures_lite::AsyncRead + Unpin,
 {
-    let buffered = how.buffer;
-    let svc = hyper::service::service_fn(move |mut req: Req| {
-        req.extensions_mut().insert(peer);
-        if tls {
-            req.extensions_mut().insert(tls::OverTls);
-        }
-        let refusal = how.policy.as_ref().and_then(|p| p.check(&req));
-        let h = h.clone();
-        async move {
-            Ok::<_, Infallible>(match refusal {
-                Some(why) => {
-                    log::warn!("refused {} {} over tcp: {why}", req.method(), req.uri().path());
-                    h.refuse(StatusCode::FORBIDDEN, &why)
-                }
-                None => h.handle(req).await,
-            })
-        }
+    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let answer = dispatch(&h, &how, peer, tls, req.map(ReqBody::Streamed));
+        async move { Ok::<_, Infallible>(answer.await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(smol_hyper::rt::SmolTimer::new())
         .header_read_timeout(HEADER_DEADLINE);
-    if let Some(b) = buffered {
-        builder.max_buf_size(b.max(8192));
-    }
     let conn = builder.serve_connection(smol_hyper::rt::FuturesIo::new(io), svc);
     if let Err(e) = conn.await {
         log::debug!("connection ended: {e}");
@@ -709,9 +750,10 @@ pub struct Serving {
     /// Connections served at once.
     pub max_connections: usize,
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// What hyper buffers per connection (at least 8 KiB); `None`: its default (about 400 KiB). A listener that
-    /// streams large bodies to many clients (the LAN registry) keeps it small: it is memory per client.
-    pub buffer: Option<usize>,
+    /// Served by [`h1`] instead of hyper: the LAN registry's listener, which streams large bodies to many clients
+    /// (small fixed buffers per connection, stored blobs by `sendfile(2)` over plain TCP, write deadlines) and
+    /// takes no large request bodies.
+    pub h1: bool,
 }
 
 /// Serve `h` on `l` as `how` says.
@@ -732,6 +774,9 @@ pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, how: Serv
             async move {
                 let peer = Peer::Tcp(addr);
                 let Some(acceptor) = acceptor else {
+                    if how.h1 {
+                        return h1::serve(s.clone(), Some(s), h, peer, how, false).await;
+                    }
                     return serve_conn(s.clone(), s, h, peer, how, false).await;
                 };
                 let handshake = futures_lite::future::or(async { Some(acceptor.accept(s.clone()).await) }, async {
@@ -739,6 +784,7 @@ pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, how: Serv
                     None
                 });
                 match handshake.await {
+                    Some(Ok(io)) if how.h1 => h1::serve(io, None, h, peer, how, true).await,
                     Some(Ok(io)) => serve_conn(io, s, h, peer, how, true).await,
                     Some(Err(e)) => log::debug!("tls handshake with {addr}: {e}"),
                     None => log::debug!("tls handshake with {addr}: no handshake within {HEADER_DEADLINE:?}"),

@@ -109,7 +109,7 @@ impl ImageService {
             names: repo.to_string(),
             blob: d.clone(),
         })?;
-        Ok(Some(ServedBlob::Stored(self.store.open_blob(d)?, size)))
+        Ok(Some(ServedBlob::Stored(Arc::new(self.store.open_blob(d)?), size)))
     }
 
     /// A manifest of the store with the media type it declares (or its shape implies).
@@ -199,7 +199,8 @@ impl ImageService {
 /// A blob as the LAN registry serves it: whole in the store, or arriving. Read in chunks ([`ServedBlob::chunk`])
 /// on the reads' pool, so that no client holds a thread of its own (nor its malloc arena) while it is served.
 pub enum ServedBlob {
-    Stored(std::fs::File, u64),
+    /// Shared with the listener, which may send it by `sendfile(2)` instead of reading it.
+    Stored(Arc<std::fs::File>, u64),
     Arriving(Arriving),
 }
 

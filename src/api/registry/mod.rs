@@ -20,6 +20,7 @@ pub mod switch;
 use super::{Answering, Caller, Served};
 use crate::digest::Digest;
 use crate::http::{decoded_path, empty, full, query_get, query_pairs, streaming_fallible, Req, Resp};
+use crate::image::served::ServedBlob;
 use crate::image::{ImageError, ImageService};
 use hyper::{Method, StatusCode};
 use serde_json::json;
@@ -367,11 +368,18 @@ impl Registry {
         } else {
             StatusCode::OK
         };
+        let file = match &blob {
+            ServedBlob::Stored(file, _) => Some(file.clone()),
+            ServedBlob::Arriving(_) => None,
+        };
         let mut resp = if head || len == 0 {
             empty(status)
         } else {
             streaming_fallible(status, "application/octet-stream", chunks(blob, start, start + len))
         };
+        if let Some(file) = file.filter(|_| len > 0) {
+            resp.extensions_mut().insert(crate::http::FileBody { file, start, len });
+        }
         header(&mut resp, "content-type", "application/octet-stream");
         header(&mut resp, "content-length", &len.to_string());
         header(&mut resp, "docker-content-digest", d.as_str());
@@ -438,15 +446,14 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Bytes a chunk read of a blob takes at most, and what hyper buffers per connection of the registry's
-/// listener: a client being served holds about two of them.
+/// Bytes a chunk read of a blob takes at most (when it is not sent by `sendfile`: over TLS, or still arriving).
 const BLOB_CHUNK: usize = 64 * 1024;
 
 /// Bytes `start..end` of `blob` as a body: a chunk the page cache holds copied at once, any other read on the
 /// reads' pool, a chunk not there yet (an arriving blob) waited for without holding a thread; a failed read cuts
 /// the body short.
 fn chunks(
-    blob: crate::image::served::ServedBlob,
+    blob: ServedBlob,
     start: u64,
     end: u64,
 ) -> impl futures_lite::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {

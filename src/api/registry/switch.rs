@@ -167,7 +167,7 @@ impl Lan {
             policy: None,
             max_connections: self.opts.max_connections,
             tls,
-            buffer: Some(super::BLOB_CHUNK),
+            h1: true,
         };
         let serving = smol::spawn(http::serve_tcp(l, api, how));
         *running = Some(Running {
