@@ -579,6 +579,57 @@ fn dockerd_logs_in_with_a_token_and_pulls() {
     assert_eq!(o.trim(), d.images()[0]["Id"].as_str().unwrap());
 }
 
+/// dockerd over TLS, checking the certificate: with depot's issued CA in its `certs.d`, `docker login` with an API token and a pull by
+/// direct name; and a depot serving anonymously over TLS as its `registry-mirrors` entry.
+#[test]
+fn dockerd_trusts_the_issued_ca_and_pulls_over_tls() {
+    let p = peers();
+    let test1 = format!("{}/test:1", p.plain);
+    // under a name dockerd resolves to ::1 (in its own /etc/hosts): it takes every registry in 127.0.0.0/8 for an
+    // insecure one and would not check the certificate, and docker references cannot hold an IPv6 address
+    let start = |name: &str, extra: &[&str]| {
+        let port = std::net::TcpListener::bind("[::1]:0")
+            .expect("the test needs ::1")
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("[::1]:{port}");
+        let mut args = vec!["--registry", listen.as_str(), "--registry-tls-name", name];
+        args.extend_from_slice(extra);
+        let d = Depot::start(&args);
+        let ca = d.root.join("registry-tls/ca.crt");
+        let tls = ["--cacert".to_string(), ca.display().to_string()];
+        let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+        wait_for(20, "the registry to answer over TLS", || {
+            ca.exists() && request(&format!("https://{listen}"), "GET", "/v2/", &[], &tls).0 != 0
+        });
+        ok(&d.docker(&["pull", "-q", &test1]));
+        ok(&d.docker(&["tag", &test1, "hello:1"]));
+        (d, format!("{name}:{port}"), ca)
+    };
+    let (d, addr, ca) = start("depot-lan.test", &[]);
+    let (open, open_addr, open_ca) = start("open-lan.test", &["--registry-anonymous", "true"]);
+    let token = api_token(&d, "dockerd");
+    let dockerd = Dockerd::start_trusting(
+        &[(&addr, &ca), (&open_addr, &open_ca)],
+        &["depot-lan.test", "open-lan.test"],
+        &["--registry-mirror", &format!("https://{open_addr}")],
+    );
+    let image = format!("{addr}/library/hello:1");
+    assert!(
+        !dockerd.docker(&["pull", &image]).status.success(),
+        "no pull without the token"
+    );
+    ok(&dockerd.docker(&["login", &addr, "-u", "x", "-p", &token]));
+    ok(&dockerd.docker(&["pull", &image]));
+    let o = ok(&dockerd.docker(&["image", "inspect", &image, "--format", "{{.Id}}"]));
+    assert_eq!(o.trim(), d.images()[0]["Id"].as_str().unwrap());
+    // Docker Hub is out of reach: hello:1 can only come from the mirror
+    ok(&dockerd.docker(&["pull", "hello:1"]));
+    let o = ok(&dockerd.docker(&["image", "inspect", "hello:1", "--format", "{{.Id}}"]));
+    assert_eq!(o.trim(), open.images()[0]["Id"].as_str().unwrap());
+}
+
 /// Pull-through obeys the signature policy: an image the policy refuses is answered 403 `DENIED` before any of
 /// it is served, and nothing of it is kept.
 #[test]

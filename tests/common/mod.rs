@@ -493,10 +493,42 @@ impl Dockerd {
 
     /// A dockerd with `extra` flags (`--registry-mirror URL`, `--insecure-registry HOST:PORT`…).
     pub fn start_with(extra: &[&str]) -> Dockerd {
+        Dockerd::start_trusting(&[], &[], extra)
+    }
+
+    /// The same, trusting CA `ca` for registry `host:port` for each of `cas`, and resolving each of `names` to
+    /// `::1`. dockerd reads registry CAs only from `/etc/docker/certs.d/HOST:PORT/`: it runs in a mount namespace
+    /// of its own where scratch files are bound over `/etc/docker` and `/etc/hosts`, so the machine's own are
+    /// neither read nor written.
+    pub fn start_trusting(cas: &[(&str, &Path)], names: &[&str], extra: &[&str]) -> Dockerd {
         let dir = tempdir("dockerd");
         let sock = dir.join("dockerd.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
+        let mut cmd = if cas.is_empty() {
+            Command::new("dockerd")
+        } else {
+            let etc = dir.join("etc-docker");
+            for (host, ca) in cas {
+                let d = etc.join("certs.d").join(host);
+                std::fs::create_dir_all(&d).unwrap();
+                std::fs::copy(ca, d.join("ca.crt")).unwrap();
+            }
+            // dockerd itself makes /etc/docker on its first start (its key.json); the test needs it as a mount point
+            std::fs::create_dir_all("/etc/docker").unwrap();
+            let hosts = dir.join("hosts");
+            let mut lines = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n".to_string();
+            for n in names {
+                lines.push_str(&format!("::1 {n}\n"));
+            }
+            std::fs::write(&hosts, lines).unwrap();
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --bind "$0" /etc/docker && mount --bind "$1" /etc/hosts && shift && exec dockerd "$@""#)
+                .arg(&etc)
+                .arg(&hosts);
+            c
+        };
+        let child = cmd
             .arg("--host")
             .arg(format!("unix://{}", sock.display()))
             .arg("--data-root")
