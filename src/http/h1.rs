@@ -36,16 +36,14 @@ const SENDFILE_STEP: usize = 1 << 30;
 
 /// Serve one connection: `io` carries the bytes (TLS or plain); `plain` is the same connection's TCP socket when
 /// nothing sits between (then stored blobs go by `sendfile`).
-pub(super) async fn serve<S>(
-    io: S,
+pub(super) async fn serve(
+    io: Box<dyn Stream>,
     plain: Option<async_net::TcpStream>,
     h: Arc<dyn Handler>,
     peer: Peer,
     how: Arc<Serving>,
     tls: bool,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let mut conn = Conn {
         io,
         plain,
@@ -97,6 +95,11 @@ pub(super) async fn serve<S>(
     }
 }
 
+/// A connection's byte stream, TLS or plain, behind one pointer: the server is compiled once for both.
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// Why a request is not handed to the API.
 enum Refused {
     /// Answered in the API's error shape, then the connection is closed.
@@ -105,14 +108,14 @@ enum Refused {
     Io(io::Error),
 }
 
-struct Conn<S> {
-    io: S,
+struct Conn {
+    io: Box<dyn Stream>,
     plain: Option<async_net::TcpStream>,
     /// Bytes read but not yet taken: the start of the next request (a pipelining client's).
     buf: Vec<u8>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+impl Conn {
     /// The next request's head; `None` when the client closed between requests.
     async fn read_head(&mut self) -> Result<Option<Request<()>>, Refused> {
         loop {

@@ -494,15 +494,15 @@ fn dispatch(
     }
 }
 
-/// Serve one connection `io` with `h`. `linger` is a second handle on the socket under it (the TCP stream under
-/// TLS): hyper dropping its own does not close it, and a malformed request's rest is drained from it.
-async fn serve_conn<S, L>(io: S, linger: L, h: Arc<dyn Handler>, peer: Peer, how: Arc<Serving>, tls: bool)
+/// Serve one connection `io` with hyper. `linger` is a second handle on the same socket: hyper dropping its own
+/// does not close it, and a malformed request's rest is drained from it.
+async fn serve_conn<S, L>(io: S, linger: L, h: Arc<dyn Handler>, peer: Peer, how: Arc<Serving>)
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
     L: futures_lite::AsyncRead + Unpin,
 {
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let answer = dispatch(&h, &how, peer, tls, req.map(ReqBody::Streamed));
+        let answer = dispatch(&h, &how, peer, false, req.map(ReqBody::Streamed));
         async move { Ok::<_, Infallible>(answer.await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -736,7 +736,7 @@ pub async fn serve_unix(l: async_net::unix::UnixListener, h: Arc<dyn Handler>, m
             let l = l.clone();
             async move { l.accept().await.map(|(s, _)| s) }
         },
-        |s: async_net::unix::UnixStream| serve_conn(s.clone(), s, h.clone(), Peer::Unix, Arc::default(), false),
+        |s: async_net::unix::UnixStream| serve_conn(s.clone(), s, h.clone(), Peer::Unix, Arc::default()),
     )
     .await
 }
@@ -749,16 +749,28 @@ pub struct Serving {
     pub policy: Option<TcpPolicy>,
     /// Connections served at once.
     pub max_connections: usize,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Served by [`h1`] instead of hyper: the LAN registry's listener, which streams large bodies to many clients
-    /// (small fixed buffers per connection, stored blobs by `sendfile(2)` over plain TCP, write deadlines) and
-    /// takes no large request bodies.
-    pub h1: bool,
+    pub server: Server,
+}
+
+/// What speaks HTTP on a listener.
+#[derive(Default)]
+pub enum Server {
+    /// hyper, in plain HTTP: the owner's APIs (uploads of any size, streamed progress). TLS in front of them is
+    /// the NAS's own web server's.
+    #[default]
+    Hyper,
+    /// [`h1`], over TLS when `tls` is set: the LAN registry, which streams large bodies to many clients (small
+    /// fixed buffers per connection, stored blobs by `sendfile(2)` over plain TCP, write deadlines) and takes no
+    /// large request bodies.
+    Registry { tls: Option<Arc<rustls::ServerConfig>> },
 }
 
 /// Serve `h` on `l` as `how` says.
 pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, how: Serving) {
-    let acceptor = how.tls.clone().map(futures_rustls::TlsAcceptor::from);
+    let (registry, acceptor) = match &how.server {
+        Server::Hyper => (false, None),
+        Server::Registry { tls } => (true, tls.clone().map(futures_rustls::TlsAcceptor::from)),
+    };
     let max = how.max_connections;
     let how = Arc::new(how);
     accept_loop(
@@ -773,19 +785,18 @@ pub async fn serve_tcp(l: async_net::TcpListener, h: Arc<dyn Handler>, how: Serv
             let (h, how, acceptor) = (h.clone(), how.clone(), acceptor.clone());
             async move {
                 let peer = Peer::Tcp(addr);
+                if !registry {
+                    return serve_conn(s.clone(), s, h, peer, how).await;
+                }
                 let Some(acceptor) = acceptor else {
-                    if how.h1 {
-                        return h1::serve(s.clone(), Some(s), h, peer, how, false).await;
-                    }
-                    return serve_conn(s.clone(), s, h, peer, how, false).await;
+                    return h1::serve(Box::new(s.clone()), Some(s), h, peer, how, false).await;
                 };
                 let handshake = futures_lite::future::or(async { Some(acceptor.accept(s.clone()).await) }, async {
                     async_io::Timer::after(HEADER_DEADLINE).await;
                     None
                 });
                 match handshake.await {
-                    Some(Ok(io)) if how.h1 => h1::serve(io, None, h, peer, how, true).await,
-                    Some(Ok(io)) => serve_conn(io, s, h, peer, how, true).await,
+                    Some(Ok(io)) => h1::serve(Box::new(io), None, h, peer, how, true).await,
                     Some(Err(e)) => log::debug!("tls handshake with {addr}: {e}"),
                     None => log::debug!("tls handshake with {addr}: no handshake within {HEADER_DEADLINE:?}"),
                 }

@@ -166,8 +166,7 @@ impl Lan {
         let how = http::Serving {
             policy: None,
             max_connections: self.opts.max_connections,
-            tls,
-            h1: true,
+            server: http::Server::Registry { tls },
         };
         let serving = smol::spawn(http::serve_tcp(l, api, how));
         *running = Some(Running {
