@@ -399,3 +399,108 @@ fn a_policy_that_cannot_be_read_stops_the_start() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Signatures travel with images through the LAN registry: a depot that admitted a signed image serves it and its
+/// cosign `.sig` tag, and a second depot, with the first as its only way to Docker Hub and a policy requiring
+/// the key, admits the image on that signature (sigstore-rs agrees, reading the first depot). An image the first
+/// depot holds unsigned is refused by the second. Docker Hub is out of reach here: the plain test registry is the
+/// first depot's Docker Hub mirror, and the first depot the second's.
+#[test]
+fn signatures_travel_through_the_lan_registry() {
+    let p = peers();
+    let dir = tempdir("sig-lan");
+    let key = |n: &str| dir.join(n).display().to_string();
+    must(tool(&["keygen", &key("a")]));
+    let ns = format!(
+        "lan{}{}",
+        std::process::id(),
+        std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() % 100_000
+    );
+    // Docker Hub's `NS/app` and `NS/other`, as the plain registry holds them for its mirror's clients
+    let single = format!("{}/test:1", p.plain);
+    let app = format!("{}/{ns}/app:1", p.plain);
+    skopeo_copy(&single, &app, false);
+    skopeo_copy(&single, &format!("{}/{ns}/other:1", p.plain), false);
+    must(tool(&[
+        "sign",
+        &key("a.key"),
+        &app,
+        "--identity",
+        &format!("docker.io/{ns}/app:1"),
+    ]));
+    let policy = |scope: &str| {
+        let path = dir.join(format!("policy-{}.json", scope.replace('/', "_")));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"default":[{{"type":"insecureAcceptAnything"}}],"transports":{{"docker":{{"{scope}":[
+                {{"type":"sigstoreSigned","keyPath":"a.pub","signedIdentity":{{"type":"matchRepository"}}}}]}}}}}}"#
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    // the first depot requires the key for NS/app only, so it also holds NS/other, unsigned
+    let first_policy = policy(&format!("docker.io/{ns}/app"));
+    let mirror = format!("http://{}", p.plain);
+    let (first, reg) = common::lan::registry_depot_with(&[
+        "--registry-pull-through",
+        "false",
+        "--registry-mirror",
+        &mirror,
+        "--insecure-registry",
+        &p.plain,
+        "--policy",
+        &first_policy,
+    ]);
+    must(first.docker(&["pull", "-q", &format!("{ns}/app:1")]));
+    must(first.docker(&["pull", "-q", &format!("{ns}/other:1")]));
+    // the first depot serves the signature under cosign's tag, and the reference admits the image from it
+    let (s, _, body) = common::lan::get(&reg, "GET", &format!("/v2/{ns}/app/tags/list"), &[]);
+    assert_eq!(s, 200);
+    let tags = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["tags"].clone();
+    assert!(
+        tags.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().ends_with(".sig")),
+        "{tags}"
+    );
+    let reference = tool(&["verify", &key("a.pub"), &format!("{reg}/{ns}/app:1"), "matchRepository"]);
+    println!("sigstore-rs, reading the first depot: {}", stdout(&reference).trim());
+    // asked by the first depot's address, the reference finds and verifies the signature there, then refuses the
+    // identity, which names Docker Hub's image
+    assert!(
+        stdout(&reference).contains(&format!("refuse: identity docker.io/{ns}/app")),
+        "{}{}",
+        stdout(&reference),
+        stderr(&reference)
+    );
+
+    // the second depot requires the key for all of Docker Hub, and reaches it only through the first
+    let second_policy = policy("docker.io");
+    let second = Depot::start(&[
+        "--registry-mirror",
+        &format!("http://{reg}"),
+        "--insecure-registry",
+        &reg,
+        "--policy",
+        &second_policy,
+    ]);
+    must(second.docker(&["pull", "-q", &format!("{ns}/app:1")]));
+    let (s, v) = second.json("GET", &format!("/images/{ns}%2Fapp:1/json"));
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["DepotSignatures"].as_array().is_some_and(|a| !a.is_empty()),
+        "the second depot says who signed it: {v}"
+    );
+    let refused = second.docker(&["pull", "-q", &format!("{ns}/other:1")]);
+    assert!(
+        !refused.status.success(),
+        "an unsigned image passes: {}",
+        stdout(&refused)
+    );
+    assert!(stderr(&refused).contains("no signature"), "{}", stderr(&refused));
+    assert_eq!(second.images().len(), 1, "nothing of the refused image is visible");
+    let _ = std::fs::remove_dir_all(&dir);
+}

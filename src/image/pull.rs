@@ -118,8 +118,11 @@ pub(crate) fn run(svc: &ImageService, job: &PullJob, spec: &PullSpec) {
 
 /// Pull through the registry's mirrors in order (anonymously), then from the registry itself: the first that
 /// completes wins. Bytes a failed mirror left in `ingest/` are resumed from by the next endpoint (same digests).
+/// A mirror's image the policy refused is tried at the next endpoint (the registry may hold the signature the
+/// mirror lacks); when the registry itself cannot be reached, the refusal is the answer, not the network's.
 fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcome, ImageError> {
     let r = &spec.reference;
+    let mut refused_at_mirror = None;
     for mirror in svc.registry.mirrors_of(r.domain()) {
         let repo = svc.registry.repo(&mirror, r.path(), None);
         match pull_from(svc, job, spec, &repo) {
@@ -131,11 +134,22 @@ fn pull(svc: &ImageService, job: &PullJob, spec: &PullSpec) -> Result<PullOutcom
                 log::warn!("mirror {mirror} of {}: {e}; trying the next endpoint", r.domain());
                 // a failed layer cancels its siblings; the next endpoint starts afresh
                 job.cancel.store(false, Ordering::Relaxed);
+                if let ImageError::Refused { names, why } = e {
+                    refused_at_mirror.get_or_insert((mirror, names, why));
+                }
             }
         }
     }
     let repo = svc.registry.repo(r.domain(), r.path(), spec.creds.clone());
-    pull_from(svc, job, spec, &repo)
+    match (pull_from(svc, job, spec, &repo), refused_at_mirror) {
+        (Err(e), Some((mirror, names, why))) if e.class() == crate::error::ErrorClass::Unavailable => {
+            Err(ImageError::Refused {
+                names,
+                why: format!("{why} (as mirror {mirror} serves it; {} itself: {e})", r.domain()),
+            })
+        }
+        (result, _) => result,
+    }
 }
 
 /// A full volume is full whichever endpoint the bytes come from.
