@@ -4,6 +4,9 @@
 use crate::digest::Digest;
 use serde::Deserialize;
 
+/// The largest manifest depot takes in from a registry (by default), reads back from its store, or serves.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";

@@ -303,7 +303,9 @@ fn listing_tags() {
 }
 
 /// "Listing referrers" (end-12a): 200 with an image index (`Content-Type` the index's) even when nothing refers
-/// to the digest, never 404; 400 for a digest that is not one.
+/// to the digest, never 404; each manifest of the repository whose `subject` is the digest as a descriptor with
+/// its `artifactType` and annotations; `artifactType` filtering, said in `OCI-Filters-Applied`; 400 for a digest
+/// that is not one.
 #[test]
 fn listing_referrers() {
     let h = held();
@@ -322,6 +324,104 @@ fn listing_referrers() {
     }
     let (s, _, body) = get(&h.reg, "GET", "/v2/library/hello/referrers/sha256:xyz", &[]);
     assert_eq!((s, code(&body)), (400, "DIGEST_INVALID".to_string()));
+
+    // a manifest with a subject (an image of its own, claiming test:1's manifest), pushed beside test:1 in a
+    // repository of the peer registry, pulled by depot and tagged with it under one name
+    let p = peers();
+    let repo = format!(
+        "refs{}{}",
+        std::process::id(),
+        std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() % 100_000
+    );
+    let at = |tag: &str| format!("{}/{repo}:{tag}", p.plain);
+    let copy = |from: &str, to: &str| {
+        let o = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false"])
+            .arg(format!("docker://{from}"))
+            .arg(format!("docker://{to}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    copy(&format!("{}/test:1", p.plain), &at("1"));
+    copy(&format!("{}/multi:1", p.plain), &at("base"));
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let (_, _, subject) = get(&p.plain, "GET", &format!("/v2/{repo}/manifests/1"), &[accept]);
+    let subject_digest = format!("sha256:{}", sha256_hex(&subject));
+    assert_eq!(
+        subject_digest, h.manifest_digest,
+        "test:1 is what depot serves as hello:1"
+    );
+    let (_, _, base) = get(&p.plain, "GET", &format!("/v2/{repo}/manifests/base"), &[accept]);
+    let mut sbom: Value = serde_json::from_slice(&base).unwrap();
+    sbom["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
+    sbom["artifactType"] = "application/vnd.example.sbom+json".into();
+    sbom["subject"] = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": subject_digest,
+        "size": subject.len(),
+    });
+    sbom["annotations"] = serde_json::json!({"org.example.kind": "sbom"});
+    let sbom = serde_json::to_vec(&sbom).unwrap();
+    let dir = tempdir("referrer");
+    let body = dir.join("manifest.json");
+    std::fs::write(&body, &sbom).unwrap();
+    let (s, _, answer) = request(
+        &format!("http://{}", p.plain),
+        "PUT",
+        &format!("/v2/{repo}/manifests/sbom"),
+        &["Content-Type: application/vnd.oci.image.manifest.v1+json"],
+        &["--data-binary", &format!("@{}", body.display())],
+    );
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&answer));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sbom_digest = format!("sha256:{}", sha256_hex(&sbom));
+    for (tag, name) in [("1", "refd:1"), ("sbom", "refd:sbom")] {
+        for args in [vec!["pull", "-q", &at(tag)], vec!["tag", &at(tag), name]] {
+            let o = h._d.docker(&args);
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        }
+    }
+    let referrers = |repo: &str, query: &str| {
+        let (s, head, body) = get(
+            &h.reg,
+            "GET",
+            &format!("/v2/library/{repo}/referrers/{subject_digest}{query}"),
+            &[],
+        );
+        assert_eq!(s, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        (
+            v["manifests"].clone(),
+            head.contains("oci-filters-applied: artifacttype"),
+        )
+    };
+    let expected = serde_json::json!([{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sbom_digest,
+        "size": sbom.len(),
+        "artifactType": "application/vnd.example.sbom+json",
+        "annotations": {"org.example.kind": "sbom"},
+    }]);
+    assert_eq!(referrers("refd", ""), (expected.clone(), false));
+    assert_eq!(
+        referrers("refd", "?artifactType=application/vnd.example.sbom%2Bjson"),
+        (expected, true)
+    );
+    assert_eq!(
+        referrers("refd", "?artifactType=application/vnd.example.other"),
+        (serde_json::json!([]), true)
+    );
+    // referrers are the repository's: hello holds the subject, not the manifest referring to it
+    assert_eq!(referrers("hello", ""), (serde_json::json!([]), false));
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// "Error codes": every error body is `{"errors": [{"code", "message", "detail"}]}` (JSON) with a code of the

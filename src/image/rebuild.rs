@@ -12,6 +12,7 @@
 use super::error::ImageError;
 use super::pull::MAX_CONFIG_BYTES;
 use crate::digest::Digest;
+use crate::oci::MAX_MANIFEST;
 use crate::reference::Reference;
 use crate::registry::manifest::{parse_config, parse_manifest, Manifest};
 use crate::store::db::RefKind;
@@ -19,8 +20,6 @@ use crate::store::layout;
 use crate::store::{BlobStore, Db};
 use crate::transfer::{Claims, Slots, Transfers};
 use std::collections::BTreeMap;
-
-const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct RebuildReport {

@@ -72,6 +72,47 @@ impl ImageService {
         }
     }
 
+    /// The referrers API's answer: a descriptor of each manifest of repository `repo` whose `subject` is
+    /// `subject`, in digest order, only those of `artifact_type` when one is asked for. A manifest's artifact type is
+    /// its `artifactType`, else its config's media type (the spec's rule).
+    pub fn served_referrers(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ImageError> {
+        let mut out = Vec::new();
+        for (digest, media_type) in self.db.images().manifests_in_repo(repo)? {
+            let bytes = self.store.read(&digest, crate::oci::MAX_MANIFEST)?;
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            if v["subject"]["digest"].as_str() != Some(subject.as_str()) {
+                continue;
+            }
+            let kind = v["artifactType"]
+                .as_str()
+                .or_else(|| v["config"]["mediaType"].as_str())
+                .map(str::to_string);
+            if artifact_type.is_some_and(|t| kind.as_deref() != Some(t)) {
+                continue;
+            }
+            let mut d = serde_json::json!({
+                "mediaType": v["mediaType"].as_str().unwrap_or(&media_type),
+                "digest": digest.as_str(),
+                "size": bytes.len(),
+            });
+            if let Some(kind) = kind {
+                d["artifactType"] = kind.into();
+            }
+            if v["annotations"].is_object() {
+                d["annotations"] = v["annotations"].clone();
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
     /// Repository `repo`'s tags, with cosign's `.sig` tags of the signatures kept with its images, sorted.
     pub fn served_tags(&self, repo: &str) -> Result<Vec<String>, ImageError> {
         let images = self.db.images();

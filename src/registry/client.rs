@@ -41,7 +41,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             net: NetOptions::default(),
             insecure: Vec::new(),
-            max_manifest_bytes: 4 * 1024 * 1024,
+            max_manifest_bytes: crate::oci::MAX_MANIFEST,
             search_index: "https://index.docker.io".into(),
             mirrors: Vec::new(),
         }

@@ -4,8 +4,8 @@
 //!
 //! - `GET /v2/`; `GET`/`HEAD` of manifests by tag, cosign `.sig` tag or digest (the manifest's own media type,
 //!   `Docker-Content-Digest`) and of blobs by digest (`Range` honoured); `tags/list` and `_catalog` with
-//!   `n`/`last` and a `Link` to the next page; the referrers API (an empty index: depot keeps cosign signatures
-//!   under their `.sig` tags, listed and served as tags).
+//!   `n`/`last` and a `Link` to the next page; the referrers API (the repository's manifests whose `subject` is
+//!   the digest; cosign signatures, which have none, are served and listed under their `.sig` tags).
 //! - Writes answer 405 `UNSUPPORTED`; every error is the spec's `{"errors":[{"code","message","detail"}]}`.
 //! - Names: see [`names`]. A blob is served under a repository only when one of its images needs it.
 //!
@@ -28,8 +28,6 @@ use std::sync::Arc;
 
 /// The base path the API is mounted under.
 pub const BASES: [&str; 1] = ["/v2"];
-/// The largest manifest served: as large as depot takes in.
-const MAX_MANIFEST: u64 = 4 << 20;
 /// The most entries one page of `tags/list` or `_catalog` holds when the client asks for more (or for none).
 const PAGE_MAX: usize = 1000;
 
@@ -212,14 +210,7 @@ impl Registry {
             Route::Tags(name) => self.tags(name, &repo(name)?, &q).await,
             Route::Manifest(name, reference) => self.manifest(&repo(name)?, reference, head).await,
             Route::Blob(name, digest) => self.blob(&repo(name)?, digest, &req, head).await,
-            Route::Referrers(name, digest) => {
-                repo(name)?;
-                digest
-                    .parse::<Digest>()
-                    .map_err(|e| Error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))?;
-                let index = json!({"schemaVersion": 2, "mediaType": crate::oci::OCI_INDEX, "manifests": []});
-                Ok(full(StatusCode::OK, crate::oci::OCI_INDEX, index.to_string()))
-            }
+            Route::Referrers(name, digest) => self.referrers(&repo(name)?, digest, &q).await,
             Route::Other => Err(Error(StatusCode::NOT_FOUND, "UNSUPPORTED", format!("no route {rest}"))),
         }
     }
@@ -291,7 +282,7 @@ impl Registry {
             None => self.through(repo, reference).await?,
         };
         let (images, d) = (self.images.clone(), m.digest.clone());
-        let bytes = crate::pool::run(move || images.store_read(&d, MAX_MANIFEST))
+        let bytes = crate::pool::run(move || images.store_read(&d, crate::oci::MAX_MANIFEST))
             .await
             .map_err(internal)?;
         let len = bytes.len();
@@ -386,6 +377,25 @@ impl Registry {
         header(&mut resp, "accept-ranges", "bytes");
         if range.is_some() {
             header(&mut resp, "content-range", &format!("bytes {start}-{end}/{size}"));
+        }
+        Ok(resp)
+    }
+
+    /// The manifests of `repo` whose `subject` is `digest`, as an image index (empty when none are: never 404),
+    /// filtered by `artifactType` when the query asks (and then saying so in `OCI-Filters-Applied`).
+    async fn referrers(&self, repo: &str, digest: &str, q: &[(String, String)]) -> Answer {
+        let d: Digest = digest
+            .parse()
+            .map_err(|e: crate::digest::DigestError| Error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))?;
+        let kind = query_get(q, "artifactType").map(str::to_string);
+        let (images, r, k) = (self.images.clone(), repo.to_string(), kind.clone());
+        let manifests = crate::pool::run(move || images.served_referrers(&r, &d, k.as_deref()))
+            .await
+            .map_err(internal)?;
+        let index = json!({"schemaVersion": 2, "mediaType": crate::oci::OCI_INDEX, "manifests": manifests});
+        let mut resp = full(StatusCode::OK, crate::oci::OCI_INDEX, index.to_string());
+        if kind.is_some() {
+            header(&mut resp, "oci-filters-applied", "artifactType");
         }
         Ok(resp)
     }

@@ -515,6 +515,25 @@ impl Images<'_> {
             .optional()?)
     }
 
+    /// Every manifest repository `repo`'s images hold (their own, the indexes they came through, the signature
+    /// manifests kept with them), with its media type: what the LAN registry's referrers API looks through.
+    pub fn manifests_in_repo(&self, repo: &str) -> Result<Vec<(Digest, String)>> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT m.digest, m.media_type FROM image_manifests m JOIN refs r ON r.image_id = m.image_id
+             WHERE r.repo = ?1
+             UNION SELECT s.digest, 'application/vnd.oci.image.manifest.v1+json' FROM image_signature_blobs s
+             JOIN refs r ON r.image_id = s.image_id WHERE r.repo = ?1 AND s.repo = ?1 AND s.role = 'manifest'
+             ORDER BY 1",
+        )?;
+        let rows = st.query_map(params![repo], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (d, mt) = r?;
+            Ok((digest_col(d, "manifest")?, mt))
+        })
+        .collect()
+    }
+
     /// Whether an image of repository `repo` needs blob `d` (config, layer, manifest, or a signature's).
     pub fn blob_in_repo(&self, repo: &str, d: &Digest) -> Result<bool> {
         let conn = self.db.conn();
