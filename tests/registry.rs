@@ -721,6 +721,16 @@ fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
     assert!(part == all[from as usize..=to as usize], "the range's bytes differ");
     drop(all);
     let _ = std::fs::remove_dir_all(&out);
+    // clients that go away in the middle of a blob (the socket closed under `sendfile`) leave the server serving
+    for _ in 0..8 {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&reg).unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: r\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut some = [0u8; 64 * 1024];
+        c.read_exact(&mut some).unwrap();
+    }
+    assert_eq!(get(&reg, "GET", "/v2/", &[]).0, 200);
 
     // two requests sent at once on one connection are answered in order; the HEAD's answer has the length and
     // no body; `Connection: close` ends the connection
