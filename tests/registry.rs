@@ -491,6 +491,8 @@ fn what_depot_lacks_is_pulled_through_and_followed_as_it_arrives() {
     wait_for(300, "the pulled-through image to be kept", || {
         d.images().iter().any(|i| i["RepoTags"][0] == big.as_str())
     });
+    // kept, the layer is sent from the store by sendfile
+    sent_by_sendfile(&d, &reg, &format!("/v2/big/blobs/{layer}{ns}"), &layer, size);
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -673,24 +675,10 @@ fn raw_exchange(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// The registry's listener speaks HTTP/1.1 through a small server of its own: a stored blob goes from the page
-/// cache to a plain socket by `sendfile` (a 125 MiB layer with under half the reads 64 KiB chunks would take,
-/// whole and by range); requests are taken in order on a kept-alive connection; malformed, oversized and
-/// too-long requests get the spec's error shape and the connection is closed without reading what it did not ask
-/// for.
-#[test]
-fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
-    let p = peers();
-    let (d, reg) = registry_depot();
-    let big = format!("{}/big:1", p.plain);
-    ok(&d.docker(&["pull", "-q", &big]));
-    ok(&d.docker(&["tag", &big, "big:1"]));
-    let (s, _, body) = get(&reg, "GET", "/v2/library/big/manifests/1", &[]);
-    assert_eq!(s, 200);
-    let m = json_of(&body);
-    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
-    let size = m["layers"][0]["size"].as_u64().unwrap();
-    let path = format!("/v2/library/big/blobs/{layer}");
+/// `path`, a stored `size`-byte blob `layer`, goes from the page cache to the socket by `sendfile`: whole (with under
+/// half the read calls 64 KiB reads would take) and by range; clients that go away in the middle of it (the
+/// socket closed under `sendfile`) leave the registry serving.
+fn sent_by_sendfile(d: &Depot, reg: &str, path: &str, layer: &str, size: u64) {
     let out = tempdir("reg-sendfile");
     let whole = out.join("whole");
     let before = read_calls(d.pid());
@@ -711,7 +699,7 @@ fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
     );
     // a range from the middle is the same bytes as the whole's
     let (from, to) = (size / 3, size / 3 + 10 * 1024 * 1024);
-    let (s, head, part) = get(&reg, "GET", &path, &[&format!("Range: bytes={from}-{to}")]);
+    let (s, head, part) = get(reg, "GET", path, &[&format!("Range: bytes={from}-{to}")]);
     assert_eq!(s, 206, "{head}");
     assert!(
         head.contains(&format!("content-range: bytes {from}-{to}/{size}")),
@@ -724,17 +712,32 @@ fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
     // clients that go away in the middle of a blob (the socket closed under `sendfile`) leave the server serving
     for _ in 0..8 {
         use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(&reg).unwrap();
+        let mut c = std::net::TcpStream::connect(reg).unwrap();
         c.write_all(format!("GET {path} HTTP/1.1\r\nHost: r\r\n\r\n").as_bytes())
             .unwrap();
         let mut some = [0u8; 64 * 1024];
         c.read_exact(&mut some).unwrap();
     }
-    assert_eq!(get(&reg, "GET", "/v2/", &[]).0, 200);
+    assert_eq!(get(reg, "GET", "/v2/", &[]).0, 200);
+}
+
+/// The registry's listener speaks HTTP/1.1 through a small server of its own (stored blobs by `sendfile`: see
+/// [`sent_by_sendfile`]): requests are taken in order on a kept-alive connection; malformed, oversized and
+/// too-long requests get the spec's error shape and the connection is closed without reading what it did not ask
+/// for.
+#[test]
+fn the_listener_keeps_to_http_1_1() {
+    let p = peers();
+    let (d, reg) = registry_depot();
+    let test1 = format!("{}/test:1", p.plain);
+    ok(&d.docker(&["pull", "-q", &test1]));
+    ok(&d.docker(&["tag", &test1, "hello:1"]));
+    let (s, _, body) = get(&reg, "GET", "/v2/library/hello/manifests/1", &[]);
+    assert_eq!(s, 200);
 
     // two requests sent at once on one connection are answered in order; the HEAD's answer has the length and
     // no body; `Connection: close` ends the connection
-    let manifest = "/v2/library/big/manifests/1";
+    let manifest = "/v2/library/hello/manifests/1";
     let a = raw_exchange(
         &reg,
         format!("GET /v2/ HTTP/1.1\r\nHost: r\r\n\r\nHEAD {manifest} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
@@ -776,7 +779,7 @@ fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
     let t = std::time::Instant::now();
     let a = raw_exchange(
         &reg,
-        b"PUT /v2/library/big/blobs/uploads/x HTTP/1.1\r\nHost: r\r\nContent-Length: 100000000\r\n\r\nsome",
+        b"PUT /v2/library/hello/blobs/uploads/x HTTP/1.1\r\nHost: r\r\nContent-Length: 100000000\r\n\r\nsome",
     );
     assert!(a.starts_with("HTTP/1.1 405") && a.contains("UNSUPPORTED"), "{a}");
     assert!(a.to_lowercase().contains("connection: close"), "{a}");
@@ -786,7 +789,7 @@ fn stored_blobs_go_by_sendfile_and_the_listener_keeps_to_http_1_1() {
     let mut c = std::net::TcpStream::connect(&reg).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
     c.write_all(
-        b"PUT /v2/library/big/manifests/2 HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+        b"PUT /v2/library/hello/manifests/2 HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
     )
     .unwrap();
     let mut first = [0u8; 25];

@@ -64,6 +64,7 @@ pub(super) async fn serve(
             Ok(Err(Refused::Bad(status, why))) => {
                 log::debug!("{peer:?}: refused a request: {why}");
                 let _ = conn.respond(h.refuse(status, &why), &Method::GET, false).await;
+                let _ = within(HEADER_DEADLINE, conn.io.close()).await;
                 lingering_close(&mut conn.io).await;
                 return;
             }
@@ -81,10 +82,12 @@ pub(super) async fn serve(
         match conn.respond(resp, &method, keep).await {
             Ok(true) => {}
             Ok(false) => {
+                // the answer is out and our side closed: the client sees its end at once; what it still sends
+                // of a body we did not read is drained, so that no reset destroys the answer on its way
+                let _ = within(HEADER_DEADLINE, conn.io.close()).await;
                 if !reusable {
                     lingering_close(&mut conn.io).await;
                 }
-                let _ = within(HEADER_DEADLINE, conn.io.close()).await;
                 return;
             }
             Err(e) => {
