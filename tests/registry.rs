@@ -751,8 +751,20 @@ fn the_listener_keeps_to_http_1_1() {
         "{a}"
     );
     assert!(a.ends_with("\r\n\r\n"), "no body after the HEAD's answer: {a}");
-    // HTTP/1.0: answered, then closed
+    // HTTP/1.0: answered, then closed; every answer says when it was made (an HTTP date)
     let a = raw_exchange(&reg, b"GET /v2/ HTTP/1.0\r\n\r\n");
+    let date = a
+        .lines()
+        .find_map(|l| l.strip_prefix("date: "))
+        .unwrap_or_else(|| panic!("no date: {a}"));
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(date.trim(), &fmt).unwrap().assume_utc();
+    assert!(
+        (time::OffsetDateTime::now_utc() - at).whole_seconds().abs() < 60,
+        "{date}"
+    );
     assert!(
         a.starts_with("HTTP/1.1 200") && a.to_lowercase().contains("connection: close"),
         "{a}"

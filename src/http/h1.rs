@@ -251,6 +251,12 @@ impl Conn {
         if !keep {
             put_header(&mut out, "connection", b"close");
         }
+        // RFC 9110 §6.6.1: an origin server with a clock sends the time of its answer
+        if !parts.headers.contains_key(header::DATE) {
+            if let Ok(now) = time::OffsetDateTime::now_utc().format(super::HTTP_DATE) {
+                put_header(&mut out, "date", now.as_bytes());
+            }
+        }
         out.extend_from_slice(b"\r\n");
 
         if bodiless {

@@ -273,6 +273,11 @@ impl<S: Stream> Stream for Shared<S> {
     }
 }
 
+/// An HTTP date (IMF-fixdate, RFC 9110 §5.6.7): `Date` of our answers, `Retry-After` of a registry's.
+pub const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
 /// Largest JSON (or other small) request body any handler reads into memory.
 pub const MAX_SMALL_BODY: usize = 1024 * 1024;
 

@@ -99,10 +99,9 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(s) = v.parse::<u64>() {
         return Some(Duration::from_secs(s));
     }
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(v, &fmt).ok()?.assume_utc();
+    let at = time::PrimitiveDateTime::parse(v, crate::http::HTTP_DATE)
+        .ok()?
+        .assume_utc();
     let secs = at.unix_timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
     Some(Duration::from_secs(secs.max(0) as u64))
 }
@@ -156,10 +155,7 @@ mod tests {
             "in the past"
         );
         let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(120);
-        let fmt = time::macros::format_description!(
-            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-        );
-        let d = parse_retry_after(&later.format(&fmt).unwrap()).unwrap();
+        let d = parse_retry_after(&later.format(crate::http::HTTP_DATE).unwrap()).unwrap();
         assert!(d >= Duration::from_secs(118) && d <= Duration::from_secs(120), "{d:?}");
         assert_eq!(parse_retry_after("soon"), None);
     }
