@@ -810,7 +810,13 @@ impl LazyFs {
     pub fn remount(&mut self) {
         let durable = self.after_cut.take().expect("remount after a cut");
         if let Some(s) = self.session.take() {
-            s.umount_and_join().expect("unmount lazyfs");
+            // the unmount is done before the join: a session that then ends with ECONNABORTED (the kernel aborted
+            // the connection while requests of the dead processes were still queued) ended because of it
+            match s.umount_and_join() {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                Err(e) => panic!("unmount lazyfs: {e}"),
+            }
         }
         let stats = self.stats();
         self.state = Arc::new(Mutex::new(State { stats, ..durable }));
